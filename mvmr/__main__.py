@@ -1,0 +1,3 @@
+from mvmr.cli import main
+
+raise SystemExit(main())

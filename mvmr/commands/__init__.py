@@ -1,0 +1,1 @@
+"""One module per ``mvmr`` sub-command: ``HELP``, ``add_arguments(parser)``, ``run(args)``."""

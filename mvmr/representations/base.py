@@ -1,0 +1,78 @@
+"""The representation interface and the registry that builds representations by name."""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch
+from torch import nn
+
+__all__ = ["Representation", "register", "build", "available"]
+
+
+class Representation(nn.Module):
+    """A fixed map from a float image batch (B, C, H, W) in [0, 1] to features (B, D).
+
+    Subclasses set ``name`` (the registry key, also the key of the loss term) and
+    ``deterministic`` (True when the same image always gives the same features, so that
+    :class:`~mvmr.representations.FeatureCache` may store them). A representation never needs
+    gradients: call it under ``torch.no_grad()``.
+    """
+
+    name: str = "representation"
+    deterministic: bool = True
+
+    def output_dim(self, channels: int, height: int, width: int) -> int:
+        """The feature dimension D for images of this shape (raises ValueError if too small)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def check_images(images: torch.Tensor) -> None:
+        """Raise a clear ValueError unless ``images`` is a float (B, C, H, W) batch."""
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor image batch, got {type(images).__name__}")
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
+        if not images.is_floating_point():
+            raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, deterministic={self.deterministic}"
+
+
+_REGISTRY: dict[str, Callable[..., Representation]] = {}
+R = TypeVar("R", bound=Callable[..., Representation])
+
+
+def register(name: str) -> Callable[[R], R]:
+    """Class decorator: make a representation buildable by ``name`` (also from configs).
+
+    >>> @register("edges")
+    ... class Edges(Representation):
+    ...     name = "edges"
+    ...     def forward(self, images): ...
+    """
+
+    def decorator(factory: R) -> R:
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"representation {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def build(name: str, **kwargs: object) -> Representation:
+    """Build a registered representation by name, e.g. ``build("hog", orientations=24)``."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown representation {name!r}; available: {', '.join(available())}") from None
+    rep = factory(**kwargs)
+    rep.name = name
+    return rep
+
+
+def available() -> list[str]:
+    """Names of the registered representations, sorted."""
+    return sorted(_REGISTRY)
