@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mvmr.losses.distance_correlation import (
-    _check_finite,
     double_centered_distances,
     distance_correlation_from_centered,
 )
@@ -136,7 +135,6 @@ class MVMRLoss(nn.Module):
             unused = sorted(set(self.beta) - set(representations))
             if unused:
                 raise ValueError(f"beta names representations that were not passed: {unused}")
-        _check_finite(("z", z), ("z_aug", z_aug), *((f"representation {k!r}", v) for k, v in representations.items()))
 
         if self.gather_distributed:
             z, z_aug = gather_with_grad(z), gather_with_grad(z_aug)
