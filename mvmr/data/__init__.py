@@ -1,0 +1,49 @@
+"""Datasets, views and loaders.
+
+Every dataset returns ``(image, label)``: image a float32 tensor (C, H, W) in [0, 1] (never
+normalised here), label an int, -1 when unlabelled. :class:`TwoViews` turns a dataset into the
+training items ``(x_clean, x_aug, index, label)``.
+
+- :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist)
+- :class:`TwoViews`, :class:`PaperAugmentation`
+- :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mvmr.data.arrays import ArrayImageDataset, MemmapImages
+from mvmr.data.base import ImageDataset
+from mvmr.data.datasets import DATASET_KINDS, build_dataset
+from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
+from mvmr.data.folders import FileImageDataset
+from mvmr.data.image_utils import resize_center_crop
+from mvmr.data.loaders import DatasetSubset, make_loader, seed_worker, split_train_val
+from mvmr.data.views import TwoViews
+
+__all__ = [
+    "ArrayImageDataset",
+    "DATASET_KINDS",
+    "DatasetSubset",
+    "FASHION_MNIST_ROOT",
+    "FileImageDataset",
+    "ImageDataset",
+    "MemmapImages",
+    "PaperAugmentation",
+    "TwoViews",
+    "build_dataset",
+    "make_loader",
+    "resize_center_crop",
+    "seed_worker",
+    "split_train_val",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use, so that the datasets work on their own
+    if name == "PaperAugmentation":
+        from mvmr.data.augmentations import PaperAugmentation
+
+        return PaperAugmentation
+    raise AttributeError(f"module 'mvmr.data' has no attribute {name!r}")

@@ -1,0 +1,111 @@
+"""``TwoViews``: the training item of MV-MR, a clean view and an augmented view of one image."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from mvmr.data.base import hash_parts
+from mvmr.data.image_utils import resize_center_crop, to_float
+from mvmr.errors import DataError
+
+__all__ = ["TwoViews"]
+
+Augmentation = Callable[..., torch.Tensor]
+
+
+class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor, int, int]]):
+    """Wrap an ``(image, label)`` dataset into ``(x_clean, x_aug, index, label)`` items.
+
+    - ``x_clean``: the image resized (shorter side) and centre-cropped to ``size`` x ``size``,
+      float in [0, 1]. Deterministic, so the representations of it can be cached per index.
+    - ``x_aug``: ``augmentation`` applied to the full-resolution image; it must return a
+      ``size`` x ``size`` image (``PaperAugmentation(size)`` does: it starts with a random
+      resized crop). The default is ``PaperAugmentation(size)``.
+    - ``index``: the item's index in the wrapped dataset (the feature-cache key).
+
+    Randomness: with ``seed=None`` the augmentation draws from the global torch RNG (seeded per
+    DataLoader worker by torch; see :func:`mvmr.data.make_loader`), so each epoch gives new
+    augmentations. With an int ``seed`` every item draws from its own generator seeded by
+    ``(seed, epoch, index)``: results no longer depend on worker count or order. Call
+    :meth:`set_epoch` each epoch; it reaches workers only when they are re-created each epoch
+    (``persistent_workers=False``). The augmentation must then accept ``generator=``.
+
+    Args:
+        dataset: items ``(image (C, H, W) float in [0, 1] or uint8, label)``.
+        size: side of both views.
+        augmentation: callable on one image (C, H, W); None means ``PaperAugmentation(size)``.
+        seed: optional per-item seeding (see above).
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        size: int,
+        augmentation: Augmentation | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise DataError(f"TwoViews size must be a positive int, got {size!r}")
+        if augmentation is None:
+            from mvmr.data.augmentations import PaperAugmentation
+
+            augmentation = PaperAugmentation(size)
+        self.dataset = dataset
+        self.size = size
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    @property
+    def classes(self) -> list[str]:
+        """The wrapped dataset's class names."""
+        return list(getattr(self.dataset, "classes", []))
+
+    @property
+    def labels(self) -> Any:
+        """The wrapped dataset's labels (None when it has none)."""
+        return getattr(self.dataset, "labels", None)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that, with ``seed``, selects the augmentations (no effect when seed is None)."""
+        self.epoch = int(epoch)
+
+    def fingerprint(self) -> str:
+        """The wrapped dataset's fingerprint combined with ``size`` (identifies the clean views)."""
+        parent = self.dataset.fingerprint() if hasattr(self.dataset, "fingerprint") else type(self.dataset).__name__
+        return hash_parts(["two-views", parent, f"size={self.size}"])
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _generator(self, index: int) -> torch.Generator:
+        generator = torch.Generator()
+        mixed = hash_parts([f"{self.seed}", f"{self.epoch}", f"{index}"])
+        generator.manual_seed(int(mixed[:15], 16))
+        return generator
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        image, label = self.dataset[index]
+        if not isinstance(image, torch.Tensor) or image.ndim != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise DataError(f"TwoViews expects images as tensors (C, H, W), got {shape} at index {index}")
+        image = to_float(image)
+        x_clean = resize_center_crop(image, self.size)
+        if x_clean.data_ptr() == image.data_ptr():
+            x_clean = x_clean.clone()  # an augmentation that works in place must not touch x_clean
+        if self.seed is None:
+            x_aug = self.augmentation(image)
+        else:
+            x_aug = self.augmentation(image, generator=self._generator(int(index)))
+        expected = (image.shape[0], self.size, self.size)
+        if not isinstance(x_aug, torch.Tensor) or tuple(x_aug.shape) != expected:
+            got = tuple(x_aug.shape) if isinstance(x_aug, torch.Tensor) else type(x_aug).__name__
+            raise DataError(f"the augmentation returned {got} for index {index}; expected shape {expected}")
+        return x_clean, x_aug.to(torch.float32), int(index), int(label)
+
+    def __repr__(self) -> str:
+        return f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, dataset={self.dataset!r})"

@@ -1,0 +1,148 @@
+"""Exported backbones: the encoder's weights plus the metadata needed to rebuild and use it.
+
+An export holds the encoder's state dict (keys as in the bare encoder, e.g. torchvision's
+``conv1.weight``) and metadata: ``encoder`` (name for :func:`build_encoder`), ``small_images``,
+``in_chans``, ``feature_dim``, ``mean``, ``std`` (the input normalisation), ``format_version``
+and whatever the caller adds. Two formats:
+
+- ``"safetensors"``: the metadata is JSON in the header entry ``"mvmr"``;
+- ``"pt"``: ``torch.save({"state_dict": ..., "metadata": ...})``.
+
+Both are written atomically and read without running code; loading is strict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mvmr.errors import CheckpointError
+from mvmr.models.encoder import build_encoder, encoder_spec
+from mvmr.models.mvmr_model import MVMRModel
+from mvmr.models.projector import Projector
+from mvmr.models.state_io import (
+    METADATA_KEY,
+    atomic_torch_save,
+    atomic_write,
+    load_state_dict_strict,
+    read_state_dict,
+)
+
+__all__ = ["save_backbone", "load_backbone", "load_backbone_model", "atomic_torch_save", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_FORMATS = ("safetensors", "pt")
+_REQUIRED = ("encoder", "small_images", "in_chans", "feature_dim", "mean", "std")
+
+
+def save_backbone(
+    model_or_encoder: nn.Module,
+    path: str | Path,
+    *,
+    format: str = "safetensors",
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Export the encoder of an :class:`MVMRModel` (or a bare encoder) to ``path``, atomically.
+
+    The encoder spec and normalisation come from the model; ``metadata`` adds keys or
+    overrides them (a bare encoder needs ``mean``/``std`` there). Values must be JSON-able.
+
+    Raises:
+        CheckpointError: unknown format, missing required metadata, or non-JSON metadata.
+    """
+    if format not in _FORMATS:
+        raise CheckpointError(f"unknown backbone format {format!r}; expected one of {', '.join(_FORMATS)}")
+    if isinstance(model_or_encoder, MVMRModel):
+        encoder = model_or_encoder.encoder
+        meta: dict[str, Any] = {
+            "mean": list(model_or_encoder.mean_values),
+            "std": list(model_or_encoder.std_values),
+        }
+    else:
+        encoder, meta = model_or_encoder, {}
+    spec = encoder_spec(encoder)
+    if spec is not None:
+        meta.update(spec.to_dict())
+        meta["encoder"] = meta.pop("name")
+    meta.update(dict(metadata or {}))
+    meta["format_version"] = FORMAT_VERSION
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise CheckpointError(
+            f"cannot export a backbone to {path} without the metadata keys {', '.join(missing)}: "
+            f"pass them in metadata= (or export an MVMRModel built by build_model)"
+        )
+    for key in ("mean", "std"):
+        meta[key] = [float(v) for v in meta[key]]
+    try:
+        meta_json = json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"backbone metadata for {path} must be JSON-serialisable: {exc}") from exc
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}
+    if format == "safetensors":
+        from safetensors.torch import save as safetensors_bytes
+
+        payload = safetensors_bytes(state, metadata={METADATA_KEY: meta_json})
+        return atomic_write(path, lambda f: f.write(payload))
+    return atomic_torch_save({"state_dict": state, "metadata": json.loads(meta_json)}, path)
+
+
+def _normalise_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    out = dict(metadata)
+    for key in ("mean", "std"):
+        if key in out and isinstance(out[key], (list, tuple)):
+            out[key] = tuple(float(v) for v in out[key])
+    return out
+
+
+def load_backbone(
+    path: str | Path,
+    *,
+    encoder: nn.Module | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Load an exported backbone; returns ``(encoder, metadata)`` (mean/std as tuples).
+
+    Without ``encoder`` the module is rebuilt from the metadata (``encoder``, ``small_images``,
+    ``in_chans``); with it, the weights are loaded into the given module. Always strict.
+
+    Raises:
+        CheckpointError: missing/corrupt file, missing metadata, or keys/shapes that do not fit
+            (the message names the first few missing and unexpected keys).
+    """
+    state, metadata = read_state_dict(path, map_location=map_location)
+    metadata = _normalise_metadata(metadata)
+    if encoder is None:
+        absent = [k for k in ("encoder", "small_images", "in_chans") if k not in metadata]
+        if absent:
+            raise CheckpointError(
+                f"{path} has no {', '.join(absent)} metadata to rebuild the encoder from; pass encoder= "
+                f"(a module of the right architecture)"
+            )
+        try:
+            encoder, _ = build_encoder(
+                str(metadata["encoder"]),
+                small_images=bool(metadata["small_images"]),
+                in_chans=int(metadata["in_chans"]),
+            )
+        except ValueError as exc:
+            raise CheckpointError(f"cannot rebuild the encoder recorded in {path}: {exc}") from exc
+    load_state_dict_strict(encoder, state, source=f"backbone {path}")
+    return encoder, metadata
+
+
+def load_backbone_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> MVMRModel:
+    """An :class:`MVMRModel` with the exported encoder, its normalisation and no projector.
+
+    ``model.features(x)`` then gives the backbone features of images in [0, 1].
+    """
+    encoder, metadata = load_backbone(path, map_location=map_location)
+    if "mean" not in metadata or "std" not in metadata:
+        raise CheckpointError(f"{path} has no mean/std metadata; build MVMRModel(encoder, ...) yourself")
+    spec = encoder_spec(encoder)
+    dim = spec.feature_dim if spec is not None else int(metadata["feature_dim"])
+    return MVMRModel(encoder, Projector("", dim), mean=metadata["mean"], std=metadata["std"])

@@ -1,0 +1,174 @@
+"""Low-level weight files: atomic writes, reading state dicts (torch or safetensors), strict loading.
+
+Every write goes to a temporary file in the destination folder, is flushed to disk, then
+renamed over the destination with ``os.replace``: a crash or an error leaves either the old
+file or the new one, never a partial file. Reading uses ``torch.load(weights_only=True)`` or
+safetensors, so a file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from mvmr.errors import CheckpointError
+
+__all__ = [
+    "METADATA_KEY",
+    "atomic_write",
+    "atomic_torch_save",
+    "read_state_dict",
+    "load_state_dict_strict",
+    "describe_mismatch",
+]
+
+#: The key of the JSON metadata in a safetensors header / of the metadata dict in a .pt export.
+METADATA_KEY = "mvmr"
+_SHOWN = 5  # how many keys an error message lists per kind
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left as it was.
+    Missing parent folders are created. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)``, atomically (see :func:`atomic_write`). Returns ``path``."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _is_safetensors(head: bytes) -> bool:
+    # 8-byte little-endian header length, then a JSON object
+    return len(head) >= 9 and head[8:9] == b"{"
+
+
+def read_state_dict(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a weight file into ``(state_dict, metadata)``.
+
+    Accepts safetensors files (metadata from the ``"mvmr"`` JSON header entry) and
+    ``torch.save`` files holding either a plain state dict or a dict with ``"state_dict"``
+    (and optionally ``"metadata"``). The format is detected from the content, not the name.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if _is_safetensors(head):
+        return _read_safetensors(path, map_location)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch/safetensors file): {exc}") from exc
+    metadata: dict[str, Any] = {}
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        raw_meta = obj.get("metadata", obj.get(METADATA_KEY, {}))
+        metadata = dict(raw_meta) if isinstance(raw_meta, Mapping) else {}
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict (a mapping of names to tensors)")
+    return dict(obj), metadata
+
+
+def _read_safetensors(path: Path, map_location: str | torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import safe_open
+
+    device = str(map_location)
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            header = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read checkpoint {path} (corrupt safetensors file): {exc}") from exc
+    metadata: dict[str, Any] = {}
+    if METADATA_KEY in header:
+        try:
+            metadata = json.loads(header[METADATA_KEY])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"checkpoint {path}: its '{METADATA_KEY}' metadata is not valid JSON: {exc}") from exc
+    return state, metadata
+
+
+def _common_prefix_hint(missing: list[str], unexpected: list[str]) -> str:
+    """Spot the usual cause of a total mismatch: every key in the file carries an extra prefix."""
+    if not missing or not unexpected:
+        return ""
+    first = unexpected[0]
+    for key in missing:
+        if first.endswith("." + key):
+            prefix = first[: len(first) - len(key)]
+            stripped = {k[len(prefix):] for k in unexpected if k.startswith(prefix)}
+            if set(missing) <= stripped:
+                return f" (the file's keys carry the prefix {prefix!r}: strip it before loading)"
+            return ""
+    return ""
+
+
+def describe_mismatch(
+    module: nn.Module, state_dict: Mapping[str, torch.Tensor]
+) -> str | None:
+    """None when ``state_dict`` fits ``module`` exactly (keys and shapes), else a readable reason."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return None
+
+    def listing(label: str, items: list[str]) -> str:
+        more = f", ... ({len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+        return f"{label} ({len(items)}): {', '.join(items[:_SHOWN])}{more}"
+
+    parts = [listing(label, items) for label, items in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if items]
+    return "; ".join(parts) + _common_prefix_hint(missing, unexpected)
+
+
+def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """Load ``state_dict`` into ``module`` with strict key and shape checking.
+
+    Raises:
+        CheckpointError: naming ``source`` and the first few missing / unexpected / misshapen keys.
+    """
+    problem = describe_mismatch(module, state_dict)
+    if problem is not None:
+        raise CheckpointError(f"{source} does not fit the {type(module).__name__} model: {problem}")
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source} does not fit the {type(module).__name__} model: {exc}") from exc
