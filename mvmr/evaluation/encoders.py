@@ -1,0 +1,372 @@
+"""Turn what the user points at into a :class:`~mvmr.evaluation.features.FeatureExtractor`.
+
+Sources (exactly one):
+
+- ``checkpoint=PATH``: an exported backbone (``.safetensors``/``.pt`` written by
+  :func:`mvmr.models.save_backbone`; architecture and normalisation from its metadata), or a
+  Lightning ``.ckpt`` of pretraining/distillation (read with ``torch.load(weights_only=True)``;
+  the encoder's weights are the ``state_dict`` entries under the encoder prefix, usually
+  ``model.encoder.``; the architecture comes from ``arch``, the hyper-parameters, or the
+  ResNet weights themselves).
+- ``encoder="random:resnet18"`` (or ``random:timm:<name>``): a seeded random initialisation, the
+  baseline row of a results table.
+- ``encoder="torchvision:<name>"`` / ``"timm:<name>"`` with ``weights=FILE``: any torchvision or
+  timm model with *local* weights; its classification head is removed. Nothing is downloaded;
+  without ``weights`` the error names the file to fetch.
+- ``representation="hog"``: a hand-crafted representation from :mod:`mvmr.representations`; its
+  output is the feature vector (a linear probe directly on the representation).
+
+All loading is strict: a checkpoint of another architecture fails with a
+:class:`~mvmr.errors.CheckpointError` naming the missing and unexpected keys.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from mvmr.errors import CheckpointError, ConfigError
+from mvmr.evaluation.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+
+__all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix", "infer_resnet_arch"]
+
+_SOURCES = ("random", "torchvision", "timm")
+
+
+def parse_encoder_spec(spec: str) -> tuple[str, str]:
+    """Split ``"random:resnet18"`` into ``("random", "resnet18")``.
+
+    Accepted: ``random:<resnet18|resnet34|resnet50|timm:NAME>``, ``torchvision:NAME``, ``timm:NAME``.
+    """
+    source, sep, name = spec.partition(":")
+    if not sep or source not in _SOURCES or not name:
+        hint = f" (did you mean random:{spec} or torchvision:{spec} --weights FILE?)" if not sep else ""
+        raise ConfigError(
+            f"unknown encoder {spec!r}{hint}; expected random:<name>, torchvision:<name> or timm:<name>"
+        )
+    return source, name
+
+
+def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) -> FeatureExtractor:
+    from mvmr.models import build_encoder, default_mean_std
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module, dim = build_encoder(name, small_images=small_images, in_chans=in_chans)
+    mean, std = default_mean_std(in_chans)
+    return FeatureExtractor(
+        module, mean=mean, std=std, description=f"random:{name}", feature_dim=dim,
+        metadata={"encoder": name, "small_images": small_images, "in_chans": in_chans, "seed": seed},
+    )
+
+
+def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _remove_head(model: nn.Module, name: str) -> None:
+    """Replace the final Linear of a torchvision classifier by identity (fc / head / classifier / heads)."""
+    for attr in ("fc", "head", "heads", "classifier"):
+        head = getattr(model, attr, None)
+        if isinstance(head, nn.Linear):
+            setattr(model, attr, nn.Identity())
+            return
+        if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.Linear):
+            head[-1] = nn.Identity()
+            return
+    raise ConfigError(f"cannot find the classification head of torchvision:{name} (looked for fc/head/heads/classifier)")
+
+
+def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
+    import torchvision.models as tvm
+
+    from mvmr.models import load_state_dict_strict, read_state_dict
+
+    try:
+        builder = tvm.get_model_builder(name)
+    except ValueError:
+        raise ConfigError(
+            f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, vit_b_16, convnext_tiny "
+            "(see torchvision.models.list_models())"
+        ) from None
+    if weights is None:
+        needed = "its ImageNet weight file"
+        try:
+            url = tvm.get_model_weights(name).DEFAULT.url
+            needed = f"{Path(url).name} (from {url}; torch caches it under ~/.cache/torch/hub/checkpoints/)"
+        except (ValueError, AttributeError):
+            pass
+        raise ConfigError(
+            f"torchvision:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+            "mvmr never downloads weights; use random:<name> for a random initialisation"
+        )
+    model = builder(weights=None)
+    state, _ = read_state_dict(weights)
+    state = _strip_prefix(state, "module.")
+    load_state_dict_strict(model, state, source=f"weights file {weights}")
+    _remove_head(model, name)
+    return FeatureExtractor(
+        model, mean=IMAGENET_MEAN, std=IMAGENET_STD, description=f"torchvision:{name}",
+        metadata={"encoder": f"torchvision:{name}", "weights": str(weights)},
+    )
+
+
+def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
+    try:
+        import timm
+    except ImportError as exc:
+        raise ConfigError(f"timm:{name} needs the timm package: pip install timm (or mvmr[teachers])") from exc
+    from mvmr.models import load_state_dict_strict, read_state_dict
+
+    try:
+        model = timm.create_model(name, pretrained=False)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown timm model {name!r}: {exc}") from exc
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    if weights is None:
+        where = []
+        if cfg.get("hf_hub_id"):
+            where.append(f"model.safetensors of https://huggingface.co/{cfg['hf_hub_id']}")
+        if cfg.get("url"):
+            where.append(f"{Path(str(cfg['url'])).name} from {cfg['url']}")
+        needed = " or ".join(where) or "the model's pretrained weight file"
+        raise ConfigError(
+            f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+            "mvmr never downloads weights; use random:timm:<name> for a random initialisation"
+        )
+    state, _ = read_state_dict(weights)
+    state = _strip_prefix(state, "module.")
+    own = set(model.state_dict())
+    if own - set(state):
+        # A headless weight file (num_classes=0): load it into the headless model.
+        headless = timm.create_model(name, pretrained=False, num_classes=0)
+        if not (set(headless.state_dict()) - set(state)):
+            model = headless
+    load_state_dict_strict(model, state, source=f"weights file {weights}")
+    model.reset_classifier(0)
+    mean = tuple(cfg.get("mean", IMAGENET_MEAN))
+    std = tuple(cfg.get("std", IMAGENET_STD))
+    return FeatureExtractor(
+        model, mean=mean, std=std, description=f"timm:{name}", feature_dim=int(getattr(model, "num_features", 0)) or None,
+        metadata={"encoder": f"timm:{name}", "weights": str(weights)},
+    )
+
+
+def _representation_extractor(name: str) -> FeatureExtractor:
+    from mvmr import representations
+
+    rep = representations.build(name)
+    return FeatureExtractor(
+        rep, mean=None, std=None, description=f"representation:{name}", trainable=False,
+        metadata={"representation": name},
+    )
+
+
+def _backbone_extractor(path: Path) -> FeatureExtractor:
+    from mvmr.models import load_backbone
+
+    encoder, meta = load_backbone(path)
+    if "mean" not in meta or "std" not in meta:
+        raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); re-export it with save_backbone")
+    return FeatureExtractor(
+        encoder, mean=meta["mean"], std=meta["std"], description=f"checkpoint:{path}",
+        feature_dim=int(meta["feature_dim"]) if "feature_dim" in meta else None, metadata=dict(meta),
+    )
+
+
+# --------------------------------------------------------------------------- Lightning checkpoints
+
+
+def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) -> str:
+    """The key prefix of the encoder weights in a training checkpoint's state dict.
+
+    With ``prefix`` given it is checked; otherwise every ``...encoder.`` prefix is a candidate,
+    ``model.encoder.`` is preferred, teacher/EMA copies are skipped, and several remaining
+    candidates are an error asking for an explicit prefix.
+    """
+    if prefix is not None:
+        if not any(k.startswith(prefix) for k in state):
+            raise CheckpointError(f"no state_dict key starts with {prefix!r}")
+        return prefix
+    counts: dict[str, int] = {}
+    for key in state:
+        match = re.match(r"^((?:[^.]+\.)*?encoder\.)", key)
+        if match:
+            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    candidates = [p for p in counts if not re.search(r"(teacher|ema|momentum|target)", p)]
+    if "model.encoder." in candidates:
+        return "model.encoder."
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        shown = ", ".join(list(state)[:5])
+        raise CheckpointError(f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: {shown}")
+    raise CheckpointError(
+        f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with --encoder-prefix"
+    )
+
+
+def infer_resnet_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, bool, int] | None:
+    """``(name, small_images, in_chans)`` of a torchvision ResNet encoder state dict, or None."""
+    conv1 = state.get("conv1.weight")
+    if conv1 is None or conv1.ndim != 4 or "layer4.0.conv1.weight" not in state:
+        return None
+    small = conv1.shape[-1] == 3
+    in_chans = int(conv1.shape[1])
+    blocks3 = len({k.split(".")[1] for k in state if k.startswith("layer3.")})
+    bottleneck = "layer1.0.conv3.weight" in state
+    name = {(True, 6): "resnet50", (False, 2): "resnet18", (False, 6): "resnet34"}.get((bottleneck, blocks3))
+    return None if name is None else (name, small, in_chans)
+
+
+def _find_value(tree: Any, keys: tuple[str, ...], types: tuple[type, ...]) -> Any:
+    """Depth-first search of nested dicts for the first ``key`` in ``keys`` whose value has ``types``."""
+    if isinstance(tree, Mapping):
+        for key in keys:
+            if key in tree and isinstance(tree[key], types) and not isinstance(tree[key], Mapping):
+                return tree[key]
+        for value in tree.values():
+            found = _find_value(value, keys, types)
+            if found is not None:
+                return found
+    return None
+
+
+def _vector(value: Any) -> tuple[float, ...] | None:
+    if isinstance(value, torch.Tensor):
+        return tuple(float(v) for v in value.flatten())
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        return tuple(float(v) for v in value)
+    return None
+
+
+def load_lightning_encoder(
+    path: str | os.PathLike[str], *, arch: str | None = None, encoder_prefix: str | None = None
+) -> FeatureExtractor:
+    """The encoder of a Lightning training checkpoint (``.ckpt``) as a feature extractor.
+
+    Architecture: ``arch`` if given, else inferred from torchvision ResNet weights, else the
+    hyper-parameters (mvmr's ``model.encoder``, else any ``encoder``/``arch``/``backbone`` key).
+    Normalisation: the ``<model>.mean``/``std`` buffers next to the encoder, else the
+    hyper-parameters, else the defaults for the channel count.
+    """
+    from mvmr.models import build_encoder, default_mean_std, load_state_dict_strict
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise CheckpointError(
+            f"cannot read {p} with torch.load(weights_only=True) (corrupt, or it pickles custom objects): {exc}"
+        ) from exc
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise CheckpointError(f"{p} is not a Lightning checkpoint (no 'state_dict' entry)")
+    state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
+    hparams = ckpt.get("hyper_parameters") or {}
+    prefix = find_encoder_prefix(state, prefix=encoder_prefix)
+    enc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    parent = prefix[: -len("encoder.")]
+    inferred = infer_resnet_arch(enc_state)
+    if arch is None and inferred is not None:
+        # A torchvision ResNet's weights say which one it is, stem and channels included.
+        name, small, in_chans = inferred
+    else:
+        # mvmr's own checkpoints store the resolved config: hyper_parameters["model"]["encoder"]
+        model_hp = hparams.get("model") if isinstance(hparams.get("model"), Mapping) else {}
+        name = arch or _find_value(model_hp, ("encoder",), (str,)) or _find_value(
+            hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,)
+        )
+        small = _find_value(model_hp, ("small_images",), (bool,))
+        if small is None:
+            small = _find_value(hparams, ("small_images",), (bool,))
+        in_chans = _find_value(hparams, ("in_chans", "channels"), (int,))
+        mean_buffer = state.get(parent + "mean")
+        if in_chans is None and isinstance(mean_buffer, torch.Tensor):
+            in_chans = int(mean_buffer.numel())
+        if inferred is not None:
+            small = inferred[1] if small is None else small
+            in_chans = inferred[2] if in_chans is None else in_chans
+    if not name:
+        raise CheckpointError(
+            f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or timm:<name>)"
+        )
+    try:
+        module, dim = build_encoder(str(name), small_images=bool(small), in_chans=int(in_chans or 3))
+    except ConfigError as exc:
+        raise CheckpointError(f"cannot build the encoder {name!r} recorded for {p}: {exc}") from exc
+    load_state_dict_strict(module, enc_state, source=f"encoder weights '{prefix}*' of {p}")
+    mean = _vector(state.get(parent + "mean")) or _vector(_find_value(hparams, ("mean",), (list, tuple)))
+    std = _vector(state.get(parent + "std")) or _vector(_find_value(hparams, ("std",), (list, tuple)))
+    if mean is None or std is None:
+        mean, std = default_mean_std(int(in_chans or 3))
+    return FeatureExtractor(
+        module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim,
+        metadata={"encoder": str(name), "small_images": bool(small), "in_chans": int(in_chans or 3),
+                  "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "prefix": prefix},
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def resolve_encoder(
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    encoder: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    representation: str | None = None,
+    arch: str | None = None,
+    encoder_prefix: str | None = None,
+    small_images: bool = False,
+    in_chans: int = 3,
+    seed: int = 0,
+) -> FeatureExtractor:
+    """Build the feature extractor to evaluate (see the module docstring for the sources).
+
+    Args:
+        checkpoint: exported backbone or Lightning ``.ckpt``.
+        encoder: ``random:<name>``, ``torchvision:<name>`` or ``timm:<name>``.
+        weights: local weight file for ``torchvision:``/``timm:`` encoders.
+        representation: name of a registered hand-crafted representation.
+        arch: architecture of a ``.ckpt`` when its hyper-parameters do not say.
+        encoder_prefix: state-dict prefix of the encoder in a ``.ckpt`` (default: found).
+        small_images, in_chans, seed: for ``random:`` encoders (CIFAR-style stem, channels, init seed).
+
+    Raises:
+        ConfigError: no source or several, unknown names, missing local weights.
+        CheckpointError: unreadable checkpoints or weights that do not fit the architecture.
+    """
+    given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation)) if v]
+    if len(given) != 1:
+        raise ConfigError(
+            "give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, --representation NAME"
+            + (f" (got {', '.join(given)})" if given else "")
+        )
+    if arch is not None and not (checkpoint and str(checkpoint).endswith(".ckpt")):
+        raise ConfigError("--arch only applies to a Lightning .ckpt checkpoint")
+    if weights is not None and not (encoder and encoder.split(":", 1)[0] in ("torchvision", "timm")):
+        raise ConfigError("--weights only applies to --encoder torchvision:<name> or timm:<name>")
+    if representation:
+        return _representation_extractor(representation)
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+        if path.suffix == ".ckpt":
+            return load_lightning_encoder(path, arch=arch, encoder_prefix=encoder_prefix)
+        return _backbone_extractor(path)
+    source, name = parse_encoder_spec(str(encoder))
+    if source == "random":
+        return _random_encoder(name, small_images=small_images, in_chans=in_chans, seed=seed)
+    if source == "torchvision":
+        return _torchvision_encoder(name, weights)
+    return _timm_encoder(name, weights)

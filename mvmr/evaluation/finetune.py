@@ -1,0 +1,266 @@
+"""Semi-supervised evaluation: fine-tune encoder + linear head on 1% or 10% of the labels (paper sec. 6.1).
+
+Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 128, 100 epochs; the labelled
+images are augmented with a random resized crop and a horizontal flip.
+
+The labelled subset is either drawn class-balanced with a seed (``fraction`` of every class,
+:func:`~mvmr.evaluation.subsets.balanced_subset`) or read from a file of image names in the
+format of the standard ImageNet 1%/10% subset files. Either way it is saved next to the
+results (one file name per line, the same format), so a run can be repeated on exactly the
+same labels.
+
+Model selection: a validation set is held out (stratified, seeded) from the training images
+*outside* the labelled subset, ``val_fraction`` of the training set capped at ``max_val``
+images; the epoch with the best validation top-1 is kept. ``val_fraction = 0`` keeps the last
+epoch and uses no labels beyond the subset. The test set is scored once, with the chosen weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mvmr.errors import ConfigError, DataError
+from mvmr.evaluation.features import (
+    AugmentedDataset,
+    IndexedSubset,
+    _collate,
+    check_same_classes,
+    dataset_labels,
+    dataset_paths,
+    default_train_augmentation,
+    extract_features,
+    resolve_device,
+)
+from mvmr.evaluation.metrics import classification_metrics
+from mvmr.evaluation.results import ProtocolResult
+from mvmr.evaluation.subsets import (
+    balanced_subset,
+    match_subset,
+    read_subset_file,
+    stratified_limit,
+    subset_entries,
+    write_subset_file,
+)
+
+__all__ = ["FinetuneConfig", "FinetuneModel", "choose_labelled_subset", "run_finetune", "fraction_variant"]
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of semi-supervised fine-tuning (paper defaults)."""
+
+    fraction: float | None = 0.01
+    subset_file: str | None = None
+    epochs: int = 100
+    lr: float = 1e-4
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    max_val: int | None = 10_000
+    seed: int = 0
+    augment: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    device: str = "auto"
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.subset_file is None and self.fraction is None:
+            raise ConfigError("give a label fraction (e.g. 0.01 or 0.1) or a subset file")
+        if self.subset_file is not None and self.fraction is not None:
+            raise ConfigError("give either a label fraction or a subset file, not both")
+        if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}")
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        lo, hi = self.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
+
+    def summary(self) -> dict[str, Any]:
+        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "max_val", "seed", "augment")
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+def fraction_variant(fraction: float | None, subset_file: str | None = None) -> str:
+    """Result variant name: ``1pct``, ``10pct``, ``0.5pct`` or ``subset-<file stem>``."""
+    if subset_file is not None:
+        return "subset-" + Path(subset_file).stem
+    assert fraction is not None
+    pct = 100.0 * fraction
+    return (f"{pct:.0f}" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}") + "pct"
+
+
+class FinetuneModel(nn.Module):
+    """A feature extractor followed by a linear classification head: images in [0, 1] -> logits."""
+
+    def __init__(self, extractor: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.extractor(images))
+
+
+def choose_labelled_subset(
+    train_dataset: Dataset, config: FinetuneConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled subset and the validation hold-out: ``(labelled_indices, val_indices)``.
+
+    The subset comes from ``config.subset_file`` (matched by file base name) or is drawn
+    class-balanced with ``config.fraction`` and ``config.seed``. The validation images are
+    drawn (stratified) from the remaining training images; the two never overlap.
+    """
+    labels = dataset_labels(train_dataset)
+    if labels.ndim != 1:
+        raise DataError("fine-tuning needs single-label data (one class per image)")
+    if config.subset_file is not None:
+        paths = dataset_paths(train_dataset)
+        if paths is None:
+            raise DataError("this dataset has no image files, so a subset file cannot be matched; use --fraction")
+        labelled = match_subset(read_subset_file(config.subset_file), paths, source=f"subset file {config.subset_file}")
+    else:
+        labelled = balanced_subset(labels, float(config.fraction), seed=config.seed)  # type: ignore[arg-type]
+    val = np.empty(0, dtype=np.int64)
+    if config.val_fraction > 0:
+        # val_fraction of every class, drawn from the images outside the labelled subset.
+        val = balanced_subset(labels, config.val_fraction, seed=config.seed + 1, exclude=labelled)
+        if config.max_val is not None and val.size > config.max_val:
+            val = val[stratified_limit(labels[val], config.max_val, seed=config.seed + 2)]
+    return np.sort(labelled), np.sort(val)
+
+
+def _has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def _logits(model: nn.Module, dataset: Dataset, config: FinetuneConfig, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return extract_features(
+        model, dataset, batch_size=config.eval_batch_size, device=config.device, num_workers=config.num_workers,
+        progress=config.progress, desc=desc,
+    )
+
+
+def run_finetune(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    config: FinetuneConfig | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    encoder: str = "",
+    dataset: str = "",
+    image_size: int | None = None,
+) -> ProtocolResult:
+    """Fine-tune a copy of ``extractor`` plus a linear head on a labelled subset; score the test set once.
+
+    The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` (file base
+    names, or ``folder/name`` where names repeat) when the dataset has files, and its indices are kept in the result details.
+    ``image_size`` is the crop size of the augmentation (default: each image's own size).
+    """
+    config = config or FinetuneConfig()
+    config.validate()
+    if not getattr(extractor, "trainable", True) or not any(True for _ in extractor.parameters()):
+        raise ConfigError(
+            f"fine-tuning needs a trainable encoder; {getattr(extractor, 'description', 'this extractor')} has no trainable weights"
+        )
+    classes = check_same_classes(train_dataset, test_dataset)
+    labelled, val = choose_labelled_subset(train_dataset, config)
+    variant = fraction_variant(config.fraction, config.subset_file)
+    artifacts: dict[str, str] = {}
+    paths = dataset_paths(train_dataset)
+    if out_dir is not None and paths is not None:
+        saved = write_subset_file(
+            Path(out_dir) / "subsets" / f"finetune-{variant}-seed{config.seed}.txt",
+            subset_entries([paths[i] for i in labelled], paths),
+        )
+        artifacts["subset"] = str(saved)
+
+    dev = resolve_device(config.device)
+    labelled_ds: Dataset = IndexedSubset(train_dataset, labelled)
+    if config.augment:
+        labelled_ds = AugmentedDataset(labelled_ds, default_train_augmentation(image_size, scale=config.crop_scale))
+
+    model_extractor = copy.deepcopy(extractor)
+    for p in model_extractor.parameters():
+        p.requires_grad_(True)
+    feature_dim = getattr(model_extractor, "feature_dim", None)
+    if not feature_dim:
+        with torch.no_grad():
+            model_extractor.eval()
+            feature_dim = int(model_extractor(train_dataset[int(labelled[0])][0].unsqueeze(0)).shape[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = FinetuneModel(model_extractor, int(feature_dim), len(classes))
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    n = len(labelled)
+    drop_last = _has_batchnorm(model) and n % config.batch_size == 1 and n > 1
+    loader = DataLoader(
+        labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=config.num_workers,
+        collate_fn=_collate, drop_last=drop_last, pin_memory=dev.type == "cuda",
+    )
+    val_ds = IndexedSubset(train_dataset, val) if val.size else None
+    best_score, best_epoch, best_state = -math.inf, config.epochs, None
+    best_val: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    torch.manual_seed(config.seed)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        total, seen = 0.0, 0
+        for images, targets in loader:
+            images, targets = images.to(dev, non_blocking=True), targets.to(dev, non_blocking=True)
+            loss = F.cross_entropy(model(images), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * targets.numel()
+            seen += targets.numel()
+        record: dict[str, float] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
+        if val_ds is not None:
+            logits, val_labels = _logits(model, val_ds, config, f"val (epoch {epoch})")
+            metrics = classification_metrics(logits, val_labels, prefix="val_")
+            record.update(metrics)
+            if metrics["val_top1"] > best_score:
+                best_score, best_epoch, best_val = metrics["val_top1"], epoch, metrics
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        history.append(record)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    test_logits, test_labels = _logits(model, test_dataset, config, "test")
+    metrics = classification_metrics(test_logits, test_labels, prefix="test_")
+    metrics.update(best_val)
+    metrics.update(
+        chosen_epoch=best_epoch, epochs=config.epochs, num_labelled=int(n), num_val=int(val.size),
+        num_test=len(test_dataset), num_classes=len(classes),  # type: ignore[arg-type]
+    )
+    return ProtocolResult(
+        protocol="finetune",
+        variant=variant,
+        metrics=metrics,
+        encoder=encoder,
+        dataset=dataset,
+        config=config.summary(),
+        artifacts=artifacts,
+        details={"labelled_indices": labelled.tolist(), "val_indices_count": int(val.size), "history": history, "classes": classes},
+    )

@@ -1,0 +1,330 @@
+"""Linear evaluation: one linear layer on the frozen encoder's pooled features (paper sec. 6.1, 7).
+
+Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 256, 100 epochs.
+
+Protocol, and why the test set is touched once:
+
+1. ``val_fraction`` of the *training* set is held out (stratified, seeded).
+2. :func:`fit_with_selection` trains the classifier on the rest and picks the epoch with the
+   best validation score. Its signature has no place for test data: it only ever sees the
+   training and validation features, and :func:`run_linear` reads no test image before it
+   returns.
+3. :func:`evaluate_classifier` scores the chosen weights on the test features, once.
+
+By default the features are standardised with training-set statistics before the linear layer
+(an affine map that folds into it; ``standardize=False`` turns it off).
+
+Fast path (default): features of every split are extracted once (frozen encoder in eval mode)
+and the classifier trains on the cached tensors, which takes seconds. With ``augment=True``
+the training features are re-extracted every epoch from augmented views (random resized
+crop + flip): slower, closer to the classic ImageNet recipe.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from mvmr.errors import ConfigError
+from mvmr.evaluation.features import (
+    AugmentedDataset,
+    IndexedSubset,
+    check_same_classes,
+    dataset_labels,
+    default_train_augmentation,
+    extract_features,
+    resolve_device,
+)
+from mvmr.evaluation.metrics import classification_metrics, mean_average_precision
+from mvmr.evaluation.results import ProtocolResult
+from mvmr.evaluation.subsets import random_split, stratified_split
+
+__all__ = [
+    "LinearConfig",
+    "LinearClassifier",
+    "SelectedClassifier",
+    "FeatureSource",
+    "fit_with_selection",
+    "evaluate_classifier",
+    "linear_on_features",
+    "run_linear",
+]
+
+#: Training features: fixed ``(features, labels)`` tensors, or a function ``epoch -> (features, labels)``
+#: (epochs count from 1) for the augmented slow path.
+FeatureSource = Union[tuple[torch.Tensor, torch.Tensor], Callable[[int], tuple[torch.Tensor, torch.Tensor]]]
+
+
+@dataclass
+class LinearConfig:
+    """Settings of the linear probe (paper defaults)."""
+
+    epochs: int = 100
+    lr: float = 1e-4
+    batch_size: int = 256
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    augment: bool = False
+    standardize: bool = True
+    device: str = "auto"
+    extract_batch_size: int = 256
+    num_workers: int = 0
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def summary(self) -> dict[str, Any]:
+        """The settings that matter for the numbers (stored with the results)."""
+        keep = ("epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed", "augment", "standardize")
+        return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+class LinearClassifier(nn.Module):
+    """One linear layer, optionally preceded by a fixed per-feature standardisation.
+
+    The standardisation ``(x - mean) / std`` uses statistics of the *training* features only
+    and is frozen; being affine, it folds into the linear layer, so the classifier stays a
+    single linear map. It only conditions the optimisation (features of different encoders
+    and representations come in very different scales).
+    """
+
+    def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, num_classes)
+        self.register_buffer("mean", torch.zeros(in_dim) if mean is None else mean.detach().float().clone())
+        self.register_buffer("std", torch.ones(in_dim) if std is None else std.detach().float().clone())
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features - self.mean) / self.std)
+
+    def folded(self) -> nn.Linear:
+        """The equivalent plain ``nn.Linear`` on raw features."""
+        out = nn.Linear(self.linear.in_features, self.linear.out_features)
+        with torch.no_grad():
+            out.weight.copy_(self.linear.weight / self.std)
+            out.bias.copy_(self.linear.bias - (self.linear.weight * (self.mean / self.std)).sum(dim=1))
+        return out
+
+
+@dataclass
+class SelectedClassifier:
+    """The classifier with the weights of the chosen epoch, and how it was chosen."""
+
+    classifier: LinearClassifier
+    chosen_epoch: int
+    val_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy over the entries with target 0/1 (entries with -1 are ignored)."""
+    mask = targets >= 0
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[mask], targets[mask].float())
+
+
+@torch.no_grad()
+def _predict(classifier: nn.Module, features: torch.Tensor, *, chunk: int = 65536) -> torch.Tensor:
+    dev = next(classifier.parameters()).device
+    outs = [classifier(part.to(dev)).float().cpu() for part in features.split(chunk)]
+    return torch.cat(outs)
+
+
+def evaluate_classifier(
+    classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, multilabel: bool = False, prefix: str = ""
+) -> dict[str, float]:
+    """Score a trained classifier: top-1/top-5 (single label) or mAP (multi-label), in percent.
+
+    Keys are ``{prefix}top1``/``{prefix}top5`` or ``{prefix}map``.
+    """
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        scores = _predict(classifier, features)
+    finally:
+        classifier.train(was_training)
+    if multilabel:
+        mean_ap, _ = mean_average_precision(scores, labels)
+        return {f"{prefix}map": mean_ap}
+    return classification_metrics(scores, labels.long(), prefix=prefix)
+
+
+def fit_with_selection(
+    train: FeatureSource,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    num_classes: int,
+    config: LinearConfig,
+    multilabel: bool = False,
+) -> SelectedClassifier:
+    """Train a linear classifier on training features and choose the epoch on validation features.
+
+    Args:
+        train: ``(features, labels)`` or ``epoch -> (features, labels)`` (re-extracted views).
+        val: held-out *training* data ``(features, labels)`` used only to choose the epoch
+            (highest val top-1, or val mAP when ``multilabel``; the earliest epoch wins ties).
+            None (or empty) keeps the last epoch.
+        num_classes: output size of the classifier.
+        config: epochs, lr, batch size, weight decay, seed and device.
+        multilabel: targets are (N, C) with 1/0/-1 (ignored); trained with binary cross-entropy.
+
+    There is deliberately no test argument: the caller scores the returned classifier on the
+    test set afterwards, once.
+    """
+    config.validate()
+    dev = resolve_device(config.device)
+    # Epoch 1's training features (also the standardisation statistics); fixed ones stay on the device.
+    fixed = None if callable(train) else (train[0].to(dev), train[1].to(dev))
+    first = fixed if fixed is not None else tuple(t.to(dev) for t in train(1))  # type: ignore[operator]
+    feature_dim = int(first[0].shape[1])
+    mean = std = None
+    if config.standardize:
+        x_first = first[0].float()
+        mean, std = x_first.mean(dim=0), x_first.std(dim=0, unbiased=False).clamp_min(1e-6)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        classifier = LinearClassifier(feature_dim, num_classes, mean=mean, std=std)
+    classifier.to(dev)
+    optimizer = torch.optim.Adam(classifier.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    use_val = val is not None and val[0].shape[0] > 0
+    key = "val_map" if multilabel else "val_top1"
+    best_score = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = config.epochs
+    best_metrics: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    for epoch in range(1, config.epochs + 1):
+        if fixed is not None or epoch == 1:
+            x, y = first
+        else:
+            x, y = (t.to(dev) for t in train(epoch))  # type: ignore[operator]
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{x.shape[0]} training features but {y.shape[0]} labels")
+        classifier.train()
+        order = torch.randperm(x.shape[0], generator=generator).to(dev)
+        total = torch.zeros((), device=dev)
+        for start in range(0, x.shape[0], config.batch_size):
+            idx = order[start : start + config.batch_size]
+            logits = classifier(x[idx])
+            loss = _masked_bce(logits, y[idx]) if multilabel else F.cross_entropy(logits, y[idx].long())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * idx.numel()
+        record = {"epoch": epoch, "train_loss": float(total) / max(int(x.shape[0]), 1)}
+        if use_val:
+            metrics = evaluate_classifier(classifier, val[0], val[1], multilabel=multilabel, prefix="val_")  # type: ignore[index]
+            record.update(metrics)
+            score = metrics[key]
+            if score > best_score:
+                best_score, best_epoch, best_metrics = score, epoch, metrics
+                best_state = copy.deepcopy(classifier.state_dict())
+        history.append(record)
+    if best_state is not None:
+        classifier.load_state_dict(best_state)
+    classifier.eval()
+    return SelectedClassifier(classifier=classifier, chosen_epoch=best_epoch, val_metrics=best_metrics, history=history)
+
+
+def linear_on_features(
+    train: FeatureSource,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int,
+    config: LinearConfig,
+    multilabel: bool = False,
+) -> tuple[dict[str, float], SelectedClassifier]:
+    """Select on (train, val) with :func:`fit_with_selection`, then score the test features once.
+
+    Returns ``(metrics, selected)``; metrics hold ``test_*``, ``val_*`` and ``chosen_epoch``.
+    """
+    selected = fit_with_selection(train, val, num_classes=num_classes, config=config, multilabel=multilabel)
+    test_metrics = evaluate_classifier(selected.classifier, test[0], test[1], multilabel=multilabel, prefix="test_")
+    metrics: dict[str, float] = {**test_metrics, **selected.val_metrics}
+    metrics["chosen_epoch"] = selected.chosen_epoch
+    return metrics, selected
+
+
+def run_linear(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    config: LinearConfig | None = None,
+    encoder: str = "",
+    dataset: str = "",
+    image_size: int | None = None,
+) -> ProtocolResult:
+    """The full linear evaluation of ``extractor`` on a labelled train/test pair of datasets.
+
+    ``image_size`` is the crop size of the augmented views (only with ``config.augment``;
+    by default each image's own size).
+    """
+    config = config or LinearConfig()
+    config.validate()
+    classes = check_same_classes(train_dataset, test_dataset)
+    labels = dataset_labels(train_dataset)
+    multilabel = labels.ndim == 2
+    if multilabel:
+        train_idx, val_idx = random_split(len(labels), config.val_fraction, seed=config.seed)
+    else:
+        train_idx, val_idx = stratified_split(labels, config.val_fraction, seed=config.seed)
+    common = dict(
+        batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers, progress=config.progress
+    )
+    val = extract_features(extractor, IndexedSubset(train_dataset, val_idx), desc="val features", **common) if len(val_idx) else None
+    train_part = IndexedSubset(train_dataset, train_idx)
+    source: FeatureSource
+    if config.augment:
+        augmented = AugmentedDataset(train_part, default_train_augmentation(image_size))
+
+        def source(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+            torch.manual_seed(config.seed * 100_003 + epoch)
+            return extract_features(extractor, augmented, desc=f"train features (epoch {epoch})", **common)
+
+    else:
+        source = extract_features(extractor, train_part, desc="train features", **common)
+    # Choose the epoch first; the test images are not even read before the choice is made.
+    selected = fit_with_selection(source, val, num_classes=len(classes), config=config, multilabel=multilabel)
+    test = extract_features(extractor, test_dataset, desc="test features", **common)
+    metrics = evaluate_classifier(selected.classifier, test[0], test[1], multilabel=multilabel, prefix="test_")
+    metrics.update(selected.val_metrics)
+    metrics["chosen_epoch"] = selected.chosen_epoch
+    metrics.update(
+        epochs=config.epochs,
+        num_train=len(train_idx),
+        num_val=len(val_idx),
+        num_test=int(test[0].shape[0]),
+        num_classes=len(classes),
+        feature_dim=int(test[0].shape[1]),
+    )
+    return ProtocolResult(
+        protocol="linear",
+        variant="augment" if config.augment else "",
+        metrics=metrics,
+        encoder=encoder,
+        dataset=dataset,
+        config=config.summary(),
+        details={"history": selected.history, "classes": classes},
+    )

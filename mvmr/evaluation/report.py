@@ -1,0 +1,94 @@
+"""Side-by-side comparison of several run folders as one Markdown table (``mvmr report``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from mvmr.errors import DataError
+from mvmr.evaluation.results import ProtocolResult, headline, keys_in_order, load_results
+
+__all__ = ["build_report", "write_report"]
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _link(target: Path, base: Path) -> str:
+    """A relative link from folder ``base`` to ``target`` (absolute when on another drive)."""
+    try:
+        rel = os.path.relpath(target.resolve(), base.resolve())
+    except ValueError:
+        rel = str(target.resolve())
+    return Path(rel).as_posix().replace(" ", "%20")
+
+
+_FIGURES = (".png", ".jpg", ".svg", ".pdf")
+
+
+def _plots(run_dir: Path, results: Sequence[ProtocolResult]) -> list[Path]:
+    """Figures of a run: the evaluation artifacts plus everything in ``run_dir/plots`` (training curves)."""
+    found: dict[Path, None] = {}
+    for r in results:
+        for art in r.artifacts.values():
+            if art.lower().endswith(_FIGURES):
+                found.setdefault(Path(art) if Path(art).is_absolute() else run_dir / art, None)
+    if (run_dir / "plots").is_dir():
+        for p in sorted((run_dir / "plots").iterdir()):
+            if p.suffix.lower() in _FIGURES:
+                found.setdefault(p, None)
+    return list(found)
+
+
+def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str | os.PathLike[str] | None = None) -> str:
+    """One Markdown table: a row per run folder, a column per protocol metric, plots linked.
+
+    The plots column links the evaluation figures and every figure in ``RUN_DIR/plots``
+    (e.g. the pretraining loss curves).
+
+    Args:
+        run_dirs: run folders holding ``results/<key>.json`` (see :mod:`mvmr.evaluation.results`).
+        link_base: the folder the Markdown will live in (links to plots are relative to it);
+            the current directory by default.
+
+    Missing metrics are shown as ``-``. Raises :class:`DataError` for a folder without results.
+    """
+    if not run_dirs:
+        raise DataError("give at least one run folder")
+    base = Path(link_base) if link_base is not None else Path.cwd()
+    runs: list[tuple[Path, list[ProtocolResult]]] = [(Path(d), load_results(d)) for d in run_dirs]
+    names = [p.resolve().name for p, _ in runs]
+    if len(set(names)) != len(names):
+        names = [str(p) for p, _ in runs]
+    rows = [headline(results) for _, results in runs]
+    columns = keys_in_order(rows)
+    header = ["run", "encoder", *columns, "plots"]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---", "---"] + ["---:"] * len(columns) + ["---"]) + " |"]
+    for name, (path, results), row in zip(names, runs, rows):
+        encoders = sorted({r.encoder for r in results if r.encoder})
+        plots = [f"[{p.stem}]({_link(p, base)})" for p in _plots(path, results)]
+        cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-"]
+        cells += [_fmt(row.get(c)) for c in columns]
+        cells.append(" ".join(plots) or "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, title: str = "MV-MR evaluation report"
+) -> Path:
+    """Write :func:`build_report` (with a title and the list of runs) to ``out``; returns its path."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = build_report(run_dirs, link_base=path.parent)
+    sources = "\n".join(f"- `{Path(d)}`" for d in run_dirs)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"# {title}\n\n{table}\nRuns:\n\n{sources}\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

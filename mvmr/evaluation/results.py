@@ -1,0 +1,236 @@
+"""Evaluation results: one JSON file per protocol plus a growing ``results.md`` per run folder.
+
+Layout of a run folder after ``mvmr evaluate``::
+
+    RUN_DIR/
+      results.md                 every evaluation appended, newest last (human-readable history)
+      results/<key>.json         the latest result of each protocol variant (machine-readable)
+      plots/...                  figures (t-SNE/UMAP maps)
+      subsets/...                semi-supervised label subsets that were used
+
+``key`` is the protocol name plus its variant, e.g. ``linear``, ``knn``, ``finetune-1pct``.
+Accuracies and mAP are stored in percent.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from mvmr.errors import DataError
+
+__all__ = [
+    "ProtocolResult",
+    "METRIC_LABELS",
+    "save_result",
+    "load_results",
+    "format_metrics_table",
+    "result_markdown",
+    "headline",
+    "keys_in_order",
+]
+
+#: Order of the protocols in reports.
+PROTOCOL_ORDER: tuple[str, ...] = ("linear", "knn", "finetune", "voc07", "embed")
+
+#: Human-readable names of the metrics, in the order tables show them.
+METRIC_LABELS: dict[str, str] = {
+    "test_top1": "test top-1 (%)",
+    "test_top5": "test top-5 (%)",
+    "test_map": "test mAP (%)",
+    "val_top1": "val top-1 (%)",
+    "val_top5": "val top-5 (%)",
+    "val_map": "val mAP (%)",
+    "chosen_epoch": "chosen epoch",
+    "epochs": "epochs",
+    "num_train": "train images",
+    "num_val": "val images",
+    "num_test": "test images",
+    "num_labelled": "labelled images",
+    "num_classes": "classes",
+    "feature_dim": "feature dim",
+    "k": "k",
+}
+
+
+@dataclass
+class ProtocolResult:
+    """The outcome of one evaluation protocol run.
+
+    Attributes:
+        protocol: ``linear``, ``knn``, ``finetune``, ``voc07`` or ``embed``.
+        variant: distinguishes runs of one protocol (e.g. ``1pct``); "" for none.
+        encoder: how the features were made (``random:resnet18``, ``checkpoint:...``).
+        dataset: the data evaluated on (kind and root).
+        metrics: numbers (accuracies in percent, chosen epoch, counts).
+        config: the protocol settings (epochs, lr, seed, ...).
+        artifacts: name -> path of files written (relative to the run folder when inside it).
+        details: anything else worth keeping (per-class AP, training history, ...).
+        created: ISO time stamp.
+    """
+
+    protocol: str
+    metrics: dict[str, float]
+    encoder: str = ""
+    dataset: str = ""
+    variant: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: _dt.datetime.now().isoformat(timespec="seconds"))
+
+    @property
+    def key(self) -> str:
+        """File-name-safe identifier: ``protocol`` or ``protocol-variant``."""
+        return f"{self.protocol}-{self.variant}" if self.variant else self.protocol
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ProtocolResult":
+        known = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
+        unknown = set(data) - known
+        if unknown or "protocol" not in data or "metrics" not in data:
+            raise DataError(f"not an mvmr evaluation result (keys: {sorted(data)})")
+        return cls(**dict(data))
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert tensors/NumPy values/paths to plain JSON types (NaN becomes None)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(value: Any) -> str:
+    """Integers as they are, floats with two decimals, missing values as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}" if math.isfinite(value) else "-"
+    return str(value)
+
+
+def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
+    ordered = [k for k in METRIC_LABELS if k in metrics] + sorted(k for k in metrics if k not in METRIC_LABELS)
+    return [(METRIC_LABELS.get(k, k), _fmt(metrics[k])) for k in ordered]
+
+
+def format_metrics_table(result: ProtocolResult) -> str:
+    """A Markdown table of one result's metrics (what ``mvmr evaluate`` prints)."""
+    lines = [f"| {result.key} | value |", "| --- | ---: |"]
+    lines += [f"| {name} | {value} |" for name, value in _metric_rows(result.metrics)]
+    return "\n".join(lines)
+
+
+def result_markdown(result: ProtocolResult) -> str:
+    """The section appended to ``results.md`` for one result."""
+    out = [f"## {result.key} ({result.created})", ""]
+    out.append(f"- encoder: `{result.encoder}`")
+    out.append(f"- data: `{result.dataset}`")
+    if result.config:
+        settings = ", ".join(f"{k}={v}" for k, v in result.config.items() if v is not None)
+        out.append(f"- settings: {settings}")
+    out += ["", format_metrics_table(result), ""]
+    for name, path in result.artifacts.items():
+        link = path.replace(" ", "%20")
+        if path.lower().endswith(".png"):
+            out.append(f"![{name}]({link})")
+        else:
+            out.append(f"- {name}: [{path}]({link})")
+    if result.artifacts:
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+def save_result(run_dir: str | os.PathLike[str], result: ProtocolResult) -> tuple[Path, Path]:
+    """Write ``results/<key>.json`` (replacing an older one) and append to ``results.md``.
+
+    Artifact paths inside ``run_dir`` are stored relative to it. Returns the two paths.
+    """
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    rel: dict[str, str] = {}
+    for name, path in result.artifacts.items():
+        p = Path(path)
+        try:
+            rel[name] = p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            rel[name] = str(p)
+    result.artifacts = rel
+    json_path = root / "results" / f"{result.key}.json"
+    _atomic_write(json_path, json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n")
+    md_path = root / "results.md"
+    header = "" if md_path.exists() else f"# Evaluation results: {root.resolve().name}\n\n"
+    with md_path.open("a", encoding="utf-8") as fh:
+        fh.write(header + result_markdown(result) + "\n")
+    return json_path, md_path
+
+
+def load_results(run_dir: str | os.PathLike[str]) -> list[ProtocolResult]:
+    """All results of a run folder (``results/*.json``), sorted by key.
+
+    Raises :class:`DataError` when the folder does not exist or holds no results.
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise DataError(f"run folder not found: {root}")
+    files = sorted((root / "results").glob("*.json"))
+    if not files:
+        raise DataError(f"no evaluation results in {root} (expected {root / 'results'}/<protocol>.json; run `mvmr evaluate`)")
+    out = []
+    for f in files:
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"cannot parse {f}: {exc}") from exc
+        out.append(ProtocolResult.from_dict(data))
+    return out
+
+
+def headline(results: Iterable[ProtocolResult]) -> dict[str, Any]:
+    """``{"<key> <metric>": value}`` for the test metrics of every result (used by reports)."""
+    row: dict[str, Any] = {}
+    rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    for r in sorted(results, key=lambda r: (rank.get(r.protocol, len(rank)), r.key)):
+        for metric in ("test_top1", "test_top5", "test_map"):
+            if metric in r.metrics:
+                row[f"{r.key} {METRIC_LABELS[metric].replace('test ', '').replace(' (%)', '')}"] = r.metrics[metric]
+    return row
+
+
+def keys_in_order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Column names of several :func:`headline` rows: by protocol (:data:`PROTOCOL_ORDER`), then first seen."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        for k in row:
+            seen.setdefault(k, None)
+    rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
+    first = {k: i for i, k in enumerate(seen)}
+
+    def protocol_rank(column: str) -> int:
+        protocol = column.split(" ", 1)[0].split("-", 1)[0]
+        return rank.get(protocol, len(rank))
+
+    return sorted(seen, key=lambda k: (protocol_rank(k), first[k]))

@@ -1,0 +1,175 @@
+"""PASCAL VOC2007 multi-label linear classification (transfer, paper sec. 6.1.3, Table 3).
+
+Reads the standard ``VOCdevkit`` layout::
+
+    VOCdevkit/VOC2007/JPEGImages/<id>.jpg
+    VOCdevkit/VOC2007/Annotations/<id>.xml
+    VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt
+
+Labels come from the XML annotations. Per image and class the target is 1 (an object of the
+class that is not "difficult"), -1 (only difficult objects of the class: the image is ignored
+for that class, neither positive nor negative, as in the VOC devkit's ground truth files) or
+0 (absent). A linear layer is trained on the frozen features of ``trainval`` with binary
+cross-entropy (ignored entries masked), the epoch chosen on a seeded hold-out of ``trainval``,
+and scored once on ``test`` as mAP: the mean over the 20 classes of the per-class average
+precision (:func:`~mvmr.evaluation.metrics.average_precision`).
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from mvmr.errors import DataError
+from mvmr.evaluation.features import IndexedSubset, extract_features
+from mvmr.evaluation.linear import LinearConfig, fit_with_selection
+from mvmr.evaluation.metrics import mean_average_precision
+from mvmr.evaluation.results import ProtocolResult
+from mvmr.evaluation.subsets import random_split
+
+__all__ = ["VOC_CLASSES", "find_voc2007", "parse_annotation", "VOC2007Classification", "run_voc07"]
+
+#: The 20 VOC classes, in the devkit's order (= label index).
+VOC_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)
+
+
+def find_voc2007(root: str | os.PathLike[str]) -> Path:
+    """The ``VOC2007`` folder under ``root`` (``root`` may be it, ``VOCdevkit``, or their parent)."""
+    base = Path(root)
+    for candidate in (base, base / "VOC2007", base / "VOCdevkit" / "VOC2007"):
+        if (candidate / "Annotations").is_dir() and (candidate / "ImageSets" / "Main").is_dir():
+            return candidate
+    raise DataError(
+        f"no VOC2007 tree under {base}: expected VOCdevkit/VOC2007/{{JPEGImages,Annotations,ImageSets/Main}} "
+        "(the layout of the official VOCtrainval/VOCtest tar files)"
+    )
+
+
+def parse_annotation(path: str | os.PathLike[str]) -> np.ndarray:
+    """Targets (20,) int8 of one XML annotation: 1 present, -1 only difficult instances, 0 absent."""
+    p = Path(path)
+    try:
+        root = ET.parse(p).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise DataError(f"cannot read VOC annotation {p}: {exc}") from exc
+    target = np.zeros(len(VOC_CLASSES), dtype=np.int8)
+    for obj in root.iter("object"):
+        name_el = obj.find("name")
+        name = (name_el.text or "").strip() if name_el is not None else ""
+        if name not in VOC_CLASSES:
+            raise DataError(f"{p}: unknown VOC class {name!r}")
+        c = VOC_CLASSES.index(name)
+        diff_el = obj.find("difficult")
+        difficult = diff_el is not None and (diff_el.text or "0").strip() == "1"
+        if not difficult:
+            target[c] = 1
+        elif target[c] == 0:
+            target[c] = -1
+    return target
+
+
+class VOC2007Classification(Dataset):
+    """VOC2007 images with multi-label targets (see the module docstring).
+
+    Items are ``(image, target)``: image float (3, size, size) in [0, 1] (shorter side resized
+    to ``size`` then centre-cropped), target int8 (20,) with 1 / 0 / -1.
+
+    Attributes:
+        classes: :data:`VOC_CLASSES`.
+        ids: image ids of the split.
+        labels: (N, 20) int8 targets, parsed once at construction.
+        paths: JPEG paths.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, split: str = "trainval", size: int = 224) -> None:
+        self.voc = find_voc2007(root)
+        ids_file = self.voc / "ImageSets" / "Main" / f"{split}.txt"
+        if not ids_file.is_file():
+            raise DataError(f"VOC2007 split file not found: {ids_file}")
+        self.ids = [line.split()[0] for line in ids_file.read_text().splitlines() if line.strip()]
+        if not self.ids:
+            raise DataError(f"{ids_file} lists no images")
+        self.classes = list(VOC_CLASSES)
+        self.size = int(size)
+        self.paths = [self.voc / "JPEGImages" / f"{i}.jpg" for i in self.ids]
+        missing = [str(p) for p in self.paths if not p.is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} images of {ids_file} are missing, e.g. {missing[0]}")
+        self.labels = np.stack([parse_annotation(self.voc / "Annotations" / f"{i}.xml") for i in self.ids])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+        from torchvision.transforms.v2 import functional as TF
+
+        path = self.paths[index]
+        try:
+            with Image.open(path) as img:
+                array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except OSError as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from exc
+        image = torch.from_numpy(array.copy()).permute(2, 0, 1)
+        image = TF.resize(image, self.size, antialias=True)
+        image = TF.center_crop(image, [self.size, self.size])
+        return image.float().div_(255.0), torch.from_numpy(self.labels[index].astype(np.int64))
+
+
+def run_voc07(
+    extractor: nn.Module,
+    root: str | os.PathLike[str],
+    *,
+    config: LinearConfig | None = None,
+    size: int = 224,
+    train_split: str = "trainval",
+    test_split: str = "test",
+    encoder: str = "",
+    interpolation: str = "none",
+) -> ProtocolResult:
+    """Linear multi-label classification on VOC2007: train on ``trainval``, mAP on ``test`` (once).
+
+    ``interpolation`` of the reported test AP: ``"none"`` (area under the precision-recall
+    steps, = scikit-learn) or ``"11point"`` (the VOC2007 devkit's). The epoch is chosen on the
+    uninterpolated validation mAP.
+    """
+    config = config or LinearConfig()
+    config.validate()
+    trainval = VOC2007Classification(root, split=train_split, size=size)
+    test = VOC2007Classification(root, split=test_split, size=size)
+    train_idx, val_idx = random_split(len(trainval), config.val_fraction, seed=config.seed)
+    common = dict(
+        batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers, progress=config.progress
+    )
+    train = extract_features(extractor, IndexedSubset(trainval, train_idx), desc="trainval features", **common)
+    val = extract_features(extractor, IndexedSubset(trainval, val_idx), desc="val features", **common) if len(val_idx) else None
+    selected = fit_with_selection(train, val, num_classes=len(VOC_CLASSES), config=config, multilabel=True)
+    test_x, test_y = extract_features(extractor, test, desc="test features", **common)
+    with torch.no_grad():
+        scores = selected.classifier(test_x.to(next(selected.classifier.parameters()).device)).float().cpu()
+    test_map, per_class = mean_average_precision(scores, test_y, interpolation=interpolation)
+    metrics: dict[str, float] = {"test_map": test_map, **selected.val_metrics}
+    metrics.update(
+        chosen_epoch=selected.chosen_epoch, epochs=config.epochs, num_train=len(train_idx), num_val=len(val_idx),
+        num_test=len(test), num_classes=len(VOC_CLASSES), feature_dim=int(test_x.shape[1]),
+    )
+    return ProtocolResult(
+        protocol="voc07",
+        metrics=metrics,
+        encoder=encoder,
+        dataset=f"voc2007:{trainval.voc}",
+        config={**config.summary(), "image_size": size, "ap": interpolation},
+        details={
+            "per_class_ap": {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class)},
+            "history": selected.history,
+        },
+    )
