@@ -1,0 +1,34 @@
+"""Representations: fixed maps from an image batch (B, C, H, W) in [0, 1] to features (B, D).
+
+The hand-crafted representations of paper section 7 (appendix B, table 6) are registered on import
+and can be built by name (``build("hog", orientations=24)``), e.g. from a config:
+
+- ``pixels``: :class:`Pixels`, the flattened image;
+- ``scatnet``: :class:`ScatNet`, the scattering transform (kymatio, J = 2, L = 8);
+- ``hog``: :class:`HOG`, histograms of oriented gradients (24 bins, 8-pixel cells; equals skimage);
+- ``local_std``: :class:`LocalStd`, the local standard deviation filter (3 x 3);
+- ``augmented_pixels``: :class:`AugmentedPixels`, a randomly augmented copy (not deterministic).
+
+:class:`FeatureCache` stores the deterministic ones of a dataset on disk.
+"""
+
+from mvmr.representations.augmented_pixels import AugmentedPixels
+from mvmr.representations.base import Representation, available, build, register
+from mvmr.representations.cache import FeatureCache
+from mvmr.representations.hog import HOG
+from mvmr.representations.local_std import LocalStd
+from mvmr.representations.pixels import Pixels
+from mvmr.representations.scatnet import ScatNet
+
+__all__ = [
+    "AugmentedPixels",
+    "FeatureCache",
+    "HOG",
+    "LocalStd",
+    "Pixels",
+    "Representation",
+    "ScatNet",
+    "available",
+    "build",
+    "register",
+]

@@ -1,0 +1,257 @@
+"""Histogram of oriented gradients (HOG), batched in pure PyTorch (paper section 7, appendix B)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from mvmr.representations.base import Representation, register
+
+__all__ = ["HOG"]
+
+_EPS = 1e-5  # skimage's eps in the block normalisation
+_CLIP = 0.2  # L2-Hys clipping value
+# The float32 angle (in bins) is nudged up by this before flooring; the pixels that end up within
+# 2 * _NUDGE above an edge (except the exact rational angles) are re-binned in float64 like skimage.
+_NUDGE = 1e-3
+_CHUNK_PIXELS = 1 << 16  # pixels per channel plane processed at once on the CPU
+
+
+@register("hog")
+class HOG(Representation):
+    """Histograms of unsigned gradient orientations per cell (paper section 7: 24 bins, 8-pixel cells).
+
+    The default configuration reproduces ``skimage.feature.hog(image, orientations=24,
+    pixels_per_cell=(8, 8), cells_per_block=(1, 1), block_norm="L2-Hys", channel_axis=-1)``
+    (``channel_axis=None`` on the 2-D image for grayscale) on a whole batch at once:
+
+    1. gradients by central differences ``x[i+1] - x[i-1]`` with zero rows/columns at the border;
+    2. for colour images, each pixel takes the gradient of the channel with the largest gradient
+       magnitude (the first channel on ties);
+    3. the unsigned orientation ``atan2(g_row, g_col)`` in degrees modulo 180 falls in bin ``i`` when
+       ``i * 180/n <= angle < (i + 1) * 180/n`` (hard assignment, no interpolation), and votes with its
+       magnitude; each cell histogram is the sum over the cell divided by the cell area. Rows and
+       columns beyond the last whole cell are ignored;
+    4. with ``block_norm`` each cell (a block of one cell) is L2-Hys normalised: ``h / sqrt(|h|^2 +
+       eps^2)``, clipped at 0.2, and normalised again (eps = 1e-5).
+
+    The output is ordered (cell row, cell column, orientation), as skimage's feature vector. With
+    ``per_channel=True`` every channel is treated as its own grayscale image and the channels' vectors
+    are concatenated (C times longer).
+
+    Implementation: gradients, the dominant channel and a float32 ``atan2`` are computed for the whole
+    batch (in cache-sized chunks on the CPU), every pixel votes into its (image, cell, bin) slot with one
+    ``index_add_``; the few pixels whose angle is within float32 rounding of a bin edge are re-binned
+    from the float64 angle skimage uses, so no pixel lands in another bin than in skimage and the
+    results agree to float rounding (~1e-7). Works on any device; the output is float32.
+
+    Args:
+        orientations: number of orientation bins over [0, 180) degrees.
+        cell: cell size in pixels (square cells).
+        block_norm: L2-Hys normalise each cell histogram; False gives the raw cell histograms.
+        per_channel: one histogram per channel instead of the dominant-channel gradient.
+    """
+
+    name = "hog"
+    deterministic = True
+
+    def __init__(
+        self, *, orientations: int = 24, cell: int = 8, block_norm: bool = True, per_channel: bool = False
+    ) -> None:
+        super().__init__()
+        if int(orientations) != orientations or orientations < 1:
+            raise ValueError(f"HOG orientations must be a positive integer, got {orientations!r}")
+        if int(cell) != cell or cell < 1:
+            raise ValueError(f"HOG cell must be a positive integer (pixels), got {cell!r}")
+        self.orientations = int(orientations)
+        self.cell = int(cell)
+        self.block_norm = bool(block_norm)
+        self.per_channel = bool(per_channel)
+        # skimage's bin edges, in float64: (180 / n) * i, each product rounded once.
+        edges = (180.0 / self.orientations) * torch.arange(self.orientations + 1, dtype=torch.float64)
+        self._edges: torch.Tensor = edges  # plain attribute: not part of the state_dict
+        # Whether the edges that should sit on 45/90/135 degrees are exactly there (true for most n);
+        # only then may the fast path bin those exact gradient angles itself.
+        self._rational_edges_exact = all(
+            float(edges[angle * self.orientations // 180]) == angle
+            for angle in (45, 90, 135)
+            if angle * self.orientations % 180 == 0
+        )
+        self._cell_index: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
+
+    def config(self) -> dict[str, object]:
+        """The settings, for feature-cache manifests."""
+        return {
+            "orientations": self.orientations,
+            "cell": self.cell,
+            "block_norm": self.block_norm,
+            "per_channel": self.per_channel,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, orientations={self.orientations}, cell={self.cell}, "
+            f"block_norm={self.block_norm}, per_channel={self.per_channel}"
+        )
+
+    def _cells(self, height: int, width: int) -> tuple[int, int]:
+        if height < self.cell or width < self.cell:
+            raise ValueError(
+                f"HOG: image of {height}x{width} pixels is smaller than one {self.cell}x{self.cell} cell"
+            )
+        return height // self.cell, width // self.cell
+
+    def output_dim(self, channels: int, height: int, width: int) -> int:
+        n_rows, n_cols = self._cells(height, width)
+        per_image = n_rows * n_cols * self.orientations
+        return per_image * channels if self.per_channel else per_image
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.check_images(images)
+        batch, channels, height, width = images.shape
+        self._cells(height, width)
+        dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
+        images = images.to(dtype)
+        if self.per_channel:
+            images = images.reshape(batch * channels, 1, height, width)
+        # On the CPU, chunks of about _CHUNK_PIXELS pixels per channel keep the ~40 elementwise passes
+        # in cache (several times faster than whole-batch passes); a GPU takes the whole batch at once.
+        step = images.shape[0]
+        if images.device.type == "cpu":
+            step = max(1, _CHUNK_PIXELS // (height * width))
+        parts = [self._slot_histograms(images[i : i + step]) for i in range(0, images.shape[0], step)]
+        sums = parts[0] if len(parts) == 1 else torch.cat(parts)
+        # Slot k is the signed bin k - n of the angle in (-180, 180]; the unsigned bin is (k - n) mod n.
+        n = self.orientations
+        hist = sums[..., :n] + sums[..., n : 2 * n]
+        hist[..., 0] += sums[..., 2 * n]
+        hist /= float(self.cell * self.cell)  # skimage's cell average
+        if self.block_norm:
+            hist = _l2_hys(hist)
+        return hist.reshape(batch, -1).float()
+
+    def _slot_histograms(self, images: torch.Tensor) -> torch.Tensor:
+        """Magnitude sums per (image, cell, slot) of a (B, C, H, W) chunk -> (B, cells, 2n + 2) float32."""
+        height, width = images.shape[-2:]
+        n_rows, n_cols = self._cells(height, width)
+        # (C, B, H, W): every channel plane is contiguous, which keeps the elementwise ops fast.
+        planes = images.transpose(0, 1)
+        g_row, g_col, magnitude = _dominant_gradient(planes)
+        # Only whole cells count; the gradients were taken on the full image.
+        rows, cols = n_rows * self.cell, n_cols * self.cell
+        if (rows, cols) != (height, width):
+            g_row, g_col, magnitude = (t[:, :rows, :cols].contiguous() for t in (g_row, g_col, magnitude))
+        bins = self._bins(g_row, g_col)
+        return self._histograms(bins, magnitude.float(), n_rows, n_cols)
+
+    def _histograms(self, bins: torch.Tensor, magnitude: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
+        """Sum the magnitudes per (image, cell, slot) with one ``index_add_`` -> (B, cells, 2n + 2).
+
+        ``bins`` holds the slots of :meth:`_bins`: ``k in 0 .. 2n`` for the signed bin ``k - n`` of the
+        angle in (-180, 180] degrees, ``2n + 1`` for an angle in no bin (skimage drops it).
+        """
+        count = bins.shape[0]
+        slots = 2 * self.orientations + 2
+        index = bins.add_(self._base_index(count, n_rows, n_cols, slots, bins.device))
+        hist = torch.zeros(count * n_rows * n_cols * slots, dtype=torch.float32, device=bins.device)
+        hist.index_add_(0, index.view(-1), magnitude.reshape(-1))
+        return hist.view(count, n_rows * n_cols, slots)
+
+    def _base_index(
+        self, count: int, n_rows: int, n_cols: int, slots: int, device: torch.device
+    ) -> torch.Tensor:
+        """``(image * cells + cell) * slots`` for every pixel, int32, cached per shape and device."""
+        key = (count, n_rows, n_cols, device)
+        base = self._cell_index.get(key)
+        if base is None:
+            rows = torch.arange(n_rows * self.cell, device=device) // self.cell
+            cols = torch.arange(n_cols * self.cell, device=device) // self.cell
+            cell = rows.view(1, -1, 1) * n_cols + cols.view(1, 1, -1)
+            image = torch.arange(count, device=device).view(-1, 1, 1) * (n_rows * n_cols)
+            base = (image + cell) * slots
+            if count * n_rows * n_cols * slots <= torch.iinfo(torch.int32).max:
+                base = base.to(torch.int32)
+            if len(self._cell_index) >= 8:  # a few shapes (last batch, eval sizes) at most
+                self._cell_index.clear()
+            self._cell_index[key] = base
+        return base
+
+    def _bins(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
+        """Histogram slot (int32, see :meth:`_histograms`) of each pixel, exactly as skimage bins it.
+
+        Fast path: the float32 ``atan2`` in units of bins, nudged up by ``_NUDGE`` and floored. The nudge
+        puts the exact 0/45/90/135 degree gradients (``g_row == 0``, ``g_col == 0``, ``|g_row| ==
+        |g_col|``), whose float32 angle may round to either side of a bin edge, into the upper bin as
+        skimage does. Every other pixel whose angle lies within ``2 * _NUDGE`` bins of an edge is binned
+        again from the float64 angle that skimage computes, so rounding never moves a pixel to another bin.
+        Bool tensors are avoided on purpose: float arithmetic is several times faster on the CPU.
+        """
+        n = self.orientations
+        position = torch.atan2(g_row.float(), g_col.float()).mul_(n / math.pi).add_(_NUDGE)  # (-n, n]
+        bins = position.floor()
+        # > 0 where the nudged angle sits just above an edge, 0 on a rational angle or a zero gradient.
+        if self._rational_edges_exact:
+            keep = torch.sign(g_row).mul_(torch.sign(g_col)).mul_(torch.sign(g_row.abs().sub_(g_col.abs())))
+        else:  # the rational angles go to the exact path too
+            keep = torch.sign(g_row.abs().add_(g_col.abs()))
+        near_edge = position.sub_(bins).neg_().add_(2 * _NUDGE).clamp_(min=0).mul_(keep)
+        slots = bins.add_(n).to(torch.int32)
+        # (nonzero on a uint8 view of a bool tensor is several times faster than on floats or bools)
+        where = near_edge.view(-1).to(torch.bool).view(torch.uint8).nonzero().squeeze(1)
+        if where.numel():
+            exact = self._exact_slots(g_row.reshape(-1)[where].double(), g_col.reshape(-1)[where].double())
+            slots.view(-1).index_copy_(0, where, exact)
+        return slots
+
+    def _exact_slots(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
+        """Slots from skimage's own binning: ``rad2deg(arctan2(g_row, g_col)) % 180`` in float64, against
+        its float64 bin edges; an angle in ``[edges[n], 180]`` is in no bin (slot ``2n + 1``).
+
+        The rational angles (0, 45, 90, 135 degrees) are set exactly, whatever the device's ``atan2``
+        rounding; ``_bins`` only sends them here for a few very large ``n``.
+        """
+        n = self.orientations
+        angle = torch.rad2deg(torch.atan2(g_row, g_col))
+        angle = torch.where(angle < 0, angle + 180.0, angle)
+        if not self._rational_edges_exact:
+            angle = angle.masked_fill_(g_col == 0, 90.0)
+            angle = angle.masked_fill_(g_row == g_col, 45.0)
+            angle = angle.masked_fill_(g_row == -g_col, 135.0)
+            angle = angle.masked_fill_(g_row == 0, 0.0)
+        bins = torch.searchsorted(self._edges.to(angle.device), angle, right=True) - 1
+        return torch.where(bins >= n, 2 * n + 1, bins).to(torch.int32)
+
+
+def _dominant_gradient(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Central-difference gradients with zero borders of channel planes (C, B, H, W).
+
+    For C > 1 each pixel takes the gradient of the channel with the largest magnitude (the first
+    channel on ties, like ``argmax``). Returns ``(g_row, g_col, magnitude)``, each of shape (B, H, W).
+    """
+    planes = planes.contiguous()
+    grad = torch.empty((planes.shape[0], 2, *planes.shape[1:]), dtype=planes.dtype, device=planes.device)
+    torch.sub(planes[:, :, 2:, :], planes[:, :, :-2, :], out=grad[:, 0, :, 1:-1, :])
+    torch.sub(planes[:, :, :, 2:], planes[:, :, :, :-2], out=grad[:, 1, :, :, 1:-1])
+    grad[:, 0, :, 0, :] = 0
+    grad[:, 0, :, -1, :] = 0
+    grad[:, 1, :, :, 0] = 0
+    grad[:, 1, :, :, -1] = 0
+    magnitude = torch.hypot(grad[:, 0], grad[:, 1])
+    best_grad, best = grad[0], magnitude[0]
+    for c in range(1, planes.shape[0]):
+        # 1 where channel c is strictly larger, else 0 (a float mask: bool ops are slow on the CPU);
+        # lerp with a 0/1 weight returns exactly one of its ends.
+        better = (magnitude[c] - best).sign_().clamp_(min=0)
+        best = torch.maximum(best, magnitude[c])
+        best_grad = torch.lerp(best_grad, grad[c], better)
+    return best_grad[0], best_grad[1], best
+
+
+def _l2_hys(hist: torch.Tensor) -> torch.Tensor:
+    """skimage's L2-Hys normalisation of each (cell) block along the last axis, eps = 1e-5."""
+    hist = hist.double()
+    out = hist / torch.sqrt(hist.square().sum(-1, keepdim=True) + _EPS**2)
+    out = out.clamp_(max=_CLIP)
+    return out / torch.sqrt(out.square().sum(-1, keepdim=True) + _EPS**2)
