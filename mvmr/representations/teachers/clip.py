@@ -1,0 +1,297 @@
+"""CLIP image towers as teachers: ``open_clip:<model>`` and ``hf-clip:<local dir>``.
+
+The paper (section 6.2) distils CLIP ViT-B-16, whose image embedding is 512-d. Only the image
+tower is kept (the text tower is dropped after loading, which halves the memory of ViT-B-16).
+
+Preprocessing is CLIP's own: resize the shorter side to the input size (bicubic), centre crop,
+normalise with the CLIP statistics (``OPENAI_DATASET_MEAN/STD`` unless the checkpoint's config
+says otherwise). The authors' code normalised CLIP inputs with the ImageNet statistics; we do not.
+
+- ``open_clip``: ``open_clip.create_model(model, pretrained=<local file>)`` (strict loading by
+  open_clip). ``weights`` may also be an open_clip pretrained tag (``"laion400m_e32"``,
+  ``"openai"``...): that runs open_clip's download code (its cache first), which fails offline
+  with a message saying what to do. The preprocessing comes from the tag's config when a tag is
+  given (``weights=`` tag, or ``tag=`` alongside a local file), else open_clip's defaults.
+- ``hf-clip``: ``transformers.CLIPVisionModelWithProjection.from_pretrained(dir,
+  local_files_only=True)``; the embedding is ``image_embeds``. Every weight of the vision tower
+  must be in the directory (a partially random teacher is refused). Preprocessing from the
+  directory's ``preprocessor_config.json`` when present, else the config's ``image_size`` and
+  the CLIP statistics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mvmr.errors import CheckpointError, ConfigError
+from mvmr.representations.teachers.base import Teacher
+from mvmr.representations.teachers.preprocess import ImagePreprocess
+from mvmr.representations.teachers.weights import (
+    WeightsUnavailableError,
+    import_optional,
+    require_weights_file,
+    weights_fingerprint,
+)
+
+__all__ = ["CLIP_MEAN", "CLIP_STD", "build_open_clip_teacher", "build_hf_clip_teacher", "HFClipImageEmbeds"]
+
+#: OpenAI CLIP normalisation (open_clip's ``OPENAI_DATASET_MEAN/STD``, transformers' CLIP defaults).
+CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
+_PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+
+
+# --------------------------------------------------------------------------- open_clip
+def build_open_clip_teacher(
+    model_name: str,
+    *,
+    spec: str,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    tag: str | None = None,
+    input_size: int | None = None,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    l2_normalize: bool = False,
+    name: str = "teacher",
+    cache_dir: str | Path | None = None,
+) -> Teacher:
+    """Build the image tower of an open_clip model (``encode_image``) as a teacher.
+
+    Args:
+        model_name: an open_clip model config name, e.g. ``"ViT-B-16"``.
+        weights: local open_clip checkpoint file, or an open_clip pretrained tag (download path).
+        allow_random: with ``weights=None``, use random weights (tests only).
+        tag: the pretrained tag the local file comes from, to use its preprocessing config
+            (read from open_clip's table, nothing downloaded).
+        input_size: force another image size (``force_image_size``; ViTs resize their
+            position embeddings when loading).
+        crop_pct, interpolation, mean, std: preprocessing overrides.
+        cache_dir: open_clip download cache (tags only).
+    """
+    open_clip = import_optional("open_clip", kind=spec, package="open_clip_torch")
+    if model_name not in open_clip.list_models():
+        raise ConfigError(
+            f"unknown open_clip model {model_name!r} in teacher spec {spec!r}; e.g. ViT-B-16, ViT-B-32, RN50 "
+            f"(open_clip.list_models() lists all)"
+        )
+    known_tags = list(open_clip.list_pretrained_tags_by_model(model_name))
+    settings: dict[str, Any] = {"kind": "open_clip", "model": model_name}
+    pretrained: str | None
+    if weights is None:
+        if not allow_random:
+            raise ConfigError(
+                f"teacher {spec!r} needs weights: pass weights=<local open_clip checkpoint file> (downloaded on a "
+                f"machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-laion2B-s34B-b88K), "
+                f"an open_clip tag ({', '.join(known_tags) or 'none known'}) to use open_clip's cache/download, "
+                f"or allow_random=True (tests only)"
+            )
+        pretrained = None
+        settings["weights"] = None
+        settings["random_weights"] = True
+    elif str(weights) in known_tags and not Path(weights).is_file():
+        pretrained = str(weights)
+        tag = pretrained
+        settings["weights"] = {"open_clip_tag": pretrained}
+    else:
+        file = require_weights_file(
+            weights,
+            spec=spec,
+            hint=(
+                f"Known open_clip tags for {model_name}: {', '.join(known_tags) or 'none'}; on a machine with internet "
+                f"open_clip.create_model({model_name!r}, pretrained='<tag>') stores the file in the Hugging Face cache."
+            ),
+        )
+        pretrained = str(file)
+        settings["weights"] = weights_fingerprint(file)
+    force_pp: dict[str, Any] = {}
+    if tag is not None:
+        tag_cfg = open_clip.get_pretrained_cfg(model_name, tag)
+        if not tag_cfg:
+            raise ConfigError(f"unknown open_clip tag {tag!r} for {model_name}; known: {', '.join(known_tags)}")
+        force_pp = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
+        settings["tag"] = tag
+    try:
+        model = open_clip.create_model(
+            model_name,
+            pretrained=pretrained,
+            force_image_size=input_size,
+            force_preprocess_cfg=force_pp or None,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            weights_only=True,
+        )
+    except RuntimeError as exc:
+        if pretrained is not None and pretrained in known_tags:
+            raise WeightsUnavailableError(
+                f"could not load open_clip weights {model_name}/{pretrained} (teacher {spec!r}): not in the local cache "
+                f"and the download failed ({exc}). On this offline machine, copy the checkpoint file here and pass "
+                f"weights=<file> (with tag={pretrained!r} to keep its preprocessing)."
+            ) from exc
+        raise CheckpointError(f"open_clip could not build {model_name!r} for teacher {spec!r}: {exc}") from exc
+    cfg = dict(open_clip.get_model_preprocess_cfg(model))
+    visual = model.visual
+    del model  # keep only the image tower
+    size = cfg.get("size", 224)
+    size = size if isinstance(size, int) else tuple(size)
+    if not isinstance(size, int):
+        if size[0] != size[1]:
+            raise ConfigError(f"open_clip model {model_name!r} expects a non-square input {size}")
+        size = int(size[0])
+    resize_mode = cfg.get("resize_mode", "shortest")
+    if resize_mode != "shortest":
+        settings["open_clip_resize_mode_replaced"] = resize_mode  # 'squash'/'longest': we use shortest + crop
+    preprocess = ImagePreprocess(
+        input_size=size,
+        resize_size=size,
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        mean=tuple(cfg.get("mean", CLIP_MEAN)),  # type: ignore[arg-type]
+        std=tuple(cfg.get("std", CLIP_STD)),  # type: ignore[arg-type]
+    ).replace(crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)
+    embed_dim = int(getattr(visual, "output_dim", 0) or _probe_dim(visual, size))
+    return Teacher(
+        net=visual,
+        preprocess=preprocess,
+        embed_dim=embed_dim,
+        spec=spec,
+        settings=settings,
+        l2_normalize=l2_normalize,
+        name=name,
+    )
+
+
+def _probe_dim(net: nn.Module, size: int) -> int:
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.zeros(1, 3, size, size))
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    return int(out.reshape(1, -1).shape[1])
+
+
+# --------------------------------------------------------------------------- transformers CLIP
+class HFClipImageEmbeds(nn.Module):
+    """``CLIPVisionModelWithProjection(pixel_values).image_embeds`` as a plain module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) normalised images -> (B, projection_dim)."""
+        return self.model(pixel_values=x).image_embeds
+
+
+def _hf_size(value: Any, what: str) -> int | None:
+    """An int size from a preprocessor-config entry (int, or dict with shortest_edge / height+width)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, dict):
+        if "shortest_edge" in value:
+            return int(value["shortest_edge"])
+        if "height" in value and "width" in value:
+            if int(value["height"]) != int(value["width"]):
+                raise ConfigError(f"preprocessor_config.json: non-square {what} {value} is not supported")
+            return int(value["height"])
+    raise ConfigError(f"preprocessor_config.json: cannot read {what} from {value!r}")
+
+
+def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]:
+    config_file = folder / "preprocessor_config.json"
+    if not config_file.is_file():
+        return ImagePreprocess(input_size=image_size, resize_size=image_size, mean=CLIP_MEAN, std=CLIP_STD), "model config"
+    try:
+        pp = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {config_file}: {exc}") from exc
+    crop = _hf_size(pp.get("crop_size"), "crop_size") if pp.get("do_center_crop", True) else None
+    resize = _hf_size(pp.get("size"), "size") if pp.get("do_resize", True) else None
+    crop = crop or resize or image_size
+    resize = max(resize or crop, crop)
+    interpolation = _PIL_RESAMPLE.get(int(pp.get("resample", 3)), "bicubic")
+    return (
+        ImagePreprocess(
+            input_size=crop,
+            resize_size=resize,
+            interpolation=interpolation,
+            mean=tuple(pp.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
+            std=tuple(pp.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
+        ),
+        "preprocessor_config.json",
+    )
+
+
+def build_hf_clip_teacher(
+    directory: str,
+    *,
+    spec: str,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    crop_pct: float | None = None,
+    interpolation: str | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    l2_normalize: bool = False,
+    name: str = "teacher",
+) -> Teacher:
+    """Build a transformers CLIP vision tower with projection from a local directory.
+
+    Args:
+        directory: a ``save_pretrained`` directory of ``CLIPVisionModelWithProjection`` or of a
+            full ``CLIPModel`` (its vision tower and projection are used).
+        weights: must be None (the weights are in the directory).
+        allow_random: accepted for a uniform interface; an hf-clip teacher always needs weights.
+        crop_pct, interpolation, mean, std: preprocessing overrides.
+    """
+    if weights is not None:
+        raise ConfigError(f"teacher {spec!r} reads its weights from the directory; do not pass weights=")
+    folder = Path(directory).expanduser()
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        what = "has no config.json" if folder.is_dir() else "does not exist"
+        raise WeightsUnavailableError(
+            f"hf-clip teacher directory {folder.resolve()} {what}. Put a transformers CLIP checkpoint there (saved "
+            f"on a machine with internet with CLIPVisionModelWithProjection.from_pretrained('openai/clip-vit-base-patch16')"
+            f".save_pretrained(dir), plus the CLIPImageProcessor's preprocessor_config.json)."
+        )
+    transformers = import_optional("transformers", kind=spec)
+    try:
+        model, info = transformers.CLIPVisionModelWithProjection.from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True
+        )
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot load the hf-clip teacher from {folder}: {exc}") from exc
+    missing = list(info.get("missing_keys", []))
+    if missing:
+        shown = ", ".join(sorted(missing)[:5])
+        raise CheckpointError(
+            f"hf-clip teacher {folder}: {len(missing)} weights are missing from the checkpoint and would be random "
+            f"({shown}{', ...' if len(missing) > 5 else ''})"
+        )
+    image_size = int(model.config.image_size)
+    preprocess, source = _hf_preprocess(folder, image_size)
+    preprocess = preprocess.replace(crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)
+    weight_files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    settings: dict[str, Any] = {
+        "kind": "hf-clip",
+        "model": folder.name,
+        "preprocess_source": source,
+        "weights": [weights_fingerprint(f) for f in weight_files],
+    }
+    return Teacher(
+        net=HFClipImageEmbeds(model),
+        preprocess=preprocess,
+        embed_dim=int(model.config.projection_dim),
+        spec=spec,
+        settings=settings,
+        l2_normalize=l2_normalize,
+        name=name,
+    )

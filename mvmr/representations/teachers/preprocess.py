@@ -1,0 +1,192 @@
+"""A teacher's own image preprocessing: channels, resize, centre crop and normalisation.
+
+Images reach a teacher as float tensors (B, C, H, W) in [0, 1] at whatever size the dataset has
+(e.g. 96 px for STL10). Every pretrained model expects its own input: a size, an interpolation,
+a crop and a normalisation. :class:`ImagePreprocess` reproduces the usual evaluation transform
+of the model on tensors, batched, on the images' device:
+
+1. grayscale (C == 1) is repeated to 3 channels;
+2. the shorter side is resized to ``resize_size`` (the longer one keeps the aspect ratio, as
+   ``torchvision.transforms.Resize(int)`` does), with the model's interpolation and antialiasing;
+   bicubic results are clamped back to [0, 1] like the 8-bit PIL pipelines the models were
+   trained with;
+3. the centre ``input_size`` x ``input_size`` square is cropped;
+4. ``(x - mean) / std`` per channel.
+
+``resize_size = floor(input_size / crop_pct)``: ``crop_pct = 1`` resizes the shorter side
+straight to the input size (CLIP), ``0.875`` is the classic ImageNet "resize 256, crop 224".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from mvmr.errors import ConfigError
+
+__all__ = ["ImagePreprocess", "INTERPOLATIONS", "IMAGENET_MEAN", "IMAGENET_STD", "HALF_MEAN", "HALF_STD"]
+
+#: Interpolation names accepted by :class:`ImagePreprocess`.
+INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear", "nearest")
+#: torchvision / timm ImageNet statistics.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: ``(x - 0.5) / 0.5``, i.e. [-1, 1] inputs (TF-style models such as EfficientNet-Lite).
+HALF_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
+HALF_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+
+def _three(values: Sequence[float], what: str) -> tuple[float, float, float]:
+    vals = tuple(float(v) for v in values)
+    if len(vals) == 1:
+        vals = vals * 3
+    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
+        raise ConfigError(f"{what} must be 1 or 3 finite numbers, got {values!r}")
+    return vals  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """The evaluation transform of one pretrained model, applied to [0, 1] image batches.
+
+    Args:
+        input_size: side of the square the model receives (the centre crop).
+        resize_size: the shorter image side is resized to this before cropping
+            (``>= input_size``). Use :meth:`from_crop_pct` to give a crop fraction instead.
+        interpolation: ``"bicubic"``, ``"bilinear"`` or ``"nearest"``.
+        mean, std: per-channel normalisation of the [0, 1] RGB input.
+        antialias: antialias when downsampling (bilinear / bicubic only).
+    """
+
+    input_size: int
+    resize_size: int
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    antialias: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("input_size", "resize_size"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive int, got {value!r}")
+        if self.resize_size < self.input_size:
+            raise ConfigError(
+                f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size}): "
+                f"the centre crop is taken after resizing"
+            )
+        if self.interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
+        object.__setattr__(self, "mean", _three(self.mean, "mean"))
+        object.__setattr__(self, "std", _three(self.std, "std"))
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"std must be > 0, got {self.std}")
+
+    @classmethod
+    def from_crop_pct(
+        cls,
+        *,
+        input_size: int,
+        crop_pct: float = 1.0,
+        interpolation: str = "bicubic",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        antialias: bool = True,
+    ) -> "ImagePreprocess":
+        """Build with ``resize_size = floor(input_size / crop_pct)`` (the timm convention)."""
+        if not isinstance(crop_pct, (int, float)) or not 0.0 < float(crop_pct) <= 1.0:
+            raise ConfigError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
+        if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
+            raise ConfigError(f"input_size must be a positive int, got {input_size!r}")
+        resize = int(math.floor(input_size / float(crop_pct) + 1e-9))
+        return cls(
+            input_size=input_size,
+            resize_size=resize,
+            interpolation=interpolation,
+            mean=tuple(mean),  # type: ignore[arg-type]
+            std=tuple(std),  # type: ignore[arg-type]
+            antialias=antialias,
+        )
+
+    @property
+    def crop_pct(self) -> float:
+        """``input_size / resize_size``."""
+        return self.input_size / self.resize_size
+
+    def replace(self, **changes: Any) -> "ImagePreprocess":
+        """A copy with some fields changed (``crop_pct=`` is accepted too)."""
+        values = asdict(self)
+        crop_pct = changes.pop("crop_pct", None)
+        unknown = sorted(set(changes) - set(values))
+        if unknown:
+            raise ConfigError(f"unknown preprocessing field(s) {unknown}; known: {sorted(values)} and crop_pct")
+        values.update({k: v for k, v in changes.items() if v is not None})
+        if crop_pct is not None or ("input_size" in changes and changes["input_size"] is not None):
+            pct = float(crop_pct) if crop_pct is not None else self.crop_pct
+            return ImagePreprocess.from_crop_pct(
+                input_size=values["input_size"],
+                crop_pct=pct,
+                interpolation=values["interpolation"],
+                mean=values["mean"],
+                std=values["std"],
+                antialias=values["antialias"],
+            )
+        return ImagePreprocess(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings (for cache manifests and reports)."""
+        return {
+            "input_size": self.input_size,
+            "resize_size": self.resize_size,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "antialias": self.antialias,
+        }
+
+    # ------------------------------------------------------------------ applying
+    def resize_and_crop(self, images: torch.Tensor) -> torch.Tensor:
+        """Steps 1-3 (channels, resize, centre crop): a [0, 1] batch of ``input_size`` squares."""
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
+        channels = images.shape[1]
+        if channels == 1:
+            images = images.expand(-1, 3, -1, -1)
+        elif channels != 3:
+            raise ValueError(f"a teacher takes RGB (3 channels) or grayscale (1 channel) images, got {channels} channels")
+        height, width = int(images.shape[-2]), int(images.shape[-1])
+        short, long = min(height, width), max(height, width)
+        if short != self.resize_size:
+            new_long = int(self.resize_size * long / short)
+            size = (self.resize_size, new_long) if height <= width else (new_long, self.resize_size)
+            mode = self.interpolation
+            smooth = mode in ("bilinear", "bicubic")
+            images = F.interpolate(
+                images,
+                size=size,
+                mode=mode,
+                align_corners=False if smooth else None,
+                antialias=self.antialias and smooth,
+            )
+            if mode == "bicubic":
+                images = images.clamp(0.0, 1.0)
+            height, width = size
+        if height != self.input_size or width != self.input_size:
+            top = int(round((height - self.input_size) / 2.0))
+            left = int(round((width - self.input_size) / 2.0))
+            images = images[..., top : top + self.input_size, left : left + self.input_size]
+        return images
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Step 4: ``(x - mean) / std`` per channel."""
+        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """The model input for a [0, 1] batch: (B, 3, input_size, input_size), normalised."""
+        return self.normalize(self.resize_and_crop(images)).contiguous()

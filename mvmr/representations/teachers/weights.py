@@ -1,0 +1,123 @@
+"""Shared helpers of the teacher builders: optional imports, local weight files, fingerprints.
+
+Nothing here downloads. A teacher's weights are a local file (or, for the built-in
+EfficientNet-Lite0, a file inside an installed wheel); where a library can download weights
+itself (open_clip tags, torchvision weight enums, the timm hub), the builders call that real
+code path and turn its failure into :class:`WeightsUnavailableError`, which says where to put
+the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from mvmr.errors import CheckpointError
+
+__all__ = [
+    "TEACHERS_EXTRA",
+    "WeightsUnavailableError",
+    "import_optional",
+    "require_weights_file",
+    "weights_fingerprint",
+    "load_state_dict_file",
+    "load_strict",
+]
+
+#: The pip extra that installs every teacher backend.
+TEACHERS_EXTRA = "pip install mvmr[teachers]"
+
+_SAMPLE_BYTES = 4 * 2**20
+
+
+class WeightsUnavailableError(CheckpointError):
+    """A teacher's weights are neither a local file nor downloadable (offline machine)."""
+
+
+def import_optional(module: str, *, kind: str, package: str | None = None) -> ModuleType:
+    """Import ``module`` or raise an ImportError naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pkg = package or module
+        raise ImportError(
+            f"the {kind!r} teacher needs the package {pkg!r}, which is not installed: {TEACHERS_EXTRA} "
+            f"(or pip install {pkg}); import error: {exc}"
+        ) from exc
+
+
+def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path:
+    """``path`` as a Path if it is an existing file, else a CheckpointError that names it.
+
+    ``hint`` says how to obtain the file (e.g. which call downloads it on a machine with
+    internet access).
+    """
+    file = Path(path).expanduser()
+    if file.is_file():
+        return file
+    where = "it is a directory, not a file" if file.is_dir() else "no such file"
+    more = f" {hint}" if hint else ""
+    raise WeightsUnavailableError(
+        f"weights file for teacher {spec!r} not found: {file.resolve()} ({where}). This machine may be offline, "
+        f"so weights are never downloaded at run time: put the weight file at that path, or pass weights=<path of "
+        f"the file>.{more}"
+    )
+
+
+def weights_fingerprint(path: str | Path) -> dict[str, Any]:
+    """Identify a weight file cheaply: its name, byte size and a SHA-256 of the size plus the
+    first and last 4 MiB (the whole file when it is smaller than 8 MiB).
+
+    Recorded in the feature-cache manifest so that a cache built with other weights is refused.
+    The folder is left out on purpose: the same file moved elsewhere identifies the same teacher.
+    """
+    file = Path(path)
+    size = file.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(file, "rb") as f:
+        if size <= 2 * _SAMPLE_BYTES:
+            digest.update(f.read())
+            method = "sha256"
+        else:
+            digest.update(f.read(_SAMPLE_BYTES))
+            f.seek(size - _SAMPLE_BYTES)
+            digest.update(f.read(_SAMPLE_BYTES))
+            method = "sha256(size, first and last 4 MiB)"
+    return {"file": file.name, "bytes": size, "hash": digest.hexdigest()[:32], "hash_method": method}
+
+
+def load_state_dict_file(path: Path, *, spec: str) -> dict[str, torch.Tensor]:
+    """Read a state dict (``torch.load(weights_only=True)`` or safetensors, sniffed from the content).
+
+    A checkpoint that wraps the state dict in ``{"state_dict": ...}`` or ``{"model": ...}`` is
+    unwrapped; the ``module.`` prefix of DataParallel checkpoints is not stripped (strict loading
+    reports it).
+    """
+    from mvmr.models.state_io import read_state_dict
+
+    try:
+        state, _ = read_state_dict(path)
+    except CheckpointError:
+        # read_state_dict accepts plain state dicts and {"state_dict": ...}; also accept {"model": ...}
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"cannot read the weights of teacher {spec!r} from {path}: {exc}") from exc
+        inner = obj.get("model") if isinstance(obj, dict) else None
+        if not isinstance(inner, dict) or not all(isinstance(v, torch.Tensor) for v in inner.values()):
+            raise CheckpointError(f"{path} holds no state dict for teacher {spec!r} (a mapping of names to tensors)") from None
+        state = dict(inner)
+    return state
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], *, source: Path, spec: str) -> None:
+    """Load ``state`` into ``module`` with ``strict=True``; mismatches raise a CheckpointError."""
+    from mvmr.models.state_io import load_state_dict_strict
+
+    load_state_dict_strict(module, state, source=f"weights file {source} (teacher {spec!r})")
