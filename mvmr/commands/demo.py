@@ -1,0 +1,32 @@
+"""``mvmr demo``: MV-MR on Fashion-MNIST on the CPU in about five minutes, then a linear probe.
+
+Pretrains with ``configs/demo.yaml`` (a ResNet-18 on a 10000-image subset, the paper's five
+hand-crafted representations), then fits a logistic regression on frozen features and prints
+its test accuracy next to two baselines: the same encoder randomly initialised, and raw pixels.
+The run folder (default ``runs/demo``) keeps the checkpoint, the resolved config, the logs, the
+plots and ``demo_results.md``. Run it again to reuse the pretraining; ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "pretrain MV-MR on Fashion-MNIST on the CPU (~5 min) and compare linear probes"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="Fashion-MNIST folder with the idx .gz files (default: /usr/share/datasets/fashion-mnist)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/demo)")
+    parser.add_argument("--fresh", action="store_true", help="delete an earlier demo run in the folder and start over")
+    parser.add_argument("--probe-train", type=int, default=5000, metavar="N", help="labelled train images for the probe (default 5000)")
+    parser.add_argument("--probe-test", type=int, default=5000, metavar="N", help="test images for the probe (default 5000)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of configs/demo.yaml")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mvmr.training.demo import run_demo
+
+    run_demo(data=args.data, out=args.out, fresh=args.fresh, overrides=args.overrides,
+             probe_train=args.probe_train, probe_test=args.probe_test)
+    return 0

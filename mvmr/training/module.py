@@ -1,0 +1,249 @@
+"""The Lightning modules: a base that optimises and runs an online linear probe, and MV-MR.
+
+The split follows solo-learn's idea: :class:`BaseSSLModule` owns everything a self-supervised
+method shares (optimiser and schedule, the online linear probe on detached features, logging of
+lr and throughput); a method subclasses it and implements :meth:`BaseSSLModule.ssl_step`, which
+returns its loss, its loss terms (logged as they are) and the clean-view encoder features the
+probe trains on. :class:`MVMRModule` adds the MV-MR loss on top of :class:`~mvmr.models.MVMRModel`.
+
+Batches are ``(x_clean, x_aug, index, label)`` (see :class:`~mvmr.data.TwoViews`) for training
+and ``(image, label)`` for the probe's validation; label -1 marks an unlabelled image.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mvmr.config import OptimConfig, ProbeConfig
+from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
+from mvmr.training.sampling import mix_seed
+
+__all__ = ["StepOutput", "BaseSSLModule", "MVMRModule"]
+
+
+@dataclass
+class StepOutput:
+    """What a method's :meth:`BaseSSLModule.ssl_step` returns."""
+
+    loss: Tensor
+    terms: dict[str, Tensor]
+    features: Tensor  # clean-view encoder features (B, F), for the online probe
+    embeddings: Tensor | None = None  # clean-view embeddings (B, D), for the std monitor
+
+
+class BaseSSLModule(L.LightningModule):
+    """Optimisation, online linear probe and common logging for a self-supervised method.
+
+    Args:
+        model: a module with ``features(x) -> (B, F)`` (the encoder under training).
+        feature_dim: F.
+        optim: optimiser and schedule settings.
+        probe: online probe settings; the probe is a linear layer trained with cross-entropy on
+            DETACHED clean-view features of the labelled training images (it never changes the
+            encoder) and validated on images held out from the labelled training data.
+        num_classes: classes of the probe (None disables the probe).
+        batch_size: per-process batch size, for the lr scaling rule and throughput.
+        seed: base seed; each batch reseeds the global RNG from ``(seed, epoch, batch, rank)``,
+            so random representations (e.g. augmented pixels) are the same after a resume.
+        hparams: plain-dict hyper-parameters stored in checkpoints (the resolved config).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        feature_dim: int,
+        optim: OptimConfig,
+        probe: ProbeConfig,
+        num_classes: int | None,
+        batch_size: int,
+        seed: int = 0,
+        hparams: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if hparams is not None:
+            self.save_hyperparameters(dict(hparams))
+        self.model = model
+        self.optim_cfg = optim
+        self.probe_cfg = probe
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.classifier: nn.Linear | None = None
+        if probe.enabled and num_classes is not None:
+            self.classifier = nn.Linear(feature_dim, num_classes)
+        self.last_terms: dict[str, Tensor] = {}
+        self._last_batch_end: float | None = None
+
+    # -- the method's part ----------------------------------------------------------------
+    def ssl_step(self, batch: Any) -> StepOutput:
+        """Compute the method's loss on a training batch."""
+        raise NotImplementedError
+
+    # -- probe --------------------------------------------------------------------------------
+    def _probe_loss(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
+        """Cross-entropy and accuracy over the labelled rows (label >= 0); (0, 0, 0) without any."""
+        assert self.classifier is not None
+        logits = self.classifier(features.float())
+        mask = labels >= 0
+        n = int(mask.sum())
+        if n == 0:  # keep the classifier in the graph (DDP expects every parameter to get a grad)
+            return logits.sum() * 0.0, logits.new_zeros(()), 0
+        loss = F.cross_entropy(logits[mask], labels[mask])
+        acc = (logits[mask].argmax(dim=1) == labels[mask]).float().mean()
+        return loss, acc, n
+
+    # -- Lightning hooks ------------------------------------------------------------------
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        torch.manual_seed(mix_seed("step", self.seed, self.current_epoch, batch_idx, self.global_rank))
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        out = self.ssl_step(batch)
+        self.last_terms = out.terms
+        loss = out.loss
+        log: dict[str, Tensor | float] = {f"train/{k}": v for k, v in out.terms.items()}
+        if out.embeddings is not None:
+            log["train/z_std"] = out.embeddings.detach().float().std(dim=0).mean()
+        if self.classifier is not None:
+            labels = batch[-1]
+            probe_loss, probe_acc, n = self._probe_loss(out.features.detach(), labels)
+            loss = loss + probe_loss
+            if n:
+                log["train/probe_loss"] = probe_loss.detach()
+                log["train/probe_acc"] = probe_acc
+        optimizer = self.optimizers(use_pl_optimizer=False) if self._trainer is not None else None
+        if optimizer is not None:
+            log["train/lr"] = float(optimizer.param_groups[0]["lr"])
+        self.log_dict(log, on_step=True, on_epoch=False, batch_size=self.batch_size)
+        self.log("train/loss_epoch", out.terms.get("loss", out.loss).detach(), on_step=False, on_epoch=True,
+                 batch_size=self.batch_size, sync_dist=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._last_batch_end is not None and now > self._last_batch_end:
+            images = self.batch_size * self.trainer.world_size
+            self.log("train/images_per_s", images / (now - self._last_batch_end), on_step=True, on_epoch=False,
+                     batch_size=self.batch_size)
+        self._last_batch_end = now
+
+    def on_train_epoch_start(self) -> None:
+        self._last_batch_end = None
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        if self.classifier is None:
+            return
+        images, labels = batch[0], batch[-1]
+        features = self.model.features(images)
+        loss, acc, n = self._probe_loss(features, labels)
+        if n:
+            self.log("val/probe_loss", loss, on_epoch=True, batch_size=n, sync_dist=True)
+            self.log("val/probe_acc", acc, on_epoch=True, batch_size=n, sync_dist=True)
+
+    def configure_optimizers(self) -> Any:
+        cfg, trainer = self.optim_cfg, self.trainer
+        effective_batch = self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        self.base_lr = effective_lr(cfg, effective_batch)
+        groups = split_decay_params(self.model, cfg.weight_decay)
+        if self.classifier is not None:
+            groups.append({"params": list(self.classifier.parameters()), "lr": self.probe_cfg.lr,
+                           "weight_decay": self.probe_cfg.weight_decay, "lars_exclude": True})
+        optimizer = build_optimizer(cfg, groups, self.base_lr)
+        self._scheduler = DeferredLambdaLR(optimizer)  # bound in on_train_start, see DeferredLambdaLR
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler, "interval": "step", "frequency": 1}}
+
+    def on_train_start(self) -> None:
+        trainer = self.trainer
+        # optimiser steps over the whole run: ceil(batches per epoch per process / accumulation) x
+        # epochs, capped by max_steps (Lightning's count; DDP shards are already per process)
+        total = trainer.estimated_stepping_batches
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        if not math.isfinite(float(total)):
+            total = per_epoch * max(1, trainer.max_epochs or 1)
+        self.schedule_total_steps = int(total)
+        self._scheduler.bind(lr_schedule(self.optim_cfg, total_steps=int(total), steps_per_epoch=per_epoch,
+                                         base_lr=self.base_lr))
+
+
+class MVMRModule(BaseSSLModule):
+    """MV-MR (paper section 4.1): the MV-MR loss between the embeddings of the clean and the
+    augmented view and the fixed representations of the clean view.
+
+    Args:
+        model: :class:`~mvmr.models.MVMRModel` (``forward_with_features``, ``features``, ``forward``).
+        loss: :class:`~mvmr.losses.MVMRLoss`.
+        representations: name -> representation computed afresh on the clean view each step
+            (on the module's device, under ``no_grad``, in float32).
+        cache: a :class:`~mvmr.representations.FeatureCache` holding the other representations
+            by dataset index, or None.
+        cached: names read from ``cache`` (default: all of the cache's names).
+        order: the order of the representations in the loss and logs (default: fresh, then cached).
+        **kwargs: :class:`BaseSSLModule` arguments.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        representations: Mapping[str, nn.Module] | None = None,
+        *,
+        cache: Any | None = None,
+        cached: list[str] | None = None,
+        order: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model, **kwargs)
+        self.loss_fn = loss
+        # a plain dict: the representations are fixed, stay out of the state dict and checkpoints
+        self._representations: dict[str, nn.Module] = dict(representations or {})
+        self.cache = cache
+        self.cached = list(cached if cached is not None else (cache.names if cache is not None else []))
+        both = set(self._representations) & set(self.cached)
+        if both:
+            raise ValueError(f"representations {sorted(both)} are both computed and cached")
+        self.order = list(order) if order is not None else [*self._representations, *self.cached]
+
+    def on_fit_start(self) -> None:
+        for rep in self._representations.values():
+            rep.to(self.device)
+            rep.eval()
+
+    @torch.no_grad()
+    def representations_of(self, x_clean: Tensor, index: Tensor) -> dict[str, Tensor]:
+        """``{name: (B, D_k)}`` for the clean view: cached rows by index, the rest computed now."""
+        out: dict[str, Tensor] = {}
+        if self.cached:
+            out.update(self.cache.get(index, names=self.cached, device=x_clean.device))
+        with torch.autocast(device_type=x_clean.device.type, enabled=False):
+            x = x_clean.float()
+            for name, rep in self._representations.items():
+                out[name] = rep(x).flatten(1).float()
+        return {name: out[name] for name in self.order}
+
+    def ssl_step(self, batch: Any) -> StepOutput:
+        x_clean, x_aug, index, _ = batch
+        features, z = self.model.forward_with_features(x_clean)
+        z_aug = self.model(x_aug)
+        reps = self.representations_of(x_clean, index)
+        with torch.autocast(device_type=z.device.type, enabled=False):  # the loss in float32, even under AMP
+            try:
+                loss, terms = self.loss_fn(z.float(), z_aug.float(), reps)
+            except ValueError as err:
+                if "non-finite" not in str(err):
+                    raise
+                from mvmr.training.callbacks import NonFiniteLossError
+
+                raise NonFiniteLossError(
+                    f"non-finite values at optimiser step {self.global_step} (epoch {self.current_epoch}, "
+                    f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. Training stopped; "
+                    f"the last checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
+                    f"or check the data."
+                ) from err
+        return StepOutput(loss=loss, terms=terms, features=features, embeddings=z)

@@ -1,0 +1,191 @@
+"""Optimisers (Adam, AdamW, LARS) and the warm-up + cosine learning-rate schedule.
+
+The schedule is a function of the OPTIMISER step (one step per ``accumulate_grad_batches``
+batches), so its length must be counted in optimiser steps:
+``ceil(batches_per_epoch / accumulate) * epochs`` with ``batches_per_epoch`` the per-process
+count (under DDP each process sees 1/world of the data). Lightning computes exactly this as
+``trainer.estimated_stepping_batches``, which :meth:`BaseSSLModule.configure_optimizers` uses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from mvmr.config import OptimConfig
+
+__all__ = [
+    "LARS",
+    "split_decay_params",
+    "build_optimizer",
+    "effective_lr",
+    "warmup_cosine",
+    "lr_schedule",
+    "DeferredLambdaLR",
+]
+
+
+class LARS(Optimizer):
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017).
+
+    For each parameter ``p`` with gradient ``g`` in a group whose ``lars_exclude`` is False::
+
+        g <- g + weight_decay * p
+        g <- g * trust_coefficient * ||p|| / ||g||     (when both norms are > 0)
+
+    Groups with ``lars_exclude=True`` (biases and normalisation parameters, see
+    :func:`split_decay_params`) get neither weight decay nor the adaptation: a plain momentum
+    step. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        *,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"LARS lr must be > 0, got {lr}")
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient,
+            eps=eps, lars_exclude=False,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if not group["lars_exclude"]:
+                    if group["weight_decay"]:
+                        g = g.add(p, alpha=group["weight_decay"])
+                    p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    trust = torch.where(
+                        (p_norm > 0) & (g_norm > 0),
+                        group["trust_coefficient"] * p_norm / (g_norm + group["eps"]),
+                        torch.ones_like(p_norm),
+                    )
+                    g = g * trust
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(g).detach()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+        return loss
+
+
+def _is_no_decay(name: str, param: nn.Parameter) -> bool:
+    """Biases and normalisation weights: every parameter with fewer than two dimensions."""
+    return param.ndim < 2 or name.endswith(".bias")
+
+
+def split_decay_params(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Two parameter groups: weights (with ``weight_decay``) and biases/norm parameters (without,
+    and excluded from LARS adaptation)."""
+    decay, no_decay = [], []
+    for name, param in module.named_parameters():
+        if param.requires_grad:
+            (no_decay if _is_no_decay(name, param) else decay).append(param)
+    groups = []
+    if decay:
+        groups.append({"params": decay, "weight_decay": weight_decay, "lars_exclude": False})
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0, "lars_exclude": True})
+    return groups
+
+
+def effective_lr(cfg: OptimConfig, effective_batch_size: int) -> float:
+    """``cfg.lr`` scaled by the effective batch (batch x processes x accumulation) when asked."""
+    ratio = effective_batch_size / cfg.base_batch_size
+    if cfg.lr_scaling == "linear":
+        return cfg.lr * ratio
+    if cfg.lr_scaling == "sqrt":
+        return cfg.lr * math.sqrt(ratio)
+    return cfg.lr
+
+
+def build_optimizer(cfg: OptimConfig, groups: list[dict[str, Any]], lr: float) -> Optimizer:
+    """The configured optimiser over parameter ``groups`` (a group may carry its own ``lr``)."""
+    if cfg.optimizer == "lars":
+        return LARS(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                    trust_coefficient=cfg.trust_coefficient)
+    # Adam/AdamW do not know the LARS flag
+    clean = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
+    betas = (cfg.betas[0], cfg.betas[1])
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(clean, lr=lr, betas=betas, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(clean, lr=lr, betas=betas, weight_decay=cfg.weight_decay)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """The lr multiplier at optimiser step ``s`` (0-based): linear warm-up from 1/warmup to 1 over
+    ``warmup_steps``, then a cosine from 1 down to ``min_ratio`` at ``total_steps``."""
+    total_steps = max(1, int(total_steps))
+    warmup_steps = max(0, min(int(warmup_steps), total_steps - 1))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def lr_schedule(cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float, base_lr: float) -> Callable[[int], float]:
+    """The lr multiplier per optimiser step: warm-up (``cfg.warmup_epochs``) then cosine down to
+    ``cfg.min_lr`` at ``total_steps``, or constant after the warm-up with ``scheduler="constant"``."""
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.scheduler == "constant":
+        return warmup_cosine(total_steps, warmup, 1.0)
+    min_ratio = cfg.min_lr / base_lr if base_lr > 0 else 0.0
+    return warmup_cosine(total_steps, warmup, min(1.0, min_ratio))
+
+
+class DeferredLambdaLR(torch.optim.lr_scheduler.LambdaLR):
+    """A LambdaLR whose multiplier is bound later (:meth:`bind`), once the number of optimiser
+    steps is known; until then the multiplier is 1.
+
+    Lightning can only count the steps (``trainer.estimated_stepping_batches``) after it has set
+    up the training data, and setting the data up inside ``configure_optimizers`` (before a
+    checkpoint is restored) would stop it from restoring the loader's position on resume. The
+    module therefore binds the schedule in ``on_train_start``. The state dict holds only the step
+    counter, so a resumed run follows the schedule of its (possibly changed) config.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self._factor: Callable[[int], float] | None = None
+        super().__init__(optimizer, lambda step: self._factor(step) if self._factor is not None else 1.0)
+
+    def bind(self, factor: Callable[[int], float]) -> None:
+        """Use ``factor`` from now on and set the current lr of every group accordingly."""
+        self._factor = factor
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("_factor", None)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        factor = self._factor
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_factor"})
+        self._factor = factor

@@ -1,0 +1,51 @@
+"""Tiny models and configs for the training tests (also imported by the DDP test's subprocess)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from mvmr.config import Config, load_config
+
+FEATURE_DIM = 16
+#: deterministic, cheap representations (augmented_pixels is random; scatnet is slow)
+DETERMINISTIC_REPS = "[{name: pixels}, {name: hog, kwargs: {cell: 4}}, {name: local_std}]"
+CHEAP_REPS = "[{name: pixels}, {name: hog, kwargs: {cell: 4}}, {name: local_std}, {name: augmented_pixels}]"
+
+
+def tiny_model(seed: int = 0, *, projector_bn: bool = True) -> nn.Module:
+    """A two-conv GroupNorm encoder (16 features) + projector, as an MVMRModel.
+
+    GroupNorm, not BatchNorm, in the encoder: its output does not depend on the other images of
+    the batch, so a batch split over processes gives the same result as one process (PyTorch's
+    SyncBatchNorm, which would make BatchNorm agree, runs on GPUs only). ``projector_bn=False``
+    gives a projector without BatchNorm for the same reason.
+    """
+    from mvmr.models import IMAGENET_MEAN, IMAGENET_STD, MVMRModel, Projector
+
+    torch.manual_seed(seed)
+    encoder = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(4, 8), nn.ReLU(),
+        nn.Conv2d(8, FEATURE_DIM, 3, stride=2, padding=1), nn.GroupNorm(4, FEATURE_DIM), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+    if projector_bn:
+        projector: nn.Module = Projector("32-32", FEATURE_DIM)
+    else:
+        projector = nn.Sequential(nn.Linear(FEATURE_DIM, 32), nn.ReLU(), nn.Linear(32, 32))
+    return MVMRModel(encoder, projector, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def tiny_config(root: Path, out: Path, overrides: Sequence[str] = ()) -> Config:
+    """CIFAR-10 JPEGs at 16 px, 40 images, batch 8, two epochs on the CPU."""
+    base = [
+        "data.kind=imagefolder", f"data.root={root}", "data.split=test", "data.image_size=16",
+        "data.subset=40", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0.2",
+        f"representations.items={CHEAP_REPS}", "model.encoder=resnet18", "model.projector=32-32",
+        "trainer.accelerator=cpu", "trainer.devices=1", "trainer.max_epochs=2", "trainer.log_every_n_steps=1",
+        "trainer.progress_bar=false", "optim.lr=1e-3", f"output_dir={out}",
+    ]
+    return load_config(None, [*base, *overrides])

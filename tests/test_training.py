@@ -1,0 +1,368 @@
+"""Training: a real fit, resume equivalence, DDP equivalence, schedule, guards, plots, export."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from mvmr.config import to_dict
+from mvmr.errors import ConfigError, DataError
+from mvmr.training.callbacks import NonFiniteLossError
+from mvmr.training.optim import LARS, build_optimizer, split_decay_params, warmup_cosine
+from mvmr.training.sampling import EpochBatchSampler
+from mvmr.training.trainer import pretrain
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _training_support import DETERMINISTIC_REPS, FEATURE_DIM, tiny_config, tiny_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
+
+
+def _metrics(run_dir: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
+        with path.open(newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+def _state(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"]
+
+
+# --------------------------------------------------------------------------------------------
+# a real fit with all five representations (shared by the export and plot tests)
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def resnet_run(cifar10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fit") / "run"
+    reps = "[{name: pixels}, {name: scatnet, kwargs: {J: 2, L: 8}}, {name: augmented_pixels}, {name: hog}, {name: local_std}]"
+    config = tiny_config(cifar10_root, out, [
+        "data.image_size=32", "data.subset=24", "data.val_fraction=0.34", f"representations.items={reps}",
+        "model.projector=64-64", "trainer.max_epochs=1",
+    ])
+    return pretrain(config)
+
+
+def test_fit_logs_every_term_and_writes_the_run_folder(resnet_run: Path) -> None:
+    rows = _metrics(resnet_run)
+    keys = set().union(*rows)
+    for key in ["loss", "l1", "l2", "l3", "mse", "var_z", "var_z_aug", "dcor_views", "lr", "z_std", "images_per_s",
+                *(f"dcor/{r}" for r in ALL_REPS)]:
+        assert f"train/{key}" in keys, key
+    assert "val/probe_acc" in keys
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) == 2 and all(math.isfinite(v) for v in losses)  # 16 train images / batch 8
+    assert (resnet_run / "config.yaml").is_file()
+    assert (resnet_run / "checkpoints" / "last.ckpt").is_file()
+    assert list((resnet_run / "tensorboard").glob("version_0/events.out.tfevents.*"))
+    for name in ("losses.png", "dcor.png", "probe.png"):
+        assert (resnet_run / "plots" / name).stat().st_size > 1000, name
+
+
+def test_checkpoint_loads_weights_only_with_plain_config(resnet_run: Path) -> None:
+    from mvmr.config import load_config
+
+    ckpt = torch.load(resnet_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert type(ckpt["hyper_parameters"]) is dict
+    assert ckpt["hyper_parameters"] == to_dict(load_config(resnet_run / "config.yaml"))
+    assert not any(k.startswith("_representations") or "scatnet" in k for k in ckpt["state_dict"])
+    assert not list((resnet_run / "checkpoints").glob(".*tmp*"))  # atomic writes leave no temp files
+
+
+def test_export_writes_loadable_backbone(resnet_run: Path, tmp_path: Path) -> None:
+    from mvmr.cli import main
+    from mvmr.models import load_backbone
+    from mvmr.training.export import model_from_checkpoint
+
+    assert main(["export", str(resnet_run / "checkpoints" / "last.ckpt"), "--out", str(tmp_path)]) == 0
+    model, _ = model_from_checkpoint(resnet_run / "checkpoints" / "last.ckpt")
+    x = torch.rand(2, 3, 32, 32)
+    for name in ("backbone.safetensors", "backbone.pt"):
+        encoder, meta = load_backbone(tmp_path / name)
+        assert meta["encoder"] == "resnet18" and meta["in_chans"] == 3
+        encoder.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(encoder(model.normalize(x)), model.features(x))
+
+
+def test_export_refuses_a_non_mvmr_file(tmp_path: Path) -> None:
+    from mvmr.cli import main
+
+    bad = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {}}, bad)
+    assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# resume equivalence
+# --------------------------------------------------------------------------------------------
+class _Kill(L.Callback):
+    """Simulate a crash when optimiser step ``at`` is about to start."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_mid_epoch_matches_uninterrupted_run(cifar10_root: Path, tmp_path: Path) -> None:
+    # 40 images, 8 held out: 4 batches an epoch, 8 steps; a worker process, like real runs
+    over = ["trainer.checkpoint_every_n_steps=1", "data.num_workers=1"]
+    full = pretrain(tiny_config(cifar10_root, tmp_path / "full", over), model=tiny_model(), feature_dim=FEATURE_DIM)
+
+    cut = tiny_config(cifar10_root, tmp_path / "cut", over)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain(cut, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[_Kill(6)])  # mid epoch 2
+    assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=True)["global_step"] == 6
+    pretrain(cut, model=tiny_model(seed=123), feature_dim=FEATURE_DIM)  # resume="auto" from last.ckpt
+
+    a, b = _state(full), _state(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    steps_full = [r["step"] for r in _metrics(full) if r.get("train/loss")]
+    steps_cut = sorted({r["step"] for r in _metrics(tmp_path / "cut") if r.get("train/loss")}, key=int)
+    assert steps_cut == steps_full  # no step trained twice, none skipped
+
+
+# --------------------------------------------------------------------------------------------
+# DDP: two CPU processes (gloo) against one process on the same global batch
+# --------------------------------------------------------------------------------------------
+DDP_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from _training_support import DETERMINISTIC_REPS, FEATURE_DIM, tiny_config, tiny_model
+from mvmr.training.trainer import pretrain
+config = tiny_config({root!r}, {out!r}, {overrides!r})
+pretrain(config, model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
+"""
+
+
+def test_ddp_two_processes_match_one_process(cifar10_root: Path, tmp_path: Path) -> None:
+    # Same global batch (2 x 4 vs 1 x 8), dCor and variance over the gathered batch
+    # (loss.gather_distributed=true), deterministic representations only (augmented_pixels draws
+    # per process), no BatchNorm anywhere (see tiny_model): the weights must agree. LARS, not
+    # Adam: the last projector bias has an exactly-zero gradient (every loss term is shift
+    # invariant), and Adam turns its float noise into +-lr steps, which differ between runs.
+    common = [f"representations.items={DETERMINISTIC_REPS}", "loss.gather_distributed=true", "trainer.max_epochs=1",
+              "optim.optimizer=lars", "optim.lr=0.5", "optim.trust_coefficient=0.02"]
+    ddp_over = [*common, "data.batch_size=4", "trainer.devices=2", "trainer.strategy=ddp"]
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(cifar10_root),
+                                        out=str(tmp_path / "ddp"), overrides=ddp_over))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    single = pretrain(tiny_config(cifar10_root, tmp_path / "single", [*common, "data.batch_size=8"]),
+                      model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
+    a, b = _state(tmp_path / "ddp"), _state(single)
+    assert torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    losses = [[float(r["train/loss"]) for r in _metrics(run) if r.get("train/loss")] for run in (tmp_path / "ddp", single)]
+    assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# schedule, optimisers, sampler
+# --------------------------------------------------------------------------------------------
+class _LrRecorder(L.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.total = None
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        self.total = pl_module.schedule_total_steps
+
+
+def test_schedule_counts_optimizer_steps_under_accumulation(cifar10_root: Path, tmp_path: Path) -> None:
+    # 44 images, 9 held out -> 35 train -> 4 batches of 8 an epoch; accumulate 3 -> ceil(4/3) = 2
+    # optimiser steps an epoch (Lightning steps on the last, partial window), x 3 epochs = 6
+    rec = _LrRecorder()
+    config = tiny_config(cifar10_root, tmp_path / "run", [
+        "data.subset=44", "trainer.accumulate_grad_batches=3", "trainer.max_epochs=3", "optim.warmup_epochs=1",
+        "optim.min_lr=1e-4", f"representations.items={DETERMINISTIC_REPS}",
+    ])
+    pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[rec], resume=None)
+    assert rec.total == 6 and len(rec.lrs) == 6
+    expected = [1e-3 * warmup_cosine(6, 2, 0.1)(s) for s in range(6)]
+    assert rec.lrs == pytest.approx(expected)
+    assert rec.lrs[0] == pytest.approx(5e-4) and rec.lrs[1] == pytest.approx(1e-3)  # warm-up: 2 steps
+    assert rec.lrs[-1] > 1e-4 and warmup_cosine(6, 2, 0.1)(6) == pytest.approx(0.1)  # cosine ends at min_lr
+
+
+def test_lars_excludes_bias_and_norm_from_decay_and_adaptation() -> None:
+    from mvmr.config import OptimConfig
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    groups = split_decay_params(net, 0.1)
+    assert [len(g["params"]) for g in groups] == [1, 3]  # linear weight | bias, bn weight, bn bias
+    assert groups[1]["weight_decay"] == 0.0 and groups[1]["lars_exclude"]
+    opt = build_optimizer(OptimConfig(optimizer="lars", lr=0.5, weight_decay=0.1), groups, 0.5)
+    assert isinstance(opt, LARS)
+    net(torch.randn(8, 4)).pow(2).sum().backward()
+    before = {n: p.detach().clone() for n, p in net.named_parameters()}
+    grads = {n: p.grad.clone() for n, p in net.named_parameters()}
+    opt.step()
+    for name, p in net.named_parameters():
+        step = before[name] - p.detach()
+        if name == "0.weight":  # adapted: lr * eta * ||w|| / ||g + wd w|| * (g + wd w)
+            g = grads[name] + 0.1 * before[name]
+            torch.testing.assert_close(step, 0.5 * 0.001 * before[name].norm() / g.norm() * g)
+        else:  # plain SGD step, no decay
+            torch.testing.assert_close(step, 0.5 * grads[name])
+
+
+def test_sampler_drops_incomplete_batch_and_shards_the_global_batch() -> None:
+    one = EpochBatchSampler(list(range(17)), 8, seed=3)
+    batches = list(one)
+    assert len(one) == len(batches) == 2 and all(len(b) == 8 for b in batches)  # the 17th image is dropped
+    shards = [EpochBatchSampler(list(range(17)), 4, seed=3, rank=r, world_size=2) for r in range(2)]
+    for step in range(2):
+        union = sorted(i for s in shards for _, i in list(s)[step])
+        assert union == sorted(i for _, i in batches[step])
+    with pytest.raises(DataError, match="no complete batch"):
+        EpochBatchSampler(list(range(5)), 8)
+
+
+def test_batch_of_one_is_a_config_error(cifar10_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data\.batch_size: must be >= 2, got 1"):
+        tiny_config(cifar10_root, tmp_path, ["data.batch_size=1"])
+
+
+def test_batch_larger_than_data_is_a_clear_error(cifar10_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data.batch_size=64"):
+        pretrain(tiny_config(cifar10_root, tmp_path, ["data.batch_size=64"]), model=tiny_model(),
+                 feature_dim=FEATURE_DIM)
+
+
+# --------------------------------------------------------------------------------------------
+# non-finite guard
+# --------------------------------------------------------------------------------------------
+class _PoisonLoss(L.Callback):
+    """From optimiser step 2 on, the L3 term becomes NaN (inputs stay finite)."""
+
+    class Poisoned(torch.nn.Module):
+        def __init__(self, inner, trainer) -> None:
+            super().__init__()
+            self.inner, self.trainer = inner, trainer
+
+        def forward(self, z, z_aug, reps):
+            loss, terms = self.inner(z, z_aug, reps)
+            if self.trainer.global_step >= 2:
+                terms = {**terms, "l3": torch.tensor(float("nan"))}
+                loss = loss + terms["l3"]
+            return loss, terms
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        pl_module.loss_fn = self.Poisoned(pl_module.loss_fn, trainer)
+
+
+def test_non_finite_loss_stops_with_step_and_terms(cifar10_root: Path, tmp_path: Path) -> None:
+    config = tiny_config(cifar10_root, tmp_path / "run", [f"representations.items={DETERMINISTIC_REPS}",
+                                                          "trainer.checkpoint_every_n_steps=1"])
+    with pytest.raises(NonFiniteLossError, match=r"optimiser step 2 .*non-finite terms: l3.*dcor/hog="):
+        pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[_PoisonLoss()])
+    last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
+    assert last["global_step"] == 2 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def test_non_finite_embedding_is_reported_with_the_step(cifar10_root: Path, tmp_path: Path) -> None:
+    class Nan(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if trainer.global_step == 1:
+                with torch.no_grad():
+                    pl_module.model.encoder[0].weight.fill_(float("nan"))
+
+    config = tiny_config(cifar10_root, tmp_path / "run", [f"representations.items={DETERMINISTIC_REPS}"])
+    with pytest.raises(NonFiniteLossError, match="optimiser step 1"):
+        pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[Nan()])
+
+
+# --------------------------------------------------------------------------------------------
+# cache path
+# --------------------------------------------------------------------------------------------
+def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: Path) -> None:
+    from mvmr.training.trainer import build_data, build_module
+
+    fresh_cfg = tiny_config(cifar10_root, tmp_path / "a", [f"representations.items={DETERMINISTIC_REPS}"])
+    cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [f"representations.items={DETERMINISTIC_REPS}",
+                                                            f"representations.cache_dir={tmp_path / 'cache'}"])
+    data = build_data(fresh_cfg)
+    fresh = build_module(fresh_cfg, data, tiny_model(), FEATURE_DIM)
+    cached = build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
+    assert cached.cached == ["pixels", "hog", "local_std"] and not cached._representations
+    idx = torch.as_tensor(data.train_indices[:8])
+    x = torch.stack([data.views[int(i)][0] for i in idx])
+    a, b = fresh.representations_of(x, idx), cached.representations_of(x, idx)
+    assert list(a) == list(b) == ["pixels", "hog", "local_std"]
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=2e-3, atol=2e-3, msg=name)  # float16 storage
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+def test_demo_without_fashion_mnist_says_how_to_get_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mvmr.cli import main
+
+    assert main(["demo", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and "--data" in err
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
+def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
+    from mvmr.training.demo import run_demo
+
+    lines: list[str] = []
+    result = run_demo(out=tmp_path / "demo", probe_train=200, probe_test=100, echo=lines.append, overrides=[
+        "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
+        f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
+    ])
+    assert [r["features"].split()[0] for r in result["rows"]] == ["MV-MR", "random", "raw"]
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["rows"])
+    text = "\n".join(lines)
+    assert "| features" in text and ("beats" in text or "does NOT beat" in text)
+    for name in ("config.yaml", "checkpoints/last.ckpt", "plots/losses.png", "demo_results.md"):
+        assert (tmp_path / "demo" / name).is_file(), name
+
+
+def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:
+    from mvmr.errors import CheckpointError
+    from mvmr.training.callbacks import AtomicCheckpointIO
+
+    io_ = AtomicCheckpointIO()
+    path = tmp_path / "ckpts" / "last.ckpt"
+    io_.save_checkpoint({"step": torch.tensor(1)}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        io_.save_checkpoint({"step": torch.tensor(2)}, path)
+    monkeypatch.undo()
+    assert io_.load_checkpoint(path)["step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temp file left behind
+    torch.save({"x": Path("not a tensor")}, path)  # a pickle that weights_only refuses
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        io_.load_checkpoint(path)
