@@ -5,9 +5,11 @@
     1000 classes; the 10 Imagenette classes are ImageNet classes) with the two input
     normalisations, ``(x - 0.5) / 0.5`` (what the TF model was trained with) and the ImageNet
     mean/std.
-(b) One MV-MR distillation step (student: torchvision ResNet-18 with a 3x3 stem, B=32, 96 px,
-    forward of both views, ``MVMRLoss(z, z_aug, {"teacher": t})``, backward, Adam step) with the
-    teacher run at every step, against reading its features from a FeatureCache built once.
+(b) One MV-MR distillation step through the real trainer path of ``mvmr distill`` (student:
+    ResNet-18 with a 3x3 stem, B=32, 96 px; forward of both views, ``MVMRLoss``, backward, Adam
+    step, timed from batch start to batch end by a Lightning callback) with the teacher's
+    embeddings read from its FeatureCache (built once, before training) against the teacher run
+    at every step (224 px and 96 px input).
 
     python benchmarks/distill_bench.py                    # N=256 images, 2 timed steps per row
     python benchmarks/distill_bench.py --images 64 --steps 2 --threads 2
@@ -27,10 +29,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from mvmr.losses import MVMRLoss
-from mvmr.representations import FeatureCache
 from mvmr.representations.teachers import IMAGENET_MEAN, IMAGENET_STD, Teacher, build_teacher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,94 +96,35 @@ def _seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-class Student(nn.Module):
-    """ResNet-18 with a 3x3 stem + a small projector, normalising its [0, 1] input itself."""
+def step_rows(root: Path, *, batch: int, steps: int, encoder: str, small_images: bool, projector: str,
+              image_size: int, workdir: Path) -> tuple[list[list[str]], str]:
+    """One distillation step through the real trainer path (``mvmr.training.distill.time_distillation_steps``:
+    the MVMRModule and Lightning trainer of ``mvmr distill``), teacher cached vs run every step."""
+    from mvmr.config import load_config
+    from mvmr.training.distill import time_distillation_steps
 
-    def __init__(self, projector: str) -> None:
-        super().__init__()
-        try:
-            from mvmr.models import Projector, build_encoder
-
-            self.encoder, dim = build_encoder("resnet18", small_images=True)
-            self.projector = Projector(projector, dim)
-        except ImportError:  # mvmr.models not available: the same network inline
-            import torchvision
-
-            net = torchvision.models.resnet18()
-            net.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
-            net.maxpool = nn.Identity()
-            net.fc = nn.Identity()
-            self.encoder = net
-            self.projector = nn.Linear(512, 512)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder((x - self.mean) / self.std))
-
-
-def step_rows(images: torch.Tensor, *, batch: int, steps: int, projector: str, workdir: Path) -> tuple[list[list[str]], str]:
-    torch.manual_seed(0)
-    student = Student(projector)
-    student.train()
-    optimizer = torch.optim.Adam(student.parameters(), lr=1e-4)
-    loss_fn = MVMRLoss()
-    n = (len(images) // batch) * batch
-    clean = images[:n]
-    aug = torch.flip(clean, dims=[3]).roll(shifts=4, dims=2)  # stand-in augmentation, identical for all rows
-
-    teachers = {
-        "teacher live, 224 px": build_teacher("efficientnet-lite0"),
-        "teacher live, 96 px": build_teacher("efficientnet-lite0", input_size=96),
-    }
-    t0 = time.perf_counter()
-    cache = FeatureCache.build(
-        workdir / "cache", dataset=[(img, -1) for img in clean], representations=[teachers["teacher live, 224 px"]],
-        image_size=int(clean.shape[-1]), batch_size=batch, progress=False,
-    )
-    build_seconds = time.perf_counter() - t0
-
-    def run(source: str, start: int) -> float:
-        idx = torch.arange(start, start + batch) % n
-        x, x_aug = clean[idx], aug[idx]
-        t = time.perf_counter()
-        if source == "cached":
-            feats = cache.get(idx)["teacher"]
-        else:
-            feats = teachers[source](x)
-        z, z_aug = student(x), student(x_aug)
-        loss, _ = loss_fn(z, z_aug, {"teacher": feats})
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return time.perf_counter() - t
-
-    sources = ["teacher live, 224 px", "teacher live, 96 px", "cached"]
-    times: dict[str, list[float]] = {s: [] for s in sources}
-    run("cached", 0)  # warm-up of the student
-    for s in sources[:2]:
-        teachers[s](clean[:batch])  # warm-up of the teachers
-    for k in range(steps):  # interleaved, so that load changes hit every row alike
-        for s in sources:
-            times[s].append(run(s, (k + 1) * batch))
-    teacher_only = {}
-    for s in sources[:2]:
-        x = clean[:batch]
-        teachers[s](x)
-        t = time.perf_counter()
-        for _ in range(steps):
-            teachers[s](x)
-        teacher_only[s] = (time.perf_counter() - t) / steps
-    t = time.perf_counter()
-    for _ in range(steps):
-        cache.get(torch.arange(batch))
-    teacher_only["cached"] = (time.perf_counter() - t) / steps
-    base = min(times["cached"])
-    rows = []
-    for s in sources:
-        best = min(times[s])
-        rows.append([s, f"{best:.2f}", f"{1000 * teacher_only[s]:.0f}", f"{best / base:.2f}x"])
-    note = f"cache build ({n} images, teacher at 224 px, once per dataset): {build_seconds:.1f} s"
+    n = batch * (steps + 1)
+    common = [
+        "data.kind=imagefolder", f"data.root={root}", "data.split=val", f"data.image_size={image_size}",
+        f"data.subset={n}", f"data.batch_size={batch}", "data.num_workers=0", "data.val_fraction=0.0",
+        "representations.items=[]", f"model.encoder={encoder}", f"model.small_images={str(small_images).lower()}",
+        f"model.projector={projector}", "probe.enabled=false", "trainer.accelerator=cpu", "trainer.devices=1",
+        "trainer.max_epochs=1", "teacher.spec=efficientnet-lite0", f"output_dir={workdir / 'run'}",
+        f"teacher.cache_dir={workdir / 'teacher-cache'}", f"teacher.batch_size={batch}",
+    ]
+    variants = [
+        ("cached (read by index), teacher 224 px", True, 224),
+        ("teacher run every step, 224 px", False, 224),
+        ("teacher run every step, 96 px", False, 96),
+    ]
+    results = []
+    for label, cache, size in variants:
+        config = load_config(None, [*common, f"teacher.options={{input_size: {size}}}"])
+        results.append((label, time_distillation_steps(config, cache=cache, steps=steps)))
+    base = results[0][1]["seconds"]
+    rows = [[label, f"{r['seconds']:.2f}", f"{r['images_per_s']:.1f}", f"{r['seconds'] / base:.2f}x"] for label, r in results]
+    build = results[0][1]["cache_build_seconds"]
+    note = f"cache build ({n} images, teacher at 224 px, once per dataset, not in the step times): {build:.1f} s"
     return rows, note
 
 
@@ -200,6 +140,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--steps", type=int, default=2, help="timed distillation steps per row (default 2)")
     parser.add_argument("--projector", default="2048-2048", help="student projector spec (default 2048-2048)")
+    parser.add_argument("--encoder", default="resnet18", help="student encoder (default resnet18)")
+    parser.add_argument("--small-images", action=argparse.BooleanOptionalAction, default=True,
+                        help="student with the 3x3 CIFAR stem (default; --no-small-images: the 7x7 ImageNet stem)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("MVMR_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--extract-to", type=Path, default=Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data")))
@@ -212,11 +155,13 @@ def main() -> None:
     header = ["teacher input", f"embed images/s (B={args.batch}, best of 3)", "top-1 % (x-0.5)/0.5", "top-1 % ImageNet mean/std"]
     print(table(header, teacher_rows(images, labels, args.batch, repeats=3)))
     print("\n(ImageNet top-1 of the teacher's classifier over all 1000 classes, chance 0.1%; bicubic resize, centre crop 0.875.)\n")
-    steps_images = images[: max(args.batch * (args.steps + 1), args.batch)]
     with tempfile.TemporaryDirectory() as tmp:
-        rows, note = step_rows(steps_images, batch=args.batch, steps=args.steps, projector=args.projector, workdir=Path(tmp))
-    print(f"## (b) MV-MR distillation step, student ResNet-18 (3x3 stem) + projector {args.projector}, B={args.batch}, 96 px\n")
-    print(table(["teacher features", f"step time (s, best of {args.steps})", "teacher part (ms/step)", "vs cached"], rows))
+        rows, note = step_rows(args.extract_to / "imagenette96", batch=args.batch, steps=args.steps, encoder=args.encoder,
+                               small_images=args.small_images, projector=args.projector, image_size=96, workdir=Path(tmp))
+    stem = "3x3 stem" if args.small_images else "7x7 stem"
+    print(f"## (b) MV-MR distillation step via the trainer of `mvmr distill`, student {args.encoder} ({stem}) + "
+          f"projector {args.projector}, B={args.batch}, 96 px\n")
+    print(table(["teacher features", f"step time (s, median of {args.steps})", "images/s", "vs cached"], rows))
     print(f"\n{note}")
 
 

@@ -39,6 +39,8 @@ __all__ = [
     "OptimConfig",
     "TrainerConfig",
     "ProbeConfig",
+    "TeacherConfig",
+    "EvaluationConfig",
     "Config",
     "CONFIG_DIR",
     "shipped_configs",
@@ -252,6 +254,99 @@ class ProbeConfig:
     num_classes: int | None = _num(None, ge=2)
 
 
+#: teacher.options keys that have their own field (or are set by the trainer)
+_TEACHER_RESERVED_OPTIONS = {"name": "teacher.name", "weights": "teacher.weights", "spec": "teacher.spec",
+                             "dataset_length": "(set from the dataset)"}
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen teacher of label-free distillation (paper sec. 5.2, fig. 2).
+
+    Its embedding of the clean view is one more representation Z*_k of L3: the loss becomes
+    L1 + L2 + beta * (1 - dCor(z_aug, teacher)) [+ the hand-crafted representations of
+    ``representations.items``; an empty list distils from the teacher alone].
+    """
+
+    #: ``open_clip:<model>`` | ``hf-clip:<dir>`` | ``torchvision:<name>`` | ``timm:<name>`` |
+    #: ``efficientnet-lite0`` | ``embeddings:<file.npy>``; None = no teacher (self-supervised MV-MR)
+    spec: str | None = None
+    #: local weights file (or an open_clip tag); None = the kind's default (see build_teacher)
+    weights: str | None = None
+    #: beta of the teacher's term (multiplies 1 - dCor(z_aug, teacher))
+    beta: float = _num(1.0, ge=0.0)
+    #: the representation name: loss term and log key ``dcor/<name>``
+    name: str = "teacher"
+    #: build_teacher options: input_size, crop_pct, interpolation, mean, std, l2_normalize, tag, ...
+    options: dict[str, Any] = field(default_factory=dict)
+    #: embed each clean image once into a memory-mapped FeatureCache (the clean view is
+    #: deterministic); false runs the teacher at every step, like the authors' code
+    cache: bool = True
+    #: the teacher's FeatureCache directory; None = <output_dir>/teacher-cache
+    cache_dir: str | None = None
+    #: batch size of the teacher while it fills the cache
+    batch_size: int = _num(64, ge=1)
+
+    def _validate(self, prefix: str) -> None:
+        if self.spec is None:
+            if self.weights is not None:
+                raise ConfigError(f"{prefix}weights: given without {prefix}spec (no teacher is configured)")
+            return
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
+            raise ConfigError(f"{prefix}name: expected letters, digits, '_', '.' or '-', got {self.name!r}")
+        try:
+            from mvmr.representations.teachers.factory import parse_teacher_spec
+        except ImportError:  # pragma: no cover
+            return
+        try:
+            kind, _ = parse_teacher_spec(self.spec)
+        except ValueError as err:
+            raise ConfigError(f"{prefix}spec: {err}") from None
+        for key, where in _TEACHER_RESERVED_OPTIONS.items():
+            if key in self.options:
+                raise ConfigError(f"{prefix}options.{key}: not an option here; set {where}")
+        size = self.options.get("input_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
+            raise ConfigError(f"{prefix}options.input_size: expected an int >= 8, got {size!r}")
+        if kind == "embeddings":
+            if self.weights is not None:
+                raise ConfigError(f"{prefix}weights: {self.spec!r} is a file of precomputed embeddings, it has no weights")
+            if not self.cache:
+                raise ConfigError(
+                    f"{prefix}cache: {self.spec!r} holds precomputed embeddings, read by index; there is no teacher "
+                    f"to run at every step (set cache: true)"
+                )
+            unknown = sorted(set(self.options) - {"check_finite"})
+            if unknown:
+                raise ConfigError(f"{prefix}options.{unknown[0]}: embeddings: specs take only check_finite")
+
+
+@dataclass
+class EvaluationConfig:
+    """The linear probe of a run's report (``mvmr distill --evaluate``).
+
+    Same protocol as ``mvmr evaluate --protocol linear`` (paper sec. 7: one linear layer, Adam,
+    lr 1e-4, batch 256, 100 epochs; the epoch is chosen on a hold-out of the training split and
+    the test split is read once). The data are ``data.kind`` / ``data.root`` at ``data.image_size``.
+    """
+
+    #: labelled split to train the probe on; None = data.split
+    train_split: str | None = None
+    test_split: str = "test"
+    #: stratified subsets of the probe's train / test images (None = all), for quick runs
+    train_subset: int | None = _num(None, ge=2)
+    test_subset: int | None = _num(None, ge=1)
+    epochs: int = _num(100, ge=1)
+    lr: float = _num(1e-4, gt=0.0)
+    batch_size: int = _num(256, ge=1)
+    val_fraction: float = _num(0.1, ge=0.0, lt=1.0)
+    #: --compare-ssl: the hand-crafted representations of the self-supervised baseline
+    #: (None = representations.items)
+    ssl_representations: list[RepresentationSpec] | None = None
+    #: optimiser steps timed per mode (cached teacher / teacher every step), after one warm-up step
+    timing_steps: int = _num(3, ge=1)
+
+
 @dataclass
 class Config:
     """A whole pretraining run."""
@@ -266,9 +361,12 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def _validate(self, prefix: str) -> None:
         names = [spec.name for spec in self.representations.items]
+        self._validate_teacher(prefix, names)
         try:
             from mvmr import representations as reps  # registers the built-ins
 
@@ -290,10 +388,33 @@ class Config:
             for i, name in enumerate(names):
                 if name not in self.loss.beta:
                     raise ConfigError(f"{prefix}loss.beta: no weight for representation {name!r} (representations.items[{i}])")
+        for i, spec in enumerate(self.evaluation.ssl_representations or []):
+            if known and spec.name not in known:
+                raise ConfigError(
+                    f"{prefix}evaluation.ssl_representations[{i}].name: unknown representation {spec.name!r}; "
+                    f"available: {', '.join(sorted(known))}"
+                )
         if self.optim.warmup_epochs >= self.trainer.max_epochs and self.optim.warmup_epochs > 0:
             raise ConfigError(
                 f"{prefix}optim.warmup_epochs: must be < trainer.max_epochs ({self.trainer.max_epochs}), "
                 f"got {self.optim.warmup_epochs}"
+            )
+
+    def _validate_teacher(self, prefix: str, names: list[str]) -> None:
+        t = self.teacher
+        if t.spec is None:
+            return
+        if t.name in names:
+            raise ConfigError(
+                f"{prefix}teacher.name: {t.name!r} is also representations.items[{names.index(t.name)}].name; "
+                f"give the teacher another name"
+            )
+        if isinstance(self.loss.beta, dict) and t.name in self.loss.beta:
+            raise ConfigError(f"{prefix}loss.beta.{t.name}: the teacher's weight is teacher.beta, not loss.beta")
+        if self.loss.l3 == "minimize":
+            raise ConfigError(
+                f"{prefix}loss.l3: 'minimize' would push the student AWAY from the teacher; distillation "
+                f"maximises dCor(z_aug, teacher) (paper sec. 5.2): use loss.l3=maximize"
             )
 
 

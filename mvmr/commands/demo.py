@@ -1,8 +1,9 @@
 """``mvmr demo``: MV-MR on Fashion-MNIST on the CPU in about five minutes, then a linear probe.
 
 Pretrains with ``configs/demo.yaml`` (a ResNet-18 on a 10000-image subset, the paper's five
-hand-crafted representations), then fits a logistic regression on frozen features and prints
-its test accuracy next to two baselines: the same encoder randomly initialised, and raw pixels.
+hand-crafted representations), then trains a linear probe on frozen features (``mvmr.evaluation``'s
+linear protocol) and prints its test accuracy next to two baselines: the same encoder randomly
+initialised, and raw pixels.
 The run folder (default ``runs/demo``) keeps the checkpoint, the resolved config, the logs, the
 plots and ``demo_results.md``. Run it again to reuse the pretraining; ``--fresh`` starts over.
 """

@@ -184,7 +184,14 @@ class MVMRModule(BaseSSLModule):
         cache: a :class:`~mvmr.representations.FeatureCache` holding the other representations
             by dataset index, or None.
         cached: names read from ``cache`` (default: all of the cache's names).
-        order: the order of the representations in the loss and logs (default: fresh, then cached).
+        order: the order of the representations in the loss and logs (default: fresh, cached,
+            then the teacher).
+        teacher: a :class:`~mvmr.training.distill.TeacherTarget` (label-free distillation, paper
+            sec. 5.2): its embedding of the clean view is one more representation. A plain
+            attribute, not a submodule: the teacher stays out of the state dict, the checkpoints
+            and the optimiser. It is prepared (cache built or opened, or the live teacher moved
+            to the device) in :meth:`setup`; call ``module.teacher.prepare(device)`` yourself to
+            use the module without a trainer.
         **kwargs: :class:`BaseSSLModule` arguments.
     """
 
@@ -197,6 +204,7 @@ class MVMRModule(BaseSSLModule):
         cache: Any | None = None,
         cached: list[str] | None = None,
         order: list[str] | None = None,
+        teacher: Any | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
@@ -208,7 +216,21 @@ class MVMRModule(BaseSSLModule):
         both = set(self._representations) & set(self.cached)
         if both:
             raise ValueError(f"representations {sorted(both)} are both computed and cached")
-        self.order = list(order) if order is not None else [*self._representations, *self.cached]
+        # a plain attribute too (nn.Module.__setattr__ registers only modules, parameters, buffers)
+        self.teacher = teacher
+        if teacher is not None and teacher.name in (set(self._representations) | set(self.cached)):
+            raise ValueError(f"the teacher's name {teacher.name!r} is also a representation's")
+        teacher_names = [teacher.name] if teacher is not None else []
+        self.order = list(order) if order is not None else [*self._representations, *self.cached, *teacher_names]
+        names = set(self._representations) | set(self.cached) | set(teacher_names)
+        if set(self.order) != names or len(self.order) != len(names):
+            raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
+
+    def setup(self, stage: str) -> None:
+        if self.teacher is not None and stage == "fit":
+            trainer = self.trainer
+            self.teacher.prepare(trainer.strategy.root_device, is_global_zero=trainer.is_global_zero,
+                                 barrier=trainer.strategy.barrier)
 
     def on_fit_start(self) -> None:
         for rep in self._representations.values():
@@ -225,6 +247,8 @@ class MVMRModule(BaseSSLModule):
             x = x_clean.float()
             for name, rep in self._representations.items():
                 out[name] = rep(x).flatten(1).float()
+        if self.teacher is not None:
+            out[self.teacher.name] = self.teacher.features(x_clean, index)
         return {name: out[name] for name in self.order}
 
     def ssl_step(self, batch: Any) -> StepOutput:

@@ -7,6 +7,8 @@ A run folder holds::
     checkpoints/epochNNNN.ckpt   kept every ``trainer.checkpoint_every_n_epochs`` epochs
     csv/version_K/metrics.csv, tensorboard/version_K/   logs, one version per session
     plots/*.png              loss and distance-correlation curves, written at the end
+    teacher-cache/           distillation: the teacher's embeddings of the clean images, filled once
+                             (see :mod:`mvmr.training.distill`; ``teacher.cache_dir`` moves it)
 
 ``resume="auto"`` continues from ``checkpoints/last.ckpt`` when it exists. A run interrupted
 mid-epoch resumes at the next batch (see :mod:`mvmr.training.sampling`) with the same data order
@@ -142,12 +144,18 @@ def build_representations(config: Config) -> dict[str, nn.Module]:
 
 
 def effective_betas(config: Config) -> float | dict[str, float]:
-    """beta_k = loss.beta (or loss.beta[name]) x the item's weight; a float when all are equal."""
+    """beta_k = loss.beta (or loss.beta[name]) x the item's weight, and teacher.beta for the
+    teacher; a float when all are equal."""
     beta = config.loss.beta
     items = config.representations.items
-    if not isinstance(beta, dict) and all(s.weight == 1.0 for s in items):
+    t = config.teacher
+    teacher_plain = t.spec is None or (not isinstance(beta, dict) and t.beta == beta)
+    if not isinstance(beta, dict) and all(s.weight == 1.0 for s in items) and teacher_plain:
         return float(beta)
-    return {s.name: (beta[s.name] if isinstance(beta, dict) else beta) * s.weight for s in items}
+    out = {s.name: (beta[s.name] if isinstance(beta, dict) else beta) * s.weight for s in items}
+    if t.spec is not None:
+        out[t.name] = float(t.beta)
+    return out
 
 
 def build_loss(config: Config) -> nn.Module:
@@ -197,9 +205,13 @@ def build_module(config: Config, data: PretrainData, model: nn.Module | None = N
         feature_dim = spec.feature_dim
     reps = build_representations(config)
     cache, fresh = _open_cache(config, data, reps)
+    from mvmr.training.distill import build_teacher_target
+
+    teacher = build_teacher_target(config, data.base)  # prepared (cache filled) in MVMRModule.setup
     return MVMRModule(
         model, build_loss(config), fresh, cache=cache, cached=None if cache is None else [n for n in reps if n not in fresh],
-        order=list(reps), feature_dim=feature_dim, optim=config.optim, probe=config.probe,
+        order=[*reps, *([teacher.name] if teacher is not None else [])], teacher=teacher,
+        feature_dim=feature_dim, optim=config.optim, probe=config.probe,
         num_classes=data.num_classes, batch_size=config.data.batch_size, seed=config.trainer.seed,
         hparams=to_dict(config),
     )

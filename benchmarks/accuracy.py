@@ -1,0 +1,318 @@
+"""Equal-budget accuracy benchmark on CIFAR-10: MV-MR variants vs VICReg and Barlow Twins.
+
+Every trained row uses the same encoder (torchvision resnet18 with its standard stem, at 32 px),
+the same projector, the same augmentation (the paper's), the same optimiser and schedule, the
+same pretraining images and the same budget (epochs, or wall-clock minutes); only the loss
+differs. Rows:
+
+- ``mvmr_paper``: MV-MR as in the paper (L1 + L2 + L3, L3 maximises dCor^2, all five representations)
+- ``mvmr_reference_code``: the authors' code (L3 *minimised*, dCor as R; :data:`mvmr.losses.REFERENCE_CODE`)
+- ``l1``, ``l1_l2``, ``l1_l3``: MV-MR with loss terms removed (weights set to 0)
+- ``vicreg``, ``barlow_twins``: the losses of the ``lightly`` package (``pip install 'mvmr[bench]'``)
+- reference rows: ``random`` (a seeded random resnet18) and a probe on each hand-crafted
+  representation alone (``rep_hog``, ``rep_local_std``, ``rep_pixels``, ``rep_scatnet``)
+
+Evaluation for every row: linear probe top-1 (epoch chosen on a 10 % hold-out of the probe's
+training images) and weighted k-NN top-1 (k = 20), via :mod:`mvmr.evaluation`.
+
+Defaults: 10,000 fixed training images for pretraining, the full training set (50,000) for
+the probes, the full test set (10,000) for evaluation. Each row runs in its own subprocess so
+that its peak memory (``ru_maxrss``) is its own; a row whose ``<out>/<row>/result.json`` exists
+is skipped (resumable). Output: ``<out>/accuracy.md`` (one Markdown table) and ``accuracy.png``.
+
+Example (a small CPU run)::
+
+    python benchmarks/accuracy.py --pretrain-size 3072 --probe-train-size 10000 --probe-test-size 5000 \\
+        --epochs 2 --batch-size 128 --projector 1024-1024-1024 --out runs/bench-accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+TEST_DATA = Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data"))
+
+#: method -> (label, MV-MR config overrides or None for a peer method)
+METHODS: dict[str, tuple[str, list[str] | None]] = {
+    "mvmr_paper": ("MV-MR, paper (L1+L2+L3, L3 max.)", []),
+    "mvmr_reference_code": ("MV-MR, reference code (L3 min., R)", ["loss.l3=minimize", "loss.squared=false"]),
+    "l1": ("MV-MR, L1 only", ["loss.alpha=0", "loss.beta=0", "representations.items=[]"]),
+    "l1_l2": ("MV-MR, L1+L2", ["loss.beta=0", "representations.items=[]"]),
+    "l1_l3": ("MV-MR, L1+L3", ["loss.alpha=0"]),
+    "vicreg": ("VICReg (lightly)", None),
+    "barlow_twins": ("Barlow Twins (lightly)", None),
+}
+REFERENCES: dict[str, str] = {
+    "random": "random resnet18 (no training)",
+    "rep_hog": "HOG alone",
+    "rep_local_std": "local std (LSD) alone",
+    "rep_pixels": "pixels alone",
+    "rep_scatnet": "ScatNet alone",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_ARCHIVE),
+                   help="CIFAR-10 ImageFolder root (train/, test/) or the .tar.gz holding cifar10/ (extracted to .test-data)")
+    p.add_argument("--out", default="runs/bench-accuracy", help="output folder (one sub-folder per row)")
+    p.add_argument("--pretrain-size", type=int, default=10_000, help="fixed subset (seed 0) of training images for pretraining")
+    p.add_argument("--probe-train-size", type=int, default=None, help="fixed subset of training images for the probes (default: all)")
+    p.add_argument("--probe-test-size", type=int, default=None, help="fixed subset of test images (default: all)")
+    p.add_argument("--epochs", type=int, default=100, help="pretraining epochs (the budget)")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget per row instead of epochs (Lightning max_time)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam lr (paper: 1e-4), cosine schedule")
+    p.add_argument("--projector", default="8192-8192-8192")
+    p.add_argument("--probe-epochs", type=int, default=100)
+    p.add_argument("--seeds", default="0,1", help="seeds of the MV-MR paper and VICReg rows (the others use the first)")
+    p.add_argument("--all-seeds", action="store_true", help="every trained row with every seed")
+    p.add_argument("--rows", nargs="+", default=None, help="only these rows (method or method@seed, e.g. vicreg@1)")
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="cache the deterministic representations under DIR (one sub-folder per representation set and seed)")
+    p.add_argument("--list", action="store_true", help="list the rows and exit")
+    p.add_argument("--print-overrides", action="store_true",
+                   help="print the config overrides of the MV-MR rows (seed 0) and exit, e.g. to give `mvmr ablate` the same base")
+    p.add_argument("--collect", action="store_true", help="run nothing; write the table from finished rows")
+    p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # internal: run this one row here
+    return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------ data
+def cifar_root(data: str) -> Path:
+    """The ImageFolder root (train/, test/), extracting the archive once into .test-data/."""
+    path = Path(data)
+    if path.is_dir():
+        return path
+    target, done = TEST_DATA / "cifar10", TEST_DATA / ".cifar10.done"
+    if done.exists():
+        return target
+    if not path.is_file():
+        raise SystemExit(f"CIFAR-10 not found: {path} (give --data ROOT or the .tar.gz)")
+    TEST_DATA.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path) as tar:
+        tar.extractall(TEST_DATA, filter="data")
+    done.touch()
+    return target
+
+
+def pretrain_root(root: Path, size: int) -> Path:
+    """An ImageFolder of ``size`` fixed (seed 0) training images, as symbolic links (one per image)."""
+    import numpy as np
+
+    files = sorted(root.joinpath("train").glob("*/*.jpg"))
+    if size >= len(files):
+        return root
+    out = TEST_DATA / f"{root.name}-pretrain{size}"
+    marker = out / ".done"
+    if marker.exists():
+        return out
+    chosen = np.sort(np.random.default_rng(0).choice(len(files), size=size, replace=False))
+    for i in chosen:
+        src = files[int(i)].resolve()
+        dst = out / "train" / src.parent.name / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if not dst.exists():
+            dst.symlink_to(src)
+    marker.touch()
+    return out
+
+
+# ------------------------------------------------------------------------------------------ rows
+def all_rows(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    """(row key, method, seed) in table order."""
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    rows = []
+    for method in METHODS:
+        use = seeds if (args.all_seeds or method in ("mvmr_paper", "vicreg")) else seeds[:1]
+        rows += [(f"{method}@{s}", method, s) for s in use]
+    rows += [(ref, ref, seeds[0]) for ref in REFERENCES]
+    if args.rows:
+        wanted = set(args.rows)
+        rows = [r for r in rows if r[0] in wanted or r[1] in wanted]
+    return rows
+
+
+def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir: Path) -> list[str]:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    return [
+        "data.kind=imagefolder", f"data.root={data_root}", "data.split=train", "data.subset=null",
+        f"data.batch_size={args.batch_size}", f"data.num_workers={args.num_workers}", "data.val_fraction=0",
+        "model.encoder=resnet18", "model.small_images=false", f"model.projector='{args.projector}'",
+        "optim.optimizer=adam", f"optim.lr={args.lr}", "optim.scheduler=cosine", "optim.warmup_epochs=0",
+        f"trainer.max_epochs={args.epochs if args.minutes is None else 10_000}", "trainer.max_steps=-1",
+        f"trainer.precision={'16-mixed' if gpu else '32-true'}", "trainer.accumulate_grad_batches=1",
+        "trainer.devices=1", "trainer.checkpoint_every_n_steps=null", "trainer.checkpoint_every_n_epochs=1000",
+        "trainer.progress_bar=false", f"trainer.seed={seed}", "probe.enabled=false",
+        f"representations.cache_dir={args.cache if args.cache else 'null'}",
+        *([f"output_dir={run_dir}"] if run_dir is not None else []),
+    ]
+
+
+def run_one(args: argparse.Namespace, key: str) -> None:
+    """Run row ``key`` in this process and write its result.json."""
+    import torch
+
+    from mvmr import ablation
+    from mvmr.config import load_config
+
+    rows = {r[0]: r for r in all_rows(argparse.Namespace(**{**vars(args), "rows": None}))}
+    _, method, seed = rows[key]
+    root = cifar_root(args.data)
+    run_dir = Path(args.out) / key
+    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_size=args.probe_train_size,
+                                   test_size=args.probe_test_size, epochs=args.probe_epochs)
+    budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
+    extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads()}
+    if method in METHODS:
+        config = ablation.with_shared_cache(load_config(
+            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + (METHODS[method][1] or [])))
+        overrides = {"max_time": {"minutes": args.minutes}} if args.minutes is not None else {}
+        if METHODS[method][1] is None:
+            from mvmr.training.peers import pretrain_peer
+
+            fn = lambda c: pretrain_peer(c, method, trainer_overrides=overrides)  # noqa: E731
+            ablation.run_row(config, probe, key=key, extra=extra, pretrain_fn=fn)
+        else:
+            ablation.run_row(config, probe, key=key, extra=extra, trainer_overrides=overrides)
+        return
+    # reference rows: evaluation only
+    from mvmr.config import load_config as _load
+    from mvmr.evaluation import resolve_encoder
+    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.representations import build
+
+    t0 = time.perf_counter()
+    if method == "random":
+        extractor = resolve_encoder(encoder="random:resnet18", small_images=False, seed=seed)
+    else:
+        name = method[len("rep_"):]
+        specs = {s.name: s for s in _load("cifar10").representations.items}  # the paper's kwargs
+        kwargs = dict(specs[name].kwargs) if name in specs else {}
+        extractor = FeatureExtractor(build(name, **kwargs), mean=None, std=None, description=f"representation:{name}",
+                                     trainable=False)
+    probe.image_size = 32
+    train_ds, test_ds = ablation.probe_datasets(probe)
+    metrics = ablation.evaluate_extractor(extractor, train_ds, test_ds, probe, encoder=method, dataset=str(root),
+                                          save_dir=run_dir)
+    wall = time.perf_counter() - t0
+    result = {"key": key, **metrics, "pretrain_s": 0.0, "eval_s": round(wall, 1), "wall_s": round(wall, 1),
+              "peak_rss_mib": round(ablation.peak_rss_mib(), 1), "seed": seed, "epochs": 0, **extra, "budget": "—",
+              "pretrain_images": 0}
+    ablation._atomic_json(run_dir / ablation.RESULT_FILE, result)
+    print(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall:.0f} s")
+
+
+# ------------------------------------------------------------------------------------------ table
+def collect(args: argparse.Namespace) -> str:
+    from mvmr import ablation
+
+    rows = all_rows(args)
+    head = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "feature dim",
+            "pretrain (s)", "eval (s)", "wall (s)", "peak RSS (MiB)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * (len(head) - 5)) + "|"]
+    results = {}
+    for key, method, seed in rows:
+        r = ablation.load_row_result(Path(args.out) / key)
+        results[key] = r
+        label = METHODS[method][0] if method in METHODS else REFERENCES[method]
+        if r is None:
+            lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — |")
+            continue
+        f = ablation._fmt
+        lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
+                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {f(r['pretrain_s'], 0)} | "
+                     f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
+    # seed spread of the methods with several seeds
+    spread = []
+    for method in list(METHODS):
+        vals = [results[k] for k, m, _ in rows if m == method and results.get(k)]
+        if len(vals) >= 2:
+            import statistics
+
+            lin = [v["linear_top1"] for v in vals]
+            knn = [v["knn_top1"] for v in vals]
+            spread.append(f"| {METHODS[method][0]} | {len(vals)} | {statistics.mean(lin):.2f} ± {statistics.stdev(lin):.2f} | "
+                          f"{statistics.mean(knn):.2f} ± {statistics.stdev(knn):.2f} |")
+    md = "\n".join(lines) + "\n"
+    if spread:
+        md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
+    _plot(rows, results, Path(args.out) / "accuracy.png")
+    return md
+
+
+def _plot(rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
+    ran = [r for r in rows if results.get(r[0])]
+    if not ran:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(ran))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(ran) + 2), 4.2))
+    ax.bar(x - 0.2, [results[k]["linear_top1"] for k, _, _ in ran], 0.4, label="linear top-1")
+    ax.bar(x + 0.2, [results[k]["knn_top1"] for k, _, _ in ran], 0.4, label="k-NN top-1")
+    ax.set_xticks(x)
+    ax.set_xticklabels([k for k, _, _ in ran], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_title("Equal-budget comparison (resnet18, 32 px)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args._row:
+        run_one(args, args._row)
+        return 0
+    if args.print_overrides:
+        root = cifar_root(args.data)
+        print(" ".join(base_overrides(args, pretrain_root(root, args.pretrain_size), int(str(args.seeds).split(",")[0]), None)))
+        return 0
+    if args.list:
+        for key, method, _ in all_rows(args):
+            print(key, "-", METHODS[method][0] if method in METHODS else REFERENCES[method])
+        return 0
+    from mvmr import ablation
+
+    if not args.collect:
+        root = cifar_root(args.data)
+        pretrain_root(root, args.pretrain_size)
+        forwarded = [a for a in (sys.argv[1:] if argv is None else argv)]
+        for key, _, _ in all_rows(args):
+            if ablation.load_row_result(Path(args.out) / key) is not None:
+                print(f"[skip] {key}: result exists", flush=True)
+                continue
+            print(f"[row] {key}", flush=True)
+            rc = subprocess.call([sys.executable, str(Path(__file__).resolve()), *forwarded, "--_row", key])
+            if rc != 0:
+                print(f"[fail] {key}: exit status {rc}", flush=True)
+    md = collect(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.md").write_text(md, encoding="utf-8")
+    print(md, end="")
+    print(f"\nwritten: {out / 'accuracy.md'}, {out / 'accuracy.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

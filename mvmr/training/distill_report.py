@@ -1,0 +1,204 @@
+"""The report of a distillation run: student vs teacher vs self-supervised student vs random student.
+
+:func:`distill_report` evaluates, on the same labelled data and with the same linear probe
+(:func:`mvmr.evaluation.run_linear`: one linear layer on frozen features, the epoch chosen on a
+hold-out of the training split, the test split read once):
+
+- the distilled student (the run's ``checkpoints/last.ckpt``, encoder features);
+- the teacher (its embedding is the feature vector; not for ``embeddings:`` teachers, which
+  cannot embed new images);
+- optionally the same student trained by MV-MR self-supervision alone with the same budget
+  (``ssl_run``: a finished run folder; ``mvmr distill --compare-ssl`` trains it into
+  ``<run>/ssl-baseline`` with the same config minus the teacher);
+- the student's architecture randomly initialised;
+
+with parameter counts, and times a training step with the cached teacher against the teacher
+run at every step (:func:`~mvmr.training.distill.time_distillation_steps`). Every probe result is
+saved with :func:`mvmr.evaluation.save_result` (``results/linear-<row>.json``); the side-by-side
+table is appended to ``results.md`` and written to ``distill_report.md`` / ``distill_report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.utils.data import Dataset
+
+from mvmr.config import Config, validate
+from mvmr.errors import CheckpointError
+
+__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report"]
+
+
+def ssl_baseline_config(config: Config, out: str | Path) -> Config:
+    """``config`` without the teacher (same student, data, optimiser, schedule and epochs), with
+    ``evaluation.ssl_representations`` (default: the config's own) as the hand-crafted ones."""
+    items = config.evaluation.ssl_representations
+    reps = config.representations if items is None else replace(config.representations, items=list(items))
+    return validate(replace(config, name=f"{config.name}-ssl", output_dir=str(out), representations=reps,
+                            teacher=replace(config.teacher, spec=None, weights=None)))
+
+
+def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
+    """The probe's labelled ``(train, test, description)`` from ``config.data`` and ``config.evaluation``."""
+    from mvmr.data import build_dataset
+    from mvmr.evaluation.features import IndexedSubset, dataset_labels
+    from mvmr.evaluation.subsets import stratified_limit
+
+    d, e = config.data, config.evaluation
+    train_split = e.train_split or d.split
+    kwargs = dict(size=d.image_size, download=d.download, channels=d.channels, skip_corrupt=d.skip_corrupt)
+    train: Dataset = build_dataset(d.kind, d.root, split=train_split, **kwargs)
+    test: Dataset = build_dataset(d.kind, d.root, split=e.test_split, **kwargs)
+    seed = config.trainer.seed
+    if e.train_subset is not None and e.train_subset < len(train):  # type: ignore[arg-type]
+        train = IndexedSubset(train, stratified_limit(dataset_labels(train), e.train_subset, seed=seed + 1))
+    if e.test_subset is not None and e.test_subset < len(test):  # type: ignore[arg-type]
+        test = IndexedSubset(test, stratified_limit(dataset_labels(test), e.test_subset, seed=seed + 2))
+    desc = f"{d.kind}:{d.root} {train_split} ({len(train)}) / {e.test_split} ({len(test)}) at {d.image_size} px"  # type: ignore[arg-type]
+    return train, test, desc
+
+
+def _encoder_params(extractor: torch.nn.Module) -> int:
+    return sum(p.numel() for p in extractor.backbone.parameters())  # type: ignore[union-attr]
+
+
+def _checkpoint(run_dir: Path) -> Path:
+    path = run_dir / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: train the run first")
+    return path
+
+
+def distill_report(
+    config: Config,
+    run_dir: str | Path | None = None,
+    *,
+    ssl_run: str | Path | None = None,
+    timing: bool = True,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Evaluate a finished distillation run side by side with its baselines (see the module doc).
+
+    Args:
+        config: the run's config (``teacher``, ``data``, ``evaluation`` sections).
+        run_dir: the run folder (default ``config.output_dir``).
+        ssl_run: run folder of the same student trained by self-supervision alone, or None.
+        timing: also time the training step, cached teacher vs teacher every step.
+        progress: progress bars of the feature extraction.
+
+    Returns the report as a dict (also written to ``<run>/distill_report.json``).
+    """
+    from mvmr.evaluation import LinearConfig, resolve_encoder, run_linear, save_result
+    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.training.distill import build_teacher_model, time_distillation_steps
+
+    run = Path(run_dir if run_dir is not None else config.output_dir).expanduser()
+    t, m, e = config.teacher, config.model, config.evaluation
+    if t.spec is None:
+        raise CheckpointError(f"{run}: the config has no teacher (teacher.spec); this is not a distillation run")
+    student_ckpt = _checkpoint(run)
+    ssl_ckpt = _checkpoint(Path(ssl_run)) if ssl_run is not None else None
+    train, test, data_desc = probe_datasets(config)
+    probe = LinearConfig(epochs=e.epochs, lr=e.lr, batch_size=e.batch_size, val_fraction=e.val_fraction,
+                         seed=config.trainer.seed, progress=progress, num_workers=min(config.data.num_workers, 4))
+
+    student = resolve_encoder(checkpoint=student_ckpt)
+    in_chans = int(student.metadata.get("in_chans", 3))
+    candidates: list[tuple[str, str, Any, int | None]] = [
+        ("student", f"MV-MR distilled {m.encoder} (student)", student, _encoder_params(student)),
+    ]
+    from mvmr.representations.teachers import parse_teacher_spec
+
+    if parse_teacher_spec(t.spec)[0] != "embeddings":
+        teacher = build_teacher_model(t)
+        extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
+                                     feature_dim=int(teacher.embed_dim), trainable=False)
+        candidates.append(("teacher", f"teacher {t.spec}", extractor, int(teacher.num_parameters)))
+    else:
+        teacher = None
+    if ssl_ckpt is not None:
+        ssl = resolve_encoder(checkpoint=ssl_ckpt)
+        candidates.append(("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl, _encoder_params(ssl)))
+    rand = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
+                           seed=config.trainer.seed)
+    candidates.append(("random", f"random {m.encoder} (untrained)", rand, _encoder_params(rand)))
+
+    rows: list[dict[str, Any]] = []
+    for key, label, extractor, params in candidates:
+        echo(f"linear probe: {label} ...")
+        start = time.perf_counter()
+        result = run_linear(extractor, train, test, config=probe, encoder=label, dataset=data_desc)
+        result.variant = key
+        save_result(run, result)
+        rows.append({"row": key, "model": label, "parameters": params, "feature_dim": result.metrics.get("feature_dim"),
+                     "test_top1": result.metrics.get("test_top1"), "test_top5": result.metrics.get("test_top5"),
+                     "val_top1": result.metrics.get("val_top1"), "chosen_epoch": result.metrics.get("chosen_epoch"),
+                     "seconds": time.perf_counter() - start})
+
+    timings: list[dict[str, Any]] = []
+    if timing:
+        modes = [True] if teacher is None else [True, False]
+        for cache in modes:
+            echo(f"timing {e.timing_steps} training steps, teacher {'cached' if cache else 'run every step'} ...")
+            timings.append(time_distillation_steps(config, cache=cache, steps=e.timing_steps))
+    report = {
+        "run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc,
+        "probe": probe.summary(), "rows": rows, "timings": timings,
+        "device": _device_name(config),
+    }
+    text = format_report(report)
+    (run / "distill_report.md").write_text(text, encoding="utf-8")
+    (run / "distill_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    with (run / "results.md").open("a", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+    echo(text)
+    return report
+
+
+def _device_name(config: Config) -> str:
+    acc = config.trainer.accelerator
+    if torch.cuda.is_available() and acc in ("auto", "gpu", "cuda"):
+        return torch.cuda.get_device_name(0)
+    import platform
+
+    threads = torch.get_num_threads()
+    return f"CPU ({platform.machine()}, {threads} torch thread{'s' if threads > 1 else ''})"
+
+
+def _fmt_params(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+def _fmt(value: Any, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The Markdown of a :func:`distill_report` dict: the probe table and the step-time table."""
+    lines = [f"## Distillation report: {report['teacher']} -> {report['student']}", "",
+             f"- data: `{report['data']}`",
+             "- linear probe: " + ", ".join(f"{k}={v}" for k, v in report["probe"].items()), ""]
+    lines += ["| model | parameters | feature dim | test top-1 (%) | test top-5 (%) | val top-1 (%) | chosen epoch |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['model']} | {_fmt_params(r['parameters'])} | {_fmt(r['feature_dim'], 'd')} | "
+                     f"{_fmt(r['test_top1'])} | {_fmt(r['test_top5'])} | {_fmt(r['val_top1'])} | {_fmt(r['chosen_epoch'], 'd')} |")
+    if report["timings"]:
+        lines += ["", f"Training step (forward of both views, loss, backward, optimiser step; median of the timed "
+                      f"steps after one warm-up; {report['device']}):", "",
+                  "| teacher features | step time (s) | images/s | batch |", "|---|---:|---:|---:|"]
+        base = report["timings"][0]["seconds"]
+        for tm in report["timings"]:
+            label = "cached (read by index)" if tm["mode"] == "cached" else "teacher run every step"
+            ratio = "" if tm["mode"] == "cached" else f" ({tm['seconds'] / base:.1f}x)"
+            lines.append(f"| {label} | {tm['seconds']:.3f}{ratio} | {tm['images_per_s']:.1f} | {tm['batch_size']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,140 @@
+"""`mvmr ablate` (Tables 5-8 of the paper's appendix B): configs, resume, launcher, collected table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mvmr import ablation
+from mvmr.cli import main
+from mvmr.config import load_config
+
+
+def _configs(table: int, tmp_path: Path, rows=None) -> dict:
+    base = load_config("cifar10")
+    chosen = ablation.select_rows(ablation.table_rows(table, base), rows)
+    return {r.key: ablation.row_config("cifar10", r, [], tmp_path) for r in chosen}
+
+
+def test_table5_loss_combinations(tmp_path: Path) -> None:
+    cfgs = _configs(5, tmp_path)
+    assert list(cfgs) == ["L1", "L2", "L3", "L1+L2", "L1+L3", "L2+L3", "L1+L2+L3"]
+    for key, c in cfgs.items():
+        on = set(key.split("+"))
+        l = c.loss
+        assert (l.lambda_ > 0, l.mu > 0) == (("L1" in on),) * 2  # both parts of L1 together
+        assert (l.alpha > 0) == ("L2" in on)
+        assert (l.beta > 0) == ("L3" in on)
+        names = [s.name for s in c.representations.items]
+        assert names == ([] if "L3" not in on else ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"])
+        assert c.output_dir == str(tmp_path / key)
+
+
+def test_table6_subsets(tmp_path: Path) -> None:
+    base = load_config("cifar10")
+    rows = ablation.table_rows(6, base)
+    assert len(rows) == 31 and len({r.key for r in rows}) == 31
+    assert rows[-1].paper_top1 == 69.38 and rows[0].key == "pixels" and rows[0].paper_top1 == 58.82
+    cfgs = _configs(6, tmp_path, ["hog+pixels", "scatnet,local_std"])  # any order, comma lists
+    assert list(cfgs) == ["scatnet", "local_std", "pixels+hog"]
+    items = cfgs["pixels+hog"].representations.items
+    assert [s.name for s in items] == ["pixels", "hog"]
+    assert items[1].kwargs == {"orientations": 24, "cell": 8}  # the base config's kwargs are kept
+    assert cfgs["scatnet"].representations.items[0].kwargs == {"J": 2, "L": 8}
+    with pytest.raises(ValueError, match="unknown row"):
+        ablation.select_rows(rows, ["pixels+sift"])
+
+
+def test_table7_augmentations(tmp_path: Path) -> None:
+    cfgs = _configs(7, tmp_path)
+    switches = ("crop", "flip", "color", "grayscale", "blur")
+    got = [tuple(getattr(c.data.augmentation, s) for s in switches) for c in cfgs.values()]
+    assert got == [(True, False, False, False, False), (True, True, False, False, False),
+                   (True, True, True, False, False), (True, True, True, True, False), (True,) * 5]
+
+
+def test_table8_projectors(tmp_path: Path) -> None:
+    cfgs = _configs(8, tmp_path)
+    assert len(cfgs) == 19
+    assert cfgs["8192-8192-8192"].model.projector == "8192-8192-8192"
+    assert cfgs["256"].model.projector == "256"
+    assert cfgs["none"].model.projector == ""
+
+
+def _fake_result(path: Path, top1: float) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "result.json").write_text(json.dumps({"linear_top1": top1, "linear_top5": 90.0, "knn_top1": top1 - 1,
+                                                  "wall_s": 12.0}))
+
+
+def test_resume_skips_finished_rows_and_collects(tmp_path: Path, monkeypatch, capsys) -> None:
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr("mvmr.training.trainer.pretrain", boom)
+    out = tmp_path / "abl"
+    _fake_result(out / "table5" / "L1", 41.5)
+    _fake_result(out / "table5" / "L1+L2+L3", 55.25)
+    assert main(["ablate", "--table", "5", "--config", "cifar10", "--out", str(out), "--rows", "L1", "L1+L2+L3",
+                 "trainer.max_epochs=3"]) == 0  # overrides right after --rows are overrides, not rows
+    text = capsys.readouterr().out
+    assert "[skip] L1" in text and "[skip] L1+L2+L3" in text
+    md = (out / "table5" / "table5.md").read_text()
+    lines = md.splitlines()
+    assert lines[0] == ("| L1 | L2 | L3 | ours top-1 | ours top-5 | ours k-NN top-1 | wall (s) | "
+                        "paper top-1 | paper top-5 | note |")
+    assert "| **1 loss** |" in md and "| **3 losses** |" in md
+    assert "| ✓ |  |  | 41.50 | 90.00 | 40.50 | 12 | 50.86 | 93.95 |  |" in lines
+    assert "| ✓ | ✓ | ✓ | 55.25 | 90.00 | 54.25 | 12 | 69.38 | 98.85 |  |" in lines
+    assert (out / "table5" / "table5.png").is_file()
+
+
+def test_reuse_needs_an_identical_config(tmp_path: Path) -> None:
+    row = ablation.select_rows(ablation.table_rows(5), ["L1"])[0]
+    cfg = ablation.row_config("cifar10", row, [], tmp_path / "a")
+    probe = ablation.ProbeSettings(train_size=100)
+    from dataclasses import asdict
+
+    from mvmr.config import to_dict
+
+    done = tmp_path / "other" / "l1@0"
+    done.mkdir(parents=True)
+    (done / "result.json").write_text(json.dumps({"linear_top1": 1.0, "config": {**to_dict(cfg), "output_dir": "x"},
+                                                  "probe": asdict(probe)}))
+    assert ablation.find_reusable(cfg, probe, [tmp_path / "other"])[0] == done
+    assert ablation.find_reusable(cfg, ablation.ProbeSettings(train_size=200), [tmp_path / "other"]) is None
+    other = ablation.row_config("cifar10", row, ["trainer.seed=1"], tmp_path / "a")
+    assert ablation.find_reusable(other, probe, [tmp_path / "other"]) is None
+
+
+def test_launcher_print(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("mvmr.training.trainer.pretrain", lambda *a, **k: pytest.fail("--launcher print ran a row"))
+    assert main(["ablate", "--table", "8", "--config", "cifar10", "--launcher", "print", "--out", str(tmp_path),
+                 "--probe-train-size", "500", "trainer.max_epochs=3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 19
+    assert lines[0] == (f"mvmr ablate --table 8 --config cifar10 --rows 8192-8192-8192 --out {tmp_path} "
+                        "--probe-train-size 500 trainer.max_epochs=3")
+    assert not any(tmp_path.iterdir())
+
+
+def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:
+    rows = ablation.select_rows(ablation.table_rows(6, load_config("cifar10")), ["pixels", "hog"])
+    dirs = [ablation.row_config("cifar10", r, [f"representations.cache_dir={tmp_path}"], tmp_path).representations.cache_dir
+            for r in rows]
+    assert all(Path(d).parent == tmp_path for d in dirs) and dirs[0] != dirs[1]
+
+
+def test_peer_losses_from_lightly() -> None:
+    pytest.importorskip("lightly")
+    import torch
+
+    from mvmr.training.peers import build_peer_loss
+
+    z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
+    for method in ("vicreg", "barlow_twins"):
+        assert torch.isfinite(build_peer_loss(method)(z1, z2))
+    with pytest.raises(ValueError, match="expected one of"):
+        build_peer_loss("simclr")
