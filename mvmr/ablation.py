@@ -309,8 +309,18 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def find_reusable(config: Any, probe: "ProbeSettings", dirs: Iterable[str | os.PathLike[str]]) -> tuple[Path, dict[str, Any]] | None:
-    """A finished row (``<dir>/*/result.json``) with exactly this config (run folder aside) and probe."""
+def _pretrain_method(res: Mapping[str, Any]) -> str:
+    """How a result's encoder was pretrained: ``mvmr`` or ``peer:<method>`` (the config alone does not say)."""
+    if res.get("pretrain_method"):
+        return str(res["pretrain_method"])
+    method = res.get("method")
+    return f"peer:{method}" if method in ("vicreg", "barlow_twins") else "mvmr"
+
+
+def find_reusable(config: Any, probe: "ProbeSettings", dirs: Iterable[str | os.PathLike[str]],
+                  method: str = "mvmr") -> tuple[Path, dict[str, Any]] | None:
+    """A finished row (``<dir>/*/result.json``) pretrained by ``method`` with exactly this config
+    (run folder aside) and probe settings."""
     from mvmr.config import to_dict
 
     want_cfg, want_probe = _comparable(to_dict(config)), asdict(probe)
@@ -320,7 +330,8 @@ def find_reusable(config: Any, probe: "ProbeSettings", dirs: Iterable[str | os.P
                 res = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if _comparable(res.get("config") or {}) == want_cfg and res.get("probe") == want_probe:
+            if (_pretrain_method(res) == method and _comparable(res.get("config") or {}) == want_cfg
+                    and res.get("probe") == want_probe):
                 return path.parent, res
     return None
 
@@ -457,8 +468,9 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
     if done is not None:
         log(f"[skip] {key or run_dir}: {run_dir / RESULT_FILE} exists")
         return done
+    method = "mvmr" if pretrain_fn is None else f"peer:{(extra or {}).get('method', 'custom')}"
     if reuse:
-        found = find_reusable(config, probe, reuse)
+        found = find_reusable(config, probe, reuse, method)
         if found is not None:
             src, res = found
             res = {**res, "key": key or res.get("key"), "reused_from": str(src)}
@@ -491,6 +503,7 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "seed": config.trainer.seed,
         "epochs": config.trainer.max_epochs,
+        "pretrain_method": method,
         "probe": asdict(probe),
         "config": to_dict(config),
         **dict(extra or {}),

@@ -104,6 +104,11 @@ def test_reuse_needs_an_identical_config(tmp_path: Path) -> None:
     (done / "result.json").write_text(json.dumps({"linear_top1": 1.0, "config": {**to_dict(cfg), "output_dir": "x"},
                                                   "probe": asdict(probe)}))
     assert ablation.find_reusable(cfg, probe, [tmp_path / "other"])[0] == done
+    peer = tmp_path / "peer" / "vicreg@0"  # same config, another loss: never reused for MV-MR
+    peer.mkdir(parents=True)
+    (peer / "result.json").write_text(json.dumps({"linear_top1": 1.0, "config": to_dict(cfg), "probe": asdict(probe),
+                                                  "method": "vicreg"}))
+    assert ablation.find_reusable(cfg, probe, [tmp_path / "peer"]) is None
     assert ablation.find_reusable(cfg, ablation.ProbeSettings(train_size=200), [tmp_path / "other"]) is None
     other = ablation.row_config("cifar10", row, ["trainer.seed=1"], tmp_path / "a")
     assert ablation.find_reusable(other, probe, [tmp_path / "other"]) is None
