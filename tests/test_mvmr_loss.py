@@ -189,6 +189,7 @@ def _worker(rank: int, world: int, port: int, sizes, queue):
         loss.backward()
         # numpy arrays travel by value; shared-memory tensors would die with this process
         queue.put((rank, loss.item(), [p.grad.numpy().copy() for p in model.parameters()]))
+        dist.barrier()  # no rank tears gloo down while the other still has work in flight
     finally:
         dist.destroy_process_group()
 
