@@ -309,6 +309,17 @@ def _comparable(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _normalised(stored: Mapping[str, Any], cls: type) -> dict[str, Any] | None:
+    """A stored config with today's defaults filled in (sections added since it was written), or
+    None when it no longer parses (an unknown key: never reuse what we cannot read)."""
+    from mvmr.config import to_dict
+
+    try:
+        return _comparable(to_dict(_from(stored, cls)))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def _pretrain_method(res: Mapping[str, Any]) -> str:
     """How a result's encoder was pretrained: ``mvmr`` or ``peer:<method>`` (the config alone does not say)."""
     if res.get("pretrain_method"):
@@ -330,8 +341,8 @@ def find_reusable(config: Any, probe: "ProbeSettings", dirs: Iterable[str | os.P
                 res = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if (_pretrain_method(res) == method and _comparable(res.get("config") or {}) == want_cfg
-                    and res.get("probe") == want_probe):
+            if (_pretrain_method(res) == method and res.get("probe") == want_probe
+                    and _normalised(res.get("config") or {}, type(config)) == want_cfg):
                 return path.parent, res
     return None
 

@@ -114,6 +114,25 @@ def test_reuse_needs_an_identical_config(tmp_path: Path) -> None:
     assert ablation.find_reusable(other, probe, [tmp_path / "other"]) is None
 
 
+def test_reuse_fills_defaults_of_older_configs_but_not_unknown_keys(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from mvmr.config import to_dict
+
+    row = ablation.select_rows(ablation.table_rows(5), ["L1"])[0]
+    cfg = ablation.row_config("cifar10", row, [], tmp_path / "a")
+    probe = ablation.ProbeSettings(train_size=100)
+    older = to_dict(cfg)
+    older.pop("teacher")  # written before the teacher section existed: its defaults apply
+    done = tmp_path / "old" / "l1@0"
+    done.mkdir(parents=True)
+    (done / "result.json").write_text(json.dumps({"config": older, "probe": asdict(probe)}))
+    assert ablation.find_reusable(cfg, probe, [tmp_path / "old"])[0] == done
+    older["trainer"]["not_a_key"] = 1
+    (done / "result.json").write_text(json.dumps({"config": older, "probe": asdict(probe)}))
+    assert ablation.find_reusable(cfg, probe, [tmp_path / "old"]) is None
+
+
 def test_launcher_print(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr("mvmr.training.trainer.pretrain", lambda *a, **k: pytest.fail("--launcher print ran a row"))
     assert main(["ablate", "--table", "8", "--config", "cifar10", "--launcher", "print", "--out", str(tmp_path),
