@@ -64,6 +64,21 @@ def test_float32_close_to_float64_at_large_dims():
     assert r32.item() == pytest.approx(r64.item(), rel=1e-4)
 
 
+@pytest.mark.parametrize("layout", ["all_offset", "offset_after_the_probe_rows"])
+def test_float32_offset_inputs_stay_precise(layout):
+    """Rows far from the origin (1e4 + noise): the Gram-matrix distances would cancel
+    catastrophically in float32, so the rows must be centred first, also when the first rows
+    (the cheap up-front estimate) look harmless and only the whole batch is offset."""
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(2064, 4, generator=g, dtype=torch.float64)
+    x = noise + 1e4
+    if layout == "offset_after_the_probe_rows":
+        x[:16] = noise[:16]
+    y = noise[:, :2] ** 2 + 0.5 * torch.randn(2064, 2, generator=g, dtype=torch.float64)
+    r64 = distance_correlation(x, y).item()
+    assert distance_correlation(x.float(), y.float()).item() == pytest.approx(r64, rel=1e-4)
+
+
 def test_gradcheck_float64():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(6, 4, dtype=torch.float64, generator=g, requires_grad=True)
@@ -71,6 +86,26 @@ def test_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda a, b: distance_correlation(a, b), (x, y))
     assert torch.autograd.gradcheck(lambda a, b: distance_correlation(a, b, squared=False), (x, y))
     assert torch.autograd.gradcheck(lambda a, b: distance_covariance(a, b), (x, y))
+
+
+def test_gradcheck_shared_precomputed_dvar():
+    """The loss passes dVar(z_aug) precomputed and shared by every term: its gradient must flow
+    back through that shared value, and through the pairwise distances as well."""
+    from mvmr.losses import distance_correlation_from_centered, double_centered_distances, pairwise_distances
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(7, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    y = torch.randn(7, 3, dtype=torch.float64, generator=g, requires_grad=True)
+
+    def shared(p, q):
+        a = double_centered_distances(p)
+        a_var = (a * a).mean()
+        b = double_centered_distances(q)
+        return distance_correlation_from_centered(a, b, a_var=a_var) + 2 * distance_correlation_from_centered(
+            a, double_centered_distances(q**2), a_var=a_var, squared=False)
+
+    assert torch.autograd.gradcheck(shared, (x, y))
+    assert torch.autograd.gradcheck(lambda p: pairwise_distances(p) @ torch.arange(7.0, dtype=p.dtype), (x,))
 
 
 def _random_rotation(d: int, seed: int) -> torch.Tensor:
