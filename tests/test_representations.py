@@ -373,3 +373,17 @@ def test_package_exports() -> None:
     names = ["Representation", "register", "build", "available", "Pixels", "ScatNet", "HOG", "LocalStd"]
     for name in [*names, "AugmentedPixels", "FeatureCache"]:
         assert hasattr(reps, name) and name in reps.__all__
+
+
+def test_hog_angle_of_exactly_180_degrees_is_bin_0_like_skimage():
+    """atan2(1e-30, -1) is pi in float64: skimage's ``% 180`` makes it 0 (bin 0), it must not be dropped.
+    L2 normalisation (not L2-Hys, whose clipping would hide one missing vote here) against skimage."""
+    from skimage.feature import hog
+
+    x = np.zeros((16, 16))
+    x[5, 4] = 1.0  # gradients of 0, 90 and 180 degrees around it ...
+    x[6, 5] = 1e-30  # ... and a row gradient of 1e-30 where the column gradient is -1
+    ref = hog(x, orientations=24, pixels_per_cell=(8, 8), cells_per_block=(1, 1), block_norm="L2", feature_vector=True)
+    raw = HOG(block_norm=False)(torch.from_numpy(x)[None, None]).double().numpy()[0].reshape(-1, 24)
+    ours = raw / np.sqrt((raw**2).sum(1, keepdims=True) + 1e-10)
+    np.testing.assert_allclose(ours.reshape(-1), ref, rtol=0, atol=1e-6)

@@ -208,13 +208,16 @@ class HOG(Representation):
 
     def _exact_slots(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
         """Slots from skimage's own binning: ``rad2deg(arctan2(g_row, g_col)) % 180`` in float64, against
-        its float64 bin edges; an angle in ``[edges[n], 180]`` is in no bin (slot ``2n + 1``).
+        its float64 bin edges; an angle in ``[edges[n], 180]`` (numpy's ``%`` can return 180.0) is in
+        no bin (slot ``2n + 1``).
 
         The rational angles (0, 45, 90, 135 degrees) are set exactly, whatever the device's ``atan2``
         rounding; ``_bins`` only sends them here for a few very large ``n``.
         """
         n = self.orientations
-        angle = torch.rad2deg(torch.atan2(g_row, g_col))
+        # numpy's ``%``: fmod, then + 180 for a negative remainder (which may round up to 180.0, an
+        # angle in no bin); exactly 180.0 (atan2 = pi, also for a tiny positive g_row) becomes 0.
+        angle = torch.fmod(torch.rad2deg(torch.atan2(g_row, g_col)), 180.0)
         angle = torch.where(angle < 0, angle + 180.0, angle)
         if not self._rational_edges_exact:
             angle = angle.masked_fill_(g_col == 0, 90.0)
