@@ -316,9 +316,9 @@ def time_distillation_steps(
         # the run's callbacks (checkpoints, plots) write into the temporary folder, outside the timed steps
         trainer = build_trainer(cfg, Path(tmp), [timer], logger=False, enable_model_summary=False,
                                 enable_progress_bar=False)
-        from mvmr.training.trainer import _DataModule
+        from mvmr.training.trainer import PretrainDataModule
 
-        trainer.fit(module, datamodule=_DataModule(data, cfg))
+        trainer.fit(module, datamodule=PretrainDataModule(data, cfg))
     timed = timer.seconds[warmup:]
     if len(timed) < steps:
         raise ConfigError(

@@ -125,5 +125,5 @@ def pretrain_peer(config: Config, method: str, *, resume: str | os.PathLike[str]
     trainer = tr.build_trainer(config, run_dir, **dict(trainer_overrides or {}))
     if trainer.is_global_zero:
         save_config(config, run_dir / "config.yaml")
-    trainer.fit(module, datamodule=tr._DataModule(data, config), ckpt_path=ckpt, weights_only=True)
+    trainer.fit(module, datamodule=tr.PretrainDataModule(data, config), ckpt_path=ckpt, weights_only=True)
     return run_dir

@@ -34,7 +34,7 @@ from mvmr.training.callbacks import AtomicCheckpointIO, NonFiniteGuard, PlotCall
 from mvmr.training.module import MVMRModule
 from mvmr.training.sampling import EpochBatchSampler, EpochItems, ResumableLoader
 
-__all__ = ["PretrainData", "build_data", "build_representations", "build_loss", "build_module",
+__all__ = ["PretrainData", "PretrainDataModule", "build_data", "build_representations", "build_loss", "build_module",
            "build_trainer", "find_resume_checkpoint", "pretrain"]
 
 
@@ -95,8 +95,13 @@ def build_data(config: Config) -> PretrainData:
     return PretrainData(base, views, train_idx, val_idx, num_classes if num_classes else None, channels)
 
 
-class _DataModule(L.LightningDataModule):
-    """Builds the loaders at fit time, when the process's rank and the world size are known."""
+class PretrainDataModule(L.LightningDataModule):
+    """The two-view training loader (and the probe's validation loader) of a :class:`PretrainData`.
+
+    Builds the loaders at fit time, when the process's rank and the world size are known; the
+    training loader resumes mid-epoch from a checkpoint. Any LightningModule that takes
+    ``(views, index)`` batches can train on it (MV-MR, distillation, the peer methods).
+    """
 
     def __init__(self, data: PretrainData, config: Config) -> None:
         super().__init__()
@@ -304,5 +309,5 @@ def pretrain(
     trainer = build_trainer(config, run_dir, callbacks, **(trainer_overrides or {}))
     if trainer.is_global_zero:
         save_config(config, run_dir / "config.yaml")
-    trainer.fit(module, datamodule=_DataModule(data, config), ckpt_path=ckpt, weights_only=True)
+    trainer.fit(module, datamodule=PretrainDataModule(data, config), ckpt_path=ckpt, weights_only=True)
     return run_dir
