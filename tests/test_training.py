@@ -344,6 +344,14 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
     assert "| features" in text and ("beats" in text or "does NOT beat" in text)
     for name in ("config.yaml", "checkpoints/last.ckpt", "plots/losses.png", "demo_results.md"):
         assert (tmp_path / "demo" / name).is_file(), name
+    # the deterministic representations were cached in the run folder, and --fresh removes them
+    assert any((tmp_path / "demo" / "reps-cache").iterdir())
+    run_demo(out=tmp_path / "demo", fresh=True, probe_train=200, probe_test=100, echo=lines.append, overrides=[
+        "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
+        f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
+        "representations.cache_dir=null",
+    ])
+    assert not (tmp_path / "demo" / "reps-cache").exists()
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:

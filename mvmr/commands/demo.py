@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "pretrain MV-MR on Fashion-MNIST on the CPU (~5 min) and compare linear probes"
+HELP = "pretrain MV-MR on Fashion-MNIST on the CPU (~4 min) and compare linear probes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

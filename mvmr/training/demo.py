@@ -59,10 +59,13 @@ def run_demo(
 
     root = Path(data).expanduser() if data is not None else FASHION_MNIST_ROOT
     _check_fashion_mnist(root)
-    config = load_config("demo", [f"data.root={root}", *([f"output_dir={out}"] if out else []), *overrides])
+    base = [f"data.root={root}", *([f"output_dir={out}"] if out else [])]
+    config = load_config("demo", [*base, *overrides])
     run_dir = Path(config.output_dir)
+    if config.representations.cache_dir is None:  # the deterministic representations, computed once
+        config = load_config("demo", [*base, f"representations.cache_dir={run_dir / 'reps-cache'}", *overrides])
     if fresh and (run_dir / "config.yaml").is_file():  # only ever delete what an mvmr run wrote
-        for name in ("checkpoints", "csv", "tensorboard", "plots"):
+        for name in ("checkpoints", "csv", "tensorboard", "plots", "reps-cache"):
             shutil.rmtree(run_dir / name, ignore_errors=True)
         for name in ("config.yaml", "demo_results.md", "demo_results.json"):
             (run_dir / name).unlink(missing_ok=True)
