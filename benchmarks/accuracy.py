@@ -29,17 +29,15 @@ Example (a small CPU run)::
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
-TEST_DATA = Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data"))
+from _data import SHARED_DATA, TEST_DATA, extract_once  # noqa: E402
+
+DEFAULT_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
 
 #: method -> (label, MV-MR config overrides or None for a peer method)
 METHODS: dict[str, tuple[str, list[str] | None]] = {
@@ -94,16 +92,7 @@ def cifar_root(data: str) -> Path:
     path = Path(data)
     if path.is_dir():
         return path
-    target, done = TEST_DATA / "cifar10", TEST_DATA / ".cifar10.done"
-    if done.exists():
-        return target
-    if not path.is_file():
-        raise SystemExit(f"CIFAR-10 not found: {path} (give --data ROOT or the .tar.gz)")
-    TEST_DATA.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path) as tar:
-        tar.extractall(TEST_DATA, filter="data")
-    done.touch()
-    return target
+    return extract_once(path, "cifar10", hint="give --data ROOT or the .tar.gz")
 
 
 def pretrain_root(root: Path, size: int) -> Path:

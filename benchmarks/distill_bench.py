@@ -19,10 +19,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +29,8 @@ import numpy as np
 import torch
 
 from mvmr.representations.teachers import IMAGENET_MEAN, IMAGENET_STD, Teacher, build_teacher
+
+from _data import SHARED_DATA, TEST_DATA, extract_once
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGENETTE_TO_IMAGENET = {
@@ -52,15 +51,7 @@ def imagenette_val(shared: Path, extract_to: Path, n: int) -> tuple[torch.Tensor
     """``n`` val images spread over the classes (96x96, [0, 1]) and their ImageNet labels."""
     from PIL import Image
 
-    root = extract_to / "imagenette96"
-    if not (extract_to / ".imagenette96.done").exists():
-        archive = shared / "imagenette96.tar.gz"
-        if not archive.exists():
-            sys.exit(f"Imagenette archive not found: {archive} (pass --shared-data)")
-        extract_to.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(extract_to, filter="data")
-        (extract_to / ".imagenette96.done").touch()
+    root = extract_once(shared / "imagenette96.tar.gz", "imagenette96", extract_to, hint="pass --shared-data")
     paths = sorted((root / "val").rglob("*.jpg"))
     paths = paths[:: max(1, len(paths) // n)][:n]
     images = [
@@ -150,8 +141,8 @@ def main() -> None:
                         help="student with the 3x3 CIFAR stem (default: the 7x7 ImageNet stem, ~9x cheaper at 96 px)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over the three variants; best median kept (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--shared-data", type=Path, default=Path(os.environ.get("MVMR_SHARED_DATA", REPO.parent / "shared" / "data")))
-    parser.add_argument("--extract-to", type=Path, default=Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data")))
+    parser.add_argument("--shared-data", type=Path, default=SHARED_DATA)
+    parser.add_argument("--extract-to", type=Path, default=TEST_DATA)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

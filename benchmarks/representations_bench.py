@@ -14,9 +14,7 @@ Real images: CIFAR-10 (32 px) and Imagenette (96 px) extracted from ``../shared/
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from mvmr.representations import build  # noqa: E402
 
-SHARED_DATA = Path(os.environ.get("MVMR_SHARED_DATA", REPO.parent / "shared" / "data"))
-TEST_DATA = Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data"))
+from _data import SHARED_DATA, extract_once  # noqa: E402
+
 ARCHIVES = {32: ("cifar10-jpeg.tar.gz", "cifar10", "test"), 96: ("imagenette96.tar.gz", "imagenette96", "val")}
 REPRESENTATIONS = ["pixels", "scatnet", "hog", "local_std", "augmented_pixels"]
 
@@ -39,16 +37,7 @@ Row = tuple[str, float, str]  # (label, images per second, note)
 
 def extract(archive: str, folder: str) -> Path:
     """Extract a shared archive into .test-data/ once (the layout of tests/conftest.py)."""
-    target, done = TEST_DATA / folder, TEST_DATA / f".{folder}.done"
-    if not done.exists():
-        src = SHARED_DATA / archive
-        if not src.exists():
-            raise SystemExit(f"no real images: {src} is missing (set MVMR_SHARED_DATA or pass --data)")
-        TEST_DATA.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(src) as tar:
-            tar.extractall(TEST_DATA, filter="data")
-        done.touch()
-    return target
+    return extract_once(SHARED_DATA / archive, folder, hint="set MVMR_SHARED_DATA or pass --data")
 
 
 def load_images(folder: Path, n: int, size: int) -> torch.Tensor:

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from _data import SHARED_DATA, extract_once
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
@@ -36,13 +37,8 @@ def _images(root: Path | None, size: int, n: int):
     from mvmr.data import DatasetSubset, build_dataset
 
     if root is None:
-        root = REPO / ".test-data" / "imagenette96"
-        if not root.is_dir():
-            archive = REPO.parent / "shared" / "data" / "imagenette96.tar.gz"
-            if not archive.is_file():
-                raise SystemExit(f"no images: pass --data (an ImageFolder root with val/) or provide {archive}")
-            with tarfile.open(archive) as tar:
-                tar.extractall(REPO / ".test-data", filter="data")
+        root = extract_once(SHARED_DATA / "imagenette96.tar.gz", "imagenette96",
+                            hint="or pass --data, an ImageFolder root with val/")
     base = build_dataset("imagefolder", root, split="val", size=size)
     step = max(1, len(base) // n)
     return DatasetSubset(base, list(range(0, step * n, step)))

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 
+from mvmr.commands._run_args import add_overrides, add_run_arguments, load_run_config
+
 HELP = "label-free distillation of a frozen teacher into a student with MV-MR (resumable), and its report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="YAML",
-                        help="config with a teacher section, file or shipped name (distill_demo, distill_clip_imagenet)")
-    parser.add_argument("--resume", default="auto", metavar="auto|none|PATH",
-                        help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start afresh; or a checkpoint")
-    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
+    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, "
+                                          "distill_clip_imagenet)")
     parser.add_argument("--evaluate", action="store_true",
                         help="after training, linear-probe student, teacher and a random student, time the steps, write the report")
     parser.add_argument("--compare-ssl", action="store_true",
@@ -40,19 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssl-run", default=None, metavar="DIR",
                         help="an existing self-supervised run folder to add to the report instead (implies --evaluate)")
     parser.add_argument("--no-timing", action="store_true", help="leave the step-time comparison out of the report")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_epochs=10")
+    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mvmr.config import load_config
     from mvmr.errors import ConfigError
 
-    overrides = list(args.overrides)
-    if args.out is not None:
-        overrides.append(f"output_dir={args.out}")
-    config = load_config(args.config, overrides)
+    config = load_run_config(args)
     if config.teacher.spec is None:
         raise ConfigError("teacher.spec: mvmr distill needs a teacher (e.g. teacher.spec=efficientnet-lite0); "
                           "for self-supervised training use mvmr pretrain")

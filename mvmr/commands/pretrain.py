@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import argparse
 
+from mvmr.commands._run_args import add_overrides, add_run_arguments, load_run_config
+
 HELP = "self-supervised MV-MR pretraining from a YAML config (resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="YAML", help="config file or shipped name (stl10, cifar10, ...)")
-    parser.add_argument("--resume", default="auto", metavar="auto|none|PATH",
-                        help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start afresh; or a checkpoint")
-    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_epochs=10")
+    add_run_arguments(parser, config_help="config file or shipped name (stl10, cifar10, ...)")
+    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mvmr.config import load_config
-
-    overrides = list(args.overrides)
-    if args.out is not None:
-        overrides.append(f"output_dir={args.out}")
-    config = load_config(args.config, overrides)
+    config = load_run_config(args)
     from mvmr.training.trainer import pretrain
 
     run_dir = pretrain(config, resume=args.resume)

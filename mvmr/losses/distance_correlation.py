@@ -130,42 +130,28 @@ def _distance_backward(x: Tensor, d: Tensor, grad_sym: Tensor) -> Tensor:
     return laplacian @ x
 
 
-class _PairwiseDistances(torch.autograd.Function):
-    """x (B, D) -> distance matrix (B, B), with the hand-written backward above."""
+class _Distances(torch.autograd.Function):
+    """x (B, D) -> its distance matrix D(x), or A = J D(x) J (eq. 3) with ``centre=True``: one node
+    in the graph instead of a dozen.
 
-    @staticmethod
-    def forward(ctx, x: Tensor, name: str) -> Tensor:  # type: ignore[override]
-        d = _distances(x, name)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(x, d)
-        return d
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        x, d = ctx.saved_tensors
-        return _distance_backward(x, d, grad + grad.T), None
-
-
-class _DoubleCenteredDistances(torch.autograd.Function):
-    """x (B, D) -> A = J D(x) J (eq. 3), one node in the graph instead of a dozen.
-
-    Backward: dL/dD = J (dL/dA) J, then the distance backward; the (B, B) work is a few passes,
-    the (B, D) work one matmul.
+    Backward: for A, dL/dD = J (dL/dA) J first; then the distance backward above. The (B, B) work
+    is a few passes, the (B, D) work one matmul.
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, name: str) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, name: str, centre: bool) -> Tensor:  # type: ignore[override]
         d = _distances(x, name)
+        ctx.centre = centre
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(x, d)
-        return _double_centre(d)
+        return _double_centre(d) if centre else d
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         x, d = ctx.saved_tensors
-        return _distance_backward(x, d, _double_centre(grad + grad.T)), None
+        grad_sym = grad + grad.T
+        return _distance_backward(x, d, _double_centre(grad_sym) if ctx.centre else grad_sym), None, None
 
 
 def pairwise_distances(x: Tensor, *, name: str = "x") -> Tensor:
@@ -174,7 +160,7 @@ def pairwise_distances(x: Tensor, *, name: str = "x") -> Tensor:
     Raises ValueError naming ``name`` if a row holds NaN or inf (checked in O(B) on the Gram
     diagonal, which any non-finite entry reaches).
     """
-    return _PairwiseDistances.apply(x, name)
+    return _Distances.apply(x, name, False)
 
 
 def double_centered_distances(x: Tensor, *, name: str = "x") -> Tensor:
@@ -183,7 +169,7 @@ def double_centered_distances(x: Tensor, *, name: str = "x") -> Tensor:
     Computing it once per tensor lets one batch share it across many dCor terms.
     """
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return _DoubleCenteredDistances.apply(_as_rows(x, name), name)
+        return _Distances.apply(_as_rows(x, name), name, True)
 
 
 def _dcov_sq(a: Tensor, b: Tensor) -> Tensor:

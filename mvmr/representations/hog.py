@@ -111,7 +111,7 @@ class HOG(Representation):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.check_images(images)
         batch, channels, height, width = images.shape
-        self._cells(height, width)
+        n_rows, n_cols = self._cells(height, width)  # validates the size first
         dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
         images = images.to(dtype)
         if self.per_channel:
@@ -122,8 +122,7 @@ class HOG(Representation):
         if images.device.type == "cpu":
             step = max(1, _CHUNK_PIXELS // (height * width))
         slots = 2 * self.orientations + 2
-        n_cells = self._cells(height, width)
-        sums = torch.zeros(images.shape[0], n_cells[0] * n_cells[1], slots, dtype=torch.float32, device=images.device)
+        sums = torch.zeros(images.shape[0], n_rows * n_cols, slots, dtype=torch.float32, device=images.device)
         for i in range(0, images.shape[0], step):
             self._slot_histograms(images[i : i + step], out=sums[i : i + step])
         # Slot k is the signed bin k - n of the angle in (-180, 180]; the unsigned bin is (k - n) mod n.
