@@ -154,7 +154,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     """Run row ``key`` in this process and write its result.json."""
     import torch
 
-    from mvmr import ablation
+    from mvmr.workflows import ablation
     from mvmr.config import load_config
 
     rows = {r[0]: r for r in all_rows(argparse.Namespace(**{**vars(args), "rows": None}))}
@@ -206,7 +206,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
 
 # ------------------------------------------------------------------------------------------ table
 def collect(args: argparse.Namespace) -> str:
-    from mvmr import ablation
+    from mvmr.workflows import ablation
 
     rows = all_rows(args)
     head = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "feature dim",
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, method, _ in all_rows(args):
             print(key, "-", METHODS[method][0] if method in METHODS else REFERENCES[method])
         return 0
-    from mvmr import ablation
+    from mvmr.workflows import ablation
 
     if not args.collect:
         root = cifar_root(args.data)

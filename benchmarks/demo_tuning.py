@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from mvmr.workflows.demo import run_demo
     except ImportError:  # before the workflows layer existed
-        from mvmr.training.demo import run_demo
+        from mvmr.workflows.demo import run_demo
 
     out = Path(args.out)
     data = validation_copy(Path(args.source), out / "fashion-mnist-val")

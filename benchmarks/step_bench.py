@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from mvmr.config import OptimConfig, ProbeConfig
     from mvmr.data import TwoViews
-    from mvmr.data.augmentations import PaperAugmentation
+    from mvmr.transforms.augmentation import PaperAugmentation
     from mvmr.losses import MVMRLoss, variance_hinge
     from mvmr.models import build_model
     from mvmr.representations import FeatureCache, build

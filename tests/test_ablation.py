@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mvmr import ablation
+from mvmr.workflows import ablation
 from mvmr.cli import main
 from mvmr.config import load_config
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mvmr.data.augmentations import PaperAugmentation, _blur_kernel, _Random, augment_batch
+from mvmr.transforms.augmentation import PaperAugmentation, _blur_kernel, _Random, augment_batch
 
 ALL_OFF = {"crop": False, "flip": False, "color": False, "grayscale": False, "blur": False}
 

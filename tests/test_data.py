@@ -320,7 +320,7 @@ def test_two_views_bad_augmentation(small_folder: Path) -> None:
 
 
 def test_two_views_grayscale_default_augmentation() -> None:
-    pytest.importorskip("mvmr.data.augmentations")
+    pytest.importorskip("mvmr.transforms.augmentation")
     if not FASHION_MNIST_ROOT.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     ds = build_dataset("fashion_mnist", None, split="test")

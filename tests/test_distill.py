@@ -138,7 +138,7 @@ class TeacherWatch(L.Callback):
 
 def _held_dcor(model: torch.nn.Module, teacher: torch.nn.Module, images: torch.Tensor) -> float:
     """dCor(student z_aug, teacher(x)) on held-out images (augmented views drawn with a fixed seed)."""
-    from mvmr.data.augmentations import PaperAugmentation
+    from mvmr.transforms.augmentation import PaperAugmentation
 
     aug = PaperAugmentation(images.shape[-1])
     g = torch.Generator().manual_seed(0)
@@ -283,7 +283,7 @@ def test_ddp_distillation_matches_one_process(imagenette_root: Path, tmp_path: P
 # the report of a distillation run
 # --------------------------------------------------------------------------------------------
 def test_report_compares_student_teacher_ssl_and_random(imagenette_root: Path, tmp_path: Path) -> None:
-    from mvmr.training.distill_report import distill_report, ssl_baseline_config
+    from mvmr.workflows.distill_report import distill_report, ssl_baseline_config
 
     over = ["model.encoder=resnet18", "model.projector=32-32", "data.subset=64", "trainer.max_epochs=1",
             "evaluation.test_split=val", "evaluation.train_subset=40", "evaluation.test_subset=20",

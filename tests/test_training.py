@@ -331,7 +331,7 @@ def test_demo_without_fashion_mnist_says_how_to_get_it(tmp_path: Path, capsys: p
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
 def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
-    from mvmr.training.demo import run_demo
+    from mvmr.workflows.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(out=tmp_path / "demo", probe_train=200, probe_test=100, echo=lines.append, overrides=[

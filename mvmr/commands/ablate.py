@@ -63,7 +63,7 @@ def _probe_args(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mvmr import ablation
+    from mvmr.workflows import ablation
     from mvmr.config import load_config
 
     if args.rows:  # `--rows A B key=value`: argparse gives the overrides after --rows to --rows

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mvmr.training.demo import run_demo
+    from mvmr.workflows.demo import run_demo
 
     run_demo(data=args.data, out=args.out, fresh=args.fresh, overrides=args.overrides,
              probe_train=args.probe_train, probe_test=args.probe_test)

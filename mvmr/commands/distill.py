@@ -62,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"run folder: {run_dir}")
     ssl_run = Path(args.ssl_run) if args.ssl_run else None
     if args.compare_ssl:
-        from mvmr.training.distill_report import ssl_baseline_config
+        from mvmr.workflows.distill_report import ssl_baseline_config
 
         ssl_config = ssl_baseline_config(config, run_dir / "ssl-baseline")
         print(f"self-supervised baseline (no teacher, same budget) -> {ssl_config.output_dir}")
         ssl_run = pretrain(ssl_config, resume="auto")
     if args.evaluate or ssl_run is not None:
-        from mvmr.training.distill_report import distill_report
+        from mvmr.workflows.distill_report import distill_report
 
         distill_report(config, run_dir, ssl_run=ssl_run, timing=not args.no_timing,
                        progress=config.trainer.progress_bar)

@@ -5,13 +5,12 @@ normalised here), label an int, -1 when unlabelled. :class:`TwoViews` turns a da
 training items ``(x_clean, x_aug, index, label)``.
 
 - :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist)
-- :class:`TwoViews`, :class:`PaperAugmentation`
+- :class:`TwoViews` (the augmentation is :class:`mvmr.transforms.PaperAugmentation`)
 - :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`
 """
 
 from __future__ import annotations
 
-from typing import Any
 
 from mvmr.data.arrays import ArrayImageDataset, MemmapImages
 from mvmr.data.base import ImageDataset
@@ -30,7 +29,6 @@ __all__ = [
     "FileImageDataset",
     "ImageDataset",
     "MemmapImages",
-    "PaperAugmentation",
     "TwoViews",
     "build_dataset",
     "make_loader",
@@ -39,11 +37,3 @@ __all__ = [
     "split_train_val",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # imported on first use, so that the datasets work on their own
-    if name == "PaperAugmentation":
-        from mvmr.data.augmentations import PaperAugmentation
-
-        return PaperAugmentation
-    raise AttributeError(f"module 'mvmr.data' has no attribute {name!r}")

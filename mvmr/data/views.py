@@ -51,7 +51,7 @@ class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor, int, int]]):
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise DataError(f"TwoViews size must be a positive int, got {size!r}")
         if augmentation is None:
-            from mvmr.data.augmentations import PaperAugmentation
+            from mvmr.transforms.augmentation import PaperAugmentation
 
             augmentation = PaperAugmentation(size)
         self.dataset = dataset

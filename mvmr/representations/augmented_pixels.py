@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mvmr.data.augmentations import PaperAugmentation, augment_batch
+from mvmr.transforms.augmentation import PaperAugmentation, augment_batch
 from mvmr.representations.base import Representation, register
 
 __all__ = ["AugmentedPixels"]
@@ -15,7 +15,7 @@ class AugmentedPixels(Representation):
     """The image after the paper's random augmentation, flattened (paper section 7, table 6 "Augmented image").
 
     Each image of the batch gets its own augmentation (crop, flip, colour jitter, grayscale, blur:
-    see :class:`mvmr.data.augmentations.PaperAugmentation`), drawn independently of the others. (The
+    see :class:`mvmr.transforms.augmentation.PaperAugmentation`), drawn independently of the others. (The
     authors' code draws one crop and one jitter for the whole batch; we do not copy that.) Not
     deterministic, so it is never cached.
 

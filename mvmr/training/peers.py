@@ -1,7 +1,7 @@
 """Peer self-supervised methods (VICReg, Barlow Twins) on MV-MR's training stack, for comparisons.
 
 Only the loss differs from an MV-MR run: the encoder + projector (:class:`~mvmr.models.MVMRModel`),
-the data, the augmentation (:class:`~mvmr.data.augmentations.PaperAugmentation`), the
+the data, the augmentation (:class:`~mvmr.transforms.augmentation.PaperAugmentation`), the
 optimiser and schedule, the Lightning trainer and the checkpoints all come from the same config
 through :mod:`mvmr.training.trainer`. The two methods take two *augmented* views of each image
 (their published recipe), drawn from the same augmentation that gives MV-MR its augmented view.

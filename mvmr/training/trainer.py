@@ -56,7 +56,7 @@ class PretrainData:
 
 def build_data(config: Config) -> PretrainData:
     from mvmr.data import DatasetSubset, TwoViews, build_dataset, split_train_val
-    from mvmr.data.augmentations import PaperAugmentation
+    from mvmr.transforms.augmentation import PaperAugmentation
 
     d, seed = config.data, config.trainer.seed
     base = build_dataset(d.kind, d.root, split=d.split, size=d.image_size, download=d.download,

@@ -1,0 +1,9 @@
+"""Image transforms shared by the data pipeline and the representations (pure torch).
+
+- :class:`PaperAugmentation`: the paper's augmentation of one image (section 7);
+- :func:`augment_batch`: the same, drawn independently for every image of a batch.
+"""
+
+from mvmr.transforms.augmentation import PaperAugmentation, augment_batch
+
+__all__ = ["PaperAugmentation", "augment_batch"]
