@@ -6,7 +6,7 @@
     normalisations, ``(x - 0.5) / 0.5`` (what the TF model was trained with) and the ImageNet
     mean/std.
 (b) One MV-MR distillation step through the real trainer path of ``mvmr distill``
-    (``time_distillation_steps``; student: ResNet-18, 7x7 stem unless --small-images, B=32, 96 px;
+    (``time_teacher_steps``; student: ResNet-18, 7x7 stem unless --small-images, B=32, 96 px;
     forward of both views, ``MVMRLoss``, backward, Adam step, timed from batch start to batch end
     by a Lightning callback) with the teacher's embeddings read from its FeatureCache (built once,
     before training) against the teacher run at every step (224 px and 96 px input). The
@@ -90,10 +90,10 @@ def _seconds(fn: Callable[[], object]) -> float:
 
 def step_rows(root: Path, *, batch: int, steps: int, rounds: int, encoder: str, small_images: bool, projector: str,
               image_size: int, workdir: Path) -> tuple[list[list[str]], str]:
-    """One distillation step through the real trainer path (``mvmr.training.distill.time_distillation_steps``:
+    """One distillation step through the real trainer path (``mvmr.workflows.distill_report.time_teacher_steps``:
     the MVMRModule and Lightning trainer of ``mvmr distill``), teacher cached vs run every step."""
     from mvmr.config import load_config
-    from mvmr.training.distill import time_distillation_steps
+    from mvmr.workflows.distill_report import time_teacher_steps
 
     n = batch * (steps + 1)
     common = [
@@ -114,7 +114,7 @@ def step_rows(root: Path, *, batch: int, steps: int, rounds: int, encoder: str, 
     for _ in range(rounds):  # the variants take turns, so that a change of machine load hits each alike
         for label, cache, size in variants:
             config = load_config(None, [*common, f"teacher.options={{input_size: {size}}}"])
-            result = time_distillation_steps(config, cache=cache, steps=steps)
+            result = time_teacher_steps(config, cache=cache, steps=steps)
             medians[label].append(result["seconds"])
             build = build if build is not None else result["cache_build_seconds"]
     best = {label: min(values) for label, values in medians.items()}

@@ -63,7 +63,8 @@ def main() -> None:
     from mvmr.transforms.augmentation import PaperAugmentation
     from mvmr.losses import MVMRLoss, variance_hinge
     from mvmr.models import build_model
-    from mvmr.representations import FeatureCache, build
+    from mvmr.representations import build
+    from mvmr.sources import CachedSource, LiveSource
     from mvmr.training.module import MVMRModule, StepOutput
 
     device = torch.device(args.device)
@@ -77,9 +78,14 @@ def main() -> None:
     deterministic = {k: v for k, v in reps.items() if v.deterministic}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        cache = FeatureCache.open_or_build(Path(tmp) / "cache", dataset=data, representations=deterministic,
-                                           image_size=args.size, batch_size=args.batch, progress=False)
+        cached = CachedSource(Path(tmp) / "cache", deterministic, dataset=data, image_size=args.size,
+                              batch_size=args.batch, progress=False)
+        cached.prepare(device)
         build_s = time.perf_counter() - t0
+        live = LiveSource(reps)
+        live_augmented = LiveSource({"augmented_pixels": reps["augmented_pixels"]})
+        for source in (live, live_augmented):
+            source.prepare(device)
 
         class L1Only(MVMRModule):
             def ssl_step(self, b):
@@ -89,18 +95,17 @@ def main() -> None:
                 loss = torch.nn.functional.mse_loss(z, z_aug) + variance_hinge(z) + variance_hinge(z_aug)
                 return StepOutput(loss=loss, terms={"loss": loss.detach()}, features=h, embeddings=z)
 
-        def module(cls, fresh, cached):
+        def module(cls, sources):
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=args.small_images).to(device)
-            m = cls(model, MVMRLoss(), fresh, cache=cache if cached else None, cached=cached, order=REPS if cached else None,
-                    feature_dim=model.spec.feature_dim, optim=OptimConfig(), probe=ProbeConfig(enabled=False),
-                    num_classes=None, batch_size=args.batch)
+            m = cls(model, MVMRLoss(), sources, order=REPS if sources else None, feature_dim=model.spec.feature_dim,
+                    optim=OptimConfig(), probe=ProbeConfig(enabled=False), num_classes=None, batch_size=args.batch)
             return m, torch.optim.Adam(m.model.parameters(), lr=1e-4)
 
         variants = {
-            "L1 only": module(L1Only, {}, []),
-            "MV-MR fresh (5 reps)": module(MVMRModule, reps, []),
-            "MV-MR cache": module(MVMRModule, {"augmented_pixels": reps["augmented_pixels"]}, list(deterministic)),
+            "L1 only": module(L1Only, []),
+            "MV-MR fresh (5 reps)": module(MVMRModule, [live]),
+            "MV-MR cache": module(MVMRModule, [cached, live_augmented]),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for round_ in range(1 + args.steps):
@@ -128,7 +133,7 @@ def main() -> None:
                 rep_cost[name] = (time.perf_counter() - t) / 3
             t = time.perf_counter()
             for _ in range(3):
-                cache.get(batch[2], device=device)
+                cached(batch[0], batch[2])
             cache_read = (time.perf_counter() - t) / 3
 
     base = statistics.median(times["L1 only"])

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import mvmr
 from mvmr.errors import MVMRError
+from mvmr.plugins import import_plugins
 
 #: Sub-commands in the order ``mvmr --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mvmr {mvmr.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, so that the representations, teachers or methods it registers can be "
+                             "named in the config (repeatable; installed packages can use entry points instead)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _available_commands():
         module = importlib.import_module(f"mvmr.commands.{name}")
@@ -57,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        import_plugins(args.plugin, key="--plugin")
         return int(args._run(args) or 0)
     except (MVMRError, FileNotFoundError, ValueError) as err:
         if args.debug:

@@ -149,16 +149,3 @@ def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:
     dirs = [ablation.row_config("cifar10", r, [f"representations.cache_dir={tmp_path}"], tmp_path).representations.cache_dir
             for r in rows]
     assert all(Path(d).parent == tmp_path for d in dirs) and dirs[0] != dirs[1]
-
-
-def test_peer_losses_from_lightly() -> None:
-    pytest.importorskip("lightly")
-    import torch
-
-    from mvmr.training.peers import build_peer_loss
-
-    z1, z2 = torch.randn(16, 8), torch.randn(16, 8)
-    for method in ("vicreg", "barlow_twins"):
-        assert torch.isfinite(build_peer_loss(method)(z1, z2))
-    with pytest.raises(ValueError, match="expected one of"):
-        build_peer_loss("simclr")

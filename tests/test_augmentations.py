@@ -167,3 +167,90 @@ def test_bad_inputs_and_settings() -> None:
         PaperAugmentation(32, blur_p=1.5)
     with pytest.raises(ValueError, match="B, C, H, W"):
         augment_batch(torch.rand(3, 32, 32), aug)
+
+
+# --------------------------------------------------------------------------------------------
+# the batched augmentation: the per-image distributions, the per-image result
+# --------------------------------------------------------------------------------------------
+def _per_image_row(aug: PaperAugmentation, draws: dict, i: int) -> dict:
+    """Row ``i`` of batched draws in the per-image format of PaperAugmentation.draw."""
+    return {"crop": tuple(int(v) for v in draws["crop"][i].tolist()) if aug.crop else None,
+            "flip": bool(draws["flip"][i]),
+            "jitter": tuple(draws["factors"][i].tolist()) if bool(draws["jitter"][i]) else None,
+            "order": draws["order"][i].tolist(), "gray": bool(draws["gray"][i]),
+            "sigma": float(draws["sigma"][i]) if bool(draws["blur"][i]) else None}
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (24, 100)], ids=["square", "elongated"])
+def test_batched_draws_follow_the_per_image_distributions(shape: tuple[int, int]) -> None:
+    """Every random parameter of BatchAugmentation has the distribution of PaperAugmentation.draw
+    (Kolmogorov-Smirnov for continuous ones, proportions and a chi-square on the 24 jitter orders);
+    the elongated input makes many crop tries fail, so the central-crop fallback is compared too."""
+    stats = pytest.importorskip("scipy.stats")
+    from mvmr.transforms import BatchAugmentation
+
+    n, (height, width) = 4000, shape
+    aug = PaperAugmentation(32)
+    g = seeded(1)
+    single = [aug.draw(height, width, g) for _ in range(n)]
+    batched = BatchAugmentation(aug).draw(n, height, width, generator=seeded(2))
+    rows = [_per_image_row(aug, batched, i) for i in range(n)]
+
+    def column(draws: list[dict], fn) -> list[float]:  # noqa: ANN001
+        return [fn(d) for d in draws if fn(d) is not None]
+
+    continuous = {
+        "crop area": lambda d: d["crop"][2] * d["crop"][3] / (height * width),
+        "crop aspect": lambda d: d["crop"][3] / d["crop"][2],
+        "crop top": lambda d: (d["crop"][0] + 0.5) / (height - d["crop"][2] + 1),
+        "crop left": lambda d: (d["crop"][1] + 0.5) / (width - d["crop"][3] + 1),
+        **{f"jitter {k}": (lambda d, i=i: d["jitter"][i] if d["jitter"] else None)
+           for i, k in enumerate(("brightness", "contrast", "saturation", "hue"))},
+        "blur sigma": lambda d: d["sigma"],
+    }
+    for name, fn in continuous.items():
+        a, b = column(single, fn), column(rows, fn)
+        assert stats.ks_2samp(a, b).pvalue > 1e-3, name
+    for name in ("flip", "jitter", "gray"):
+        p1 = sum(bool(d[name]) for d in single) / n
+        p2 = sum(bool(d[name]) for d in rows) / n
+        pooled = (p1 + p2) / 2
+        assert abs(p1 - p2) < 4 * (2 * pooled * (1 - pooled) / n) ** 0.5, (name, p1, p2)
+    assert sum(d["sigma"] is not None for d in rows) == n  # blur on every image (blur_p = 1)
+    fallback = [sum(d["crop"][2] == height and d["crop"][3] == min(width, round(height * 4 / 3)) for d in draws)
+                for draws in (single, rows)]
+    assert abs(fallback[0] - fallback[1]) < 4 * max(1.0, fallback[0]) ** 0.5 + 5
+    orders = [[tuple(d["order"]) for d in draws if d["jitter"]] for draws in (single, rows)]
+    perms = sorted(set(orders[0]) | set(orders[1]))
+    assert len(perms) == 24
+    table = [[o.count(p) for p in perms] for o in orders]
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_batched_apply_equals_per_image_apply_for_the_same_draws(imagenette_images: torch.Tensor, channels: int) -> None:
+    from mvmr.transforms import BatchAugmentation
+
+    images = imagenette_images[:24, :channels] if channels == 3 else imagenette_images[:24].mean(1, keepdim=True)
+    aug = PaperAugmentation(96, crop=False)  # resampling aside: flip, jitter (any order, hue), grayscale, blur
+    batched = BatchAugmentation(aug)
+    draws = batched.draw(len(images), 96, 96, generator=seeded(3))
+    assert draws["jitter"].any() and (~draws["jitter"]).any() and draws["gray"].any() and draws["flip"].any()
+    out = batched.apply(images, draws)
+    expected = torch.stack([aug.apply(img, _per_image_row(aug, draws, i)) for i, img in enumerate(images)])
+    torch.testing.assert_close(out, expected, atol=2e-4, rtol=0)
+
+
+def test_batched_crop_resamples_like_the_per_image_crop(imagenette_images: torch.Tensor) -> None:
+    """roi_align averages over each output pixel's footprint: close to the antialiased resize."""
+    from mvmr.transforms import BatchAugmentation
+
+    aug = PaperAugmentation(48, flip=False, color=False, grayscale=False, blur=False)
+    batched = BatchAugmentation(aug)
+    draws = batched.draw(32, 96, 96, generator=seeded(4))
+    out = batched(imagenette_images[:32], generator=seeded(4))
+    expected = torch.stack([aug.apply(img, _per_image_row(aug, draws, i)) for i, img in enumerate(imagenette_images[:32])])
+    diff = (out - expected).abs()
+    assert out.shape == (32, 3, 48, 48) and float(diff.mean()) < 0.01 and float(diff.max()) < 0.25
+    other = torch.stack([aug.apply(img, _per_image_row(aug, draws, (i + 1) % 32)) for i, img in enumerate(imagenette_images[:32])])
+    assert float((out - other).abs().mean()) > 10 * float(diff.mean())  # the crops themselves matter

@@ -1,4 +1,4 @@
-"""FeatureCache, RandomProjection and the ``mvmr cache`` command."""
+"""The feature cache (format, build, reading), RandomProjection and the ``mvmr cache`` command."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from mvmr.representations.base import Representation, register
-from mvmr.representations.cache import (
+from mvmr.cache import (
     CachedDataset,
     CacheError,
     CacheMismatchError,
     FeatureCache,
     IncompleteCacheError,
+    build_cache,
     dataset_fingerprint,
+    open_or_build,
 )
+from mvmr.representations.base import Representation, register
 from mvmr.representations.projection import BLOCK_ROWS, RandomProjection
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,7 +132,7 @@ def build(root: Path, images: torch.Tensor, **kwargs):
         fingerprint="fp-a",
     )
     defaults.update(kwargs)
-    return FeatureCache.build(root, **defaults)
+    return build_cache(root, **defaults)
 
 
 # ----------------------------------------------------------------------------- projection
@@ -261,7 +263,7 @@ def test_mismatch_refused_naming_the_field(tmp_path, small_images):
         project_dim=100,
         seed=1,
     )
-    ok = FeatureCache.open_or_build(root, **base)
+    ok = open_or_build(root, **base)
     assert ok.dims == {"flat": 100, "pool": 48} and ok.raw_dims["flat"] == 192
     cases = [
         (dict(fingerprint="fp-b"), "dataset_fingerprint"),
@@ -273,12 +275,12 @@ def test_mismatch_refused_naming_the_field(tmp_path, small_images):
     ]
     for change, field in cases:
         with pytest.raises(CacheMismatchError, match=field.replace("[", r"\[").replace("]", r"\]")):
-            FeatureCache.open_or_build(root, **{**base, **change})
+            open_or_build(root, **{**base, **change})
     with pytest.raises(CacheMismatchError, match="image_size"):
         FeatureCache.open(root, expect={"image_size": 16})
     # the refused cache is untouched; rebuild=True replaces it
     assert FeatureCache.open(root).manifest["seed"] == 1
-    rebuilt = FeatureCache.open_or_build(root, **{**base, "seed": 2, "rebuild": True})
+    rebuilt = open_or_build(root, **{**base, "seed": 2, "rebuild": True})
     assert rebuilt.manifest["seed"] == 2
     assert FeatureCache.open(root).manifest["seed"] == 2
     with pytest.raises(FileExistsError):
@@ -308,7 +310,7 @@ def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path, small_images)
     (root / "00-flat.npy").write_bytes(b"half")
     with pytest.raises(IncompleteCacheError, match="incomplete"):
         FeatureCache.open(root)
-    cache = FeatureCache.open_or_build(
+    cache = open_or_build(
         root,
         dataset=tensor_dataset(small_images),
         representations=[FlatPixels()],
@@ -327,7 +329,7 @@ def test_hard_crash_mid_build_then_rebuild(tmp_path, small_images):
         import os, torch
         from torch.utils.data import TensorDataset
         from mvmr.representations.base import Representation, register
-        from mvmr.representations.cache import FeatureCache
+        from mvmr.cache import build_cache
 
         class Dies(Representation):
             name = "flat"
@@ -341,7 +343,7 @@ def test_hard_crash_mid_build_then_rebuild(tmp_path, small_images):
                 return x.flatten(1)
 
         images = torch.load({str(tmp_path / 'images.pt')!r})
-        FeatureCache.build({str(tmp_path / 'c')!r}, dataset=TensorDataset(images), representations=[Dies()],
+        build_cache({str(tmp_path / 'c')!r}, dataset=TensorDataset(images), representations=[Dies()],
                            image_size=8, batch_size=4, progress=False, fingerprint="fp-a")
         """
     )
@@ -351,7 +353,7 @@ def test_hard_crash_mid_build_then_rebuild(tmp_path, small_images):
     assert len(leftovers) == 1  # the dead process's temp dir
     with pytest.raises(FileNotFoundError):
         FeatureCache.open(tmp_path / "c")
-    cache = FeatureCache.open_or_build(
+    cache = open_or_build(
         tmp_path / "c",
         dataset=tensor_dataset(small_images),
         representations=[FlatPixels()],
@@ -370,7 +372,7 @@ def test_refuses_to_overwrite_foreign_directory(tmp_path, small_images):
     with pytest.raises(CacheError, match="not a feature cache"):
         build(root, small_images)
     with pytest.raises(CacheError, match="not a feature cache"):
-        FeatureCache.open_or_build(
+        open_or_build(
             root, dataset=tensor_dataset(small_images), representations=[FlatPixels()], image_size=8, progress=False
         )
     assert (root / "notes.txt").read_text() == "mine"
@@ -404,7 +406,7 @@ def test_projected_dcor_close_to_exact(which, request, tmp_path):
     else:
         images = request.getfixturevalue("cifar_images")  # (64, 3, 32, 32)
         rep = PixelsAndGradients(64)  # 24,576 dims
-    cache = FeatureCache.build(
+    cache = build_cache(
         tmp_path / which,
         dataset=tensor_dataset(images),
         representations=[rep],
@@ -442,7 +444,7 @@ def test_cache_with_builtin_pixels(tmp_path, cifar_images):
     reps = _registry_with("pixels")
     pixels = reps.build("pixels")
     images = cifar_images[:16]
-    cache = FeatureCache.build(
+    cache = build_cache(
         tmp_path / "c", dataset=tensor_dataset(images), representations=[pixels], image_size=32, progress=False
     )
     with torch.no_grad():
@@ -450,39 +452,110 @@ def test_cache_with_builtin_pixels(tmp_path, cifar_images):
     torch.testing.assert_close(cache.get(range(16))["pixels"], fresh, atol=2e-3, rtol=2e-3)
 
 
-@register("test-cache-flat")
-class RegisteredFlat(FlatPixels):
-    """Registered under a test-only name so the command test needs no built-in representation."""
+# ----------------------------------------------------------------------------- one build, shared by the ranks
 
 
-def test_cache_command(tmp_path, capsys):
-    data = pytest.importorskip("mvmr.data")
-    if not hasattr(data, "build_dataset"):
-        pytest.skip("mvmr.data.build_dataset not available yet")
-    from PIL import Image
+class CountingPixels(Representation):
+    """Flattened pixels that count the images this process computed (the work share of a rank)."""
 
+    name = "counted"
+    seen = 0
+
+    def output_dim(self, c: int, h: int, w: int) -> int:
+        return c * h * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        CountingPixels.seen += x.shape[0]
+        return x.flatten(1) * 2
+
+
+class FingerprintedImages(TensorDataset):
+    """Images with a fingerprint() that counts its calls (a large dataset is fingerprinted once per run)."""
+
+    calls = 0
+
+    def fingerprint(self) -> str:
+        FingerprintedImages.calls += 1
+        return "fp-shared-build"
+
+
+def _build_worker(rank: int, world: int, port: int, root: str, images_file: str, queue) -> None:
+    import torch.distributed as dist
+
+    from mvmr.cache import open_or_build
+    from mvmr.representations.local_std import LocalStd
+    from mvmr.utils.distributed import current_group
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        images = torch.load(images_file)
+        cache = open_or_build(root, dataset=FingerprintedImages(images), representations=[CountingPixels(), LocalStd()],
+                              image_size=32, batch_size=8, progress=False, group=current_group())
+        queue.put((rank, CountingPixels.seen, FingerprintedImages.calls))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ranks_share_the_build_and_equal_one_process(tmp_path, cifar_images):
+    """A real 2-process gloo group: rank 0 alone fingerprints the data, each rank computes about half
+    of the rows, rank 0 commits the manifest, and the cache equals a single-process build."""
+    import torch.multiprocessing as mp
+
+    from mvmr.representations.local_std import LocalStd
+
+    images = cifar_images[:50]
+    torch.save(images, tmp_path / "images.pt")
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    with __import__("socket").socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = [ctx.Process(target=_build_worker, args=(r, 2, port, str(tmp_path / "ddp"), str(tmp_path / "images.pt"), queue))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    results = sorted(queue.get(timeout=180) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert [(rank, seen) for rank, seen, _ in results] == [(0, 25), (1, 25)]  # each computed its half
+    assert [calls for _, _, calls in results] == [1, 0]  # the dataset is checked once, on rank 0
+    shared = FeatureCache.open(tmp_path / "ddp")
+    assert shared.manifest["shards"] == [{"rank": 0, "rows": [0, 25]}, {"rank": 1, "rows": [25, 50]}]
+    single = build_cache(tmp_path / "one", dataset=FingerprintedImages(images), representations=[CountingPixels(), LocalStd()],
+                         image_size=32, batch_size=8, progress=False)
+    for name in single.names:
+        np.testing.assert_array_equal(shared.array(name), single.array(name), err_msg=name)
+    assert shared.fingerprint == single.fingerprint
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "images.pt", "one"]  # no temp folder left
+
+
+def test_cache_command_builds_what_pretrain_reads(tmp_path, cifar10_root, capsys):
+    """``mvmr cache`` with a shipped config, then ``mvmr pretrain`` with the same config: the cache
+    is opened, not rebuilt (the dataset fingerprints agree, channels included)."""
     from mvmr.cli import main
 
-    rng = np.random.default_rng(0)
-    for cls in ("a", "b"):
-        folder = tmp_path / "data" / "train" / cls
-        folder.mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    out = tmp_path / "cache"
-    argv = ["cache", "--data", str(tmp_path / "data"), "--dataset", "imagefolder", "--split", "train",
-            "--size", "32", "--reps", "test-cache-flat", "--project-dim", "1024", "--out", str(out), "--no-progress"]
-    assert main(argv) == 0
-    assert "6 images" in capsys.readouterr().out
-    cache = FeatureCache.open(out)
-    assert cache.dims == {"test-cache-flat": 1024} and cache.raw_dims == {"test-cache-flat": 3072}
-    assert cache.fingerprint == data.build_dataset("imagefolder", tmp_path / "data", split="train", size=32).fingerprint()
-    assert main(argv) == 0  # reused
-    bad = argv.copy()
-    bad[bad.index("1024")] = "512"
-    assert main(bad) == 2
+    cache_dir = tmp_path / "feature-cache"
+    common = ["data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test", "data.image_size=32",
+              "data.subset=24", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0",
+              "representations.items=[{name: pixels}, {name: local_std}, {name: augmented_pixels}]",
+              f"representations.cache_dir={cache_dir}", "representations.project_dim=1024", "trainer.progress_bar=false"]
+    assert main(["cache", "--config", "stl10", "--out", str(tmp_path / "run"), *common]) == 0
+    out = capsys.readouterr().out
+    assert "(built): 24 images, pixels=3072->1024, local_std=3072->1024" in out
+    built = FeatureCache.open(cache_dir).manifest["build_id"]
+    assert main(["cache", "--config", "stl10", "--out", str(tmp_path / "run"), *common]) == 0
+    assert "(reused)" in capsys.readouterr().out
+    train = ["model.encoder=resnet18", "model.projector=64-64", "trainer.max_steps=2", "trainer.accelerator=cpu",
+             "trainer.devices=1", "trainer.precision=32-true", "trainer.accumulate_grad_batches=1", "probe.enabled=false"]
+    assert main(["pretrain", "--config", "stl10", "--out", str(tmp_path / "run"), *common, *train]) == 0
+    assert FeatureCache.open(cache_dir).manifest["build_id"] == built  # reused, not rebuilt
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert main(["cache", "--config", "stl10", *common, "representations.project_dim=512"]) == 2
     assert "project_dim" in capsys.readouterr().err
-    assert main(bad + ["--rebuild"]) == 0
-    assert FeatureCache.open(out).dims == {"test-cache-flat": 512}
-    assert main(argv + ["--reps", "no-such-rep"]) == 2
-    assert "no-such-rep" in capsys.readouterr().err
+    assert main(["cache", "--config", "stl10", *common, "representations.project_dim=512", "--rebuild"]) == 0
+    assert FeatureCache.open(cache_dir).dims == {"pixels": 512, "local_std": 512}
+    assert main(["cache", "--config", "stl10", *common, "representations.cache_dir=null"]) == 2
+    assert "nothing to cache" in capsys.readouterr().err

@@ -397,3 +397,104 @@ def test_make_loader_errors() -> None:
         make_loader(_RandomItems(), 0, shuffle=False)
     with pytest.raises(DataError, match="drop_last"):
         make_loader(_RandomItems(), 64, shuffle=True, drop_last=True)
+
+
+# --------------------------------------------------------------------------- views from the full image; flat val folders; fingerprints
+def _striped_folder(root: Path, n: int = 3) -> Path:
+    """ImageFolder of 240x80 images: red left (x < 60), green middle, blue right (x >= 180)."""
+    folder = root / "train" / "a"
+    folder.mkdir(parents=True)
+    array = np.zeros((80, 240, 3), dtype=np.uint8)
+    array[:, :60, 0] = 255
+    array[:, 60:180, 1] = 255
+    array[:, 180:, 2] = 255
+    for i in range(n):
+        Image.fromarray(array).save(folder / f"{i}.png")
+    return root
+
+
+def test_views_crop_the_full_image_decoded_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The random resized crop comes from the whole decoded image (it can reach the red and blue
+    edges), the clean view is its resize + centre crop (green only), and each item is decoded once."""
+    import sys
+
+    from mvmr.data import folders
+    from mvmr.training.build import build_data
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _training_support import tiny_config
+
+    root = _striped_folder(tmp_path / "data")
+    decodes: list[Path] = []
+    real_decode = folders.decode_image
+    monkeypatch.setattr(folders, "decode_image", lambda path, **kw: decodes.append(path) or real_decode(path, **kw))
+    config = tiny_config(root, tmp_path / "run", ["data.split=train", "data.image_size=32", "data.subset=null",
+                                                  "data.batch_size=2", "data.val_fraction=0", "probe.enabled=false",
+                                                  "data.augmentation={crop: true, flip: false, color: false, grayscale: false, blur: false}"])
+    data = build_data(config)
+    edges = 0
+    for epoch in range(20):
+        data.views.set_epoch(epoch)
+        decodes.clear()
+        for index in range(3):
+            clean, aug, _, _ = data.views[index]
+            assert torch.equal(clean, data.base[index][0])  # the clean view: resize + centre crop
+            assert float(clean[0].max()) < 0.05 and float(clean[2].max()) < 0.05  # green only
+            edges += int(float(aug[0].max()) > 0.5 or float(aug[2].max()) > 0.5)
+        assert len(decodes) == 3  # one decode per item for both views
+    assert edges > 10  # crops of the full image reach the edges (never, when cropped from the centre crop)
+
+
+def _flat_imagenet(root: Path) -> list[str]:
+    """root/train/<synset>/ and a flat root/val/ of 6 images; returns the val images' true classes."""
+    rng = np.random.default_rng(0)
+    for synset in ("n01440764", "n02102040", "n03000684"):
+        (root / "train" / synset).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "train" / synset / "x.JPEG")
+    (root / "val").mkdir()
+    truth = ["n02102040", "n01440764", "n03000684", "n02102040", "n02102040", "n01440764"]
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "val" / f"ILSVRC2012_val_{i + 1:08d}.JPEG")
+    return truth
+
+
+def test_flat_imagenet_val_folder_with_its_ground_truth_file(tmp_path: Path) -> None:
+    root = tmp_path / "imagenet"
+    truth = _flat_imagenet(root)
+    classes = ["n01440764", "n02102040", "n03000684"]
+    with pytest.raises(DataError, match="no ground-truth file.*LOC_val_solution.csv"):
+        build_dataset("imagefolder", root, split="val")
+    # Kaggle's solution file, in another order than the files, with boxes after the synset
+    rows = [f"ILSVRC2012_val_{i + 1:08d},{c} 1 2 30 40 {c} 5 6 7 8" for i, c in enumerate(truth)]
+    (root / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "\n".join(reversed(rows)) + "\n")
+    val = build_dataset("imagefolder", root, split="val", size=16)
+    assert val.classes == classes and [classes[i] for i in val.labels] == truth
+    assert val[0][0].shape == (3, 16, 16) and val[0][1] == classes.index(truth[0])
+    # one synset per line, in sorted file order (TensorFlow's file), given explicitly
+    per_line = tmp_path / "synsets.txt"
+    per_line.write_text("\n".join(truth) + "\n")
+    assert [classes[i] for i in build_dataset("imagefolder", root, split="val", labels_file=per_line).labels] == truth
+    per_line.write_text("\n".join(truth[:5]) + "\n")
+    with pytest.raises(DataError, match="gives 5 labels.*has 6 images"):
+        build_dataset("imagefolder", root, split="val", labels_file=per_line)
+    two_columns = tmp_path / "pairs.txt"
+    two_columns.write_text("\n".join(f"ILSVRC2012_val_{i + 1:08d}.JPEG\t{c}" for i, c in enumerate(truth[:5])))
+    with pytest.raises(DataError, match="no label for 1 of the 6 images"):
+        build_dataset("imagefolder", root, split="val", labels_file=two_columns)
+    two_columns.write_text("\n".join(f"ILSVRC2012_val_{i + 1:08d} n09999999" for i in range(6)))
+    with pytest.raises(DataError, match="names 1 classes that .* has no folder for, e.g. 'n09999999'"):
+        build_dataset("imagefolder", root, split="val", labels_file=two_columns)
+
+
+def test_an_edited_image_of_the_same_size_changes_the_fingerprint(small_folder: Path) -> None:
+    import os
+
+    first = build_dataset("imagefolder", small_folder, split="").fingerprint()
+    path = sorted(small_folder.rglob("*.jpg"))[0]
+    data = bytearray(path.read_bytes())
+    data[-10:-2] = bytes(8)  # new content, same length
+    stat = path.stat()
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later edit, whatever the clock resolution
+    assert path.stat().st_size == stat.st_size
+    assert build_dataset("imagefolder", small_folder, split="").fingerprint() != first

@@ -4,6 +4,7 @@ teacher (never run during steps), a real distillation raising dCor(student, teac
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,9 @@ import torch
 from mvmr.config import load_config
 from mvmr.errors import ConfigError, DataError
 from mvmr.losses import distance_correlation
-from mvmr.training.trainer import build_data, effective_betas, pretrain
+from mvmr.methods import effective_betas
+from mvmr.training.build import build_data, teacher_source
+from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_support import FEATURE_DIM, tiny_config, tiny_model  # noqa: E402
@@ -118,16 +121,21 @@ class TeacherWatch(L.Callback):
         self.steps = 0
         self.optimised: set[int] = set()
 
+    @staticmethod
+    def teacher(pl_module: L.LightningModule) -> torch.nn.Module:
+        (source,) = [s for s in pl_module.sources if "teacher" in s.names]
+        return source.representations["teacher"]
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # runs before the module's setup, where the cache is built
-        pl_module.teacher.teacher.register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
+        self.teacher(pl_module).register_forward_hook(lambda *_: setattr(self, "calls", self.calls + 1))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.calls_at_train_start = self.calls
         self.optimised = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
 
     def on_after_backward(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        teacher = pl_module.teacher.teacher
+        teacher = self.teacher(pl_module)
         assert pl_module.training and not teacher.training
         assert all(not p.requires_grad and p.grad is None for p in teacher.parameters())
         self.steps += 1
@@ -155,9 +163,10 @@ def distilled(imagenette_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     config = _distill_config(imagenette_root, out, ["trainer.max_epochs=4", "optim.lr=3e-3"])
     held = load_images(imagenette_root / "val", 96, size=32)
     model = tiny_model(seed=0)
-    from mvmr.training.distill import build_teacher_model
+    from mvmr.representations.teachers import build_teacher
 
-    teacher = build_teacher_model(config.teacher)
+    t = config.teacher
+    teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
     before = _held_dcor(model, teacher, held)
     watch = TeacherWatch()
     pretrain(config, model=model, feature_dim=FEATURE_DIM, callbacks=[watch])
@@ -190,19 +199,19 @@ def test_teacher_weights_are_not_in_the_checkpoint(distilled: dict) -> None:
 
 
 def test_cached_teacher_features_equal_the_live_teacher(distilled: dict) -> None:
-    from mvmr.training.distill import TeacherTarget, build_teacher_target
+    from mvmr.sources import CachedSource
 
     config = distilled["config"]
     data = build_data(config)
-    target = build_teacher_target(config, data.base)
-    assert isinstance(target, TeacherTarget) and target.mode == "cached"
+    source = teacher_source(config, data.base)
+    assert isinstance(source, CachedSource) and source.names == ["teacher"]
     calls = []
-    target.teacher.register_forward_hook(lambda *_: calls.append(1))
-    target.prepare("cpu")  # opens the run's cache (it matches: same data, teacher, size): no teacher run
-    assert calls == [] and target.prepared and target.build_seconds is None
+    source.representations["teacher"].register_forward_hook(lambda *_: calls.append(1))
+    source.prepare("cpu")  # opens the run's cache (it matches: same data, teacher, size): no teacher run
+    assert calls == [] and source.cache is not None and source.build_seconds is None
     idx = torch.as_tensor(data.train_indices[[5, 0, 200, 5]])
     x = torch.stack([data.views[int(i)][0] for i in idx])
-    cached = target.features(x, idx)
+    cached = source(x, idx)["teacher"]
     live = distilled["teacher"](x)
     torch.testing.assert_close(cached, live, rtol=1e-2, atol=2e-3)  # float16 storage
 
@@ -218,7 +227,7 @@ def test_live_teacher_runs_every_step(imagenette_root: Path, tmp_path: Path) -> 
 
 def test_precomputed_embeddings_are_read_by_dataset_index(imagenette_root: Path, tmp_path: Path) -> None:
     from mvmr.data import DatasetSubset
-    from mvmr.training.distill import build_teacher_target
+    from mvmr.sources import PrecomputedSource
 
     full = 9469  # Imagenette train images: row i of the file = dataset[i]
     table = np.random.default_rng(0).standard_normal((full, 7)).astype(np.float32)
@@ -227,16 +236,16 @@ def test_precomputed_embeddings_are_read_by_dataset_index(imagenette_root: Path,
                                                                   "teacher.options={}", "data.subset=64"])
     data = build_data(config)
     assert isinstance(data.base, DatasetSubset)
-    target = build_teacher_target(config, data.base)
-    assert target.mode == "embeddings" and target.prepared
+    source = teacher_source(config, data.base)
+    assert isinstance(source, PrecomputedSource)  # nothing to prepare
     idx = torch.tensor([3, 0, 63])
-    got = target.features(torch.zeros(3, 3, 32, 32), idx)
+    got = source(torch.zeros(3, 3, 32, 32), idx)["teacher"]
     np.testing.assert_array_equal(got.numpy(), table[data.base.indices[idx.numpy()]])
     np.save(tmp_path / "short.npy", table[:10])
     bad = _distill_config(imagenette_root, tmp_path / "run", [f"teacher.spec=embeddings:{tmp_path / 'short.npy'}",
                                                                "teacher.options={}"])
     with pytest.raises(DataError, match="have 10 rows but the dataset has 9469 items"):
-        build_teacher_target(bad, build_data(bad).base)
+        teacher_source(bad, build_data(bad).base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +266,7 @@ pretrain(config, model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, 
 
 def test_ddp_distillation_matches_one_process(imagenette_root: Path, tmp_path: Path) -> None:
     # as tests/test_training.py's DDP test: the same global batch (2 x 8 vs 1 x 16), statistics over
-    # the gathered batch, no BatchNorm, LARS; here the teacher's cache is filled by rank 0 alone
+    # the gathered batch, no BatchNorm, LARS; here both ranks fill the teacher's cache, each its half
     common = ["data.subset=48", "loss.gather_distributed=true", "trainer.max_epochs=1", "optim.optimizer=lars",
               "optim.lr=0.5", "optim.trust_coefficient=0.02", "data.augmentation.blur=false"]
     script = tmp_path / "ddp_fit.py"
@@ -276,7 +285,8 @@ def test_ddp_distillation_matches_one_process(imagenette_root: Path, tmp_path: P
     assert a["global_step"] == b["global_step"] == 3
     for key in b["state_dict"]:
         torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=1e-4, atol=1e-5, msg=key)
-    assert (tmp_path / "ddp" / "teacher-cache" / "manifest.json").is_file()
+    manifest = json.loads((tmp_path / "ddp" / "teacher-cache" / "manifest.json").read_text())
+    assert manifest["shards"] == [{"rank": 0, "rows": [0, 24]}, {"rank": 1, "rows": [24, 48]}]
 
 
 # --------------------------------------------------------------------------------------------

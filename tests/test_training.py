@@ -301,7 +301,7 @@ def test_non_finite_embedding_is_reported_with_the_step(cifar10_root: Path, tmp_
 # cache path
 # --------------------------------------------------------------------------------------------
 def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: Path) -> None:
-    from mvmr.training.trainer import build_data, build_module
+    from mvmr.training.build import build_data, build_module
 
     fresh_cfg = tiny_config(cifar10_root, tmp_path / "a", [f"representations.items={DETERMINISTIC_REPS}"])
     cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [f"representations.items={DETERMINISTIC_REPS}",
@@ -309,10 +309,15 @@ def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: P
     data = build_data(fresh_cfg)
     fresh = build_module(fresh_cfg, data, tiny_model(), FEATURE_DIM)
     cached = build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
-    assert cached.cached == ["pixels", "hog", "local_std"] and not cached._representations
+    from mvmr.sources import CachedSource, LiveSource
+
+    assert [(type(s), s.names) for s in cached.sources] == [(CachedSource, ["pixels", "hog", "local_std"])]
+    assert [(type(s), s.names) for s in fresh.sources] == [(LiveSource, ["pixels", "hog", "local_std"])]
+    for source in (*fresh.sources, *cached.sources):
+        source.prepare("cpu")  # what the trainer does in setup: the cache is built here
     idx = torch.as_tensor(data.train_indices[:8])
     x = torch.stack([data.views[int(i)][0] for i in idx])
-    a, b = fresh.representations_of(x, idx), cached.representations_of(x, idx)
+    a, b = fresh.targets(x, idx), cached.targets(x, idx)
     assert list(a) == list(b) == ["pixels", "hog", "local_std"]
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=2e-3, atol=2e-3, msg=name)  # float16 storage
@@ -374,3 +379,16 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Pa
     torch.save({"x": Path("not a tensor")}, path)  # a pickle that weights_only refuses
     with pytest.raises(CheckpointError, match="weights_only=True"):
         io_.load_checkpoint(path)
+
+
+def test_resume_keeps_one_last_checkpoint_and_the_numbered_ones(cifar10_root: Path, tmp_path: Path) -> None:
+    """After resumes, the folder holds exactly one last.ckpt (no last-v1.ckpt, ...) and the
+    numbered checkpoints the config asks for."""
+    over = ["trainer.checkpoint_every_n_epochs=1", "trainer.checkpoint_every_n_steps=2", "probe.enabled=false"]
+    for epochs in (1, 2, 3):
+        pretrain(tiny_config(cifar10_root, tmp_path / "run", [*over, f"trainer.max_epochs={epochs}"]),
+                 model=tiny_model(), feature_dim=FEATURE_DIM)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert names == ["epoch0000.ckpt", "epoch0001.ckpt", "epoch0002.ckpt", "last.ckpt"], names
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4

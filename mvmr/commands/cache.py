@@ -1,87 +1,63 @@
-"""``mvmr cache``: precompute the deterministic representations of a dataset into a feature cache.
+"""``mvmr cache``: build the feature caches of a config before training, exactly as ``mvmr pretrain`` reads them.
 
 Example::
 
-    mvmr cache --data ROOT --dataset imagefolder --split train --size 96 \\
-        --reps scatnet,hog,local_std,pixels --project-dim 4096 --out runs/cache-train96
+    mvmr cache --config stl10 data.root=/data representations.cache_dir=cache/stl10 representations.project_dim=4096
+    torchrun --nproc_per_node 8 -m mvmr cache --config imagenet data.root=/data/imagenet   # 8 ranks share the rows
 
-An existing cache at ``--out`` is reused when it matches (same data, size, representations,
-projection) and rebuilt when an earlier build was interrupted; a cache built for another
-configuration is refused unless ``--rebuild`` is given.
+It builds every cached source of the run (the deterministic representations when
+``representations.cache_dir`` is set, and a cached teacher) from the same data pipeline as
+``mvmr pretrain`` with the same config, so ``mvmr pretrain`` opens the cache instead of rebuilding
+it. A cache that exists and matches is reused; one built for another configuration is refused,
+naming the field, unless ``--rebuild`` is given. Under ``torchrun`` the ranks share the work.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
-HELP = "precompute deterministic representations of a dataset into a memory-mapped feature cache"
+from mvmr.commands._run_args import add_overrides, load_run_config
+
+HELP = "build a config's feature caches (deterministic representations, teacher) before training"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the ``mvmr cache`` options on ``parser``."""
-    parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root directory")
-    parser.add_argument("--dataset", default="imagefolder", help="dataset kind (default: imagefolder)")
-    parser.add_argument("--split", default="train", help="dataset split (default: train)")
-    parser.add_argument("--size", type=int, required=True, help="image size in pixels (the training size)")
-    parser.add_argument(
-        "--reps",
-        default="scatnet,hog,local_std,pixels",
-        help="comma-separated deterministic representations (default: scatnet,hog,local_std,pixels)",
-    )
-    parser.add_argument(
-        "--project-dim",
-        type=int,
-        default=None,
-        metavar="D",
-        help="random-project representations with more than D dims to D dims (default: no projection)",
-    )
-    parser.add_argument("--out", required=True, metavar="DIR", help="cache directory to create or reuse")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (default: 0)")
-    parser.add_argument("--device", default="cpu", help="device for the representations (default: cpu)")
-    parser.add_argument("--seed", type=int, default=0, help="projection seed (default: 0)")
+    parser.add_argument("--config", required=True, metavar="YAML", help="config file or shipped name")
+    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
+    parser.add_argument("--device", default=None, help="device for the representations (default: cuda if available)")
     parser.add_argument("--rebuild", action="store_true", help="replace a cache built for another configuration")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build (or reuse) the cache described by ``args``; print a summary; return 0."""
-    import mvmr.representations  # noqa: F401  (registers the built-in representations)
-    from mvmr.data import build_dataset
-    from mvmr.errors import ConfigError
-    from mvmr.representations.base import build
-    from mvmr.representations.cache import FeatureCache
+    import torch
+    import torch.distributed as dist
 
-    names = [n.strip() for n in str(args.reps).split(",") if n.strip()]
-    if not names:
-        raise ConfigError("--reps: give at least one representation name")
-    if args.size < 1:
-        raise ConfigError(f"--size must be positive, got {args.size}")
-    if args.project_dim is not None and args.project_dim < 1:
-        raise ConfigError(f"--project-dim must be positive, got {args.project_dim}")
-    representations = {}
-    for name in names:
-        try:
-            representations[name] = build(name)
-        except ValueError as err:
-            raise ConfigError(f"--reps: {err}") from None
-    dataset = build_dataset(args.dataset, args.data, split=args.split, size=args.size)
-    cache = FeatureCache.open_or_build(
-        args.out,
-        dataset=dataset,
-        representations=representations,
-        image_size=args.size,
-        project_dim=args.project_dim,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        device=args.device,
-        progress=not args.no_progress,
-        rebuild=args.rebuild,
-    )
-    dims = ", ".join(
-        f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")
-        for name, d in cache.dims.items()
-    )
-    print(f"feature cache {cache.root}: {len(cache)} images, {dims}")
+    from mvmr.errors import ConfigError
+    from mvmr.sources import CachedSource
+    from mvmr.training.build import build_data, build_sources
+
+    config = load_run_config(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():  # launched by torchrun
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    device = args.device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu")
+    data = build_data(config)
+    sources = [s for s in build_sources(config, data.base) if isinstance(s, CachedSource)]
+    if not sources:
+        raise ConfigError("representations.cache_dir: nothing to cache; set representations.cache_dir (and/or a "
+                          "cached teacher) in the config or as an override")
+    for source in sources:
+        source.rebuild = args.rebuild
+        source.prepare(device)
+        cache = source.cache
+        dims = ", ".join(f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")
+                         for name, d in cache.dims.items())
+        verb = "built" if source.build_seconds is not None else "reused"
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            print(f"feature cache {cache.root} ({verb}): {len(cache)} images, {dims}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return 0

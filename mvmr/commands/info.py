@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mvmr.config import CONFIG_DIR, load_config, shipped_configs, to_yaml
+    from mvmr.methods import get_method
 
     if args.list:
         for name in shipped_configs():
@@ -28,5 +29,7 @@ def run(args: argparse.Namespace) -> int:
             about = first[0].lstrip("# ").strip() if first and first[0].startswith("#") else ""
             print(f"{name:16s} {about}")
         return 0
-    print(to_yaml(load_config(args.config, args.overrides)), end="")
+    config = load_config(args.config, args.overrides)
+    get_method(config.method)  # an unknown method is an error here too, not only at training time
+    print(to_yaml(config), end="")
     return 0

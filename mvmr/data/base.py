@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from typing import Iterable
 
@@ -52,6 +53,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.size = size
         self.channels = channels
+        self._memo: dict[str, str] = {}  # shared by the copies of with_size: the content is fingerprinted once
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -82,19 +84,28 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
             image = resize_center_crop(image, self.size)
         return to_float(image), int(label)
 
+    def with_size(self, size: int | None) -> "ImageDataset":
+        """The same dataset with its images resized (shorter side) and centre-cropped to ``size``
+        (None: as decoded). A shallow copy: files, arrays, labels and the content fingerprint are
+        shared, so the training views can decode the full image once while the feature cache and
+        the probe read the clean, centre-cropped one."""
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise DataError(f"size must be a positive int or None, got {size!r}")
+        other = copy.copy(self)
+        other.size = size
+        return other
+
     def fingerprint(self) -> str:
         """A stable hash of the content plus ``size`` and ``channels`` (what the items look like).
 
-        Used by the feature cache to refuse a cache built from other data. Cheap: it never
-        decodes an image. Computed once and remembered.
+        Used by the feature cache to refuse a cache built from other data. It never decodes an
+        image; the content part is computed once (per process) and shared with :meth:`with_size`
+        copies.
         """
-        cached = getattr(self, "_fingerprint", None)
-        if cached is None:
-            cached = hash_parts(
-                [type(self).__name__, self._content_fingerprint(), f"size={self.size}", f"channels={self.channels}"]
-            )
-            self._fingerprint = cached
-        return cached
+        content = self._memo.get("content")
+        if content is None:
+            content = self._memo["content"] = self._content_fingerprint()
+        return hash_parts([type(self).__name__, content, f"size={self.size}", f"channels={self.channels}"])
 
     def __repr__(self) -> str:
         return (

@@ -22,9 +22,6 @@ __all__ = ["build_dataset", "DATASET_KINDS"]
 #: The ``kind`` values :func:`build_dataset` accepts.
 DATASET_KINDS: tuple[str, ...] = ("imagefolder", "folder", "stl10", "cifar10", "cifar100", "fashion_mnist")
 
-# file-based kinds have no download; corrupt-image skipping only applies to them
-_FILE_KINDS = ("imagefolder", "folder")
-
 
 def build_dataset(
     kind: str,
@@ -35,6 +32,7 @@ def build_dataset(
     download: bool = False,
     skip_corrupt: bool = False,
     channels: int | None = None,
+    labels_file: str | Path | None = None,
 ) -> ImageDataset:
     """Build a dataset by ``kind``.
 
@@ -57,6 +55,9 @@ def build_dataset(
             count them (``dataset.num_skipped``) instead of raising a DataError naming the file.
         channels: convert images to 1 channel (luma) or 3 channels (gray repeated, for RGB
             encoders); None keeps them (RGB for files, 1 for Fashion-MNIST).
+        labels_file: ``imagefolder`` only: the ground-truth file of a split folder that holds the
+            images without class folders (ImageNet's ``val/``); by default a known file is looked
+            for (see :func:`mvmr.data.folders.image_folder`).
 
     Raises:
         DataError: unknown kind or split, missing, empty or corrupt data.
@@ -72,9 +73,13 @@ def build_dataset(
             raise DataError(f"dataset kind {kind!r} needs a root folder")
         root = FASHION_MNIST_ROOT
     root = Path(root).expanduser()
-    if kind in _FILE_KINDS:
-        builder = image_folder if kind == "imagefolder" else flat_folder
-        return builder(root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt)
+    if labels_file is not None and kind != "imagefolder":
+        raise DataError(f"labels_file applies to kind 'imagefolder' only, not {kind!r}")
+    if kind == "imagefolder":
+        return image_folder(root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt,
+                            labels_file=labels_file)
+    if kind == "folder":
+        return flat_folder(root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt)
     if kind == "stl10":
         return stl10(root, split=split, size=size, channels=channels, download=download)
     if kind in ("cifar10", "cifar100"):

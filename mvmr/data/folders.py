@@ -11,6 +11,7 @@ per process: each DataLoader worker counts the bad files it met.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from mvmr.data.base import ImageDataset, hash_parts
 from mvmr.data.image_utils import IMAGE_EXTENSIONS, decode_image, is_image_file
 from mvmr.errors import DataError
 
-__all__ = ["FileImageDataset", "image_folder", "flat_folder", "list_images"]
+__all__ = ["FileImageDataset", "GROUND_TRUTH_FILES", "flat_folder", "image_folder", "list_images", "read_ground_truth"]
 
 # What a broken or truncated file makes PIL raise.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
@@ -114,14 +115,31 @@ class FileImageDataset(ImageDataset):
         raise DataError(f"none of the {n} images under {self.root} can be read")
 
     def _content_fingerprint(self) -> str:
-        parts: list[str] = ["classes=" + "\n".join(self.classes)]
-        for relative, label in zip(self._relative, self.labels.tolist()):
+        """Every file's relative path, size, modification time (ns) and label.
+
+        An image edited in place gets a new modification time even when its size stays the same.
+        The files are stat'ed by a pool of threads (a network filesystem answers many requests at
+        once); a run does this once, on rank 0 (see :mod:`mvmr.cache.build`).
+        """
+        def stat(relative: bytes) -> tuple[int, int]:
             try:
-                nbytes = (self.root / os.fsdecode(relative)).stat().st_size
+                st = (self.root / os.fsdecode(relative)).stat()
             except OSError:
-                nbytes = -1
-            parts.append(relative + f"\t{nbytes}\t{label}".encode())
+                return -1, -1
+            return st.st_size, st.st_mtime_ns
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            stats = list(pool.map(stat, self._relative, chunksize=1024))
+        parts: list[bytes | str] = ["classes=" + "\n".join(self.classes)]
+        for relative, label, (nbytes, mtime) in zip(self._relative, self.labels.tolist(), stats):
+            parts.append(relative + f"\t{nbytes}\t{mtime}\t{label}".encode())
         return hash_parts(parts)
+
+
+#: Ground-truth files looked for beside (or inside) a flat split folder, in this order
+#: (``{split}`` is the split's name): Kaggle's ImageNet solution CSV, then plain text files.
+GROUND_TRUTH_FILES = ("LOC_{split}_solution.csv", "{split}_labels.txt", "{split}_labels.csv", "{split}.txt",
+                      "imagenet_2012_validation_synset_labels.txt")
 
 
 def image_folder(
@@ -131,11 +149,18 @@ def image_folder(
     size: int | None = None,
     channels: int | None = None,
     skip_corrupt: bool = False,
+    labels_file: str | Path | None = None,
 ) -> FileImageDataset:
     """An ImageNet-style dataset: ``root/<split>/<class>/**/<image>`` (split "" means root itself).
 
     Classes are the sorted sub-folder names of the split folder, all of them (an empty class
     folder keeps its index, so train and val agree on label numbers when both have the same folders).
+
+    A split folder that holds the images themselves, like ImageNet's ``val/`` as distributed, is
+    read with a ground-truth file: ``labels_file``, or the first of :data:`GROUND_TRUTH_FILES`
+    found in ``root`` or in the split folder (see :func:`read_ground_truth`). Its classes are then
+    the class folders of ``root/train`` (so the labels agree with the training split), or the
+    labels the file names.
     """
     folder = Path(root) / split if split else Path(root)
     if not folder.is_dir():
@@ -145,9 +170,11 @@ def image_folder(
         )
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        loose = any(is_image_file(p) for p in folder.iterdir())
-        hint = " It holds images directly: use kind='folder' for unlabelled images." if loose else ""
-        raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image>.jpg.{hint}")
+        loose = [p for p in folder.iterdir() if is_image_file(p)]
+        if loose:
+            return _flat_labelled_folder(Path(root), folder, split, size=size, channels=channels,
+                                         skip_corrupt=skip_corrupt, labels_file=labels_file)
+        raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image>.jpg")
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
@@ -159,6 +186,74 @@ def image_folder(
     return FileImageDataset(
         paths, labels, classes=classes, root=folder, size=size, channels=channels, skip_corrupt=skip_corrupt
     )
+
+
+def read_ground_truth(path: Path, images: list[Path]) -> list[str]:
+    """The class name of every image in ``images`` (sorted), from a ground-truth file.
+
+    Accepted layouts (``#`` comments and blank lines ignored):
+
+    - Kaggle's ``LOC_val_solution.csv``: a header, then ``ImageId,PredictionString`` where the
+      first token of the prediction string is the class (synset);
+    - two columns, ``<image> <class>`` (space, tab or comma separated; the image by file name,
+      with or without its extension);
+    - one class per line, in the order of the sorted image files (e.g. TensorFlow's
+      ``imagenet_2012_validation_synset_labels.txt``).
+    """
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read the ground-truth file {path}: {err}") from err
+    rows = [ln for ln in lines if ln and not ln.startswith("#")]
+    if rows and rows[0].replace(" ", "").lower().startswith("imageid,predictionstring"):
+        rows = rows[1:]
+    split_rows = [ln.replace(",", " ").split() for ln in rows]
+    if split_rows and all(len(r) == 1 for r in split_rows):
+        if len(split_rows) != len(images):
+            raise DataError(f"{path} gives {len(split_rows)} labels, one per line, but {path.parent} has "
+                            f"{len(images)} images; the file must list one class per image, in sorted file order")
+        return [r[0] for r in split_rows]
+    by_name: dict[str, str] = {}
+    for number, r in enumerate(split_rows, 1):
+        if len(r) < 2:
+            raise DataError(f"{path}, line {number}: expected '<image> <class>', got {' '.join(r)!r}")
+        by_name[Path(r[0]).stem] = r[1]
+    missing = [p.name for p in images if p.stem not in by_name]
+    if missing:
+        raise DataError(f"{path} has no label for {len(missing)} of the {len(images)} images, e.g. {missing[0]}")
+    return [by_name[p.stem] for p in images]
+
+
+def _flat_labelled_folder(root: Path, folder: Path, split: str, *, size: int | None, channels: int | None,
+                          skip_corrupt: bool, labels_file: str | Path | None) -> FileImageDataset:
+    """A folder of images (no class folders) labelled by a ground-truth file."""
+    if labels_file is not None:
+        truth = Path(labels_file).expanduser()
+        if not truth.is_file():
+            raise DataError(f"ground-truth file not found: {truth}")
+    else:
+        candidates = [where / name.format(split=split or folder.name)
+                      for name in GROUND_TRUTH_FILES for where in (root, folder)]
+        found = [c for c in candidates if c.is_file()]
+        if not found:
+            raise DataError(
+                f"no class folders in {folder}, and no ground-truth file for its images: expected "
+                f"{folder}/<class>/<image>.jpg, or one of {', '.join(sorted({c.name for c in candidates}))} in {root} "
+                f"(e.g. ImageNet's LOC_val_solution.csv), or data.labels_file. For unlabelled images use kind='folder'."
+            )
+        truth = found[0]
+    images = list_images(folder)
+    names = read_ground_truth(truth, images)
+    train = root / "train"
+    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if train.is_dir() and train != folder else []
+    classes = classes or sorted(set(names))
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise DataError(f"{truth} names {len(unknown)} classes that {train} has no folder for, e.g. {unknown[0]!r}")
+    return FileImageDataset(images, [index[n] for n in names], classes=classes, root=folder, size=size,
+                            channels=channels, skip_corrupt=skip_corrupt)
 
 
 def flat_folder(

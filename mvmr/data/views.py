@@ -1,4 +1,10 @@
-"""``TwoViews``: the training item of MV-MR, a clean view and an augmented view of one image."""
+"""The two views of an image that a self-supervised method trains on.
+
+- :class:`TwoViews`: MV-MR's pair, the clean view and an augmented view;
+- :class:`TwoAugmentedViews`: two independent augmented views (VICReg, Barlow Twins).
+
+Both yield ``(view_a, view_b, index, label)``; the index keys the feature cache.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from mvmr.data.base import hash_parts
 from mvmr.data.image_utils import resize_center_crop, to_float
 from mvmr.errors import DataError
 
-__all__ = ["TwoViews"]
+__all__ = ["TwoViews", "TwoAugmentedViews"]
 
 Augmentation = Callable[..., torch.Tensor]
 
@@ -109,3 +115,18 @@ class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor, int, int]]):
 
     def __repr__(self) -> str:
         return f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, dataset={self.dataset!r})"
+
+
+class TwoAugmentedViews(TwoViews):
+    """``(x_aug1, x_aug2, index, label)``: two independent draws of the augmentation of one image.
+
+    The recipe of VICReg and Barlow Twins. Same arguments and seeding as :class:`TwoViews`; with an
+    int ``seed`` both draws come, one after the other, from the item's generator.
+    """
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        image, label = self.dataset[index]
+        image = to_float(image)
+        g = None if self.seed is None else self._generator(int(index))
+        a, b = (self.augmentation(image) if g is None else self.augmentation(image, generator=g) for _ in range(2))
+        return a.to(torch.float32), b.to(torch.float32), int(index), int(label)

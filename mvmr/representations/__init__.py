@@ -9,14 +9,13 @@ and can be built by name (``build("hog", orientations=24)``), e.g. from a config
 - ``local_std``: :class:`LocalStd`, the local standard deviation filter (3 x 3);
 - ``augmented_pixels``: :class:`AugmentedPixels`, a randomly augmented copy (not deterministic).
 
-:class:`FeatureCache` stores the deterministic ones of a dataset on disk. A frozen teacher for
+:class:`mvmr.cache.FeatureCache` stores the deterministic ones of a dataset on disk. A frozen teacher for
 distillation is a representation too (``build("teacher", spec="efficientnet-lite0")``, see
 :func:`build_teacher`).
 """
 
 from mvmr.representations.augmented_pixels import AugmentedPixels
 from mvmr.representations.base import Representation, available, build, register
-from mvmr.representations.cache import CachedDataset, FeatureCache
 from mvmr.representations.hog import HOG
 from mvmr.representations.local_std import LocalStd
 from mvmr.representations.pixels import Pixels
@@ -26,8 +25,6 @@ from mvmr.representations.teachers import PrecomputedEmbeddings, Teacher, build_
 
 __all__ = [
     "AugmentedPixels",
-    "CachedDataset",
-    "FeatureCache",
     "HOG",
     "LocalStd",
     "Pixels",

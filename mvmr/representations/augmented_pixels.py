@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mvmr.transforms.augmentation import PaperAugmentation, augment_batch
+from mvmr.transforms import BatchAugmentation, PaperAugmentation
 from mvmr.representations.base import Representation, register
 
 __all__ = ["AugmentedPixels"]
@@ -15,9 +15,10 @@ class AugmentedPixels(Representation):
     """The image after the paper's random augmentation, flattened (paper section 7, table 6 "Augmented image").
 
     Each image of the batch gets its own augmentation (crop, flip, colour jitter, grayscale, blur:
-    see :class:`mvmr.transforms.augmentation.PaperAugmentation`), drawn independently of the others. (The
-    authors' code draws one crop and one jitter for the whole batch; we do not copy that.) Not
-    deterministic, so it is never cached.
+    see :class:`mvmr.transforms.PaperAugmentation`), drawn independently of the others, and the
+    whole batch is augmented at once on its device (:class:`mvmr.transforms.BatchAugmentation`,
+    no loop over the images). (The authors' code draws one crop and one jitter for the whole batch;
+    we do not copy that.) Not deterministic, so it is never cached.
 
     Args:
         size: output size of the augmented image; None keeps the input's (H, W).
@@ -54,7 +55,7 @@ class AugmentedPixels(Representation):
         self.size = None if size is None else int(size)
         self.parts = {"crop": crop, "flip": flip, "color": color, "grayscale": grayscale, "blur": blur}
         self.generator = generator
-        self._augmentations: dict[tuple[int, int], PaperAugmentation] = {}
+        self._augmentations: dict[tuple[int, int], BatchAugmentation] = {}
 
     def config(self) -> dict[str, object]:
         """The settings (not the generator state)."""
@@ -64,11 +65,11 @@ class AugmentedPixels(Representation):
         parts = "+".join(k for k, v in self.parts.items() if v) or "none"
         return f"{super().extra_repr()}, size={self.size}, parts={parts}"
 
-    def augmentation(self, height: int, width: int) -> PaperAugmentation:
+    def augmentation(self, height: int, width: int) -> BatchAugmentation:
         """The augmentation used for input images of this size (built once per size)."""
         out = (height, width) if self.size is None else (self.size, self.size)
         if out not in self._augmentations:
-            self._augmentations[out] = PaperAugmentation(out, **self.parts)
+            self._augmentations[out] = BatchAugmentation(PaperAugmentation(out, **self.parts))
         return self._augmentations[out]
 
     def output_dim(self, channels: int, height: int, width: int) -> int:
@@ -82,4 +83,4 @@ class AugmentedPixels(Representation):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.check_images(images)
         aug = self.augmentation(images.shape[-2], images.shape[-1])
-        return augment_batch(images, aug, generator=self.generator).reshape(images.shape[0], -1).float()
+        return aug(images, generator=self.generator).reshape(images.shape[0], -1).float()

@@ -7,6 +7,8 @@ from typing import Callable, TypeVar
 import torch
 from torch import nn
 
+from mvmr.plugins import plugin_entry_points
+
 __all__ = ["Representation", "register", "build", "available"]
 
 
@@ -15,7 +17,7 @@ class Representation(nn.Module):
 
     Subclasses set ``name`` (the registry key, also the key of the loss term) and
     ``deterministic`` (True when the same image always gives the same features, so that
-    :class:`~mvmr.representations.FeatureCache` may store them). A representation never needs
+    :class:`~mvmr.cache.FeatureCache` may store them). A representation never needs
     gradients: call it under ``torch.no_grad()``.
     """
 
@@ -63,7 +65,15 @@ def register(name: str) -> Callable[[R], R]:
 
 
 def build(name: str, **kwargs: object) -> Representation:
-    """Build a registered representation by name, e.g. ``build("hog", orientations=24)``."""
+    """Build a registered representation by name, e.g. ``build("hog", orientations=24)``.
+
+    A name registered by an installed package's ``mvmr.representations`` entry point is loaded on
+    first use (see :mod:`mvmr.plugins`).
+    """
+    if name not in _REGISTRY:
+        ep = plugin_entry_points("mvmr.representations").get(name)
+        if ep is not None:
+            register(name)(ep.load())
     try:
         factory = _REGISTRY[name]
     except KeyError:
@@ -74,5 +84,5 @@ def build(name: str, **kwargs: object) -> Representation:
 
 
 def available() -> list[str]:
-    """Names of the registered representations, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the registered (and installed plugin) representations, sorted."""
+    return sorted(set(_REGISTRY) | set(plugin_entry_points("mvmr.representations")))

@@ -14,7 +14,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mvmr.errors import CheckpointError, MVMRError
 
-__all__ = ["NonFiniteLossError", "NonFiniteGuard", "AtomicCheckpointIO", "PlotCallback"]
+__all__ = ["NonFiniteLossError", "NonFiniteGuard", "AtomicCheckpointIO", "LastCheckpoint", "PlotCallback"]
 
 
 class NonFiniteLossError(MVMRError, FloatingPointError):
@@ -99,6 +99,37 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise
         except Exception as err:  # unpickling refused or a corrupt file
             raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True: {err}") from err
+
+
+class LastCheckpoint(L.Callback):
+    """Keeps exactly one resume point, ``checkpoints/last.ckpt``, always the newest state.
+
+    It is rewritten (atomically, by the trainer's checkpoint IO) every ``every_n_steps`` optimiser
+    steps when set, at the end of every epoch, and whenever :meth:`save` is called (e.g. on a
+    preemption signal). Numbered checkpoints are Lightning's ``ModelCheckpoint``'s job; having one
+    writer of ``last.ckpt`` means no ``last-v1.ckpt`` beside it and no older state written last.
+    """
+
+    def __init__(self, path: str | Path, *, every_n_steps: int | None = None) -> None:
+        self.path = Path(path)
+        self.every_n_steps = every_n_steps
+        self._saved_step: int | None = None
+
+    def save(self, trainer: L.Trainer) -> None:
+        """Write ``last.ckpt`` now (every rank must call it: the save is collective under DDP)."""
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        # global_step counts optimiser steps: under gradient accumulation it stays put for several
+        # batches, so save once, right after the step that reaches the multiple
+        step, n = trainer.global_step, self.every_n_steps
+        if n and step > 0 and step % n == 0 and step != self._saved_step:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
 
 
 class PlotCallback(L.Callback):

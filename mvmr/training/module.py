@@ -1,4 +1,4 @@
-"""The Lightning modules: a base that optimises and runs an online linear probe, and MV-MR.
+"""The Lightning modules: a base that optimises and runs an online linear probe, and the method module.
 
 The split follows solo-learn's idea: :class:`BaseSSLModule` owns everything a self-supervised
 method shares (optimiser and schedule, the online linear probe on detached features, logging of
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mvmr.config import OptimConfig, ProbeConfig
+from mvmr.sources import FeatureSource
+from mvmr.training.callbacks import NonFiniteLossError
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
 from mvmr.training.sampling import mix_seed
 
@@ -173,101 +175,65 @@ class BaseSSLModule(L.LightningModule):
 
 
 class MVMRModule(BaseSSLModule):
-    """MV-MR (paper section 4.1): the MV-MR loss between the embeddings of the clean and the
-    augmented view and the fixed representations of the clean view.
+    """A method's loss on the projector outputs of its two views, with fixed target features.
+
+    MV-MR (paper section 4.1) is the general case: ``loss(z, z_aug, targets)`` where ``targets``
+    are the representations of the clean view from the feature sources. VICReg and Barlow Twins
+    run through the same module with their own loss and no sources.
 
     Args:
-        model: :class:`~mvmr.models.MVMRModel` (``forward_with_features``, ``features``, ``forward``).
-        loss: :class:`~mvmr.losses.MVMRLoss`.
-        representations: name -> representation computed afresh on the clean view each step
-            (on the module's device, under ``no_grad``, in float32).
-        cache: a :class:`~mvmr.representations.FeatureCache` holding the other representations
-            by dataset index, or None.
-        cached: names read from ``cache`` (default: all of the cache's names).
-        order: the order of the representations in the loss and logs (default: fresh, cached,
-            then the teacher).
-        teacher: a :class:`~mvmr.training.distill.TeacherTarget` (label-free distillation, paper
-            sec. 5.2): its embedding of the clean view is one more representation. A plain
-            attribute, not a submodule: the teacher stays out of the state dict, the checkpoints
-            and the optimiser. It is prepared (cache built or opened, or the live teacher moved
-            to the device) in :meth:`setup`; call ``module.teacher.prepare(device)`` yourself to
-            use the module without a trainer.
+        model: an encoder + projector (:class:`~mvmr.models.MVMRModel`: ``forward_with_features``,
+            ``features``, ``forward``).
+        loss: ``loss(z_a, z_b, targets) -> (scalar, terms)`` (:class:`~mvmr.losses.MVMRLoss`, or a
+            method's, see :mod:`mvmr.methods`).
+        sources: where the targets come from (:mod:`mvmr.sources`: live, cached, teacher,
+            precomputed). Not submodules: they stay out of the state dict, the checkpoints and the
+            optimiser. Prepared (caches opened or built, models moved) in :meth:`setup`; call
+            ``source.prepare(device)`` yourself to use the module without a trainer.
+        order: the order of the targets in the loss and the logs (default: the sources' order).
         **kwargs: :class:`BaseSSLModule` arguments.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loss: nn.Module,
-        representations: Mapping[str, nn.Module] | None = None,
-        *,
-        cache: Any | None = None,
-        cached: list[str] | None = None,
-        order: list[str] | None = None,
-        teacher: Any | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, loss: nn.Module, sources: Sequence[FeatureSource] = (), *,
+                 order: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.loss_fn = loss
-        # a plain dict: the representations are fixed, stay out of the state dict and checkpoints
-        self._representations: dict[str, nn.Module] = dict(representations or {})
-        self.cache = cache
-        self.cached = list(cached if cached is not None else (cache.names if cache is not None else []))
-        both = set(self._representations) & set(self.cached)
-        if both:
-            raise ValueError(f"representations {sorted(both)} are both computed and cached")
-        # a plain attribute too (nn.Module.__setattr__ registers only modules, parameters, buffers)
-        self.teacher = teacher
-        if teacher is not None and teacher.name in (set(self._representations) | set(self.cached)):
-            raise ValueError(f"the teacher's name {teacher.name!r} is also a representation's")
-        teacher_names = [teacher.name] if teacher is not None else []
-        self.order = list(order) if order is not None else [*self._representations, *self.cached, *teacher_names]
-        names = set(self._representations) | set(self.cached) | set(teacher_names)
-        if set(self.order) != names or len(self.order) != len(names):
+        self.sources = list(sources)
+        names = [name for source in self.sources for name in source.names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two feature sources give the same representation: {names}")
+        self.order = list(order) if order is not None else names
+        if sorted(self.order) != sorted(names):
             raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
 
     def setup(self, stage: str) -> None:
-        if self.teacher is not None and stage == "fit":
-            trainer = self.trainer
-            self.teacher.prepare(trainer.strategy.root_device, is_global_zero=trainer.is_global_zero,
-                                 barrier=trainer.strategy.barrier)
-
-    def on_fit_start(self) -> None:
-        for rep in self._representations.values():
-            rep.to(self.device)
-            rep.eval()
+        if stage == "fit":
+            for source in self.sources:
+                source.prepare(self.trainer.strategy.root_device)
 
     @torch.no_grad()
-    def representations_of(self, x_clean: Tensor, index: Tensor) -> dict[str, Tensor]:
-        """``{name: (B, D_k)}`` for the clean view: cached rows by index, the rest computed now."""
+    def targets(self, x_clean: Tensor, index: Tensor) -> dict[str, Tensor]:
+        """``{name: float32 (B, D_k)}``: every source's features of the clean view, in ``order``."""
         out: dict[str, Tensor] = {}
-        if self.cached:
-            out.update(self.cache.get(index, names=self.cached, device=x_clean.device))
-        with torch.autocast(device_type=x_clean.device.type, enabled=False):
-            x = x_clean.float()
-            for name, rep in self._representations.items():
-                out[name] = rep(x).flatten(1).float()
-        if self.teacher is not None:
-            out[self.teacher.name] = self.teacher.features(x_clean, index)
+        for source in self.sources:
+            out.update(source(x_clean, index))
         return {name: out[name] for name in self.order}
 
     def ssl_step(self, batch: Any) -> StepOutput:
-        x_clean, x_aug, index, _ = batch
-        features, z = self.model.forward_with_features(x_clean)
-        z_aug = self.model(x_aug)
-        reps = self.representations_of(x_clean, index)
-        with torch.autocast(device_type=z.device.type, enabled=False):  # the loss in float32, even under AMP
+        x_a, x_b, index, _ = batch
+        features, z_a = self.model.forward_with_features(x_a)
+        z_b = self.model(x_b)
+        targets = self.targets(x_a, index)
+        with torch.autocast(device_type=z_a.device.type, enabled=False):  # the loss in float32, even under AMP
             try:
-                loss, terms = self.loss_fn(z.float(), z_aug.float(), reps)
+                loss, terms = self.loss_fn(z_a.float(), z_b.float(), targets)
             except ValueError as err:
                 if "non-finite" not in str(err):
                     raise
-                from mvmr.training.callbacks import NonFiniteLossError
-
                 raise NonFiniteLossError(
                     f"non-finite values at optimiser step {self.global_step} (epoch {self.current_epoch}, "
                     f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. Training stopped; "
                     f"the last checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
                     f"or check the data."
                 ) from err
-        return StepOutput(loss=loss, terms=terms, features=features, embeddings=z)
+        return StepOutput(loss=loss, terms=terms, features=features, embeddings=z_a)

@@ -1,4 +1,4 @@
-"""``pretrain(config) -> run_dir``: data, model, MV-MR module and a Lightning Trainer, from a config.
+"""``pretrain(config) -> run_dir``: the run's data, module and Lightning Trainer, from a config.
 
 A run folder holds::
 
@@ -8,7 +8,7 @@ A run folder holds::
     csv/version_K/metrics.csv, tensorboard/version_K/   logs, one version per session
     plots/*.png              loss and distance-correlation curves, written at the end
     teacher-cache/           distillation: the teacher's embeddings of the clean images, filled once
-                             (see :mod:`mvmr.training.distill`; ``teacher.cache_dir`` moves it)
+                             (``teacher.cache_dir`` moves it)
 
 ``resume="auto"`` continues from ``checkpoints/last.ckpt`` when it exists. A run interrupted
 mid-epoch resumes at the next batch (see :mod:`mvmr.training.sampling`) with the same data order
@@ -19,80 +19,23 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-import numpy as np
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 import torch
 from torch import nn
 
-from mvmr.config import Config, save_config, to_dict, validate
-from mvmr.errors import CheckpointError, ConfigError, DataError
-from mvmr.training.callbacks import AtomicCheckpointIO, NonFiniteGuard, PlotCallback
-from mvmr.training.module import MVMRModule
+from mvmr.config import Config, save_config, validate
+from mvmr.data import DatasetSubset, make_loader
+from mvmr.errors import CheckpointError, ConfigError
+from mvmr.training.build import PretrainData, build_data, build_module
+from mvmr.training.callbacks import AtomicCheckpointIO, LastCheckpoint, NonFiniteGuard, PlotCallback
 from mvmr.training.sampling import EpochBatchSampler, EpochItems, ResumableLoader
 
-__all__ = ["PretrainData", "PretrainDataModule", "build_data", "build_representations", "build_loss", "build_module",
-           "build_trainer", "find_resume_checkpoint", "pretrain"]
-
-
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
-@dataclass
-class PretrainData:
-    """The datasets of a run: ``base`` (clean images at image size), the two-view training items,
-    the training indices (into ``base``) and the held-out labelled validation indices."""
-
-    base: Any
-    views: Any
-    train_indices: np.ndarray
-    val_indices: np.ndarray
-    num_classes: int | None
-    channels: int
-
-
-def build_data(config: Config) -> PretrainData:
-    from mvmr.data import DatasetSubset, TwoViews, build_dataset, split_train_val
-    from mvmr.transforms.augmentation import PaperAugmentation
-
-    d, seed = config.data, config.trainer.seed
-    base = build_dataset(d.kind, d.root, split=d.split, size=d.image_size, download=d.download,
-                         skip_corrupt=d.skip_corrupt, channels=d.channels)
-    if d.subset is not None and d.subset < len(base):
-        rng = np.random.default_rng(seed)
-        base = DatasetSubset(base, np.sort(rng.choice(len(base), size=d.subset, replace=False)))
-    n = len(base)
-    labels = getattr(base, "labels", None)
-    labels = np.asarray(labels, dtype=np.int64) if labels is not None else np.full(n, -1, dtype=np.int64)
-    classes = list(getattr(base, "classes", []) or [])
-    num_classes = config.probe.num_classes or (len(classes) if classes else None)
-    if num_classes is None and (labels >= 0).any():
-        num_classes = int(labels.max()) + 1
-    train_idx, val_idx = np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
-    labelled = np.flatnonzero(labels >= 0)
-    if config.probe.enabled and num_classes and d.val_fraction > 0 and len(labelled) >= 2:
-        # hold the probe's validation images out of the LABELLED training images (never the test set)
-        try:
-            _, val_sub = split_train_val(DatasetSubset(base, labelled), d.val_fraction, seed)
-        except DataError as err:  # too few labelled images for even one per class
-            warnings.warn(f"no validation images for the online probe ({err}); raise data.val_fraction", stacklevel=2)
-        else:
-            val_idx = labelled[val_sub.indices]
-            train_idx = np.setdiff1d(train_idx, val_idx, assume_unique=True)
-    if len(train_idx) < d.batch_size:
-        raise DataError(
-            f"data.batch_size={d.batch_size} is larger than the {len(train_idx)} training images of "
-            f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size"
-        )
-    a = d.augmentation
-    augmentation = PaperAugmentation(d.image_size, crop=a.crop, flip=a.flip, color=a.color,
-                                     grayscale=a.grayscale, blur=a.blur)
-    views = TwoViews(base, size=d.image_size, augmentation=augmentation, seed=seed)
-    channels = int(base[0][0].shape[0])
-    return PretrainData(base, views, train_idx, val_idx, num_classes if num_classes else None, channels)
+__all__ = ["PretrainDataModule", "build_trainer", "find_resume_checkpoint", "pretrain"]
 
 
 class PretrainDataModule(L.LightningDataModule):
@@ -122,8 +65,6 @@ class PretrainDataModule(L.LightningDataModule):
         return loader
 
     def val_dataloader(self) -> Any:
-        from mvmr.data import DatasetSubset, make_loader
-
         val = self.data.val_indices
         if len(val) == 0:
             return []
@@ -131,95 +72,6 @@ class PretrainDataModule(L.LightningDataModule):
         shard = val[trainer.global_rank :: trainer.world_size] if len(val) >= trainer.world_size else val
         return make_loader(DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False,
                            num_workers=min(d.num_workers, 2))
-
-
-# --------------------------------------------------------------------------------------------
-# representations, loss, module
-# --------------------------------------------------------------------------------------------
-def build_representations(config: Config) -> dict[str, nn.Module]:
-    from mvmr.representations import build
-
-    reps = {}
-    for i, spec in enumerate(config.representations.items):
-        try:
-            reps[spec.name] = build(spec.name, **spec.kwargs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"representations.items[{i}] ({spec.name}): {err}") from err
-    return reps
-
-
-def effective_betas(config: Config) -> float | dict[str, float]:
-    """beta_k = loss.beta (or loss.beta[name]) x the item's weight, and teacher.beta for the
-    teacher; a float when all are equal."""
-    beta = config.loss.beta
-    items = config.representations.items
-    t = config.teacher
-    teacher_plain = t.spec is None or (not isinstance(beta, dict) and t.beta == beta)
-    if not isinstance(beta, dict) and all(s.weight == 1.0 for s in items) and teacher_plain:
-        return float(beta)
-    out = {s.name: (beta[s.name] if isinstance(beta, dict) else beta) * s.weight for s in items}
-    if t.spec is not None:
-        out[t.name] = float(t.beta)
-    return out
-
-
-def build_loss(config: Config) -> nn.Module:
-    from mvmr.losses import MVMRLoss
-
-    c = config.loss
-    return MVMRLoss(lambda_=c.lambda_, mu=c.mu, alpha=c.alpha, beta=effective_betas(config), gamma=c.gamma,
-                    eps=c.eps, l3=c.l3, squared=c.squared, mse=c.mse, gather_distributed=c.gather_distributed)
-
-
-def _open_cache(config: Config, data: PretrainData, reps: dict[str, nn.Module]) -> tuple[Any, dict[str, nn.Module]]:
-    """Split the representations into cached (deterministic, with a cache_dir) and fresh ones."""
-    r = config.representations
-    if r.cache_dir is None:
-        return None, reps
-    from mvmr.representations.cache import FeatureCache
-
-    deterministic = {k: v for k, v in reps.items() if getattr(v, "deterministic", False)}
-    fresh = {k: v for k, v in reps.items() if k not in deterministic}
-    if not deterministic:
-        return None, reps
-    device = "cuda" if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda") else "cpu"
-    cache = FeatureCache.open_or_build(
-        r.cache_dir, dataset=data.base, representations=deterministic, image_size=config.data.image_size,
-        project_dim=r.project_dim, seed=config.trainer.seed, batch_size=max(64, config.data.batch_size),
-        num_workers=config.data.num_workers, device=device,
-        progress=config.trainer.progress_bar,
-    )
-    return cache, fresh
-
-
-def build_module(config: Config, data: PretrainData, model: nn.Module | None = None,
-                 feature_dim: int | None = None) -> MVMRModule:
-    """The :class:`MVMRModule` of a config (``model`` replaces the configured encoder+projector)."""
-    if model is None:
-        from mvmr.models import build_model
-
-        m = config.model
-        if m.mean is not None and len(m.mean) != data.channels:
-            raise ConfigError(f"model.mean: {len(m.mean)} values for {data.channels}-channel images")
-        model = build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=data.channels,
-                            mean=m.mean, std=m.std)
-    if feature_dim is None:
-        spec = getattr(model, "spec", None)
-        if spec is None:
-            raise ConfigError("feature_dim is needed for a model whose encoder was not made by build_encoder")
-        feature_dim = spec.feature_dim
-    reps = build_representations(config)
-    cache, fresh = _open_cache(config, data, reps)
-    from mvmr.training.distill import build_teacher_target
-
-    teacher = build_teacher_target(config, data.base)  # prepared (cache filled) in MVMRModule.setup
-    return MVMRModule(
-        model, build_loss(config), fresh, cache=cache, cached=None if cache is None else [n for n in reps if n not in fresh],
-        order=[*reps, *([teacher.name] if teacher is not None else [])], teacher=teacher,
-        feature_dim=feature_dim, optim=config.optim, probe=config.probe,
-        num_classes=data.num_classes, batch_size=config.data.batch_size, seed=config.trainer.seed,
-        hparams=to_dict(config),
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,20 +92,18 @@ def find_resume_checkpoint(run_dir: str | Path, resume: str | os.PathLike[str] |
 
 
 def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback] = (), **overrides: Any) -> L.Trainer:
-    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
     t = config.trainer
     ckpt_dir = run_dir / "checkpoints"
     cbs: list[L.Callback] = [
         NonFiniteGuard(),
+        # numbered checkpoints only; last.ckpt has one writer (LastCheckpoint). No version counter:
+        # an epoch re-saved after a resume replaces its file instead of adding epochNNNN-v1.ckpt
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
-                        every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1, save_last=True),
+                        every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1, save_last=False,
+                        enable_version_counter=False),
+        LastCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=t.checkpoint_every_n_steps),
         PlotCallback(run_dir),
     ]
-    if t.checkpoint_every_n_steps:
-        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=t.checkpoint_every_n_steps,
-                                   save_top_k=0, save_last=True))
     if t.progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every_n_steps))))
     cbs.extend(callbacks)
@@ -287,7 +137,7 @@ def pretrain(
     callbacks: Sequence[L.Callback] = (),
     trainer_overrides: dict[str, Any] | None = None,
 ) -> Path:
-    """Pretrain with MV-MR as configured and return the run folder.
+    """Pretrain with the configured method (MV-MR by default) and return the run folder.
 
     Args:
         config: the run's configuration (validated again here).

@@ -1,9 +1,11 @@
 """Image transforms shared by the data pipeline and the representations (pure torch).
 
 - :class:`PaperAugmentation`: the paper's augmentation of one image (section 7);
-- :func:`augment_batch`: the same, drawn independently for every image of a batch.
+- :func:`augment_batch`: the same, drawn independently for every image of a batch, one by one;
+- :class:`BatchAugmentation`: the same distribution for a whole batch at once, on its device.
 """
 
 from mvmr.transforms.augmentation import PaperAugmentation, augment_batch
+from mvmr.transforms.batched import BatchAugmentation
 
-__all__ = ["PaperAugmentation", "augment_batch"]
+__all__ = ["BatchAugmentation", "PaperAugmentation", "augment_batch"]

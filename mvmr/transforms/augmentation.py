@@ -9,6 +9,8 @@ the "augmented image" representation (:class:`mvmr.representations.AugmentedPixe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torchvision.transforms.v2.functional as TF
 
@@ -88,24 +90,49 @@ class PaperAugmentation:
         if not isinstance(img, torch.Tensor) or img.ndim != 3 or not img.is_floating_point():
             shape = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
             raise ValueError(f"PaperAugmentation expects ONE float image (C, H, W) in [0, 1], got {shape}")
-        channels, height, width = img.shape
-        if channels not in (1, 3):
+        if img.shape[0] not in (1, 3):
             raise ValueError(f"PaperAugmentation expects 1 or 3 channels, got an image of shape {tuple(img.shape)}")
+        return self.apply(img, self.draw(img.shape[1], img.shape[2], generator))
+
+    def draw(self, height: int, width: int, generator: torch.Generator | None = None) -> dict[str, Any]:
+        """The random parameters of one augmentation of a ``height`` x ``width`` image.
+
+        Keys: ``crop`` (top, left, h, w) or None, ``flip`` (bool), ``jitter`` (brightness,
+        contrast, saturation, hue factors) or None, ``order`` (the jitter's operation order),
+        ``gray`` (bool; applied to 3-channel images only) and ``sigma`` (blur) or None.
+        """
         rand = _Random(generator)
-        out_h, out_w = self.size
-        if self.crop:
-            top, left, h, w = self._crop_box(height, width, rand)
-            img = TF.resized_crop(img, top, left, h, w, [out_h, out_w], antialias=True)
-        elif (height, width) != (out_h, out_w):
-            img = TF.resize(img, [out_h, out_w], antialias=True)
-        if self.flip and rand.uniform() < self.flip_p:
-            img = TF.horizontal_flip(img)
+        params: dict[str, Any] = {"crop": self._crop_box(height, width, rand) if self.crop else None}
+        params["flip"] = bool(self.flip and rand.uniform() < self.flip_p)
+        params["jitter"], params["order"] = None, None
         if self.color and rand.uniform() < self.color_p:
-            img = self._jitter(img, rand)
-        if self.grayscale and rand.uniform() < self.grayscale_p and channels == 3:
-            img = TF.rgb_to_grayscale(img, num_output_channels=3)
+            params["jitter"] = (rand.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness),
+                                rand.uniform(max(0.0, 1 - self.contrast), 1 + self.contrast),
+                                rand.uniform(max(0.0, 1 - self.saturation), 1 + self.saturation),
+                                rand.uniform(-self.hue, self.hue))
+            params["order"] = rand.permutation(4)
+        params["gray"] = bool(self.grayscale and rand.uniform() < self.grayscale_p)
+        params["sigma"] = None
         if self.blur and self.blur_kernel >= 3 and rand.uniform() < self.blur_p:
-            sigma = rand.uniform(*self.blur_sigma)
+            params["sigma"] = rand.uniform(*self.blur_sigma)
+        return params
+
+    def apply(self, img: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """``img`` (C, H, W) augmented with the parameters of :meth:`draw`."""
+        out_h, out_w = self.size
+        if params["crop"] is not None:
+            top, left, h, w = params["crop"]
+            img = TF.resized_crop(img, top, left, h, w, [out_h, out_w], antialias=True)
+        elif tuple(img.shape[-2:]) != (out_h, out_w):
+            img = TF.resize(img, [out_h, out_w], antialias=True)
+        if params["flip"]:
+            img = TF.horizontal_flip(img)
+        if params["jitter"] is not None:
+            img = self._jitter(img, params["jitter"], params["order"])
+        if params["gray"] and img.shape[0] == 3:
+            img = TF.rgb_to_grayscale(img, num_output_channels=3)
+        if params["sigma"] is not None:
+            sigma = params["sigma"]
             img = TF.gaussian_blur(img, [self.blur_kernel, self.blur_kernel], [sigma, sigma])
         return img.clamp(0.0, 1.0)
 
@@ -130,21 +157,20 @@ class PaperAugmentation:
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
 
-    def _jitter(self, img: torch.Tensor, rand: _Random) -> torch.Tensor:
-        """Colour jitter: the four adjustments with random factors, in a random order."""
-        brightness = rand.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness)
-        contrast = rand.uniform(max(0.0, 1 - self.contrast), 1 + self.contrast)
-        saturation = rand.uniform(max(0.0, 1 - self.saturation), 1 + self.saturation)
-        hue = rand.uniform(-self.hue, self.hue)
-        for op in rand.permutation(4):
+    @staticmethod
+    def _jitter(img: torch.Tensor, factors: tuple[float, float, float, float], order: list[int]) -> torch.Tensor:
+        """Colour jitter: brightness, contrast, saturation and hue factors applied in ``order``
+        (saturation and hue leave a one-channel image unchanged)."""
+        brightness, contrast, saturation, hue = factors
+        for op in order:
             if op == 0:
                 img = TF.adjust_brightness(img, brightness)
             elif op == 1:
                 img = TF.adjust_contrast(img, contrast)
             elif op == 2:
-                img = TF.adjust_saturation(img, saturation)  # no-op on one channel
+                img = TF.adjust_saturation(img, saturation)
             else:
-                img = TF.adjust_hue(img, hue)  # no-op on one channel
+                img = TF.adjust_hue(img, hue)
         return img
 
 

@@ -13,7 +13,7 @@ hold-out of the training split, the test split read once):
 - the student's architecture randomly initialised;
 
 with parameter counts, and times a training step with the cached teacher against the teacher
-run at every step (:func:`~mvmr.training.distill.time_distillation_steps`). Every probe result is
+run at every step (:func:`time_teacher_steps`). Every probe result is
 saved with :func:`mvmr.evaluation.save_result` (``results/linear-<row>.json``); the side-by-side
 table is appended to ``results.md`` and written to ``distill_report.md`` / ``distill_report.json``.
 """
@@ -31,8 +31,10 @@ from torch.utils.data import Dataset
 
 from mvmr.config import Config, validate
 from mvmr.errors import CheckpointError
+from mvmr.representations.teachers import build_teacher
+from mvmr.training.timing import time_steps
 
-__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report"]
+__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps"]
 
 
 def ssl_baseline_config(config: Config, out: str | Path) -> Config:
@@ -97,7 +99,6 @@ def distill_report(
     """
     from mvmr.evaluation import LinearConfig, resolve_encoder, run_linear, save_result
     from mvmr.evaluation.features import FeatureExtractor
-    from mvmr.training.distill import build_teacher_model, time_distillation_steps
 
     run = Path(run_dir if run_dir is not None else config.output_dir).expanduser()
     t, m, e = config.teacher, config.model, config.evaluation
@@ -117,7 +118,7 @@ def distill_report(
     from mvmr.representations.teachers import parse_teacher_spec
 
     if parse_teacher_spec(t.spec)[0] != "embeddings":
-        teacher = build_teacher_model(t)
+        teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
         extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
                                      feature_dim=int(teacher.embed_dim), trainable=False)
         candidates.append(("teacher", f"teacher {t.spec}", extractor, int(teacher.num_parameters)))
@@ -147,7 +148,7 @@ def distill_report(
         modes = [True] if teacher is None else [True, False]
         for cache in modes:
             echo(f"timing {e.timing_steps} training steps, teacher {'cached' if cache else 'run every step'} ...")
-            timings.append(time_distillation_steps(config, cache=cache, steps=e.timing_steps))
+            timings.append(time_teacher_steps(config, cache=cache, steps=e.timing_steps))
     report = {
         "run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc,
         "probe": probe.summary(), "rows": rows, "timings": timings,
@@ -160,6 +161,14 @@ def distill_report(
         fh.write(text + "\n")
     echo(text)
     return report
+
+
+def time_teacher_steps(config: Config, *, cache: bool, steps: int = 3) -> dict[str, Any]:
+    """The step time of ``config`` with its teacher cached (``cache=True``) or run at every step,
+    through the real trainer path (:func:`mvmr.training.timing.time_steps`)."""
+    result = time_steps(replace(config, teacher=replace(config.teacher, cache=cache)), steps=steps)
+    build = result.pop("cache_build_seconds").get(config.teacher.name)
+    return {"mode": "cached" if cache else "live", **result, "cache_build_seconds": build}
 
 
 def _device_name(config: Config) -> str:

@@ -13,14 +13,15 @@ dimensions, any teacher works with any student.
 
 Every :class:`Teacher` carries its own preprocessing (:class:`ImagePreprocess`), is frozen
 (no gradients, always in eval mode) and deterministic, so its embeddings can be cached with
-:class:`~mvmr.representations.FeatureCache` and read back by dataset index. Precomputed
+:class:`~mvmr.cache.FeatureCache` and read back by dataset index. Precomputed
 embeddings (``embeddings:<file.npy>``) are read the same way (:class:`PrecomputedEmbeddings`).
 Importing this package is cheap: the backends (open_clip, transformers, timm,
 efficientnet-lite) are imported only when a teacher of that kind is built.
 """
 
 from mvmr.representations.teachers.base import Teacher
-from mvmr.representations.teachers.factory import TEACHER_KINDS, build_teacher, parse_teacher_spec, teacher_representation
+from mvmr.representations.teachers.factory import (TEACHER_KINDS, build_teacher, parse_teacher_spec, register_teacher,
+                                                  teacher_representation)
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 from mvmr.representations.teachers.preprocess import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError
@@ -34,6 +35,7 @@ __all__ = [
     "WeightsUnavailableError",
     "build_teacher",
     "parse_teacher_spec",
+    "register_teacher",
     "teacher_representation",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

@@ -25,7 +25,7 @@ class Teacher(Representation):
     batch-norm statistics and dropout are frozen even inside a module put in training mode.
 
     Being deterministic, its embeddings can be stored in a
-    :class:`~mvmr.representations.FeatureCache`; :meth:`config` identifies it in the manifest.
+    :class:`~mvmr.cache.FeatureCache`; :meth:`config` identifies it in the manifest.
 
     Args:
         net: maps a preprocessed batch (B, 3, S, S) to embeddings (B, embed_dim).

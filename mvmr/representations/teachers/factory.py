@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mvmr.errors import ConfigError
+from mvmr.plugins import plugin_entry_points
 from mvmr.representations.base import register
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 
-__all__ = ["TEACHER_KINDS", "build_teacher", "teacher_representation", "parse_teacher_spec"]
+__all__ = ["TEACHER_KINDS", "build_teacher", "register_teacher", "teacher_representation", "parse_teacher_spec"]
 
 #: Spec kinds and what follows the colon.
 TEACHER_KINDS: dict[str, str] = {
@@ -23,6 +24,33 @@ TEACHER_KINDS: dict[str, str] = {
 }
 
 
+#: Teacher kinds registered by plugins: kind -> builder(argument, *, weights=None, **options) -> Teacher
+_PLUGIN_BUILDERS: dict[str, Callable[..., Teacher]] = {}
+
+
+def register_teacher(kind: str, *, description: str = "") -> Callable[[Callable[..., Teacher]], Callable[..., Teacher]]:
+    """Decorator: make ``builder(argument, *, weights=None, **options) -> Teacher`` the teacher kind
+    ``kind`` (spec ``"<kind>:<argument>"`` or ``"<kind>"``). Installed packages do the same through
+    the ``mvmr.teachers`` entry-point group (see :mod:`mvmr.plugins`)."""
+
+    def decorator(builder: Callable[..., Teacher]) -> Callable[..., Teacher]:
+        if kind in TEACHER_KINDS and _PLUGIN_BUILDERS.get(kind) is not builder:
+            raise ValueError(f"teacher kind {kind!r} is already registered")
+        _PLUGIN_BUILDERS[kind] = builder
+        TEACHER_KINDS[kind] = description or f"{kind}[:<argument>] (plugin {builder.__module__})"
+        return builder
+
+    return decorator
+
+
+def _load_plugin_kind(kind: str) -> None:
+    """Register ``kind`` from an installed ``mvmr.teachers`` entry point, if there is one."""
+    if kind not in TEACHER_KINDS:
+        ep = plugin_entry_points("mvmr.teachers").get(kind)
+        if ep is not None:
+            register_teacher(kind)(ep.load())
+
+
 def parse_teacher_spec(spec: str) -> tuple[str, str]:
     """Split ``"kind:argument"`` (``"efficientnet-lite0"`` has no argument); ValueError if unknown."""
     if not isinstance(spec, str) or not spec.strip():
@@ -33,6 +61,9 @@ def parse_teacher_spec(spec: str) -> tuple[str, str]:
         if sep and arg:
             raise ConfigError(f"teacher spec {spec!r}: 'efficientnet-lite0' takes no argument")
         return kind, ""
+    _load_plugin_kind(kind)
+    if kind in _PLUGIN_BUILDERS:
+        return kind, arg.strip()
     if kind not in TEACHER_KINDS:
         listing = "; ".join(TEACHER_KINDS.values())
         raise ConfigError(f"unknown teacher kind {kind!r} in spec {spec!r}; known kinds: {listing}")
@@ -71,6 +102,8 @@ def build_teacher(
     """
     kind, arg = parse_teacher_spec(spec)
     spec = spec.strip()
+    if kind in _PLUGIN_BUILDERS:
+        return _PLUGIN_BUILDERS[kind](arg, weights=weights, **kwargs)
     if kind == "embeddings":
         if weights is not None:
             raise ConfigError(f"teacher spec {spec!r} is a file of embeddings; do not pass weights=")

@@ -4,7 +4,7 @@ A teacher too large or unavailable here (e.g. CLIP run on another machine) can b
 its embeddings: a 2-D ``.npy`` array whose row ``i`` is the embedding of the clean ``dataset[i]``
 (same dataset, same order, same clean preprocessing). It cannot embed images, so it is not a
 :class:`~mvmr.representations.Representation`; it reads like a
-:class:`~mvmr.representations.FeatureCache`:
+:class:`~mvmr.cache.FeatureCache`:
 
 - ``emb.names == [name]``;
 - ``emb.get(indices) -> {name: float32 (B, D)}`` (``indices``: the dataset indices of the batch,

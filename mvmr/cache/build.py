@@ -1,0 +1,309 @@
+"""Building a feature cache: the one way, shared by every rank of a run.
+
+For a fixed dataset and image size the deterministic representations of the clean view never
+change, so recomputing them every step (ScatNet: ~140k values per image at 96 px) wastes time.
+:func:`build_cache` computes them once and stores them (see :mod:`mvmr.cache.manifest`):
+
+1. rank 0 fingerprints the dataset, checks what is at ``root`` and creates the temporary folder
+   ``<root>.tmp-<pid>`` with one preallocated ``.npy`` file per representation;
+2. every rank computes its contiguous share of the rows (``N / world_size`` each) into those files;
+3. when all ranks report success, rank 0 writes the manifest (last) and renames the folder to
+   ``root`` in one atomic step, while the others wait;
+4. every rank opens the finished cache.
+
+No rank ever reads a half-built cache: ``root`` appears complete or not at all. A build that
+dies leaves only a ``.tmp-<pid>`` folder, removed by the next build. Under several processes
+the folder must be on a filesystem every rank sees (a shared filesystem, or one node); the build
+says so when a rank cannot see it. With one process the same code runs with a trivial group.
+
+**Projection.** With ``project_dim``, each representation with more than ``project_dim``
+dimensions is compressed by a :class:`~mvmr.representations.projection.RandomProjection` seeded
+by ``(seed, name)``: the same matrix on every rank, and the same one the live path applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from numpy.lib.format import open_memmap
+from torch.utils.data import DataLoader, Subset
+
+from mvmr.cache.manifest import (DTYPE, FLOAT16_MAX, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MARKER, CacheError,
+                                 CacheMismatchError, IncompleteCacheError, dataset_fingerprint, expected_manifest,
+                                 item_image, manifest_entry, named_representations, read_manifest)
+from mvmr.cache.store import FeatureCache
+from mvmr.representations.base import Representation
+from mvmr.representations.projection import RandomProjection
+from mvmr.utils.distributed import ProcessGroup, current_group, first_error
+
+__all__ = ["build_cache", "open_or_build"]
+
+Representations = Sequence[Representation] | Mapping[str, Representation]
+
+
+def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
+                  project_dim: int | None = None, seed: int = 0, fingerprint: str | None = None, rebuild: bool = False,
+                  group: ProcessGroup | None = None, **build_options: Any) -> FeatureCache:
+    """Open the cache at ``root`` when it matches the data and settings; build it when missing or incomplete.
+
+    Rank 0 alone fingerprints the dataset and checks the cache (a large dataset is checked once,
+    not on every rank); the others follow its verdict. A complete cache built for another
+    configuration or dataset raises :class:`~mvmr.cache.manifest.CacheMismatchError` naming the
+    field, unless ``rebuild=True``, which replaces it. ``build_options`` go to :func:`build_cache`.
+    """
+    root, group = Path(root), group or current_group()
+    settings = dict(image_size=image_size, project_dim=project_dim, seed=seed)
+
+    def decide() -> tuple[str, str]:
+        fp = fingerprint if fingerprint is not None else dataset_fingerprint(dataset)
+        if root.is_dir() and any(root.iterdir()):
+            expect = expected_manifest(dataset=dataset, representations=representations, fingerprint=fp, **settings)
+            try:
+                FeatureCache.open(root, expect=expect)
+                return "open", fp
+            except IncompleteCacheError:
+                pass  # an interrupted build: build again
+            except CacheMismatchError:
+                if not rebuild:
+                    raise
+        return "build", fp
+
+    action, fp = group.run_on_main(decide)
+    if action == "open":
+        return FeatureCache.open(root)
+    return build_cache(root, dataset=dataset, representations=representations, fingerprint=fp, overwrite=True,
+                       group=group, **settings, **build_options)
+
+
+def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
+                project_dim: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int = 0,
+                device: torch.device | str = "cpu", fingerprint: str | None = None, progress: bool = True,
+                overwrite: bool = False, projection_buffer_mb: int = 256,
+                group: ProcessGroup | None = None) -> FeatureCache:
+    """Compute every representation of every dataset item once, sharing the rows among the ranks.
+
+    Args:
+        root: the cache folder (created; its parent must be writable).
+        dataset: map-style dataset; ``dataset[i]`` is an image tensor ``(C, H, W)`` in [0, 1] or a
+            tuple whose first element is one (the rest is ignored): the clean images.
+        representations: deterministic representations, as a sequence (keyed by ``rep.name``) or a
+            mapping ``{name: rep}``. Non-deterministic ones are refused.
+        image_size: the images' ``H == W`` (recorded and checked).
+        project_dim: if set, project representations with more dimensions to this many.
+        seed: projection seed (combined with each representation name).
+        batch_size, num_workers: DataLoader settings for reading each rank's share.
+        device: where the representations run on this rank.
+        fingerprint: dataset identity; default ``dataset.fingerprint()`` (or a sampled hash).
+        progress: a progress bar (rank 0, its share).
+        overwrite: replace an existing complete cache (an incomplete one, or an empty folder, is
+            always replaced; a folder that is not a cache never is).
+        projection_buffer_mb: for projections too large to keep in memory, raw rows are buffered
+            up to about this size, so the matrix is regenerated once per buffer, not per batch.
+        group: the ranks that share the work (default: ``torch.distributed``'s, or this process).
+    """
+    root, group = Path(root), group or current_group()
+    pairs = named_representations(representations)
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise CacheError(f"image_size must be a positive int, got {image_size!r}")
+    if project_dim is not None and (not isinstance(project_dim, int) or project_dim < 1):
+        raise CacheError(f"project_dim must be a positive int or None, got {project_dim!r}")
+    if batch_size < 1:
+        raise CacheError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(dataset)
+    if n == 0:
+        raise CacheError("cannot cache an empty dataset")
+    shape = tuple(item_image(dataset[0]).shape)
+    if shape[1:] != (image_size, image_size):
+        raise CacheError(f"dataset images are {shape[1]}x{shape[2]} but image_size={image_size}; "
+                         f"the cache must be built on the clean images at the training size")
+    entries = [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)]
+
+    def prepare() -> tuple[str, str]:
+        fp = fingerprint if fingerprint is not None else dataset_fingerprint(dataset)
+        _check_replaceable(root, overwrite)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_siblings(root)
+        tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / MARKER).write_text("mvmr feature cache; valid only when manifest.json exists\n")
+        for e in entries:  # preallocated, so that every rank can write its rows in place
+            open_memmap(tmp / e["file"], mode="w+", dtype=DTYPE, shape=(n, e["dim"])).flush()
+        return str(tmp), fp
+
+    tmp_name, fp = group.run_on_main(prepare)
+    tmp = Path(tmp_name)
+    start, stop = n * group.rank // group.world_size, n * (group.rank + 1) // group.world_size
+    error: BaseException | None = None
+    try:
+        if not tmp.is_dir():
+            raise CacheError(f"rank {group.rank} cannot see the cache folder {tmp} that rank 0 created: the cache must "
+                             f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
+        _fill(tmp, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size, num_workers=num_workers,
+              device=torch.device(device), progress=progress and group.is_main,
+              buffer_bytes=projection_buffer_mb * 2**20, label="" if not group.distributed else f" (rank 0 of {group.world_size})")
+    except Exception as err:
+        error = err
+    except BaseException:  # KeyboardInterrupt / SystemExit of a single process: leave nothing behind
+        if not group.distributed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop]))
+    failed = first_error([r[0] for r in reports])
+    if failed is not None:
+        if group.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if error is not None:
+            raise error
+        raise CacheError(f"feature cache build failed on rank {failed[0]}: {failed[1]}")
+
+    def commit() -> None:
+        manifest = {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True, "n": n, "image_size": image_size,
+            "image_shape": list(shape), "dataset_fingerprint": fp, "project_dim": project_dim, "seed": seed,
+            "dtype": "float16", "representations": entries, "torch_version": torch.__version__,
+            "shards": [{"rank": r, "rows": rows} for r, (_, rows) in enumerate(reports)],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_id": uuid.uuid4().hex,
+        }
+        _write_json_atomic(tmp / MANIFEST, manifest)
+        _install(tmp, root)
+
+    group.run_on_main(commit)
+    return FeatureCache.open(root)
+
+
+def _fill(folder: Path, dataset: Any, pairs: list[tuple[str, Representation]], entries: list[dict[str, Any]],
+          start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
+          progress: bool, buffer_bytes: int, label: str) -> None:
+    """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``."""
+    from tqdm.auto import tqdm
+
+    arrays = {e["name"]: open_memmap(folder / e["file"], mode="r+") for e in entries}
+    projections: dict[str, RandomProjection] = {}
+    buffers: dict[str, list[torch.Tensor]] = {}
+    written: dict[str, int] = {}
+    limit: dict[str, int] = {}
+    for (name, rep), entry in zip(pairs, entries):
+        rep.to(device).eval()
+        if entry["projection"] is not None:
+            projections[name] = proj = RandomProjection(entry["raw_dim"], entry["dim"], seed, key=name)
+            buffers[name], written[name] = [], start
+            limit[name] = 1 if proj.materialize else max(1, buffer_bytes // (4 * entry["raw_dim"]))
+
+    def write(name: str, row: int, values: torch.Tensor) -> None:
+        if not torch.isfinite(values).all():
+            raise CacheError(f"representation {name!r} produced non-finite values; cannot cache them")
+        peak = float(values.abs().max()) if values.numel() else 0.0
+        if peak > FLOAT16_MAX:
+            raise CacheError(f"representation {name!r} produced |value| = {peak:.4g} beyond the float16 range "
+                             f"({FLOAT16_MAX:.0f}); rescale the representation before caching it")
+        arrays[name][row : row + values.shape[0]] = values.detach().to("cpu", torch.float32).numpy().astype(DTYPE)
+
+    def flush(name: str) -> None:
+        if buffers[name]:
+            raw = torch.cat(buffers[name])
+            write(name, written[name], projections[name](raw))
+            written[name] += raw.shape[0]
+            buffers[name] = []
+
+    loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, pin_memory=device.type == "cuda",
+                        collate_fn=_stack_images)
+    row = start
+    desc = "caching " + ",".join(name for name, _ in pairs) + label
+    with torch.no_grad(), tqdm(total=stop - start, unit="img", desc=desc, disable=not progress) as bar:
+        for images in loader:
+            images = images.to(device, non_blocking=True)
+            b = images.shape[0]
+            for (name, rep), entry in zip(pairs, entries):
+                feats = rep(images)
+                if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (b, entry["raw_dim"]):
+                    got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+                    raise CacheError(f"representation {name!r} returned {got}, expected ({b}, {entry['raw_dim']}) "
+                                     f"as its output_dim{tuple(images.shape[1:])} says")
+                if name in projections:
+                    buffers[name].append(feats.float())
+                    if sum(t.shape[0] for t in buffers[name]) >= limit[name]:
+                        flush(name)
+                else:
+                    write(name, row, feats)
+            row += b
+            bar.update(b)
+        for name in projections:
+            flush(name)
+    if row != stop:
+        raise CacheError(f"the dataset yielded {row - start} images for rows {start}:{stop}")
+    for arr in arrays.values():
+        arr.flush()
+
+
+def _stack_images(items: list[Any]) -> torch.Tensor:
+    """DataLoader collate: stack the clean image of each item, ignore the rest."""
+    return torch.stack([item_image(item) for item in items])
+
+
+def _check_replaceable(root: Path, overwrite: bool) -> None:
+    """Refuse to replace a folder that is not a cache, or a complete cache without ``overwrite``."""
+    if not root.exists():
+        return
+    try:
+        read_manifest(root)
+    except IncompleteCacheError:
+        return
+    except CacheError:
+        if root.is_dir() and not any(root.iterdir()):
+            return  # an empty folder may be replaced
+        raise CacheError(f"{root} exists and is not a feature cache; refusing to overwrite it") from None
+    if not overwrite:
+        raise FileExistsError(f"a feature cache already exists at {root} (use overwrite=True or open_or_build)")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_siblings(root: Path) -> None:
+    """Delete ``<root>.tmp-<pid>`` / ``<root>.old-<pid>`` left by dead processes."""
+    if not root.parent.is_dir():
+        return
+    pattern = re.compile(re.escape(root.name) + r"\.(tmp|old)-(\d+)$")
+    for path in root.parent.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_dir() and not _pid_alive(int(match.group(2))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _install(tmp: Path, root: Path) -> None:
+    """Atomically move the finished ``tmp`` folder to ``root``, replacing what is there."""
+    old: Path | None = None
+    if root.exists():
+        old = root.with_name(f"{root.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(root, old)
+    os.replace(tmp, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

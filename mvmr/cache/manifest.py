@@ -1,0 +1,242 @@
+"""The on-disk format of a feature cache: its manifest, and how a manifest is compared with a configuration.
+
+``root/``
+    ``manifest.json``
+        written last; describes the cache (below). A directory without a valid manifest is an
+        incomplete cache and is never read.
+    ``.mvmr-feature-cache``
+        marker written first, so that an incomplete cache can be told apart from an unrelated
+        directory (which is never deleted).
+    ``<k>-<name>.npy``
+        one ``(N, D_k)`` float16 ``.npy`` file per representation; row ``i`` holds the features
+        of ``dataset[i]``.
+
+The manifest records the format version; for each representation its name, class, settings
+(``rep.config()`` when the representation has such a method returning a JSON-serialisable dict,
+otherwise ``repr(rep)``), its dimension before (``raw_dim``) and after (``dim``) projection and
+the projection parameters; the dataset fingerprint, the image size and shape, ``N``,
+``project_dim``, the projection seed, the dtype, which rank computed which rows (``shards``) and
+the PyTorch version (information only).
+
+**float16.** Values are stored as float16 (relative precision ~5e-4). A value that is not finite
+or beyond the float16 range (|x| > 65504) makes the build fail naming the representation; values
+are never silently clipped or rescaled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from mvmr.errors import MVMRError
+from mvmr.representations.base import Representation
+from mvmr.representations.projection import BLOCK_ROWS, derive_seed
+
+__all__ = [
+    "FORMAT_VERSION", "FORMAT_NAME", "MANIFEST", "MARKER", "DTYPE", "FLOAT16_MAX",
+    "CacheError", "CacheMismatchError", "IncompleteCacheError",
+    "dataset_fingerprint", "describe_representation", "named_representations", "item_image",
+    "manifest_entry", "read_manifest", "check_manifest", "expected_manifest",
+]
+
+#: Version of the on-disk layout; a cache of another version is refused.
+FORMAT_VERSION: int = 1
+FORMAT_NAME = "mvmr-feature-cache"
+MANIFEST = "manifest.json"
+MARKER = ".mvmr-feature-cache"
+DTYPE = np.float16
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+class CacheError(MVMRError, ValueError):
+    """A feature cache cannot be built or read."""
+
+
+class CacheMismatchError(CacheError):
+    """A cache's manifest does not match the current configuration or data."""
+
+
+class IncompleteCacheError(CacheError):
+    """A cache directory exists but its build never completed (no valid manifest)."""
+
+
+def item_image(item: Any) -> torch.Tensor:
+    """The clean image of a dataset item: the item itself or its first element, checked."""
+    image = item[0] if isinstance(item, (tuple, list)) else item
+    if not isinstance(image, torch.Tensor):
+        raise CacheError(f"dataset items must be tensors or tuples starting with an image tensor, got {type(image).__name__}")
+    if image.ndim != 3 or not image.is_floating_point():
+        raise CacheError(f"dataset images must be float (C, H, W) tensors in [0, 1], got {image.dtype} of shape {tuple(image.shape)}")
+    return image
+
+
+def dataset_fingerprint(dataset: Any, *, samples: int = 8) -> str:
+    """A fingerprint of ``dataset``: ``dataset.fingerprint()`` when it has one, else a hash.
+
+    The fallback hashes the class name, ``len(dataset)`` and the image bytes of ``samples``
+    evenly spaced items (first and last included). It detects a different or resized dataset,
+    not a change to an unsampled item: datasets should provide ``fingerprint()``.
+    """
+    method = getattr(dataset, "fingerprint", None)
+    if callable(method):
+        return str(method())
+    n = len(dataset)
+    digest = hashlib.sha256(f"{type(dataset).__qualname__}\x00{n}".encode())
+    if n > 0:
+        for index in sorted({round(i * (n - 1) / max(1, samples - 1)) for i in range(samples)}):
+            image = item_image(dataset[index]).detach().to("cpu", torch.float32).contiguous()
+            digest.update(f"\x00{index}\x00{tuple(image.shape)}".encode())
+            digest.update(image.numpy().tobytes())
+    return "sha256-sampled:" + digest.hexdigest()[:32]
+
+
+def _json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists, etc.)."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def describe_representation(rep: Representation) -> dict[str, Any]:
+    """The ``class`` and ``config`` that identify a representation's settings in a manifest."""
+    cls = type(rep)
+    method = getattr(rep, "config", None)
+    if callable(method):
+        try:
+            config: Any = _json(method())
+        except TypeError as err:
+            raise CacheError(f"{cls.__qualname__}.config() is not JSON serialisable: {err}") from None
+    else:
+        config = repr(rep)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
+
+
+def named_representations(
+    representations: Sequence[Representation] | Mapping[str, Representation],
+) -> list[tuple[str, Representation]]:
+    """``(name, representation)`` pairs, checked: unique names, deterministic representations."""
+    if isinstance(representations, Mapping):
+        pairs = [(str(k), v) for k, v in representations.items()]
+    else:
+        pairs = [(getattr(r, "name", type(r).__name__), r) for r in representations]
+    if not pairs:
+        raise CacheError("no representations to cache")
+    seen: set[str] = set()
+    for name, rep in pairs:
+        if not isinstance(rep, Representation):
+            raise CacheError(f"{name!r} is a {type(rep).__name__}, not a Representation")
+        if name in seen:
+            raise CacheError(f"representation name {name!r} appears twice")
+        seen.add(name)
+        if not getattr(rep, "deterministic", False):
+            raise CacheError(
+                f"representation {name!r} is not deterministic (e.g. it augments its input): its features differ "
+                f"on every call and cannot be cached; compute it on the fly"
+            )
+    return pairs
+
+
+def manifest_entry(index: int, name: str, rep: Representation, shape: tuple[int, ...] | None,
+                   project_dim: int | None, seed: int) -> dict[str, Any]:
+    """The manifest entry of one representation (everything but run-time state)."""
+    raw_dim: int | None = None
+    if shape is not None:
+        try:
+            raw_dim = int(rep.output_dim(*shape))
+        except NotImplementedError:
+            raise CacheError(f"representation {name!r} does not implement output_dim()") from None
+    projected = project_dim is not None and raw_dim is not None and raw_dim > project_dim
+    projection = {"kind": "gaussian", "std": "1/sqrt(dim)", "seed": seed, "key": name, "block_rows": BLOCK_ROWS,
+                  "derived_seed": derive_seed(seed, name)}
+    return _json({
+        "name": name, **describe_representation(rep), "raw_dim": raw_dim,
+        "dim": project_dim if projected else raw_dim, "projection": projection if projected else None,
+        "file": f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.npy",
+    })
+
+
+def expected_manifest(*, dataset: Any, representations: Sequence[Representation] | Mapping[str, Representation],
+                      image_size: int, project_dim: int | None = None, seed: int = 0,
+                      fingerprint: str | None = None) -> dict[str, Any]:
+    """The ``expect`` mapping of :func:`check_manifest` for the current configuration and data."""
+    pairs = named_representations(representations)
+    shape = tuple(item_image(dataset[0]).shape) if len(dataset) else None
+    return {
+        "n": len(dataset),
+        "dataset_fingerprint": fingerprint if fingerprint is not None else dataset_fingerprint(dataset),
+        "image_size": image_size, "project_dim": project_dim, "seed": seed,
+        "representations": [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)],
+    }
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """The manifest of a complete cache, or raise FileNotFoundError / :class:`IncompleteCacheError` /
+    :class:`CacheError`."""
+    if not root.exists():
+        raise FileNotFoundError(f"no feature cache at {root}")
+    if not root.is_dir():
+        raise CacheError(f"{root} is not a directory, so not a feature cache")
+    path = root / MANIFEST
+    if not path.is_file():
+        if (root / MARKER).exists():
+            raise IncompleteCacheError(f"feature cache at {root} is incomplete (its build was interrupted); rebuild it")
+        raise CacheError(f"{root} is not a feature cache (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise IncompleteCacheError(f"feature cache manifest {path} is unreadable ({err}); rebuild it") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise CacheError(f"{path} is not a feature cache manifest")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise CacheMismatchError(f"feature cache at {root}: field 'version' differs: cached={manifest.get('version')!r}, "
+                                 f"current={FORMAT_VERSION!r}; rebuild it")
+    if not manifest.get("complete", False):
+        raise IncompleteCacheError(f"feature cache at {root} is incomplete; rebuild it")
+    return manifest
+
+
+_EXPECT_KEYS = {"n", "dataset_fingerprint", "fingerprint", "image_size", "project_dim", "seed", "dtype", "representations"}
+
+
+def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
+    """Raise :class:`CacheMismatchError` naming the first field where ``expect`` differs from ``manifest``.
+
+    Keys of ``expect`` (all optional): ``n``, ``dataset_fingerprint`` (or ``fingerprint``),
+    ``image_size``, ``project_dim``, ``seed`` (checked only when ``project_dim`` is set), ``dtype``
+    and ``representations`` (manifest entries as made by :func:`expected_manifest`, or
+    representations as a sequence/mapping; compared by name, class, config, raw_dim, dim).
+    """
+    def differ(field: str, cached: Any, current: Any) -> CacheMismatchError:
+        return CacheMismatchError(
+            f"feature cache at {root} does not match the current configuration: field {field!r} differs "
+            f"(cached={cached!r}, current={current!r}); rebuild the cache (--rebuild / rebuild=True) or use another directory"
+        )
+
+    unknown = set(expect) - _EXPECT_KEYS
+    if unknown:
+        raise ValueError(f"unknown cache expectation keys {sorted(unknown)}; known: {sorted(_EXPECT_KEYS)}")
+    for key in ("dataset_fingerprint", "fingerprint", "image_size", "n", "project_dim", "dtype"):
+        field = "dataset_fingerprint" if key == "fingerprint" else key
+        if key in expect and manifest.get(field) != expect[key]:
+            raise differ(field, manifest.get(field), expect[key])
+    if "seed" in expect and manifest.get("project_dim") is not None and manifest.get("seed") != expect["seed"]:
+        raise differ("seed", manifest.get("seed"), expect["seed"])
+    if "representations" not in expect:
+        return
+    current = expect["representations"]
+    if isinstance(current, Mapping) or (isinstance(current, Sequence) and current and isinstance(current[0], Representation)):
+        shape = tuple(manifest["image_shape"])
+        current = [manifest_entry(i, name, rep, shape, manifest.get("project_dim"), manifest.get("seed", 0))
+                   for i, (name, rep) in enumerate(named_representations(current))]
+    cached_by_name = {r["name"]: r for r in manifest["representations"]}
+    current_by_name = {r["name"]: r for r in current}
+    if set(current_by_name) != set(cached_by_name):
+        raise differ("representations", sorted(cached_by_name), sorted(current_by_name))
+    for name, entry in current_by_name.items():
+        for field in ("class", "config", "raw_dim", "dim", "projection"):
+            if field in entry and _json(entry[field]) != cached_by_name[name].get(field):
+                raise differ(f"representations[{name!r}].{field}", cached_by_name[name].get(field), entry[field])

@@ -1,0 +1,168 @@
+"""Reading a feature cache: memory-mapped float16 rows by dataset index.
+
+:class:`FeatureCache` is read-only; :func:`mvmr.cache.build_cache` makes one. A cache pickles as
+its path and manifest and reopens its memory maps lazily in each process, so DataLoader workers
+can read it too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mvmr.cache.manifest import DTYPE, CacheError, IncompleteCacheError, check_manifest, read_manifest
+
+__all__ = ["FeatureCache", "CachedDataset"]
+
+
+class FeatureCache:
+    """Read-only, memory-mapped features of a dataset's deterministic representations.
+
+    Open with :meth:`open`. ``cache.get(indices)`` returns ``{name: float32 tensor (B, D_k)}``;
+    ``cache.names``, ``cache.dims`` (after projection), ``cache.raw_dims`` (before), ``len(cache)``
+    (= N) and ``cache.manifest`` describe it.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
+        """Wrap an already validated cache; use :meth:`open` instead."""
+        self.root = Path(root)
+        self.manifest: dict[str, Any] = dict(manifest)
+        self._reps: dict[str, dict[str, Any]] = {r["name"]: r for r in self.manifest["representations"]}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._pid = os.getpid()
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None) -> "FeatureCache":
+        """Open a complete cache; with ``expect`` (see :func:`~mvmr.cache.manifest.expected_manifest`),
+        refuse one that does not match.
+
+        Raises FileNotFoundError (missing), :class:`IncompleteCacheError` (interrupted build),
+        :class:`CacheMismatchError` (other configuration or data; names the field).
+        """
+        root = Path(root)
+        cache = cls(root, read_manifest(root))
+        for name in cache.names:
+            cache.array(name)  # every file present, with its shape and dtype
+        if expect is not None:
+            cache.check(expect)
+        return cache
+
+    def check(self, expect: Mapping[str, Any]) -> None:
+        """Raise :class:`CacheMismatchError` naming the first field where ``expect`` differs."""
+        check_manifest(self.root, self.manifest, expect)
+
+    # -- description ------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Representation names, in build order."""
+        return list(self._reps)
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """Stored dimension ``D_k`` per representation (after projection)."""
+        return {name: int(r["dim"]) for name, r in self._reps.items()}
+
+    @property
+    def raw_dims(self) -> dict[str, int]:
+        """Dimension per representation before projection."""
+        return {name: int(r["raw_dim"]) for name, r in self._reps.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        """The dataset fingerprint the cache was built for."""
+        return str(self.manifest["dataset_fingerprint"])
+
+    def __len__(self) -> int:
+        return int(self.manifest["n"])
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{k}={v}" for k, v in self.dims.items())
+        return f"FeatureCache({str(self.root)!r}, n={len(self)}, {dims})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": str(self.root), "manifest": self.manifest}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"], state["manifest"])  # type: ignore[misc]
+
+    # -- reading ----------------------------------------------------------------------
+    def array(self, name: str) -> np.ndarray:
+        """The read-only ``(N, D_k)`` float16 memory map of one representation."""
+        if self._pid != os.getpid():  # a forked worker: its own memory maps
+            self._arrays, self._pid = {}, os.getpid()
+        arr = self._arrays.get(name)
+        if arr is None:
+            try:
+                entry = self._reps[name]
+            except KeyError:
+                raise KeyError(f"no representation {name!r} in cache; it has {self.names}") from None
+            path = self.root / entry["file"]
+            try:
+                arr = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as err:
+                raise IncompleteCacheError(f"feature cache file {path} is unreadable ({err}); rebuild it") from None
+            expected = (len(self), int(entry["dim"]))
+            if arr.shape != expected or arr.dtype != DTYPE:
+                raise IncompleteCacheError(f"feature cache file {path} has shape {arr.shape} / {arr.dtype}, "
+                                           f"expected {expected} / float16; rebuild it")
+            self._arrays[name] = arr
+        return arr
+
+    def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *, names: Sequence[str] | None = None,
+            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Cached features of the given dataset indices: ``{name: float32 (B, D_k)}``.
+
+        Indices may be unordered and repeated (rows come back in the order asked); an int gives
+        ``(D_k,)`` tensors. ``names`` selects representations (default: all); ``device`` moves
+        the result (default: CPU).
+        """
+        scalar = isinstance(indices, (int, np.integer)) or (isinstance(indices, torch.Tensor) and indices.ndim == 0)
+        if isinstance(indices, torch.Tensor):
+            idx = indices.detach().to("cpu").reshape(-1).numpy()
+        else:
+            idx = np.asarray(indices).reshape(-1)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"cache indices must be integers, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False)
+        n = len(self)
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            bad = int(idx[(idx < 0) | (idx >= n)][0])
+            raise IndexError(f"index {bad} out of range for a feature cache of {n} items")
+        unique, inverse = np.unique(idx, return_inverse=True)  # each row read once, in disk order
+        out: dict[str, torch.Tensor] = {}
+        for name in names if names is not None else self.names:
+            tensor = torch.from_numpy(np.asarray(self.array(name)[unique], dtype=np.float32)[inverse])
+            if scalar:
+                tensor = tensor[0]
+            out[name] = tensor.to(device) if device is not None else tensor
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """``cache.get(index)`` for one dataset index: ``{name: (D_k,)}``."""
+        return self.get(int(index))
+
+
+class CachedDataset(Dataset):
+    """``dataset`` whose items get the cached features appended: ``(*item, {name: (D_k,)})``.
+
+    Moves the cache reads into DataLoader workers; the default collate turns the dicts into
+    ``{name: (B, D_k)}``.
+    """
+
+    def __init__(self, dataset: Any, cache: FeatureCache) -> None:
+        if len(dataset) != len(cache):
+            raise CacheError(f"dataset has {len(dataset)} items but the cache has {len(cache)}")
+        self.dataset, self.cache = dataset, cache
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        item = self.dataset[index]
+        item = tuple(item) if isinstance(item, (tuple, list)) else (item,)
+        return (*item, self.cache[index])

@@ -1,0 +1,14 @@
+"""Feature sources: how the fixed representations z*_k of a batch's clean images reach the loss.
+
+Every source maps ``(clean images, dataset indices) -> {name: (B, D_k)}``
+(:class:`FeatureSource`): :class:`LiveSource` computes on the device, :class:`CachedSource`
+reads a feature cache (built once, shared by the ranks), :class:`PrecomputedSource` reads
+embeddings computed elsewhere. A frozen teacher is a representation, live or cached.
+"""
+
+from mvmr.sources.base import FeatureSource
+from mvmr.sources.cached import CachedSource
+from mvmr.sources.live import LiveSource
+from mvmr.sources.precomputed import PrecomputedSource
+
+__all__ = ["CachedSource", "FeatureSource", "LiveSource", "PrecomputedSource"]

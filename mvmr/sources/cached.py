@@ -1,0 +1,82 @@
+"""Representations read from a feature cache by dataset index."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+from mvmr.cache import FeatureCache, open_or_build
+from mvmr.representations.base import Representation
+from mvmr.sources.base import FeatureSource
+from mvmr.utils.distributed import ProcessGroup
+
+__all__ = ["CachedSource"]
+
+
+class CachedSource(FeatureSource):
+    """Deterministic representations (hand-crafted ones or a frozen teacher), computed once into a
+    feature cache and read back by the batch's dataset indices.
+
+    :meth:`prepare` opens the cache at ``root`` when it matches the data and settings, or builds
+    it with every rank of the run computing its share (:func:`mvmr.cache.open_or_build`); a cache
+    made for other data or settings is refused, naming the field.
+
+    Args:
+        root: the cache folder.
+        representations: ``{name: representation}``, all deterministic.
+        dataset: the clean images at ``image_size``, indexed like the training batches' ``index``.
+        image_size: their side.
+        project_dim, seed: the cache's random projection (see :mod:`mvmr.cache.build`).
+        rebuild: replace a cache built for another configuration instead of refusing it.
+        build_options: :func:`mvmr.cache.build_cache` options (batch_size, num_workers, progress).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], representations: Mapping[str, Representation], *, dataset: Any,
+                 image_size: int, project_dim: int | None = None, seed: int = 0, rebuild: bool = False,
+                 **build_options: Any) -> None:
+        self.root = Path(root)
+        self.representations = dict(representations)
+        self.dataset, self.image_size, self.project_dim, self.seed = dataset, int(image_size), project_dim, int(seed)
+        self.rebuild, self.build_options = rebuild, build_options
+        self.cache: FeatureCache | None = None
+        #: seconds this process spent building the cache (None: it opened an existing one)
+        self.build_seconds: float | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.representations)
+
+    def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:
+        if self.cache is not None:
+            return
+        before = _build_id(self.root)
+        start = time.perf_counter()
+        self.cache = open_or_build(self.root, dataset=self.dataset, representations=self.representations,
+                                   image_size=self.image_size, project_dim=self.project_dim, seed=self.seed,
+                                   rebuild=self.rebuild, device=device, group=group, **self.build_options)
+        if self.cache.manifest.get("build_id") != before:
+            self.build_seconds = time.perf_counter() - start
+        for rep in self.representations.values():
+            rep.to("cpu")  # not needed on the accelerator any more
+
+    def __call__(self, images: Tensor, index: Tensor) -> dict[str, Tensor]:
+        if self.cache is None:
+            raise RuntimeError(f"{self!r} is not prepared: call prepare() first (the trainer does it in setup)")
+        return self.cache.get(index, names=self.names, device=images.device)
+
+    def __repr__(self) -> str:
+        return f"CachedSource({', '.join(self.names)}; {str(self.root)!r})"
+
+
+def _build_id(root: Path) -> str | None:
+    """The build id of the cache at ``root`` (None: no readable manifest)."""
+    try:
+        return json.loads((root / "manifest.json").read_text(encoding="utf-8")).get("build_id")
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,78 @@
+"""Representations computed on the device at every step."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from mvmr.errors import ConfigError
+from mvmr.representations.projection import RandomProjection
+from mvmr.sources.base import FeatureSource
+from mvmr.utils.distributed import ProcessGroup
+
+__all__ = ["LiveSource"]
+
+
+class LiveSource(FeatureSource):
+    """Computes its representations of the clean images at every step, on their device.
+
+    They run under ``no_grad`` in float32 (autocast off), and are flattened to (B, D_k). Use it for
+    representations that cannot be cached (``augmented_pixels`` draws a new augmentation every
+    call) or when no cache folder is configured; a frozen teacher run at every step is a
+    ``LiveSource({"teacher": teacher})``.
+
+    Args:
+        representations: ``{name: module}``, each mapping (B, C, H, W) in [0, 1] to (B, ...).
+        project_dim: compress every representation wider than this with the same seeded Gaussian
+            projection the feature cache applies (:class:`~mvmr.representations.RandomProjection`,
+            keyed by the name), so that cached and live features of a run agree; None keeps them
+            as they are.
+        seed: the projection seed.
+        max_projection_bytes: a projection matrix is made once and kept on the device; one
+            larger than this (float32) is refused with a message instead of being regenerated at
+            every step (cache such a representation, or lower ``project_dim``).
+    """
+
+    def __init__(self, representations: Mapping[str, nn.Module], *, project_dim: int | None = None, seed: int = 0,
+                 max_projection_bytes: int = 4 * 2**30) -> None:
+        self.representations = dict(representations)
+        self.project_dim, self.seed, self.max_projection_bytes = project_dim, int(seed), int(max_projection_bytes)
+        self._projections: dict[str, RandomProjection] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.representations)
+
+    def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:
+        for rep in self.representations.values():
+            rep.to(device).eval()
+
+    def projection(self, name: str, in_dim: int) -> RandomProjection | None:
+        """The projection applied to ``name``'s ``in_dim`` features (None: kept as they are)."""
+        if self.project_dim is None or in_dim <= self.project_dim:
+            return None
+        proj = self._projections.get(name)
+        if proj is None or proj.in_dim != in_dim:
+            size = in_dim * self.project_dim * 4
+            if size > self.max_projection_bytes:
+                raise ConfigError(
+                    f"representations.project_dim: projecting {name!r} ({in_dim:,} values per image) to "
+                    f"{self.project_dim} at every step needs a {size / 2**30:.1f} GiB matrix on the device; cache it "
+                    f"(representations.cache_dir), lower project_dim, or leave the representation out"
+                )
+            proj = self._projections[name] = RandomProjection(in_dim, self.project_dim, self.seed, key=name,
+                                                              materialize=True)
+        return proj
+
+    @torch.no_grad()
+    def __call__(self, images: Tensor, index: Tensor) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            x = images.float()
+            for name, rep in self.representations.items():
+                features = rep(x).flatten(1).float()
+                proj = self.projection(name, features.shape[1])
+                out[name] = features if proj is None else proj(features)
+        return out

@@ -1,0 +1,178 @@
+"""From a config to the pieces of a run: the data, the model, the feature sources and the module.
+
+:func:`build_data` makes the method's two-view training items and the probe's held-out images;
+:func:`build_sources` turns ``representations`` and ``teacher`` into feature sources (cached when
+a cache folder is set and the representation is deterministic, live otherwise); :func:`build_module`
+puts the method's loss and the sources on the model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from mvmr.config import Config, to_dict
+from mvmr.data import DatasetSubset, build_dataset, split_train_val
+from mvmr.errors import ConfigError, DataError
+from mvmr.methods import get_method
+from mvmr.models import build_model
+from mvmr.representations import build as build_representation
+from mvmr.representations.teachers import build_teacher, parse_teacher_spec
+from mvmr.sources import CachedSource, FeatureSource, LiveSource, PrecomputedSource
+from mvmr.training.module import MVMRModule
+from mvmr.transforms import PaperAugmentation
+
+__all__ = ["PretrainData", "build_data", "build_representations", "build_sources", "build_module",
+           "teacher_cache_dir"]
+
+
+@dataclass
+class PretrainData:
+    """The datasets of a run: ``base`` (clean images at image size), the method's two-view
+    training items, the training indices (into ``base``) and the held-out labelled validation
+    indices of the online probe."""
+
+    base: Any
+    views: Any
+    train_indices: np.ndarray
+    val_indices: np.ndarray
+    num_classes: int | None
+    channels: int
+
+
+def build_data(config: Config) -> PretrainData:
+    """The training data of ``config``, with the views of ``config.method``."""
+    d, seed = config.data, config.trainer.seed
+    # decoded once per item, at full resolution: the method's views take their random resized crop
+    # from the whole image; the clean view (and the cache, and the probe) is its resize + centre crop
+    full = build_dataset(d.kind, d.root, split=d.split, size=None, download=d.download, skip_corrupt=d.skip_corrupt,
+                         channels=d.channels)
+    base = full.with_size(d.image_size)
+    if d.subset is not None and d.subset < len(base):
+        chosen = np.sort(np.random.default_rng(seed).choice(len(base), size=d.subset, replace=False))
+        full, base = DatasetSubset(full, chosen), DatasetSubset(base, chosen)
+    n = len(base)
+    labels = getattr(base, "labels", None)
+    labels = np.asarray(labels, dtype=np.int64) if labels is not None else np.full(n, -1, dtype=np.int64)
+    classes = list(getattr(base, "classes", []) or [])
+    num_classes = config.probe.num_classes or (len(classes) if classes else None)
+    if num_classes is None and (labels >= 0).any():
+        num_classes = int(labels.max()) + 1
+    train_idx, val_idx = np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
+    labelled = np.flatnonzero(labels >= 0)
+    if config.probe.enabled and num_classes and d.val_fraction > 0 and len(labelled) >= 2:
+        # hold the probe's validation images out of the LABELLED training images (never the test set)
+        try:
+            _, val_sub = split_train_val(DatasetSubset(base, labelled), d.val_fraction, seed)
+        except DataError as err:  # too few labelled images for even one per class
+            warnings.warn(f"no validation images for the online probe ({err}); raise data.val_fraction", stacklevel=2)
+        else:
+            val_idx = labelled[val_sub.indices]
+            train_idx = np.setdiff1d(train_idx, val_idx, assume_unique=True)
+    if len(train_idx) < d.batch_size:
+        raise DataError(f"data.batch_size={d.batch_size} is larger than the {len(train_idx)} training images of "
+                        f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size")
+    a = d.augmentation
+    augmentation = PaperAugmentation(d.image_size, crop=a.crop, flip=a.flip, color=a.color, grayscale=a.grayscale,
+                                     blur=a.blur)
+    views = get_method(config.method).views(full, size=d.image_size, augmentation=augmentation, seed=seed)
+    channels = int(base[0][0].shape[0])
+    return PretrainData(base, views, train_idx, val_idx, num_classes or None, channels)
+
+
+def build_representations(config: Config) -> dict[str, nn.Module]:
+    """``{name: representation}`` of ``config.representations.items``."""
+    reps = {}
+    for i, spec in enumerate(config.representations.items):
+        try:
+            reps[spec.name] = build_representation(spec.name, **spec.kwargs)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"representations.items[{i}] ({spec.name}): {err}") from err
+    return reps
+
+
+def teacher_cache_dir(config: Config) -> Path:
+    """``teacher.cache_dir``, or ``<output_dir>/teacher-cache``."""
+    t = config.teacher
+    return Path(t.cache_dir if t.cache_dir is not None else Path(config.output_dir) / "teacher-cache").expanduser()
+
+
+def _rows_in_full_dataset(dataset: Any) -> tuple[np.ndarray | None, int]:
+    """(row of each item in the full dataset, or None when it is the full dataset; the full length)."""
+    rows = None
+    while isinstance(dataset, DatasetSubset):
+        rows = dataset.indices if rows is None else dataset.indices[rows]
+        dataset = dataset.dataset
+    return rows, len(dataset)
+
+
+def teacher_source(config: Config, dataset: Any) -> FeatureSource | None:
+    """The frozen teacher of ``config.teacher`` as a feature source (None without a teacher):
+    cached once per dataset (default), run at every step (``teacher.cache: false``), or read from
+    precomputed embeddings (``embeddings:<file.npy>``)."""
+    t = config.teacher
+    if t.spec is None:
+        return None
+    kind, _ = parse_teacher_spec(t.spec)
+    try:
+        if kind == "embeddings":
+            rows, full = _rows_in_full_dataset(dataset)
+            return PrecomputedSource(build_teacher(t.spec, name=t.name, dataset_length=full, **t.options), rows=rows)
+        teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
+    except ConfigError as err:
+        raise ConfigError(f"teacher ({t.spec}): {err}") from err
+    if not t.cache:
+        return LiveSource({t.name: teacher})
+    return CachedSource(teacher_cache_dir(config), {t.name: teacher}, dataset=dataset,
+                        image_size=config.data.image_size, batch_size=t.batch_size,
+                        num_workers=config.data.num_workers, progress=config.trainer.progress_bar)
+
+
+def build_sources(config: Config, dataset: Any) -> list[FeatureSource]:
+    """The feature sources of a run on the clean images ``dataset``.
+
+    With ``representations.cache_dir`` the deterministic representations come from one feature
+    cache (built once, its rows shared among the ranks) and the others (``augmented_pixels``) are
+    computed live; without it all are computed live. ``representations.project_dim`` compresses
+    wide ones with the same seeded projection in both cases. The teacher comes last.
+    """
+    r, seed = config.representations, config.trainer.seed
+    reps = build_representations(config)
+    cached = {k: v for k, v in reps.items() if r.cache_dir is not None and getattr(v, "deterministic", False)}
+    live = {k: v for k, v in reps.items() if k not in cached}
+    sources: list[FeatureSource] = []
+    if cached:
+        sources.append(CachedSource(r.cache_dir, cached, dataset=dataset, image_size=config.data.image_size,
+                                    project_dim=r.project_dim, seed=seed, batch_size=max(64, config.data.batch_size),
+                                    num_workers=config.data.num_workers, progress=config.trainer.progress_bar))
+    if live:
+        sources.append(LiveSource(live, project_dim=r.project_dim, seed=seed))
+    teacher = teacher_source(config, dataset)
+    return sources + ([teacher] if teacher is not None else [])
+
+
+def build_module(config: Config, data: PretrainData, model: nn.Module | None = None,
+                 feature_dim: int | None = None) -> MVMRModule:
+    """The training module of ``config.method`` (``model`` replaces the configured encoder+projector)."""
+    method = get_method(config.method)
+    if model is None:
+        m = config.model
+        if m.mean is not None and len(m.mean) != data.channels:
+            raise ConfigError(f"model.mean: {len(m.mean)} values for {data.channels}-channel images")
+        model = build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=data.channels,
+                            mean=m.mean, std=m.std)
+    if feature_dim is None:
+        spec = getattr(model, "spec", None)
+        if spec is None:
+            raise ConfigError("feature_dim is needed for a model whose encoder was not made by build_encoder")
+        feature_dim = spec.feature_dim
+    sources = build_sources(config, data.base) if method.uses_targets else []
+    order = [s.name for s in config.representations.items] + ([config.teacher.name] if config.teacher.spec else [])
+    return MVMRModule(model, method.build_loss(config), sources, order=order if sources else None,
+                      feature_dim=feature_dim, optim=config.optim, probe=config.probe, num_classes=data.num_classes,
+                      batch_size=config.data.batch_size, seed=config.trainer.seed, hparams=to_dict(config))

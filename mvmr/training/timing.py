@@ -1,0 +1,79 @@
+"""Step timing through the real trainer path: what one optimiser step of a config costs."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from mvmr.config import Config, validate
+from mvmr.errors import ConfigError
+from mvmr.sources import CachedSource
+from mvmr.training.build import PretrainData, build_data, build_module
+from mvmr.training.trainer import PretrainDataModule, build_trainer
+
+__all__ = ["StepTimer", "time_steps"]
+
+
+class StepTimer(L.Callback):
+    """Wall time of every training batch: forward of both views, targets, loss, backward and the
+    optimiser step (``on_train_batch_start`` to ``on_train_batch_end``; data loading excluded)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+
+    @staticmethod
+    def _sync(pl_module: L.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._sync(pl_module)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._sync(pl_module)
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: PretrainData | None = None,
+               model: nn.Module | None = None, feature_dim: int | None = None) -> dict[str, Any]:
+    """Time ``steps`` training steps (after ``warmup``) of ``config`` through the real module and
+    Lightning trainer (one device, no logging, checkpoints into a temporary folder). Caches the
+    config names are built if missing, outside the timed steps.
+
+    Returns ``{"seconds" (median), "all" (every timed step), "images_per_s", "batch_size",
+    "cache_build_seconds" (per cached source; None when it already existed)}``.
+    """
+    total = warmup + steps
+    t = replace(config.trainer, max_steps=total, max_epochs=max(config.trainer.max_epochs, total), devices=1,
+                num_nodes=1, strategy="auto", progress_bar=False, accumulate_grad_batches=1, limit_train_batches=1.0,
+                limit_val_batches=0)
+    cfg = validate(replace(config, trainer=t, model=replace(config.model, sync_batchnorm=False),
+                           optim=replace(config.optim, warmup_epochs=0.0)))
+    data = data if data is not None else build_data(cfg)
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = build_module(cfg, data, model, feature_dim)
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory(prefix="mvmr-timing-") as tmp:
+        trainer = build_trainer(cfg, Path(tmp), [timer], logger=False, enable_model_summary=False,
+                                enable_progress_bar=False)
+        trainer.fit(module, datamodule=PretrainDataModule(data, cfg))
+    timed = timer.seconds[warmup:]
+    if len(timed) < steps:
+        raise ConfigError(f"only {len(timer.seconds)} training batches ran (wanted {total}); the data are too small "
+                          f"for the timing")
+    median = statistics.median(timed)
+    return {"seconds": median, "all": timed, "images_per_s": cfg.data.batch_size / median,
+            "batch_size": cfg.data.batch_size,
+            "cache_build_seconds": {name: s.build_seconds for s in module.sources if isinstance(s, CachedSource)
+                                    for name in s.names}}

@@ -1,0 +1,37 @@
+"""The layers of docs/architecture.md hold: import-linter's ``layers`` contract (``.importlinter``)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lint(config: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    return subprocess.run([exe, "--no-cache", str(config)], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_imports_point_down_the_layers() -> None:
+    proc = _lint(REPO / ".importlinter")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "1 kept, 0 broken" in proc.stdout
+
+
+def test_the_contract_catches_an_upward_import(tmp_path: Path) -> None:
+    """The check can fail: the same contract with two layers swapped reports the real imports between them."""
+    text = (REPO / ".importlinter").read_text()
+    swapped = text.replace("    mvmr.sources\n", "    mvmr.SOURCES\n").replace("    mvmr.cache\n", "    mvmr.sources\n")
+    swapped = swapped.replace("    mvmr.SOURCES\n", "    mvmr.cache\n")
+    assert swapped != text
+    config = tmp_path / "swapped.ini"
+    config.write_text(swapped)
+    proc = _lint(config)
+    if proc.returncode == 0:
+        pytest.fail("the feature sources read the cache: with the cache above them the contract must break")
+    assert "BROKEN" in proc.stdout and "mvmr.sources" in proc.stdout
