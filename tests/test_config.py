@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
+from pydantic.fields import FieldInfo
 
 from mvmr.cli import main
 from mvmr.config import (
@@ -138,3 +142,57 @@ def test_cli_pretrain_reports_config_errors_in_one_line(capsys: pytest.CaptureFi
     assert main(["pretrain", "--config", "stl10", "loss.l3=foo"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "mvmr pretrain: error: loss.l3: expected one of 'maximize', 'minimize', got 'foo'"
+
+
+def test_every_option_is_documented_where_it_is_declared() -> None:
+    sections = [Config]
+    for section in sections:
+        hints = get_type_hints(section, include_extras=True)
+        for f in dataclasses.fields(section):
+            if dataclasses.is_dataclass(hints[f.name]):
+                assert hints[f.name].__doc__, f"{section.__name__}.{f.name}"
+                sections.append(hints[f.name])
+                continue
+            docs = [m.description for m in getattr(hints[f.name], "__metadata__", ()) if isinstance(m, FieldInfo)]
+            assert any(docs), f"{section.__name__}.{f.name} has no description"
+    assert len(sections) == 11  # every section is reachable from Config
+    assert "description" in TypeAdapter(Config).json_schema()["$defs"]["LossConfig"]["properties"]["l3"]
+
+
+def test_method_fields_and_override_forms() -> None:
+    c = Config()
+    assert (c.method, c.method_kwargs, c.plugins) == ("mvmr", {}, [])
+    c = load_config("stl10", ["method=vicreg", "method_kwargs={sim_coeff: 25, std_coeff: 25.0}",
+                              "representations.items[3].kwargs.cell=16", "output_dir=runs/${name}"])
+    assert (c.method, c.method_kwargs) == ("vicreg", {"sim_coeff": 25, "std_coeff": 25.0})
+    assert c.representations.items[3].kwargs == {"orientations": 24, "cell": 16}
+    assert c.output_dir == "runs/mvmr-stl10"
+    for override, message in [("method=''", r"^method: must not be empty"),
+                              ("optim.lr=true", r"^optim\.lr: expected float, got bool True"),
+                              ("plugins=oops", r"^plugins: expected a list of str")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config("stl10", [override])
+
+
+def test_plugins_are_imported_before_representation_names_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mvmr_test_edges_plugin.py").write_text(
+        "import torch\n"
+        "from mvmr.representations import Representation, register\n\n\n"
+        "@register('edges_test')\n"
+        "class Edges(Representation):\n"
+        "    name = 'edges_test'\n\n"
+        "    def forward(self, images: torch.Tensor) -> torch.Tensor:\n"
+        "        return images.diff(dim=-1).flatten(1)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "edges.yaml"
+    config.write_text("representations:\n  items: [{name: edges_test}]\n")
+    with pytest.raises(ConfigError, match=r"^representations\.items\[0\]\.name: unknown representation 'edges_test'"):
+        load_config(config)
+    config.write_text("plugins: [mvmr_test_edges_plugin]\nrepresentations:\n  items: [{name: edges_test}]\n")
+    c = load_config(config)
+    assert c.plugins == ["mvmr_test_edges_plugin"] and [r.name for r in c.representations.items] == ["edges_test"]
+    with pytest.raises(ConfigError, match=r"^plugins\[0\]: cannot import plugin module 'no_such_module'"):
+        load_config(config, ["plugins=[no_such_module]"])

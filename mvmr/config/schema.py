@@ -1,0 +1,285 @@
+"""The schema of a run's configuration: its sections, every option typed, bounded and documented.
+
+The sections are plain :func:`dataclasses.dataclass` es: the library builds, copies
+(:func:`dataclasses.replace`) and compares them like any dataclass, and nothing is checked when one
+is built in Python. Each option declares what it may be on its field, ``Annotated[type,
+Field(bounds, description=...)]``; :mod:`mvmr.config.validate` enforces that with pydantic, and
+``pydantic.TypeAdapter(Config).json_schema()`` lists every option with its description, type,
+bounds and default. Unknown keys are errors in every section.
+
+The value types follow YAML files and ``key=value`` overrides: :data:`Int` and :data:`Bool` are
+strict (``1`` is not ``true``, ``2.0`` is not ``2``); :data:`Float` takes ints and numeric strings
+(YAML 1.1 reads ``1e-4`` as a string) but not booleans; :data:`Text` takes strings and paths.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, with_config
+from pydantic_core import PydanticCustomError
+
+__all__ = ["AugmentationConfig", "DataConfig", "ModelConfig", "LossConfig", "RepresentationSpec",
+           "RepresentationsConfig", "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig",
+           "EvaluationConfig", "Config", "Int", "Bool", "Float", "Text"]
+
+
+def _refuse_bool(value: object) -> object:
+    """Refuse ``true``/``false`` where a number is expected (pydantic's lax mode reads them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_is_not_a_number", "a bool is not a number")
+    return value
+
+
+def _path_as_text(value: object) -> object:
+    """A path object as its string: Python callers pass ``pathlib.Path`` s for folders and files."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+Int = StrictInt
+Bool = StrictBool
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+Text = Annotated[str, BeforeValidator(_path_as_text)]
+_SECTION = ConfigDict(extra="forbid")
+
+
+@with_config(_SECTION)
+@dataclass
+class AugmentationConfig:
+    """Switches of the paper's augmentation (section 7) of the augmented view."""
+
+    crop: Annotated[Bool, Field(description="random resized crop")] = True
+    flip: Annotated[Bool, Field(description="horizontal flip, p = 0.5")] = True
+    color: Annotated[Bool, Field(description="colour jitter 0.8/0.8/0.8/0.2, p = 0.8")] = True
+    grayscale: Annotated[Bool, Field(description="grayscale, p = 0.2")] = True
+    blur: Annotated[Bool, Field(description="Gaussian blur, kernel 0.1 of the image size, sigma in [0.1, 2]")] = True
+
+
+@with_config(_SECTION)
+@dataclass
+class DataConfig:
+    """The pretraining data. ``batch_size`` is per process (global = batch_size x devices x nodes)."""
+
+    kind: Annotated[Text, Field(description="imagefolder, folder, stl10, cifar10, cifar100 or fashion_mnist "
+                                            "(see mvmr.data.build_dataset)")] = "imagefolder"
+    root: Annotated[Text | None, Field(description="dataset folder; null = the kind's default (Fashion-MNIST: "
+                                                   "Debian's package)")] = "data"
+    split: Annotated[Text, Field(description="e.g. train, or train+unlabeled for STL-10")] = "train"
+    image_size: Annotated[Int, Field(ge=8, description="side of the square images, in pixels")] = 96
+    channels: Annotated[Literal[1, 3] | None, BeforeValidator(_refuse_bool),
+                        Field(description="convert the images to 1 or 3 channels; null = as stored")] = 3
+    batch_size: Annotated[Int, Field(ge=2, description="images per step and process")] = 256
+    num_workers: Annotated[Int, Field(ge=0, description="DataLoader worker processes")] = 4
+    skip_corrupt: Annotated[Bool, Field(description="folder kinds: skip unreadable images instead of failing")] = False
+    download: Annotated[Bool, Field(description="let torchvision download missing STL-10/CIFAR/Fashion-MNIST")] = False
+    subset: Annotated[Int | None, Field(ge=2, description="pretrain on this many random images (seeded by "
+                                                          "trainer.seed); null = all")] = None
+    val_fraction: Annotated[Float, Field(ge=0.0, lt=1.0, description="fraction of the labelled images held out to "
+                                                                     "validate the online probe")] = 0.05
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+
+
+@with_config(_SECTION)
+@dataclass
+class ModelConfig:
+    """The encoder and its projector."""
+
+    encoder: Annotated[Text, Field(description="backbone, e.g. resnet18 or resnet50")] = "resnet50"
+    small_images: Annotated[Bool, Field(description="3x3 stem without max-pool, for ~32 px images")] = False
+    projector: Annotated[Text, Field(description="widths like 8192-8192-8192; '' = no projector")] = "8192-8192-8192"
+    sync_batchnorm: Annotated[Bool, Field(description="synchronise BatchNorm statistics across GPUs")] = False
+    mean: Annotated[list[Float] | None, Field(description="input normalisation mean per channel; null = ImageNet's "
+                                                          "for 3 channels, 0.5 otherwise")] = None
+    std: Annotated[list[Annotated[Float, Field(gt=0.0)]] | None, Field(
+        description="input normalisation std per channel, given together with mean")] = None
+
+
+@with_config(_SECTION)
+@dataclass
+class LossConfig:
+    """Arguments of :class:`mvmr.losses.MVMRLoss`: L = L1 + L2 + L3 (paper eqs. 4-10)."""
+
+    lambda_: Annotated[Float, Field(ge=0.0, description="L1: weight of the MSE between the views")] = 1.0
+    mu: Annotated[Float, Field(ge=0.0, description="L1: weight of each view's variance hinge")] = 1.0
+    alpha: Annotated[Float, Field(ge=0.0, description="L2: weight of 1 - dCor between the views")] = 1.0
+    beta: Annotated[Float | dict[str, Float], Field(description="L3: beta_k of every representation, or a mapping "
+                                                                "name -> beta_k (times each item's weight)")] = 1.0
+    gamma: Annotated[Float, Field(ge=0.0, description="target std of the variance hinge")] = 1.0
+    eps: Annotated[Float, Field(gt=0.0, description="added to the variance before its square root")] = 1e-4
+    l3: Annotated[Literal["maximize", "minimize"], Field(
+        description="maximize dCor with the representations (the paper) or minimize it (the authors' code)")] = (
+        "maximize")
+    squared: Annotated[Bool, Field(description="dCor as R^2, eq. 2 (the paper), or R (the authors' code)")] = True
+    mse: Annotated[Literal["mean", "sum"], Field(description="mean over the B*D elements (VICReg, the authors' code) "
+                                                             "or sum over dimensions (eq. 4 read literally)")] = "mean"
+    gather_distributed: Annotated[Bool, Field(description="all-gather across processes: dCor and the variance see "
+                                                          "the global batch")] = True
+
+
+@with_config(_SECTION)
+@dataclass
+class RepresentationSpec:
+    """One representation Z*_k of L3: registry name, weight beta_k and constructor arguments."""
+
+    name: Annotated[Text, Field(description="pixels, scatnet, augmented_pixels, hog, local_std or a plugin's")] = (
+        "pixels")
+    weight: Annotated[Float, Field(ge=0.0, description="multiplies the representation's beta_k")] = 1.0
+    kwargs: Annotated[dict[str, Any], Field(description="constructor arguments, e.g. {orientations: 24}")] = field(
+        default_factory=dict)
+
+
+def _paper_representations() -> list[RepresentationSpec]:
+    """The five hand-crafted representations of the paper (section 7, table 6)."""
+    return [RepresentationSpec(name=n) for n in ("pixels", "scatnet", "augmented_pixels", "hog", "local_std")]
+
+
+@with_config(_SECTION)
+@dataclass
+class RepresentationsConfig:
+    """The hand-crafted representations of L3 and where their deterministic features are cached."""
+
+    items: Annotated[list[RepresentationSpec], Field(description="the representations Z*_k, each name once")] = field(
+        default_factory=_paper_representations)
+    cache_dir: Annotated[Text | None, Field(description="FeatureCache folder of the deterministic representations; "
+                                                        "null = compute them every step")] = None
+    project_dim: Annotated[Int | None, Field(ge=1, description="with a cache: random-project representations wider "
+                                                               "than this; null = store them as they are")] = None
+
+
+@with_config(_SECTION)
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (linear warm-up then cosine, stepped per optimiser step)."""
+
+    optimizer: Annotated[Literal["adam", "adamw", "lars"], Field(description="the optimiser")] = "adam"
+    lr: Annotated[Float, Field(gt=0.0, description="base learning rate")] = 1e-4
+    weight_decay: Annotated[Float, Field(ge=0.0, description="weight decay")] = 0.0
+    betas: Annotated[list[Float], Field(description="Adam's two betas, in [0, 1)")] = field(
+        default_factory=lambda: [0.9, 0.999])
+    momentum: Annotated[Float, Field(ge=0.0, lt=1.0, description="LARS momentum")] = 0.9
+    trust_coefficient: Annotated[Float, Field(gt=0.0, description="LARS eta")] = 0.001
+    scheduler: Annotated[Literal["cosine", "constant"], Field(description="schedule after the warm-up")] = "cosine"
+    warmup_epochs: Annotated[Float, Field(ge=0.0, description="linear warm-up, < trainer.max_epochs")] = 0.0
+    min_lr: Annotated[Float, Field(ge=0.0, description="the cosine's final learning rate, <= lr")] = 0.0
+    lr_scaling: Annotated[Literal["none", "linear", "sqrt"], Field(
+        description="scale lr by (effective batch / base_batch_size) or its square root")] = "none"
+    base_batch_size: Annotated[Int, Field(ge=1, description="the batch size lr is given for")] = 256
+
+
+@with_config(_SECTION)
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings."""
+
+    max_epochs: Annotated[Int, Field(ge=1, description="training epochs")] = 1000
+    max_steps: Annotated[Int, Field(ge=-1, description="optimiser steps; -1 = no limit")] = -1
+    accelerator: Annotated[Text, Field(description="Lightning accelerator: auto, cpu, gpu, ...")] = "auto"
+    devices: Annotated[Int | Text, Field(description="a count, -1 (all), 'auto' or ids like '0,1'")] = "auto"
+    num_nodes: Annotated[Int, Field(ge=1, description="machines")] = 1
+    strategy: Annotated[Text, Field(description="Lightning strategy: auto, ddp, ...")] = "auto"
+    precision: Annotated[Literal["64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"],
+                         Field(description="Lightning precision")] = "32-true"
+    accumulate_grad_batches: Annotated[Int, Field(ge=1, description="batches per optimiser step")] = 1
+    gradient_clip_val: Annotated[Float | None, Field(gt=0.0, description="gradient norm clip; null = none")] = None
+    log_every_n_steps: Annotated[Int, Field(ge=1, description="logging interval in optimiser steps")] = 50
+    checkpoint_every_n_epochs: Annotated[Int, Field(ge=1, description="keep a numbered checkpoint every N epochs "
+                                                                      "(last.ckpt is rewritten every epoch)")] = 1
+    checkpoint_every_n_steps: Annotated[Int | None, Field(ge=1, description="also rewrite last.ckpt every N steps, "
+                                                                            "to resume mid-epoch; null = off")] = None
+    limit_train_batches: Annotated[Int | Float, Field(gt=0, description="batches (int) or a fraction <= 1.0")] = 1.0
+    limit_val_batches: Annotated[Int | Float, Field(ge=0, description="batches (int) or a fraction <= 1.0")] = 1.0
+    check_val_every_n_epoch: Annotated[Int, Field(ge=1, description="validation interval in epochs")] = 1
+    seed: Annotated[Int, Field(description="seed of everything random, data subsets included")] = 0
+    deterministic: Annotated[Bool, Field(description="deterministic PyTorch algorithms")] = False
+    progress_bar: Annotated[Bool, Field(description="show Lightning's progress bar")] = True
+
+
+@with_config(_SECTION)
+@dataclass
+class ProbeConfig:
+    """Online linear probe on detached encoder features (a progress monitor, not the evaluation)."""
+
+    enabled: Annotated[Bool, Field(description="train the probe during pretraining")] = True
+    lr: Annotated[Float, Field(gt=0.0, description="learning rate")] = 1e-3
+    weight_decay: Annotated[Float, Field(ge=0.0, description="weight decay")] = 0.0
+    num_classes: Annotated[Int | None, Field(ge=2, description="classes; null = the dataset's class list")] = None
+
+
+@with_config(_SECTION)
+@dataclass
+class TeacherConfig:
+    """The frozen teacher of label-free distillation (paper sec. 5.2, fig. 2).
+
+    Its embedding of the clean view is one more representation Z*_k of L3: the loss becomes
+    L1 + L2 + beta * (1 - dCor(z_aug, teacher)) [+ the hand-crafted representations of
+    ``representations.items``; an empty list distils from the teacher alone].
+    """
+
+    spec: Annotated[Text | None, Field(description="open_clip:<model> | hf-clip:<dir> | torchvision:<name> | "
+                                                   "timm:<name> | efficientnet-lite0 | embeddings:<file.npy>; "
+                                                   "null = no teacher (self-supervised MV-MR)")] = None
+    weights: Annotated[Text | None, Field(description="local weights file (or an open_clip tag); null = the kind's "
+                                                      "default (see build_teacher)")] = None
+    beta: Annotated[Float, Field(ge=0.0, description="weight of 1 - dCor(z_aug, teacher)")] = 1.0
+    name: Annotated[Text, Field(description="the teacher's representation name: loss term and log key "
+                                            "dcor/<name>")] = "teacher"
+    options: Annotated[dict[str, Any], Field(description="build_teacher options: input_size, crop_pct, interpolation, "
+                                                         "mean, std, l2_normalize, tag, ...")] = field(
+        default_factory=dict)
+    cache: Annotated[Bool, Field(description="embed each clean image once into a FeatureCache (the clean view is "
+                                             "deterministic); false runs the teacher every step")] = True
+    cache_dir: Annotated[Text | None, Field(description="null = <output_dir>/teacher-cache")] = None
+    batch_size: Annotated[Int, Field(ge=1, description="teacher batch while it fills the cache")] = 64
+
+
+@with_config(_SECTION)
+@dataclass
+class EvaluationConfig:
+    """The linear probe of a run's report (``mvmr distill --evaluate``).
+
+    Same protocol as ``mvmr evaluate --protocol linear`` (paper sec. 7: one linear layer, Adam,
+    lr 1e-4, batch 256, 100 epochs; the epoch is chosen on a hold-out of the training split and
+    the test split is read once). The data are ``data.kind`` / ``data.root`` at ``data.image_size``.
+    """
+
+    train_split: Annotated[Text | None, Field(description="the probe's labelled split; null = data.split")] = None
+    test_split: Annotated[Text, Field(description="the split the accuracy is measured on, once")] = "test"
+    train_subset: Annotated[Int | None, Field(ge=2, description="stratified subset, for quick runs; null = all")] = None
+    test_subset: Annotated[Int | None, Field(ge=1, description="stratified subset, for quick runs; null = all")] = None
+    epochs: Annotated[Int, Field(ge=1, description="probe epochs")] = 100
+    lr: Annotated[Float, Field(gt=0.0, description="probe learning rate")] = 1e-4
+    batch_size: Annotated[Int, Field(ge=1, description="probe batch size")] = 256
+    val_fraction: Annotated[Float, Field(ge=0.0, lt=1.0, description="hold-out that chooses the epoch")] = 0.1
+    ssl_representations: Annotated[list[RepresentationSpec] | None, Field(
+        description="--compare-ssl: the self-supervised baseline's representations; null = representations.items")] = (
+        None)
+    timing_steps: Annotated[Int, Field(ge=1, description="optimiser steps timed per mode (cached teacher / teacher "
+                                                         "every step), after one warm-up step")] = 3
+
+
+@with_config(_SECTION)
+@dataclass
+class Config:
+    """A whole run."""
+
+    name: Annotated[Text, Field(description="the run's name")] = "mvmr"
+    output_dir: Annotated[Text, Field(description="the run folder: checkpoints/, logs/, plots/, config.yaml")] = (
+        "runs/mvmr")
+    plugins: Annotated[list[Text], Field(description="Python modules imported before the config is checked, so that "
+                                                     "it can name the representations, teachers and methods they "
+                                                     "register, e.g. [my_pkg.reps]")] = field(default_factory=list)
+    method: Annotated[Text, Field(min_length=1, description="the self-supervised method's registered name: mvmr, "
+                                                            "vicreg, barlow_twins or a plugin's")] = "mvmr"
+    method_kwargs: Annotated[dict[str, Any], Field(description="keyword arguments of the method's loss, e.g. "
+                                                               "VICReg's weights")] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    representations: RepresentationsConfig = field(default_factory=RepresentationsConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
