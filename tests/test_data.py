@@ -436,12 +436,12 @@ def test_views_crop_the_full_image_decoded_once(tmp_path: Path, monkeypatch: pyt
     for epoch in range(20):
         data.views.set_epoch(epoch)
         decodes.clear()
-        for index in range(3):
-            clean, aug, _, _ = data.views[index]
+        items = [data.views[index] for index in range(3)]
+        assert len(decodes) == 3  # one decode per item for both views
+        for index, (clean, aug, _, _) in enumerate(items):
             assert torch.equal(clean, data.base[index][0])  # the clean view: resize + centre crop
             assert float(clean[0].max()) < 0.05 and float(clean[2].max()) < 0.05  # green only
             edges += int(float(aug[0].max()) > 0.5 or float(aug[2].max()) > 0.5)
-        assert len(decodes) == 3  # one decode per item for both views
     assert edges > 10  # crops of the full image reach the edges (never, when cropped from the centre crop)
 
 

@@ -102,4 +102,4 @@ def test_vicreg_trains_resumes_exports_and_evaluates_like_mvmr(cifar10_root: Pat
     assert main(["evaluate", "linear", "--checkpoint", str(backbone), "--data", str(cifar10_root), "--train-split", "train",
                  "--test-split", "test", "--image-size", "16", "--limit-train", "60", "--limit-test", "30", "--epochs", "2",
                  "--no-progress", "--out", str(run)]) == 0
-    assert "test_top1" in capsys.readouterr().out and (run / "results.md").is_file()
+    assert "test top-1 (%)" in capsys.readouterr().out and (run / "results.md").is_file()

@@ -146,7 +146,7 @@ def test_entry_point_plugins_from_the_command_line(plugin_path: str, cifar10_roo
     assert {"train/dcor/edges", "train/dcor/local_std", "train/dcor/teacher"} <= logged
 
     # the plugin's method
-    proc = _mvmr(["pretrain", "--config", "cifar10", "method=invariance", *_tiny(cifar10_root, tmp_path / "b")],
+    proc = _mvmr(["pretrain", "--config", "cifar10", *_tiny(cifar10_root, tmp_path / "b"), "method=invariance"],
                  plugin_path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -154,7 +154,11 @@ def test_entry_point_plugins_from_the_command_line(plugin_path: str, cifar10_roo
 
     # without the package on the path, the same names are clear errors
     proc = _mvmr(["info", "--config", str(config)], str(REPO), tmp_path)
+    assert proc.returncode == 2 and "teacher.spec: unknown teacher kind 'meanpool'" in proc.stderr
+    proc = _mvmr(["info", "--config", str(config), "teacher.spec=null"], str(REPO), tmp_path)
     assert proc.returncode == 2 and "unknown representation 'edges'" in proc.stderr
+    proc = _mvmr(["info", "--config", "cifar10", "method=invariance"], str(REPO), tmp_path)
+    assert proc.returncode == 2 and "method: unknown method 'invariance'" in proc.stderr
 
 
 def test_module_plugin_with_the_plugin_option(plugin_path: str, tmp_path: Path) -> None:

@@ -371,8 +371,12 @@ def test_augmented_pixels_with_everything_off_is_pixels(cifar_images: torch.Tens
 
 def test_package_exports() -> None:
     names = ["Representation", "register", "build", "available", "Pixels", "ScatNet", "HOG", "LocalStd"]
-    for name in [*names, "AugmentedPixels", "FeatureCache"]:
+    for name in [*names, "AugmentedPixels"]:
         assert hasattr(reps, name) and name in reps.__all__
+    import mvmr.cache
+
+    assert "FeatureCache" not in reps.__all__  # the cache is a layer above the representations
+    assert all(hasattr(mvmr.cache, n) for n in ("FeatureCache", "build_cache", "open_or_build"))
 
 
 def test_hog_angle_of_exactly_180_degrees_is_bin_0_like_skimage():

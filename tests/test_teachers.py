@@ -17,8 +17,8 @@ from torchvision.transforms.v2 import functional as tvF
 
 from conftest import load_images
 from mvmr.errors import CheckpointError, DataError
-from mvmr.representations import FeatureCache, build
-from mvmr.representations.cache import CachedDataset
+from mvmr.cache import CachedDataset, build_cache
+from mvmr.representations import build
 from mvmr.representations.teachers import (
     HALF_MEAN,
     IMAGENET_MEAN,
@@ -290,7 +290,7 @@ def test_cached_teacher_features_equal_fresh_ones(tmp_path: Path, imagenette_ima
     teacher = build_teacher("efficientnet-lite0", input_size=96)
     images = imagenette_images[:6]
     dataset = [(img, -1) for img in images]
-    cache = FeatureCache.build(tmp_path / "cache", dataset=dataset, representations=[teacher], image_size=96, batch_size=4, progress=False)
+    cache = build_cache(tmp_path / "cache", dataset=dataset, representations=[teacher], image_size=96, batch_size=4, progress=False)
     cached = cache.get(torch.tensor([5, 0, 3]))["teacher"]
     fresh = teacher(images[[5, 0, 3]])
     torch.testing.assert_close(cached, fresh, atol=2e-3 * float(fresh.abs().max()), rtol=1e-3)

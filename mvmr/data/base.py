@@ -79,10 +79,10 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image, label = self._load(self._check_index(int(index)))
-        image = adapt_channels(image, self.channels)
-        if self.size is not None:
+        image = to_float(adapt_channels(image, self.channels))
+        if self.size is not None:  # in float, as the training views resize their full image
             image = resize_center_crop(image, self.size)
-        return to_float(image), int(label)
+        return image, int(label)
 
     def with_size(self, size: int | None) -> "ImageDataset":
         """The same dataset with its images resized (shorter side) and centre-cropped to ``size``

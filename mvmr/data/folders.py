@@ -95,7 +95,7 @@ class FileImageDataset(ImageDataset):
     def _decode(self, index: int) -> torch.Tensor:
         path = self.path(index)
         try:
-            return decode_image(path, channels=self.channels or 3, draft_size=self.size)
+            return decode_image(path, channels=self.channels or 3)
         except _DECODE_ERRORS as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc
 

@@ -40,18 +40,16 @@ def is_image_file(path: Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def decode_image(path: Path, *, channels: int, draft_size: int | None = None) -> torch.Tensor:
-    """Decode the image file at ``path`` into a uint8 tensor (channels, H, W).
+def decode_image(path: Path, *, channels: int) -> torch.Tensor:
+    """Decode the image file at ``path``, at full resolution, into a uint8 tensor (channels, H, W).
 
-    ``channels`` is 1 (grayscale) or 3 (RGB). ``draft_size`` lets JPEG decoding skip detail
-    it would throw away: the decoder scales down by a power of two while keeping both sides
-    at least ``draft_size``. Any decoding failure propagates as the PIL/OS exception; the
-    caller turns it into a :class:`~mvmr.errors.DataError` naming the path.
+    ``channels`` is 1 (grayscale) or 3 (RGB). Always the whole image (no JPEG draft scaling):
+    the clean view, the feature cache and the augmented views all derive from the same pixels.
+    Any decoding failure propagates as the PIL/OS exception; the caller turns it into a
+    :class:`~mvmr.errors.DataError` naming the path.
     """
     mode = "L" if channels == 1 else "RGB"
     with Image.open(path) as img:
-        if draft_size is not None and img.format == "JPEG":
-            img.draft(mode, (draft_size, draft_size))
         if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA" and mode == "L"):
             img = img.convert("RGBA")
         img = img.convert(mode)
