@@ -323,6 +323,27 @@ def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: P
         torch.testing.assert_close(b[name], a[name], rtol=2e-3, atol=2e-3, msg=name)  # float16 storage
 
 
+def test_project_dim_applies_without_a_cache_and_equals_the_cached_projection(cifar10_root: Path, tmp_path: Path) -> None:
+    """representations.project_dim is not ignored when nothing is cached: the live features get the
+    same seeded projection the cache stores (so a run may switch between the two)."""
+    from mvmr.training.build import build_data, build_module
+
+    over = [f"representations.items={DETERMINISTIC_REPS}", "representations.project_dim=100"]
+    live_cfg = tiny_config(cifar10_root, tmp_path / "a", over)
+    cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [*over, f"representations.cache_dir={tmp_path / 'cache'}"])
+    data = build_data(live_cfg)
+    live, cached = build_module(live_cfg, data, tiny_model(), FEATURE_DIM), build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
+    for source in (*live.sources, *cached.sources):
+        source.prepare("cpu")
+    idx = torch.as_tensor(data.train_indices[:8])
+    x = torch.stack([data.views[int(i)][0] for i in idx])
+    a, b = live.targets(x, idx), cached.targets(x, idx)
+    # every one is wider than 100 at 16 px (pixels and local std 768, HOG 864): all projected to 100
+    assert {k: v.shape[1] for k, v in a.items()} == {k: v.shape[1] for k, v in b.items()} == {"pixels": 100, "hog": 100, "local_std": 100}
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=5e-3, atol=5e-3, msg=name)  # float16 storage
+
+
 # --------------------------------------------------------------------------------------------
 # demo
 # --------------------------------------------------------------------------------------------

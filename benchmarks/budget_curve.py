@@ -1,0 +1,164 @@
+"""Linear top-1 against the pretraining budget: MV-MR against its ablation and two peer methods.
+
+Each budget is a separate run of ``benchmarks/accuracy.py`` (its own cosine schedule, so a
+5-epoch row is a 5-epoch run, not the 5th epoch of a 20-epoch one) with the settings of the
+10,000-image table, and every row is resumable: a row whose ``result.json`` exists is skipped.
+
+Phases:
+
+1. seed 0 of every trained row at every budget (shortest budgets first), and the reference rows
+   (untrained encoder, raw pixels, HOG alone, ScatNet alone) once: they do not train;
+2. a second seed (1) for both rows of every pair whose seed-0 linear top-1 differ by less than
+   ``--close`` points at a budget (decided from the finished results, so it is reproducible).
+
+Output: ``<out>/budget_curve.md`` (one table: mean +- sd over the seeds run, and the seeds) and
+``<out>/budget_curve.png`` (linear top-1 against epochs, the reference rows as horizontal lines).
+
+    python benchmarks/budget_curve.py --out runs/cpu/budget            # everything, resumable
+    python benchmarks/budget_curve.py --out runs/cpu/budget --collect  # only the table and the plot
+    python benchmarks/budget_curve.py --out runs/cpu/budget --plan     # list the runs, run nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from itertools import combinations
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: the settings of the 10k table in docs/results.md (encoder, projector, optimiser, probe)
+TABLE_10K = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--batch-size", "64",
+             "--projector", "1024-1024-1024", "--lr", "1e-3", "--probe-epochs", "100"]
+TRAINED = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
+REFERENCES = ["random", "rep_pixels", "rep_hog", "rep_scatnet"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/cpu/budget")
+    p.add_argument("--budgets", default="1,2,5,10,20", help="pretraining epochs, comma-separated")
+    p.add_argument("--rows", default=",".join(TRAINED), help="trained rows of benchmarks/accuracy.py")
+    p.add_argument("--references", default=",".join(REFERENCES), help="reference rows (run once)")
+    p.add_argument("--close", type=float, default=3.0, help="run a second seed for two rows closer than this")
+    p.add_argument("--cache", default=None, help="feature-cache folder (default: <out>/rep-cache)")
+    p.add_argument("--collect", action="store_true", help="run nothing: write the table and the plot")
+    p.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
+    p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
+    return p.parse_args(argv)
+
+
+def _result(out: Path, key: str) -> dict | None:
+    path = out / key / "result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def second_seed_rows(out: Path, budget: int, rows: list[str], close: float) -> list[str]:
+    """Rows that need seed 1 at ``budget``: both members of every pair closer than ``close``."""
+    first = {r: _result(out / f"e{budget}", f"{r}@0") for r in rows}
+    need: set[str] = set()
+    for a, b in combinations(rows, 2):
+        if first[a] and first[b] and abs(first[a]["linear_top1"] - first[b]["linear_top1"]) < close:
+            need |= {a, b}
+    return [r for r in rows if r in need]
+
+
+def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
+    """(folder, row key, epochs) still missing, in the order they run; epochs None: a reference row."""
+    out, rows = Path(args.out), args.rows.split(",")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    todo = [(out / "reference", ref, None) for ref in args.references.split(",") if ref]
+    todo += [(out / f"e{b}", f"{r}@0", b) for b in budgets for r in rows]
+    todo += [(out / f"e{b}", f"{r}@1", b) for b in budgets for r in second_seed_rows(out, b, rows, args.close)]
+    return [t for t in todo if _result(t[0], t[1]) is None]
+
+
+def run(args: argparse.Namespace) -> None:
+    cache = args.cache or str(Path(args.out) / "rep-cache")
+    for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1
+        for folder, key, epochs in runs_to_do(args):
+            if phase == 1 and key.endswith("@1"):
+                continue
+            cmd = [sys.executable, str(HERE / "accuracy.py"), *TABLE_10K, "--seeds", "0,1", "--all-seeds",
+                   "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra]
+            print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder}", flush=True)
+            subprocess.call(cmd)
+
+
+def collect(args: argparse.Namespace) -> str:
+    out, rows = Path(args.out), args.rows.split(",")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    series: dict[str, list[tuple[int, list[float]]]] = {}
+    head = "| row | " + " | ".join(f"{b} ep" for b in budgets) + " |"
+    lines = [head, "|---|" + "---:|" * len(budgets)]
+    for row in rows:
+        cells = []
+        for b in budgets:
+            vals = [r["linear_top1"] for s in (0, 1) if (r := _result(out / f"e{b}", f"{row}@{s}"))]
+            series.setdefault(row, []).append((b, vals))
+            if not vals:
+                cells.append("not run")
+            elif len(vals) == 1:
+                cells.append(f"{vals[0]:.2f}")
+            else:
+                cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f} (2 seeds)")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    refs = {ref: _result(out / "reference", ref) for ref in args.references.split(",") if ref}
+    lines += ["", "| reference (no training) | linear top-1 | k-NN top-1 |", "|---|---:|---:|"]
+    lines += [f"| {k} | {r['linear_top1']:.2f} | {r['knn_top1']:.2f} |" if r else f"| {k} | not run | — |"
+              for k, r in refs.items()]
+    _plot(series, refs, out / "budget_curve.png")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for row, points in series.items():
+        pts = [(b, statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for b, v in points if v]
+        if pts:
+            xs, ys, sds = zip(*pts)
+            ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=row)
+    styles = iter(["--", ":", "-.", (0, (5, 1))])
+    for name, r in refs.items():
+        if r:
+            ax.axhline(r["linear_top1"], color="grey", linestyle=next(styles), linewidth=1.2,
+                       label=f"{name} ({r['linear_top1']:.1f})")
+    ax.set_xscale("log")
+    ax.set_xticks([b for b, _ in next(iter(series.values()))])
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("pretraining epochs on 10,000 CIFAR-10 images")
+    ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
+    ax.set_title("Accuracy against the pretraining budget (resnet18, 32 px)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.plan:
+        for folder, key, epochs in runs_to_do(args):
+            print(f"{key:20s} {epochs if epochs else '-':>4} epochs  {folder}")
+        return 0
+    if not args.collect:
+        run(args)
+    md = collect(args)
+    (Path(args.out) / "budget_curve.md").write_text(md, encoding="utf-8")
+    print(md, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
