@@ -13,7 +13,7 @@ differs. Rows:
   representation alone (``rep_hog``, ``rep_local_std``, ``rep_pixels``, ``rep_scatnet``)
 
 Evaluation for every row: linear probe top-1 (epoch chosen on a 10 % hold-out of the probe's
-training images) and weighted k-NN top-1 (k = 20), via :mod:`mvmr.evaluation`.
+training images) and weighted k-NN top-1 (k = 20), via :func:`mvmr.evaluation.evaluate_frozen`.
 
 Defaults: 10,000 fixed training images for pretraining, the full training set (50,000) for
 the probes, the full test set (10,000) for evaluation. Each row runs in its own subprocess so
@@ -179,8 +179,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
         return
     # reference rows: evaluation only
     from mvmr.config import load_config as _load
-    from mvmr.evaluation import resolve_encoder
-    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.evaluation import FeatureExtractor, evaluate_frozen, resolve_encoder, save_result
     from mvmr.representations import build
 
     t0 = time.perf_counter()
@@ -194,13 +193,16 @@ def run_one(args: argparse.Namespace, key: str) -> None:
                                      trainable=False)
     probe.image_size = 32
     train_ds, test_ds = ablation.probe_datasets(probe)
-    metrics = ablation.evaluate_extractor(extractor, train_ds, test_ds, probe, encoder=method, dataset=str(root),
-                                          save_dir=run_dir)
+    evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=probe.linear_config(), knn=probe.knn_config(),
+                                 encoder=method, dataset=str(root))
+    for protocol_result in evaluation.results:
+        save_result(run_dir, protocol_result)
+    metrics = evaluation.summary()
     wall = time.perf_counter() - t0
     result = {"key": key, **metrics, "pretrain_s": 0.0, "eval_s": round(wall, 1), "wall_s": round(wall, 1),
               "peak_rss_mib": round(ablation.peak_rss_mib(), 1), "seed": seed, "epochs": 0, **extra, "budget": "—",
               "pretrain_images": 0}
-    ablation._atomic_json(run_dir / ablation.RESULT_FILE, result)
+    ablation.save_row_result(run_dir, result)
     print(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall:.0f} s")
 
 
@@ -220,7 +222,7 @@ def collect(args: argparse.Namespace) -> str:
         if r is None:
             lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — |")
             continue
-        f = ablation._fmt
+        f = ablation.format_value
         lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
                      f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {f(r['pretrain_s'], 0)} | "
                      f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")

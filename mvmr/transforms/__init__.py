@@ -1,7 +1,8 @@
 """Image transforms shared by the data pipeline and the representations (pure torch).
 
 - :class:`PaperAugmentation`: the paper's augmentation of one image (section 7);
-- :func:`augment_batch`: the same, drawn independently for every image of a batch.
+- :func:`augment_batch`: the same, drawn independently for every image of a batch;
+- :mod:`mvmr.transforms.normalization`: the ImageNet and "half" mean/std, defined once.
 """
 
 from mvmr.transforms.augmentation import PaperAugmentation, augment_batch

@@ -22,7 +22,7 @@ efficientnet-lite) are imported only when a teacher of that kind is built.
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.factory import TEACHER_KINDS, build_teacher, parse_teacher_spec, teacher_representation
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
-from mvmr.representations.teachers.preprocess import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
+from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError
 
 __all__ = [
@@ -35,8 +35,4 @@ __all__ = [
     "build_teacher",
     "parse_teacher_spec",
     "teacher_representation",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "HALF_MEAN",
-    "HALF_STD",
 ]
