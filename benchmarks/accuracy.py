@@ -1,6 +1,7 @@
-"""Equal-budget accuracy benchmark on CIFAR-10: MV-MR variants vs VICReg and Barlow Twins.
+"""Equal-budget accuracy benchmark: MV-MR variants vs VICReg and Barlow Twins (CIFAR-10 or Imagenette).
 
-Every trained row uses the same encoder (torchvision resnet18 with its standard stem, at 32 px),
+Every trained row uses the same encoder (torchvision resnet18 with its standard stem, at 32 px on
+CIFAR-10 or 64 px on Imagenette-96),
 the same projector, the same augmentation (the paper's), the same optimiser and schedule, the
 same pretraining images and the same budget (epochs, or wall-clock minutes); only the loss
 differs. Rows:
@@ -8,12 +9,13 @@ differs. Rows:
 - ``mvmr_paper``: MV-MR as in the paper (L1 + L2 + L3, L3 maximises dCor^2, all five representations)
 - ``mvmr_reference_code``: the authors' code (L3 *minimised*, dCor as R; :data:`mvmr.losses.REFERENCE_CODE`)
 - ``l1``, ``l1_l2``, ``l1_l3``: MV-MR with loss terms removed (weights set to 0)
-- ``vicreg``, ``barlow_twins``: the losses of the ``lightly`` package (``pip install 'mvmr[bench]'``)
+- ``vicreg``, ``barlow_twins``: ``method=vicreg`` / ``method=barlow_twins`` of :mod:`mvmr.methods`
+  (the losses of the ``lightly`` package, ``pip install 'mvmr[bench]'``)
 - reference rows: ``random`` (a seeded random resnet18) and a probe on each hand-crafted
   representation alone (``rep_hog``, ``rep_local_std``, ``rep_pixels``, ``rep_scatnet``)
 
 Evaluation for every row: linear probe top-1 (epoch chosen on a 10 % hold-out of the probe's
-training images) and weighted k-NN top-1 (k = 20), via :mod:`mvmr.evaluation`.
+training images) and weighted k-NN top-1 (k = 20), via :func:`mvmr.evaluation.evaluate_frozen`.
 
 Defaults: 10,000 fixed training images for pretraining, the full training set (50,000) for
 the probes, the full test set (10,000) for evaluation. Each row runs in its own subprocess so
@@ -37,17 +39,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 from _data import SHARED_DATA, TEST_DATA, extract_once  # noqa: E402
 
-DEFAULT_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
+#: --dataset -> (archive in ../shared/data, its folder, test split, image size)
+DATASETS: dict[str, tuple[str, str, str, int]] = {
+    "cifar10": ("cifar10-jpeg.tar.gz", "cifar10", "test", 32),
+    "imagenette": ("imagenette96.tar.gz", "imagenette96", "val", 64),
+}
 
-#: method -> (label, MV-MR config overrides or None for a peer method)
-METHODS: dict[str, tuple[str, list[str] | None]] = {
+#: method -> (label, config overrides: every row is one config of the same run, only the loss differs)
+METHODS: dict[str, tuple[str, list[str]]] = {
     "mvmr_paper": ("MV-MR, paper (L1+L2+L3, L3 max.)", []),
     "mvmr_reference_code": ("MV-MR, reference code (L3 min., R)", ["loss.l3=minimize", "loss.squared=false"]),
     "l1": ("MV-MR, L1 only", ["loss.alpha=0", "loss.beta=0", "representations.items=[]"]),
     "l1_l2": ("MV-MR, L1+L2", ["loss.beta=0", "representations.items=[]"]),
     "l1_l3": ("MV-MR, L1+L3", ["loss.alpha=0"]),
-    "vicreg": ("VICReg (lightly)", None),
-    "barlow_twins": ("Barlow Twins (lightly)", None),
+    "vicreg": ("VICReg (lightly)", ["method=vicreg"]),
+    "barlow_twins": ("Barlow Twins (lightly)", ["method=barlow_twins"]),
 }
 REFERENCES: dict[str, str] = {
     "random": "random resnet18 (no training)",
@@ -60,10 +66,14 @@ REFERENCES: dict[str, str] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_ARCHIVE),
-                   help="CIFAR-10 ImageFolder root (train/, test/) or the .tar.gz holding cifar10/ (extracted to .test-data)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
+                   help="cifar10 (32 px, scored on test/) or imagenette (Imagenette-96 at 64 px, scored on val/)")
+    p.add_argument("--data", default=None,
+                   help="ImageFolder root, or the .tar.gz holding it (default: the dataset's archive in ../shared/data, "
+                        "extracted to .test-data)")
     p.add_argument("--out", default="runs/bench-accuracy", help="output folder (one sub-folder per row)")
-    p.add_argument("--pretrain-size", type=int, default=10_000, help="fixed subset (seed 0) of training images for pretraining")
+    p.add_argument("--pretrain-size", type=int, default=10_000,
+                   help="fixed subset (seed 0) of training images for pretraining (0: all of them)")
     p.add_argument("--probe-train-size", type=int, default=None, help="fixed subset of training images for the probes (default: all)")
     p.add_argument("--probe-test-size", type=int, default=None, help="fixed subset of test images (default: all)")
     p.add_argument("--epochs", type=int, default=100, help="pretraining epochs (the budget)")
@@ -87,12 +97,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------------ data
-def cifar_root(data: str) -> Path:
-    """The ImageFolder root (train/, test/), extracting the archive once into .test-data/."""
-    path = Path(data)
+def data_root(args: argparse.Namespace) -> Path:
+    """The ImageFolder root (train/ and a test split), extracting the archive once into .test-data/."""
+    archive, folder, _, _ = DATASETS[args.dataset]
+    path = Path(args.data) if args.data else SHARED_DATA / archive
     if path.is_dir():
         return path
-    return extract_once(path, "cifar10", hint="give --data ROOT or the .tar.gz")
+    return extract_once(path, folder, hint="give --data ROOT or the .tar.gz")
+
+
+def image_size(args: argparse.Namespace) -> int:
+    return DATASETS[args.dataset][3]
 
 
 def pretrain_root(root: Path, size: int) -> Path:
@@ -100,7 +115,7 @@ def pretrain_root(root: Path, size: int) -> Path:
     import numpy as np
 
     files = sorted(root.joinpath("train").glob("*/*.jpg"))
-    if size >= len(files):
+    if size <= 0 or size >= len(files):
         return root
     out = TEST_DATA / f"{root.name}-pretrain{size}"
     marker = out / ".done"
@@ -138,6 +153,7 @@ def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir
     gpu = torch.cuda.is_available()
     return [
         "data.kind=imagefolder", f"data.root={data_root}", "data.split=train", "data.subset=null",
+        f"data.image_size={image_size(args)}",
         f"data.batch_size={args.batch_size}", f"data.num_workers={args.num_workers}", "data.val_fraction=0",
         "model.encoder=resnet18", "model.small_images=false", f"model.projector='{args.projector}'",
         "optim.optimizer=adam", f"optim.lr={args.lr}", "optim.scheduler=cosine", "optim.warmup_epochs=0",
@@ -159,28 +175,22 @@ def run_one(args: argparse.Namespace, key: str) -> None:
 
     rows = {r[0]: r for r in all_rows(argparse.Namespace(**{**vars(args), "rows": None}))}
     _, method, seed = rows[key]
-    root = cifar_root(args.data)
+    root = data_root(args)
     run_dir = Path(args.out) / key
-    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_size=args.probe_train_size,
-                                   test_size=args.probe_test_size, epochs=args.probe_epochs)
+    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), test_split=DATASETS[args.dataset][2],
+                                   train_size=args.probe_train_size, test_size=args.probe_test_size,
+                                   image_size=image_size(args), epochs=args.probe_epochs)
     budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
     extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads()}
     if method in METHODS:
         config = ablation.with_shared_cache(load_config(
-            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + (METHODS[method][1] or [])))
+            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + METHODS[method][1]))
         overrides = {"max_time": {"minutes": args.minutes}} if args.minutes is not None else {}
-        if METHODS[method][1] is None:
-            from mvmr.training.peers import pretrain_peer
-
-            fn = lambda c: pretrain_peer(c, method, trainer_overrides=overrides)  # noqa: E731
-            ablation.run_row(config, probe, key=key, extra=extra, pretrain_fn=fn)
-        else:
-            ablation.run_row(config, probe, key=key, extra=extra, trainer_overrides=overrides)
+        ablation.run_row(config, probe, key=key, extra=extra, trainer_overrides=overrides)
         return
     # reference rows: evaluation only
     from mvmr.config import load_config as _load
-    from mvmr.evaluation import resolve_encoder
-    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.evaluation import FeatureExtractor, evaluate_frozen, resolve_encoder, save_result
     from mvmr.representations import build
 
     t0 = time.perf_counter()
@@ -192,15 +202,17 @@ def run_one(args: argparse.Namespace, key: str) -> None:
         kwargs = dict(specs[name].kwargs) if name in specs else {}
         extractor = FeatureExtractor(build(name, **kwargs), mean=None, std=None, description=f"representation:{name}",
                                      trainable=False)
-    probe.image_size = 32
     train_ds, test_ds = ablation.probe_datasets(probe)
-    metrics = ablation.evaluate_extractor(extractor, train_ds, test_ds, probe, encoder=method, dataset=str(root),
-                                          save_dir=run_dir)
+    evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=probe.linear_config(), knn=probe.knn_config(),
+                                 encoder=method, dataset=str(root))
+    for protocol_result in evaluation.results:
+        save_result(run_dir, protocol_result)
+    metrics = evaluation.summary()
     wall = time.perf_counter() - t0
     result = {"key": key, **metrics, "pretrain_s": 0.0, "eval_s": round(wall, 1), "wall_s": round(wall, 1),
               "peak_rss_mib": round(ablation.peak_rss_mib(), 1), "seed": seed, "epochs": 0, **extra, "budget": "—",
               "pretrain_images": 0}
-    ablation._atomic_json(run_dir / ablation.RESULT_FILE, result)
+    ablation.save_row_result(run_dir, result)
     print(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall:.0f} s")
 
 
@@ -220,7 +232,7 @@ def collect(args: argparse.Namespace) -> str:
         if r is None:
             lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — |")
             continue
-        f = ablation._fmt
+        f = ablation.format_value
         lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
                      f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {f(r['pretrain_s'], 0)} | "
                      f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
@@ -238,11 +250,11 @@ def collect(args: argparse.Namespace) -> str:
     md = "\n".join(lines) + "\n"
     if spread:
         md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
-    _plot(rows, results, Path(args.out) / "accuracy.png")
+    _plot(args, rows, results, Path(args.out) / "accuracy.png")
     return md
 
 
-def _plot(rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
+def _plot(args: argparse.Namespace, rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
     ran = [r for r in rows if results.get(r[0])]
     if not ran:
         return
@@ -258,8 +270,8 @@ def _plot(rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
     ax.bar(x + 0.2, [results[k]["knn_top1"] for k, _, _ in ran], 0.4, label="k-NN top-1")
     ax.set_xticks(x)
     ax.set_xticklabels([k for k, _, _ in ran], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("CIFAR-10 test accuracy (%)")
-    ax.set_title("Equal-budget comparison (resnet18, 32 px)")
+    ax.set_ylabel(f"{args.dataset} {DATASETS[args.dataset][2]} accuracy (%)")
+    ax.set_title(f"Equal-budget comparison (resnet18, {image_size(args)} px)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         run_one(args, args._row)
         return 0
     if args.print_overrides:
-        root = cifar_root(args.data)
+        root = data_root(args)
         print(" ".join(base_overrides(args, pretrain_root(root, args.pretrain_size), int(str(args.seeds).split(",")[0]), None)))
         return 0
     if args.list:
@@ -283,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     from mvmr.workflows import ablation
 
     if not args.collect:
-        root = cifar_root(args.data)
+        root = data_root(args)
         pretrain_root(root, args.pretrain_size)
         forwarded = [a for a in (sys.argv[1:] if argv is None else argv)]
         for key, _, _ in all_rows(args):

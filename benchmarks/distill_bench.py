@@ -28,7 +28,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mvmr.representations.teachers import IMAGENET_MEAN, IMAGENET_STD, Teacher, build_teacher
+from mvmr.representations.teachers import Teacher, build_teacher
+from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 from _data import SHARED_DATA, TEST_DATA, extract_once
 

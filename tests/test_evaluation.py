@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from mvmr.errors import CheckpointError, ConfigError, DataError
-from mvmr.evaluation import encoders, features, knn, linear, metrics, subsets
+from mvmr.data import DatasetSubset
+from mvmr.evaluation import dataset_info, encoders, frozen, knn, linear, metrics, subsets
 from mvmr.evaluation.embed import EmbedConfig, embed_on_features, plot_embedding
 from mvmr.evaluation.finetune import FinetuneConfig, choose_labelled_subset, run_finetune
 from mvmr.evaluation.report import build_report, write_report
@@ -43,8 +44,8 @@ class CountingDataset(torch.utils.data.Dataset):
 
     def __init__(self, dataset):
         self.dataset = dataset
-        self.classes = features.dataset_classes(dataset)
-        self.labels = features.dataset_labels(dataset)
+        self.classes = dataset_info.dataset_classes(dataset)
+        self.labels = dataset_info.dataset_labels(dataset)
         self.reads = Counter()
 
     def __len__(self):
@@ -59,7 +60,7 @@ def _cifar(root: Path, split: str, n: int, seed: int = 0):
     from mvmr.data import build_dataset
 
     ds = build_dataset("imagefolder", root, split=split)
-    return features.IndexedSubset(ds, subsets.stratified_limit(features.dataset_labels(ds), n, seed=seed))
+    return DatasetSubset(ds, subsets.stratified_limit(dataset_info.dataset_labels(ds), n, seed=seed))
 
 
 def _toy(n_per_class: int, num_classes: int, dim: int, *, sep: float, seed: int, noise_seed: int = 0):
@@ -103,7 +104,7 @@ def test_linear_probe_on_random_encoder_is_above_chance_and_far_from_solved(cifa
     train = _cifar(cifar10_root, "train", 500)
     test = CountingDataset(_cifar(cifar10_root, "test", 200))
     seen = {}
-    real_fit = linear.fit_with_selection
+    real_fit = frozen.fit_with_selection
 
     def spy(train_src, val, **kw):
         # selection happens before a single test image has been read
@@ -112,9 +113,9 @@ def test_linear_probe_on_random_encoder_is_above_chance_and_far_from_solved(cifa
         seen["train_rows"] = int(train_src[0].shape[0])
         return real_fit(train_src, val, **kw)
 
-    monkeypatch.setattr(linear, "fit_with_selection", spy)
+    monkeypatch.setattr(frozen, "fit_with_selection", spy)
     cfg = linear.LinearConfig(epochs=30, lr=1e-3, device="cpu", progress=False, seed=0)
-    result = linear.run_linear(_random_resnet18(), train, test, config=cfg, encoder="random:resnet18")
+    result = frozen.run_linear(_random_resnet18(), train, test, config=cfg, encoder="random:resnet18")
     m = result.metrics
     assert seen["test_reads_at_selection"] == 0
     assert seen["train_rows"] + seen["val_rows"] == 500 and seen["val_rows"] == 50
@@ -128,7 +129,7 @@ def test_augmented_linear_probe_reextracts_train_views_each_epoch(cifar10_root):
     train = CountingDataset(_cifar(cifar10_root, "train", 60))
     test = CountingDataset(_cifar(cifar10_root, "test", 20))
     cfg = linear.LinearConfig(epochs=3, lr=1e-3, augment=True, val_fraction=0.2, device="cpu", progress=False)
-    result = linear.run_linear(_random_resnet18(), train, test, config=cfg)
+    result = frozen.run_linear(_random_resnet18(), train, test, config=cfg)
     assert result.key == "linear-augment" and len(result.details["history"]) == 3
     val_idx = set(subsets.stratified_split(train.labels, 0.2, seed=0)[1].tolist())
     assert all(train.reads[i] == (1 if i in val_idx else 3) for i in range(60))  # one view per epoch
@@ -247,7 +248,7 @@ def test_finetune_subset_saved_and_reusable(cifar10_root, tmp_path):
     cfg = FinetuneConfig(fraction=0.1, epochs=1, batch_size=16, device="cpu", progress=False, seed=3, max_val=30)
     result = run_finetune(_random_resnet18(), train, test, config=cfg, out_dir=tmp_path, encoder="random:resnet18")
     labelled = np.asarray(result.details["labelled_indices"])
-    labels = features.dataset_labels(train)
+    labels = dataset_info.dataset_labels(train)
     assert Counter(labels[labelled].tolist()) == {c: 2 for c in range(10)}
     assert result.key == "finetune-10pct" and result.metrics["num_labelled"] == 20
     assert 0.0 <= result.metrics["test_top1"] <= 100.0 and result.metrics["num_val"] == 20
@@ -262,7 +263,7 @@ def test_finetune_subset_saved_and_reusable(cifar10_root, tmp_path):
 
 
 def test_finetune_refuses_fixed_representation():
-    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.evaluation.extractor import FeatureExtractor
 
     ext = FeatureExtractor(torch.nn.Flatten(), mean=None, std=None, description="representation:x", trainable=False)
     with pytest.raises(ConfigError, match="trainable"):
@@ -515,7 +516,7 @@ def test_class_mismatch_is_a_clear_error(tmp_path, cifar10_root, capsys):
     tr = build_dataset("imagefolder", root, split="train")
     te = build_dataset("imagefolder", root, split="test")
     with pytest.raises(DataError, match=r"only in train: frog; only in test: ship"):
-        features.check_same_classes(tr, te)
+        dataset_info.check_same_classes(tr, te)
     rc = main(["evaluate", "knn", "--encoder", "random:resnet18", "--data", str(root), "--out", str(tmp_path / "r"),
                "--no-progress"])
     assert rc == 2

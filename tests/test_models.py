@@ -13,7 +13,6 @@ from mvmr.errors import CheckpointError, ConfigError
 from mvmr.models import (
     MVMRModel,
     Projector,
-    atomic_torch_save,
     build_encoder,
     build_model,
     encoder_spec,
@@ -22,7 +21,8 @@ from mvmr.models import (
     parse_projector_spec,
     save_backbone,
 )
-from mvmr.models import state_io
+from mvmr.utils import atomic
+from mvmr.utils.atomic import atomic_torch_save
 
 
 @pytest.fixture(scope="module")
@@ -232,7 +232,7 @@ def test_atomic_write_leaves_no_partial_file(small_model: MVMRModel, tmp_path: P
         f.write(b"PK partial bytes")  # type: ignore[attr-defined]
         raise OSError("disk full")
 
-    monkeypatch.setattr(state_io.torch, "save", failing_save)
+    monkeypatch.setattr(atomic.torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         save_backbone(small_model, target, format="pt")
     assert list(tmp_path.iterdir()) == []
@@ -244,7 +244,7 @@ def test_atomic_write_leaves_no_partial_file(small_model: MVMRModel, tmp_path: P
     def failing_fsync(fd: int) -> None:
         raise OSError("I/O error")
 
-    monkeypatch.setattr(state_io.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="I/O error"):
         save_backbone(small_model, target, format="safetensors", metadata={"epochs": 99})
     assert target.read_bytes() == before  # the old file is untouched

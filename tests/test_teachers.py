@@ -19,16 +19,9 @@ from conftest import load_images
 from mvmr.errors import CheckpointError, DataError
 from mvmr.cache import CachedDataset, build_cache
 from mvmr.representations import build
-from mvmr.representations.teachers import (
-    HALF_MEAN,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ImagePreprocess,
-    PrecomputedEmbeddings,
-    Teacher,
-    build_teacher,
-)
+from mvmr.representations.teachers import ImagePreprocess, PrecomputedEmbeddings, Teacher, build_teacher
 from mvmr.representations.teachers.clip import CLIP_MEAN, CLIP_STD
+from mvmr.transforms.normalization import HALF_MEAN, IMAGENET_MEAN, IMAGENET_STD
 
 # Imagenette class folder -> ImageNet-1k class index
 IMAGENETTE_TO_IMAGENET = {

@@ -106,8 +106,11 @@ def _test_split(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mvmr.data import DatasetSubset
     from mvmr.errors import ConfigError
-    from mvmr.evaluation import encoders, features
+    from mvmr.evaluation import encoders
+    from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels
+    from mvmr.evaluation.extractor import FeatureExtractor
     from mvmr.evaluation.results import format_metrics_table, save_result
     from mvmr.evaluation.subsets import stratified_limit
 
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else _default_run_dir(args)
     random_source = bool(args.encoder and args.encoder.startswith("random:"))
 
-    def build_extractor(image_size: int | None, channels: int) -> features.FeatureExtractor:
+    def build_extractor(image_size: int | None, channels: int) -> FeatureExtractor:
         small = args.small_images == "yes" or (args.small_images == "auto" and image_size is not None and image_size <= 96)
         return encoders.resolve_encoder(
             checkpoint=args.checkpoint, encoder=args.encoder, weights=args.weights, representation=args.representation,
@@ -143,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         ds = build_dataset(args.dataset, args.data, split=split, size=args.image_size, download=False,
                            skip_corrupt=args.skip_corrupt, channels=channels)
         if limit is not None:
-            ds = features.IndexedSubset(ds, stratified_limit(features.dataset_labels(ds), limit, seed=args.seed))
+            ds = DatasetSubset(ds, stratified_limit(dataset_labels(ds), limit, seed=args.seed))
         return ds
 
     train_split, test_split = args.train_split or "train", _test_split(args)
@@ -156,12 +159,12 @@ def run(args: argparse.Namespace) -> int:
         channels = args.channels or extractor.metadata.get("in_chans") or (None if args.representation else 3)
         train_ds = load(train_split, channels, args.limit_train)
     test_ds = load(test_split, channels, args.limit_test)
-    features.check_same_classes(train_ds, test_ds, names=(train_split, test_split))
+    check_same_classes(train_ds, test_ds, names=(train_split, test_split))
     data_desc = f"{args.dataset}:{args.data} ({train_split} {len(train_ds)} / {test_split} {len(test_ds)})"
     common: dict[str, Any] = dict(encoder=extractor.description, dataset=data_desc)
 
     if args.protocol == "linear":
-        from mvmr.evaluation.linear import run_linear
+        from mvmr.evaluation.frozen import run_linear
 
         results = [run_linear(extractor, train_ds, test_ds, config=_linear_config(args, progress), image_size=args.image_size, **common)]
     elif args.protocol == "knn":
@@ -216,47 +219,18 @@ def _embed_config(args: argparse.Namespace, progress: bool) -> Any:
 
 def _run_all(args: argparse.Namespace, extractor: Any, train_ds: Any, test_ds: Any, run_dir: Path, progress: bool,
              common: dict[str, Any]) -> list[Any]:
-    """linear + knn + embed on one extraction of every split (the fast path only)."""
-    import torch
-
+    """linear + knn (:func:`~mvmr.evaluation.frozen.evaluate_frozen`) + embed on one extraction of every split."""
     from mvmr.errors import ConfigError
-    from mvmr.evaluation.embed import embed_on_features
-    from mvmr.evaluation.features import IndexedSubset, check_same_classes, dataset_labels, extract_features
-    from mvmr.evaluation.knn import knn_on_features
-    from mvmr.evaluation.linear import evaluate_classifier, fit_with_selection
-    from mvmr.evaluation.results import ProtocolResult
-    from mvmr.evaluation.subsets import stratified_split
+    from mvmr.evaluation.embed import embed_result
+    from mvmr.evaluation.frozen import evaluate_frozen
 
     if args.augment:
         raise ConfigError("--augment is not available with 'all' (it shares one feature extraction); run 'linear --augment'")
-    classes = check_same_classes(train_ds, test_ds)
-    lin_cfg, knn_cfg, emb_cfg = _linear_config(args, progress), _knn_config(args, progress), _embed_config(args, progress)
-    train_idx, val_idx = stratified_split(dataset_labels(train_ds), lin_cfg.val_fraction, seed=args.seed)
-    kw = dict(batch_size=lin_cfg.extract_batch_size, device=args.device, num_workers=args.num_workers, progress=progress)
-    train = extract_features(extractor, IndexedSubset(train_ds, train_idx), desc="train features", **kw)
-    val = extract_features(extractor, IndexedSubset(train_ds, val_idx), desc="val features", **kw) if len(val_idx) else None
-    n_cls = len(classes)
-    # The epoch is chosen before any test image is read.
-    selected = fit_with_selection(train, val, num_classes=n_cls, config=lin_cfg)
-    test = extract_features(extractor, test_ds, desc="test features", **kw)
-    lin_metrics = {**evaluate_classifier(selected.classifier, *test, prefix="test_"), **selected.val_metrics,
-                   "chosen_epoch": selected.chosen_epoch}
-    sizes = dict(num_test=int(test[0].shape[0]), num_classes=n_cls, feature_dim=int(test[0].shape[1]))
-    lin_metrics.update(epochs=lin_cfg.epochs, num_train=len(train_idx), num_val=len(val_idx), **sizes)
-    bank = train if val is None else (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]]))
-    knn_metrics = knn_on_features(bank, test, num_classes=n_cls, config=knn_cfg)
-    knn_metrics.update(k=knn_cfg.k, num_train=int(bank[0].shape[0]), **sizes)
-    method = emb_cfg.resolved_method()
-    png, n_points = embed_on_features(
-        test[0], test[1], run_dir / "plots" / f"embed-{method}.png", config=emb_cfg, class_names=classes,
-        title=f"{method}: {common['encoder']}",
-    )
-    return [
-        ProtocolResult("linear", lin_metrics, config=lin_cfg.summary(), details={"history": selected.history}, **common),
-        ProtocolResult("knn", knn_metrics, config=knn_cfg.summary(), **common),
-        ProtocolResult("embed", {"num_test": n_points, "feature_dim": sizes["feature_dim"]}, variant=method,
-                       config=emb_cfg.summary(), artifacts={"map": str(png)}, **common),
-    ]
+    evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=_linear_config(args, progress),
+                                 knn=_knn_config(args, progress), **common)
+    embed = embed_result(*evaluation.test_features, run_dir, config=_embed_config(args, progress),
+                         class_names=evaluation.linear.details["classes"], **common)
+    return [*evaluation.results, embed]
 
 
 def _finish(run_dir: Path, results: list[Any], save_result: Any, format_metrics_table: Any) -> int:

@@ -6,7 +6,7 @@ training items ``(x_clean, x_aug, index, label)``.
 
 - :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist)
 - :class:`TwoViews` (the augmentation is :class:`mvmr.transforms.PaperAugmentation`)
-- :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`
+- :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`, :func:`random_subset`
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mvmr.data.datasets import DATASET_KINDS, build_dataset
 from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
 from mvmr.data.folders import FileImageDataset
 from mvmr.data.image_utils import resize_center_crop
-from mvmr.data.loaders import DatasetSubset, make_loader, seed_worker, split_train_val
+from mvmr.data.loaders import DatasetSubset, make_loader, random_subset, seed_worker, split_train_val
 from mvmr.data.views import TwoViews
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "TwoViews",
     "build_dataset",
     "make_loader",
+    "random_subset",
     "resize_center_crop",
     "seed_worker",
     "split_train_val",

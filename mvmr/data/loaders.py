@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from mvmr.data.base import hash_parts
 from mvmr.errors import ConfigError, DataError
 
-__all__ = ["DatasetSubset", "make_loader", "seed_worker", "split_train_val", "dataset_labels"]
+__all__ = ["DatasetSubset", "random_subset", "make_loader", "seed_worker", "split_train_val", "dataset_labels"]
 
 
 def dataset_labels(dataset: Dataset) -> np.ndarray | None:
@@ -62,6 +62,15 @@ class DatasetSubset(Dataset):
 
     def __repr__(self) -> str:
         return f"DatasetSubset(n={len(self)} of {self.dataset!r})"
+
+
+def random_subset(dataset: Dataset, size: int | None, seed: int) -> Dataset:
+    """``size`` items of ``dataset`` drawn at random (seeded: the same seed, the same items), in dataset
+    order; ``dataset`` itself when ``size`` is None or not smaller than the dataset."""
+    n = len(dataset)  # type: ignore[arg-type]
+    if size is None or size >= n:
+        return dataset
+    return DatasetSubset(dataset, np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False)))
 
 
 def split_train_val(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[DatasetSubset, DatasetSubset]:

@@ -17,12 +17,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError
-from mvmr.evaluation.features import IndexedSubset, dataset_classes, dataset_labels, extract_features
+from mvmr.evaluation.dataset_info import dataset_classes, dataset_labels
+from mvmr.evaluation.extraction import ExtractionSettings, extract_features
 from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import stratified_limit
+from mvmr.utils.atomic import atomic_write
 
-__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "run_embed", "available_methods"]
+__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "embed_result", "run_embed", "available_methods"]
 
 
 def available_methods() -> list[str]:
@@ -31,17 +34,13 @@ def available_methods() -> list[str]:
 
 
 @dataclass
-class EmbedConfig:
+class EmbedConfig(ExtractionSettings):
     """Settings of the 2-D map."""
 
     method: str = "auto"
     max_points: int = 5000
     perplexity: float = 30.0
     seed: int = 0
-    device: str = "auto"
-    extract_batch_size: int = 256
-    num_workers: int = 0
-    progress: bool = True
 
     def resolved_method(self) -> str:
         if self.method == "auto":
@@ -112,12 +111,7 @@ def plot_embedding(
     if len(classes) <= 20:
         ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, markerscale=2.5, frameon=False)
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, format="png")
-    os.replace(tmp, out)
-    return out
+    return atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 
 def embed_on_features(
@@ -138,6 +132,16 @@ def embed_on_features(
     return out, int(keep.size)
 
 
+def embed_result(features: torch.Tensor, labels: torch.Tensor, out_dir: str | os.PathLike[str], *, config: EmbedConfig,
+                 class_names: Sequence[str], encoder: str = "", dataset: str = "") -> ProtocolResult:
+    """Draw the map of test features into ``out_dir/plots/embed-<method>.png`` and record it as a result."""
+    method = config.resolved_method()
+    out, n = embed_on_features(features, labels, Path(out_dir) / "plots" / f"embed-{method}.png", config=config,
+                               class_names=class_names, title=f"{method}: {encoder}")
+    return ProtocolResult(protocol="embed", variant=method, metrics={"num_test": n, "feature_dim": int(features.shape[1])},
+                          encoder=encoder, dataset=dataset, config=config.summary(), artifacts={"map": str(out)})
+
+
 def run_embed(
     extractor: nn.Module,
     test_dataset: Dataset,
@@ -149,24 +153,8 @@ def run_embed(
 ) -> ProtocolResult:
     """Extract features of (a class-balanced sample of) the test set and draw their 2-D map."""
     config = config or EmbedConfig()
-    method = config.resolved_method()
-    labels = dataset_labels(test_dataset)
-    keep = stratified_limit(labels, config.max_points, seed=config.seed)
-    subset = IndexedSubset(test_dataset, keep)
-    feats, labs = extract_features(
-        extractor, subset, batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers,
-        progress=config.progress, desc="test features",
-    )
-    path = Path(out_dir) / "plots" / f"embed-{method}.png"
-    out, n = embed_on_features(
-        feats, labs, path, config=config, class_names=dataset_classes(test_dataset), title=f"{method}: {encoder}"
-    )
-    return ProtocolResult(
-        protocol="embed",
-        variant=method,
-        metrics={"num_test": n, "feature_dim": int(feats.shape[1])},
-        encoder=encoder,
-        dataset=dataset,
-        config=config.summary(),
-        artifacts={"map": str(out)},
-    )
+    config.resolved_method()  # an unavailable method fails before any image is read
+    keep = stratified_limit(dataset_labels(test_dataset), config.max_points, seed=config.seed)
+    feats, labs = extract_features(extractor, DatasetSubset(test_dataset, keep), desc="test features", **config.extraction())
+    return embed_result(feats, labs, out_dir, config=config, class_names=dataset_classes(test_dataset), encoder=encoder,
+                        dataset=dataset)

@@ -1,13 +1,13 @@
-"""Turn what the user points at into a :class:`~mvmr.evaluation.features.FeatureExtractor`.
+"""Turn what the user points at into a :class:`~mvmr.evaluation.extractor.FeatureExtractor`.
 
 Sources (exactly one):
 
 - ``checkpoint=PATH``: an exported backbone (``.safetensors``/``.pt`` written by
   :func:`mvmr.models.save_backbone`; architecture and normalisation from its metadata), or a
-  Lightning ``.ckpt`` of pretraining/distillation (read with ``torch.load(weights_only=True)``;
-  the encoder's weights are the ``state_dict`` entries under the encoder prefix, usually
-  ``model.encoder.``; the architecture comes from ``arch``, the hyper-parameters, or the
-  ResNet weights themselves).
+  Lightning ``.ckpt`` of pretraining/distillation (read by :func:`mvmr.models.read_lightning_checkpoint`
+  with ``torch.load(weights_only=True)``; the encoder's weights are the ``state_dict`` entries
+  under the encoder prefix, usually ``model.encoder.``; the architecture comes from ``arch``, the
+  hyper-parameters, or the ResNet weights themselves).
 - ``encoder="random:resnet18"`` (or ``random:timm:<name>``): a seeded random initialisation, the
   baseline row of a results table.
 - ``encoder="torchvision:<name>"`` / ``"timm:<name>"`` with ``weights=FILE``: any torchvision or
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from mvmr.errors import CheckpointError, ConfigError
-from mvmr.evaluation.features import IMAGENET_MEAN, IMAGENET_STD, FeatureExtractor
+from mvmr.evaluation.extractor import FeatureExtractor
+from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 
 __all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix", "infer_resnet_arch"]
 
@@ -53,7 +53,7 @@ def parse_encoder_spec(spec: str) -> tuple[str, str]:
 
 
 def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) -> FeatureExtractor:
-    from mvmr.models import build_encoder, default_mean_std
+    from mvmr.models import build_encoder
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -71,23 +71,11 @@ def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, t
     return dict(state)
 
 
-def _remove_head(model: nn.Module, name: str) -> None:
-    """Replace the final Linear of a torchvision classifier by identity (fc / head / classifier / heads)."""
-    for attr in ("fc", "head", "heads", "classifier"):
-        head = getattr(model, attr, None)
-        if isinstance(head, nn.Linear):
-            setattr(model, attr, nn.Identity())
-            return
-        if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.Linear):
-            head[-1] = nn.Identity()
-            return
-    raise ConfigError(f"cannot find the classification head of torchvision:{name} (looked for fc/head/heads/classifier)")
-
-
 def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
     import torchvision.models as tvm
 
     from mvmr.models import load_state_dict_strict, read_state_dict
+    from mvmr.representations.teachers.classifiers import replace_last_linear
 
     try:
         builder = tvm.get_model_builder(name)
@@ -111,7 +99,7 @@ def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> F
     state, _ = read_state_dict(weights)
     state = _strip_prefix(state, "module.")
     load_state_dict_strict(model, state, source=f"weights file {weights}")
-    _remove_head(model, name)
+    replace_last_linear(model)
     return FeatureExtractor(
         model, mean=IMAGENET_MEAN, std=IMAGENET_STD, description=f"torchvision:{name}",
         metadata={"encoder": f"torchvision:{name}", "weights": str(weights)},
@@ -257,19 +245,10 @@ def load_lightning_encoder(
     Normalisation: the ``<model>.mean``/``std`` buffers next to the encoder, else the
     hyper-parameters, else the defaults for the channel count.
     """
-    from mvmr.models import build_encoder, default_mean_std, load_state_dict_strict
+    from mvmr.models import build_encoder, load_state_dict_strict, read_lightning_checkpoint
 
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise CheckpointError(
-            f"cannot read {p} with torch.load(weights_only=True) (corrupt, or it pickles custom objects): {exc}"
-        ) from exc
-    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
-        raise CheckpointError(f"{p} is not a Lightning checkpoint (no 'state_dict' entry)")
+    ckpt = read_lightning_checkpoint(p)
     state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
     hparams = ckpt.get("hyper_parameters") or {}
     prefix = find_encoder_prefix(state, prefix=encoder_prefix)
@@ -359,8 +338,6 @@ def resolve_encoder(
         return _representation_extractor(representation)
     if checkpoint:
         path = Path(checkpoint)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint not found: {path}")
         if path.suffix == ".ckpt":
             return load_lightning_encoder(path, arch=arch, encoder_prefix=encoder_prefix)
         return _backbone_extractor(path)

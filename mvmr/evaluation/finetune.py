@@ -30,18 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError, DataError
-from mvmr.evaluation.features import (
-    AugmentedDataset,
-    IndexedSubset,
-    _collate,
-    check_same_classes,
-    dataset_labels,
-    dataset_paths,
-    default_train_augmentation,
-    extract_features,
-    resolve_device,
-)
+from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels, dataset_paths
+from mvmr.evaluation.extraction import ExtractionSettings, collate_labelled, extract_features, resolve_device
+from mvmr.evaluation.probe_augmentation import AugmentedDataset, RandomCropFlip
 from mvmr.evaluation.metrics import classification_metrics
 from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import (
@@ -57,8 +50,9 @@ __all__ = ["FinetuneConfig", "FinetuneModel", "choose_labelled_subset", "run_fin
 
 
 @dataclass
-class FinetuneConfig:
-    """Settings of semi-supervised fine-tuning (paper defaults)."""
+class FinetuneConfig(ExtractionSettings):
+    """Settings of semi-supervised fine-tuning (paper defaults); the validation and test logits are
+    computed as :class:`~mvmr.evaluation.extraction.ExtractionSettings` says."""
 
     fraction: float | None = 0.01
     subset_file: str | None = None
@@ -71,10 +65,6 @@ class FinetuneConfig:
     seed: int = 0
     augment: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)
-    device: str = "auto"
-    eval_batch_size: int = 256
-    num_workers: int = 0
-    progress: bool = True
 
     def validate(self) -> None:
         if self.subset_file is None and self.fraction is None:
@@ -153,13 +143,6 @@ def _has_batchnorm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-def _logits(model: nn.Module, dataset: Dataset, config: FinetuneConfig, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return extract_features(
-        model, dataset, batch_size=config.eval_batch_size, device=config.device, num_workers=config.num_workers,
-        progress=config.progress, desc=desc,
-    )
-
-
 def run_finetune(
     extractor: nn.Module,
     train_dataset: Dataset,
@@ -196,9 +179,9 @@ def run_finetune(
         artifacts["subset"] = str(saved)
 
     dev = resolve_device(config.device)
-    labelled_ds: Dataset = IndexedSubset(train_dataset, labelled)
+    labelled_ds: Dataset = DatasetSubset(train_dataset, labelled)
     if config.augment:
-        labelled_ds = AugmentedDataset(labelled_ds, default_train_augmentation(image_size, scale=config.crop_scale))
+        labelled_ds = AugmentedDataset(labelled_ds, RandomCropFlip(image_size, scale=config.crop_scale))
 
     model_extractor = copy.deepcopy(extractor)
     for p in model_extractor.parameters():
@@ -218,9 +201,9 @@ def run_finetune(
     drop_last = _has_batchnorm(model) and n % config.batch_size == 1 and n > 1
     loader = DataLoader(
         labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=config.num_workers,
-        collate_fn=_collate, drop_last=drop_last, pin_memory=dev.type == "cuda",
+        collate_fn=collate_labelled, drop_last=drop_last, pin_memory=dev.type == "cuda",
     )
-    val_ds = IndexedSubset(train_dataset, val) if val.size else None
+    val_ds = DatasetSubset(train_dataset, val) if val.size else None
     best_score, best_epoch, best_state = -math.inf, config.epochs, None
     best_val: dict[str, float] = {}
     history: list[dict[str, float]] = []
@@ -238,7 +221,7 @@ def run_finetune(
             seen += targets.numel()
         record: dict[str, float] = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         if val_ds is not None:
-            logits, val_labels = _logits(model, val_ds, config, f"val (epoch {epoch})")
+            logits, val_labels = extract_features(model, val_ds, desc=f"val (epoch {epoch})", **config.extraction())
             metrics = classification_metrics(logits, val_labels, prefix="val_")
             record.update(metrics)
             if metrics["val_top1"] > best_score:
@@ -247,7 +230,7 @@ def run_finetune(
         history.append(record)
     if best_state is not None:
         model.load_state_dict(best_state)
-    test_logits, test_labels = _logits(model, test_dataset, config, "test")
+    test_logits, test_labels = extract_features(model, test_dataset, desc="test", **config.extraction())
     metrics = classification_metrics(test_logits, test_labels, prefix="test_")
     metrics.update(best_val)
     metrics.update(

@@ -20,24 +20,21 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mvmr.errors import ConfigError
-from mvmr.evaluation.features import check_same_classes, extract_features, resolve_device
+from mvmr.evaluation.dataset_info import check_same_classes
+from mvmr.evaluation.extraction import ExtractionSettings, extract_features, resolve_device
 from mvmr.evaluation.metrics import classification_metrics
 from mvmr.evaluation.results import ProtocolResult
 
-__all__ = ["KNNConfig", "knn_scores", "knn_on_features", "run_knn"]
+__all__ = ["KNNConfig", "knn_scores", "knn_on_features", "knn_result", "run_knn"]
 
 
 @dataclass
-class KNNConfig:
+class KNNConfig(ExtractionSettings):
     """Settings of the weighted k-NN classifier."""
 
     k: int = 20
     temperature: float = 0.07
     max_similarity_elements: int = 1 << 26
-    device: str = "auto"
-    extract_batch_size: int = 256
-    num_workers: int = 0
-    progress: bool = True
 
     def validate(self) -> None:
         if self.k < 1:
@@ -115,6 +112,15 @@ def knn_on_features(
     return classification_metrics(scores, test[1].long(), prefix="test_")
 
 
+def knn_result(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *, classes: list[str],
+               config: KNNConfig, encoder: str = "", dataset: str = "") -> ProtocolResult:
+    """Score the test features once against the training bank, and record the settings and sizes."""
+    metrics = knn_on_features(train, test, num_classes=len(classes), config=config)
+    metrics.update(k=config.k, num_train=int(train[0].shape[0]), num_test=int(test[0].shape[0]), num_classes=len(classes),
+                   feature_dim=int(train[0].shape[1]))
+    return ProtocolResult("knn", metrics, encoder=encoder, dataset=dataset, config=config.summary(), details={"classes": classes})
+
+
 def run_knn(
     extractor: nn.Module,
     train_dataset: Dataset,
@@ -128,21 +134,6 @@ def run_knn(
     config = config or KNNConfig()
     config.validate()
     classes = check_same_classes(train_dataset, test_dataset)
-    common = dict(
-        batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers, progress=config.progress
-    )
-    train = extract_features(extractor, train_dataset, desc="train features", **common)
-    test = extract_features(extractor, test_dataset, desc="test features", **common)
-    metrics = knn_on_features(train, test, num_classes=len(classes), config=config)
-    metrics.update(
-        k=config.k, num_train=int(train[0].shape[0]), num_test=int(test[0].shape[0]), num_classes=len(classes),
-        feature_dim=int(train[0].shape[1]),
-    )
-    return ProtocolResult(
-        protocol="knn",
-        metrics=metrics,
-        encoder=encoder,
-        dataset=dataset,
-        config=config.summary(),
-        details={"classes": classes},
-    )
+    train = extract_features(extractor, train_dataset, desc="train features", **config.extraction())
+    test = extract_features(extractor, test_dataset, desc="test features", **config.extraction())
+    return knn_result(train, test, classes=classes, config=config, encoder=encoder, dataset=dataset)

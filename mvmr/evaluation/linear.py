@@ -2,22 +2,17 @@
 
 Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 256, 100 epochs.
 
-Protocol, and why the test set is touched once:
+Why the test set is touched once:
 
 1. ``val_fraction`` of the *training* set is held out (stratified, seeded).
 2. :func:`fit_with_selection` trains the classifier on the rest and picks the epoch with the
    best validation score. Its signature has no place for test data: it only ever sees the
-   training and validation features, and :func:`run_linear` reads no test image before it
-   returns.
+   training and validation features.
 3. :func:`evaluate_classifier` scores the chosen weights on the test features, once.
 
 By default the features are standardised with training-set statistics before the linear layer
-(an affine map that folds into it; ``standardize=False`` turns it off).
-
-Fast path (default): features of every split are extracted once (frozen encoder in eval mode)
-and the classifier trains on the cached tensors, which takes seconds. With ``augment=True``
-the training features are re-extracted every epoch from augmented views (random resized
-crop + flip): slower, closer to the classic ImageNet recipe.
+(an affine map that folds into it; ``standardize=False`` turns it off). The protocol on datasets
+(features extracted once, or augmented views) is :mod:`mvmr.evaluation.frozen`.
 """
 
 from __future__ import annotations
@@ -30,21 +25,10 @@ from typing import Any, Callable, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from mvmr.errors import ConfigError
-from mvmr.evaluation.features import (
-    AugmentedDataset,
-    IndexedSubset,
-    check_same_classes,
-    dataset_labels,
-    default_train_augmentation,
-    extract_features,
-    resolve_device,
-)
+from mvmr.evaluation.extraction import ExtractionSettings, resolve_device
 from mvmr.evaluation.metrics import classification_metrics, mean_average_precision
-from mvmr.evaluation.results import ProtocolResult
-from mvmr.evaluation.subsets import random_split, stratified_split
 
 __all__ = [
     "LinearConfig",
@@ -53,8 +37,8 @@ __all__ = [
     "FeatureSource",
     "fit_with_selection",
     "evaluate_classifier",
+    "predict_scores",
     "linear_on_features",
-    "run_linear",
 ]
 
 #: Training features: fixed ``(features, labels)`` tensors, or a function ``epoch -> (features, labels)``
@@ -63,8 +47,8 @@ FeatureSource = Union[tuple[torch.Tensor, torch.Tensor], Callable[[int], tuple[t
 
 
 @dataclass
-class LinearConfig:
-    """Settings of the linear probe (paper defaults)."""
+class LinearConfig(ExtractionSettings):
+    """Settings of the linear probe (paper defaults); ``augment``: train on augmented views."""
 
     epochs: int = 100
     lr: float = 1e-4
@@ -74,10 +58,6 @@ class LinearConfig:
     seed: int = 0
     augment: bool = False
     standardize: bool = True
-    device: str = "auto"
-    extract_batch_size: int = 256
-    num_workers: int = 0
-    progress: bool = True
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -143,7 +123,8 @@ def _masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _predict(classifier: nn.Module, features: torch.Tensor, *, chunk: int = 65536) -> torch.Tensor:
+def predict_scores(classifier: nn.Module, features: torch.Tensor, *, chunk: int = 65536) -> torch.Tensor:
+    """The classifier's scores of ``features`` on the CPU, computed in chunks on the classifier's device."""
     dev = next(classifier.parameters()).device
     outs = [classifier(part.to(dev)).float().cpu() for part in features.split(chunk)]
     return torch.cat(outs)
@@ -159,7 +140,7 @@ def evaluate_classifier(
     was_training = classifier.training
     classifier.eval()
     try:
-        scores = _predict(classifier, features)
+        scores = predict_scores(classifier, features)
     finally:
         classifier.train(was_training)
     if multilabel:
@@ -264,67 +245,3 @@ def linear_on_features(
     metrics: dict[str, float] = {**test_metrics, **selected.val_metrics}
     metrics["chosen_epoch"] = selected.chosen_epoch
     return metrics, selected
-
-
-def run_linear(
-    extractor: nn.Module,
-    train_dataset: Dataset,
-    test_dataset: Dataset,
-    *,
-    config: LinearConfig | None = None,
-    encoder: str = "",
-    dataset: str = "",
-    image_size: int | None = None,
-) -> ProtocolResult:
-    """The full linear evaluation of ``extractor`` on a labelled train/test pair of datasets.
-
-    ``image_size`` is the crop size of the augmented views (only with ``config.augment``;
-    by default each image's own size).
-    """
-    config = config or LinearConfig()
-    config.validate()
-    classes = check_same_classes(train_dataset, test_dataset)
-    labels = dataset_labels(train_dataset)
-    multilabel = labels.ndim == 2
-    if multilabel:
-        train_idx, val_idx = random_split(len(labels), config.val_fraction, seed=config.seed)
-    else:
-        train_idx, val_idx = stratified_split(labels, config.val_fraction, seed=config.seed)
-    common = dict(
-        batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers, progress=config.progress
-    )
-    val = extract_features(extractor, IndexedSubset(train_dataset, val_idx), desc="val features", **common) if len(val_idx) else None
-    train_part = IndexedSubset(train_dataset, train_idx)
-    source: FeatureSource
-    if config.augment:
-        augmented = AugmentedDataset(train_part, default_train_augmentation(image_size))
-
-        def source(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-            torch.manual_seed(config.seed * 100_003 + epoch)
-            return extract_features(extractor, augmented, desc=f"train features (epoch {epoch})", **common)
-
-    else:
-        source = extract_features(extractor, train_part, desc="train features", **common)
-    # Choose the epoch first; the test images are not even read before the choice is made.
-    selected = fit_with_selection(source, val, num_classes=len(classes), config=config, multilabel=multilabel)
-    test = extract_features(extractor, test_dataset, desc="test features", **common)
-    metrics = evaluate_classifier(selected.classifier, test[0], test[1], multilabel=multilabel, prefix="test_")
-    metrics.update(selected.val_metrics)
-    metrics["chosen_epoch"] = selected.chosen_epoch
-    metrics.update(
-        epochs=config.epochs,
-        num_train=len(train_idx),
-        num_val=len(val_idx),
-        num_test=int(test[0].shape[0]),
-        num_classes=len(classes),
-        feature_dim=int(test[0].shape[1]),
-    )
-    return ProtocolResult(
-        protocol="linear",
-        variant="augment" if config.augment else "",
-        metrics=metrics,
-        encoder=encoder,
-        dataset=dataset,
-        config=config.summary(),
-        details={"history": selected.history, "classes": classes},
-    )

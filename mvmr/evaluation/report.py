@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import Sequence
 
 from mvmr.errors import DataError
-from mvmr.evaluation.results import ProtocolResult, headline, keys_in_order, load_results
+from mvmr.evaluation.results import ProtocolResult, format_metric, headline, keys_in_order, load_results
+from mvmr.utils.atomic import atomic_write_text
 
 __all__ = ["build_report", "write_report"]
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value)
 
 
 def _link(target: Path, base: Path) -> str:
@@ -74,7 +67,7 @@ def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str |
         encoders = sorted({r.encoder for r in results if r.encoder})
         plots = [f"[{p.stem}]({_link(p, base)})" for p in _plots(path, results)]
         cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-"]
-        cells += [_fmt(row.get(c)) for c in columns]
+        cells += [format_metric(row.get(c)) for c in columns]
         cells.append(" ".join(plots) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -85,10 +78,6 @@ def write_report(
 ) -> Path:
     """Write :func:`build_report` (with a title and the list of runs) to ``out``; returns its path."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = build_report(run_dirs, link_base=path.parent)
     sources = "\n".join(f"- `{Path(d)}`" for d in run_dirs)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(f"# {title}\n\n{table}\nRuns:\n\n{sources}\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, f"# {title}\n\n{table}\nRuns:\n\n{sources}\n")

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mvmr.errors import DataError
+from mvmr.utils.atomic import atomic_write_json
 
 __all__ = [
     "ProtocolResult",
     "METRIC_LABELS",
     "save_result",
     "load_results",
+    "format_metric",
     "format_metrics_table",
     "result_markdown",
     "headline",
@@ -116,15 +118,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _fmt(value: Any) -> str:
-    """Integers as they are, floats with two decimals, missing values as ``-``."""
+def format_metric(value: Any) -> str:
+    """Integers as they are, floats with two decimals, missing and NaN values as ``-``."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -134,7 +129,7 @@ def _fmt(value: Any) -> str:
 
 def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
     ordered = [k for k in METRIC_LABELS if k in metrics] + sorted(k for k in metrics if k not in METRIC_LABELS)
-    return [(METRIC_LABELS.get(k, k), _fmt(metrics[k])) for k in ordered]
+    return [(METRIC_LABELS.get(k, k), format_metric(metrics[k])) for k in ordered]
 
 
 def format_metrics_table(result: ProtocolResult) -> str:
@@ -180,7 +175,7 @@ def save_result(run_dir: str | os.PathLike[str], result: ProtocolResult) -> tupl
             rel[name] = str(p)
     result.artifacts = rel
     json_path = root / "results" / f"{result.key}.json"
-    _atomic_write(json_path, json.dumps(result.to_dict(), indent=2, sort_keys=False) + "\n")
+    atomic_write_json(json_path, result.to_dict())
     md_path = root / "results.md"
     header = "" if md_path.exists() else f"# Evaluation results: {root.resolve().name}\n\n"
     with md_path.open("a", encoding="utf-8") as fh:

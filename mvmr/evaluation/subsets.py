@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mvmr.errors import ConfigError, DataError
+from mvmr.utils.atomic import atomic_write_text
 
 __all__ = [
     "stratified_split",
@@ -215,9 +216,4 @@ def subset_entries(paths: Sequence[str | os.PathLike[str]], dataset_paths: Seque
 
 def write_subset_file(path: str | os.PathLike[str], entries: Sequence[str]) -> Path:
     """Write subset ``entries`` (see :func:`subset_entries`), one per line, atomically."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text("".join(f"{e}\n" for e in entries), encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return atomic_write_text(path, "".join(f"{e}\n" for e in entries))

@@ -27,11 +27,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mvmr.errors import DataError
-from mvmr.evaluation.features import IndexedSubset, extract_features
-from mvmr.evaluation.linear import LinearConfig, fit_with_selection
+from mvmr.evaluation.frozen import evaluate_frozen
+from mvmr.evaluation.linear import LinearConfig, predict_scores
 from mvmr.evaluation.metrics import mean_average_precision
 from mvmr.evaluation.results import ProtocolResult
-from mvmr.evaluation.subsets import random_split
 
 __all__ = ["VOC_CLASSES", "find_voc2007", "parse_annotation", "VOC2007Classification", "run_voc07"]
 
@@ -146,30 +145,18 @@ def run_voc07(
     config.validate()
     trainval = VOC2007Classification(root, split=train_split, size=size)
     test = VOC2007Classification(root, split=test_split, size=size)
-    train_idx, val_idx = random_split(len(trainval), config.val_fraction, seed=config.seed)
-    common = dict(
-        batch_size=config.extract_batch_size, device=config.device, num_workers=config.num_workers, progress=config.progress
-    )
-    train = extract_features(extractor, IndexedSubset(trainval, train_idx), desc="trainval features", **common)
-    val = extract_features(extractor, IndexedSubset(trainval, val_idx), desc="val features", **common) if len(val_idx) else None
-    selected = fit_with_selection(train, val, num_classes=len(VOC_CLASSES), config=config, multilabel=True)
-    test_x, test_y = extract_features(extractor, test, desc="test features", **common)
-    with torch.no_grad():
-        scores = selected.classifier(test_x.to(next(selected.classifier.parameters()).device)).float().cpu()
+    evaluation = evaluate_frozen(extractor, trainval, test, linear=config)
+    test_x, test_y = evaluation.test_features
+    scores = predict_scores(evaluation.selected.classifier, test_x)
     test_map, per_class = mean_average_precision(scores, test_y, interpolation=interpolation)
-    metrics: dict[str, float] = {"test_map": test_map, **selected.val_metrics}
-    metrics.update(
-        chosen_epoch=selected.chosen_epoch, epochs=config.epochs, num_train=len(train_idx), num_val=len(val_idx),
-        num_test=len(test), num_classes=len(VOC_CLASSES), feature_dim=int(test_x.shape[1]),
-    )
     return ProtocolResult(
         protocol="voc07",
-        metrics=metrics,
+        metrics={**evaluation.linear.metrics, "test_map": test_map},
         encoder=encoder,
         dataset=f"voc2007:{trainval.voc}",
         config={**config.summary(), "image_size": size, "ap": interpolation},
         details={
             "per_class_ap": {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class)},
-            "history": selected.history,
+            "history": evaluation.selected.history,
         },
     )

@@ -24,15 +24,10 @@ from mvmr.errors import CheckpointError
 from mvmr.models.encoder import build_encoder, encoder_spec
 from mvmr.models.mvmr_model import MVMRModel
 from mvmr.models.projector import Projector
-from mvmr.models.state_io import (
-    METADATA_KEY,
-    atomic_torch_save,
-    atomic_write,
-    load_state_dict_strict,
-    read_state_dict,
-)
+from mvmr.models.state_io import METADATA_KEY, load_state_dict_strict, read_state_dict
+from mvmr.utils.atomic import atomic_torch_save, atomic_write_bytes
 
-__all__ = ["save_backbone", "load_backbone", "load_backbone_model", "atomic_torch_save", "FORMAT_VERSION"]
+__all__ = ["save_backbone", "load_backbone", "load_backbone_model", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _FORMATS = ("safetensors", "pt")
@@ -87,7 +82,7 @@ def save_backbone(
         from safetensors.torch import save as safetensors_bytes
 
         payload = safetensors_bytes(state, metadata={METADATA_KEY: meta_json})
-        return atomic_write(path, lambda f: f.write(payload))
+        return atomic_write_bytes(path, payload)
     return atomic_torch_save({"state_dict": state, "metadata": json.loads(meta_json)}, path)
 
 

@@ -11,18 +11,9 @@ from torch import nn
 from mvmr.errors import ConfigError
 from mvmr.models.encoder import EncoderSpec, build_encoder, encoder_spec
 from mvmr.models.projector import Projector
+from mvmr.transforms.normalization import default_mean_std
 
-__all__ = ["MVMRModel", "build_model", "IMAGENET_MEAN", "IMAGENET_STD", "default_mean_std"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def default_mean_std(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """ImageNet statistics for 3 channels, (0.5, 0.5) per channel otherwise."""
-    if in_chans == 3:
-        return IMAGENET_MEAN, IMAGENET_STD
-    return (0.5,) * in_chans, (0.5,) * in_chans
+__all__ = ["MVMRModel", "build_model"]
 
 
 class MVMRModel(nn.Module):

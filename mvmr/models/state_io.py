@@ -1,18 +1,18 @@
-"""Low-level weight files: atomic writes, reading state dicts (torch or safetensors), strict loading.
+"""Reading weight files, and loading them strictly.
 
-Every write goes to a temporary file in the destination folder, is flushed to disk, then
-renamed over the destination with ``os.replace``: a crash or an error leaves either the old
-file or the new one, never a partial file. Reading uses ``torch.load(weights_only=True)`` or
-safetensors, so a file cannot run code.
+:func:`read_checkpoint` is the one place where mvmr opens a torch checkpoint: a Lightning
+``.ckpt``, a ``torch.save`` backbone export or a weight file. It always uses
+``torch.load(weights_only=True)``, so a file cannot run code, and every failure is a
+:class:`~mvmr.errors.CheckpointError` naming the file. :func:`read_state_dict` also reads
+safetensors files (sniffed from the content); :func:`load_state_dict_strict` loads a state dict
+with key and shape checking and readable messages.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -21,8 +21,8 @@ from mvmr.errors import CheckpointError
 
 __all__ = [
     "METADATA_KEY",
-    "atomic_write",
-    "atomic_torch_save",
+    "read_checkpoint",
+    "read_lightning_checkpoint",
     "read_state_dict",
     "load_state_dict_strict",
     "describe_mismatch",
@@ -33,33 +33,35 @@ METADATA_KEY = "mvmr"
 _SHOWN = 5  # how many keys an error message lists per kind
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
+    """What ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
-    Missing parent folders are created. Returns ``path``.
+    Raises:
+        CheckpointError: the file is missing, corrupt, not a torch file, or pickles objects
+            other than tensors and plain containers; the message names the file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(
+            f"cannot read checkpoint {path} with torch.load(weights_only=True) "
+            f"(corrupt, not a torch file, or it pickles custom objects): {exc}"
+        ) from exc
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj, path)``, atomically (see :func:`atomic_write`). Returns ``path``."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint (``.ckpt``): a dict with at least a ``state_dict`` mapping.
+
+    Raises:
+        CheckpointError: see :func:`read_checkpoint`, or the file holds no ``state_dict``.
+    """
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
+    return dict(ckpt)
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -71,31 +73,27 @@ def read_state_dict(path: str | Path, *, map_location: str | torch.device = "cpu
     """Read a weight file into ``(state_dict, metadata)``.
 
     Accepts safetensors files (metadata from the ``"mvmr"`` JSON header entry) and
-    ``torch.save`` files holding either a plain state dict or a dict with ``"state_dict"``
-    (and optionally ``"metadata"``). The format is detected from the content, not the name.
+    ``torch.save`` files holding either a plain state dict or a dict with ``"state_dict"`` or
+    ``"model"`` (and optionally ``"metadata"``). The format is detected from the content, not the name.
 
     Raises:
         CheckpointError: the file is missing, unreadable, or holds no state dict.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
     try:
         with open(path, "rb") as f:
             head = f.read(9)
     except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(f"checkpoint not found or unreadable: {path}: {exc}") from exc
     if _is_safetensors(head):
         return _read_safetensors(path, map_location)
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a torch/safetensors file): {exc}") from exc
+    obj = read_checkpoint(path, map_location=map_location)
     metadata: dict[str, Any] = {}
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+    wrapper = next((k for k in ("state_dict", "model") if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)), None)
+    if wrapper is not None:
         raw_meta = obj.get("metadata", obj.get(METADATA_KEY, {}))
         metadata = dict(raw_meta) if isinstance(raw_meta, Mapping) else {}
-        obj = obj["state_dict"]
+        obj = obj[wrapper]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict (a mapping of names to tensors)")
     return dict(obj), metadata

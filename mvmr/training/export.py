@@ -1,39 +1,37 @@
-"""Read an mvmr pretraining checkpoint back into an :class:`~mvmr.models.MVMRModel`, and export it."""
+"""A run's checkpoint: where it is, read back into an :class:`~mvmr.models.MVMRModel`, and exported."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mvmr.config import Config, from_dict, save_config
 from mvmr.errors import CheckpointError, ConfigError
 
-__all__ = ["read_checkpoint", "model_from_checkpoint", "export_checkpoint"]
+__all__ = ["LAST_CHECKPOINT", "last_checkpoint", "model_from_checkpoint", "export_checkpoint"]
+
+#: The checkpoint a run rewrites every epoch, relative to its run folder.
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint of ``mvmr pretrain``, loaded with ``weights_only=True``."""
-    path = Path(path)
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """``<run_dir>/checkpoints/last.ckpt``; CheckpointError when the run has not written it (yet)."""
+    path = Path(run_dir) / LAST_CHECKPOINT
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt file, or a pickle that weights_only refuses
-        raise CheckpointError(f"cannot read checkpoint {path} (weights_only=True): {err}") from err
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict)")
-    if not isinstance(ckpt.get("hyper_parameters"), dict):
-        raise CheckpointError(f"{path} is not an mvmr pretraining checkpoint (no hyper_parameters with the config)")
-    return ckpt
+        raise CheckpointError(f"no checkpoint at {path}: train the run first")
+    return path
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, Config]:
-    """``(MVMRModel with the checkpoint's weights, its Config)``; the load is strict."""
-    from mvmr.models import build_model, load_state_dict_strict
+    """``(MVMRModel with the weights of an ``mvmr pretrain`` checkpoint, its Config)``; the load is strict.
 
-    ckpt = read_checkpoint(path)
+    The checkpoint is read by :func:`mvmr.models.read_lightning_checkpoint` (``weights_only=True``).
+    """
+    from mvmr.models import build_model, load_state_dict_strict, read_lightning_checkpoint
+
+    ckpt = read_lightning_checkpoint(path)
+    if not isinstance(ckpt.get("hyper_parameters"), dict):
+        raise CheckpointError(f"{path} is not an mvmr pretraining checkpoint (no hyper_parameters with the config)")
     try:
         config = from_dict(ckpt["hyper_parameters"])
     except ConfigError as err:

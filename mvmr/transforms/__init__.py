@@ -2,7 +2,8 @@
 
 - :class:`PaperAugmentation`: the paper's augmentation of one image (section 7);
 - :func:`augment_batch`: the same, drawn independently for every image of a batch, one by one;
-- :class:`BatchAugmentation`: the same distribution for a whole batch at once, on its device.
+- :class:`BatchAugmentation`: the same distribution for a whole batch at once, on its device;
+- :mod:`mvmr.transforms.normalization`: the ImageNet and "half" mean/std, defined once.
 """
 
 from mvmr.transforms.augmentation import PaperAugmentation, augment_batch

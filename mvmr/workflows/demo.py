@@ -1,4 +1,4 @@
-"""The ``mvmr demo`` run: MV-MR pretraining on Fashion-MNIST on the CPU, then linear probes (mvmr.evaluation)."""
+"""The ``mvmr demo`` run: MV-MR pretraining on Fashion-MNIST on the CPU, then linear probes of the features."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
-
-import numpy as np
 
 from mvmr.errors import DataError
 
@@ -29,15 +27,6 @@ def _check_fashion_mnist(root: Path) -> None:
     )
 
 
-def _subset(dataset: Any, n: int, seed: int) -> Any:
-    """A seeded random ``n`` items of ``dataset`` (all of them when it has fewer)."""
-    from mvmr.evaluation.features import IndexedSubset
-
-    n = min(n, len(dataset))
-    idx = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
-    return IndexedSubset(dataset, idx)
-
-
 def run_demo(
     *,
     data: str | Path | None = None,
@@ -52,9 +41,10 @@ def run_demo(
     from torch import nn
 
     from mvmr.config import load_config
-    from mvmr.data import build_dataset
+    from mvmr.data import build_dataset, random_subset
     from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
-    from mvmr.evaluation import FeatureExtractor, LinearConfig, resolve_encoder, run_linear
+    from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, resolve_encoder
+    from mvmr.training.export import LAST_CHECKPOINT, last_checkpoint
     from mvmr.training.trainer import pretrain
 
     root = Path(data).expanduser() if data is not None else FASHION_MNIST_ROOT
@@ -72,7 +62,7 @@ def run_demo(
     d, t = config.data, config.trainer
     echo(f"MV-MR demo: {config.model.encoder} on {d.subset or 'all'} Fashion-MNIST images at {d.image_size} px, "
          f"{t.max_epochs} epochs, {len(config.representations.items)} representations, on the CPU -> {run_dir}")
-    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+    if (run_dir / LAST_CHECKPOINT).is_file():
         echo("  (continuing the earlier run in this folder; --fresh starts over)")
     start = time.perf_counter()
     pretrain(config, resume="auto")
@@ -80,14 +70,14 @@ def run_demo(
 
     echo(f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test images ...")
     m = config.model
-    model = resolve_encoder(checkpoint=run_dir / "checkpoints" / "last.ckpt")
+    model = resolve_encoder(checkpoint=last_checkpoint(run_dir))
     in_chans = int(model.metadata.get("in_chans", 1))
     random_model = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
                                    seed=t.seed)
     pixels = FeatureExtractor(nn.Flatten(), mean=None, std=None, description="raw pixels", trainable=False)
     train_set = build_dataset("fashion_mnist", root, split="train", size=d.image_size, channels=d.channels)
     test_set = build_dataset("fashion_mnist", root, split="test", size=d.image_size, channels=d.channels)
-    train_part, test_part = _subset(train_set, probe_train, t.seed + 1), _subset(test_set, probe_test, t.seed + 2)
+    train_part, test_part = random_subset(train_set, probe_train, t.seed + 1), random_subset(test_set, probe_test, t.seed + 2)
     # mvmr.evaluation's linear protocol (paper sec. 7): one linear layer, Adam, lr 1e-4, batch 256,
     # 100 epochs; the epoch is chosen on 10% of the probe's train images, the test images are read once
     probe = LinearConfig(seed=t.seed, device="cpu", progress=False)
@@ -99,7 +89,7 @@ def run_demo(
         ("raw pixels", pixels),
     ]
     for name, extractor in candidates:
-        result = run_linear(extractor, train_part, test_part, config=probe, encoder=name, dataset="fashion_mnist")
+        result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name, dataset="fashion_mnist").linear
         rows.append({"features": name, "dim": int(result.metrics["feature_dim"]),
                      "accuracy": float(result.metrics["test_top1"]) / 100.0})
     total_s = time.perf_counter() - start

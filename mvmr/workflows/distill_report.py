@@ -1,8 +1,8 @@
 """The report of a distillation run: student vs teacher vs self-supervised student vs random student.
 
 :func:`distill_report` evaluates, on the same labelled data and with the same linear probe
-(:func:`mvmr.evaluation.run_linear`: one linear layer on frozen features, the epoch chosen on a
-hold-out of the training split, the test split read once):
+(:func:`mvmr.evaluation.evaluate_frozen`: one linear layer on frozen features, the epoch chosen on
+a hold-out of the training split, the test split read once):
 
 - the distilled student (the run's ``checkpoints/last.ckpt``, encoder features);
 - the teacher (its embedding is the feature vector; not for ``embeddings:`` teachers, which
@@ -48,8 +48,8 @@ def ssl_baseline_config(config: Config, out: str | Path) -> Config:
 
 def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
     """The probe's labelled ``(train, test, description)`` from ``config.data`` and ``config.evaluation``."""
-    from mvmr.data import build_dataset
-    from mvmr.evaluation.features import IndexedSubset, dataset_labels
+    from mvmr.data import DatasetSubset, build_dataset
+    from mvmr.evaluation.dataset_info import dataset_labels
     from mvmr.evaluation.subsets import stratified_limit
 
     d, e = config.data, config.evaluation
@@ -59,22 +59,15 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
     test: Dataset = build_dataset(d.kind, d.root, split=e.test_split, **kwargs)
     seed = config.trainer.seed
     if e.train_subset is not None and e.train_subset < len(train):  # type: ignore[arg-type]
-        train = IndexedSubset(train, stratified_limit(dataset_labels(train), e.train_subset, seed=seed + 1))
+        train = DatasetSubset(train, stratified_limit(dataset_labels(train), e.train_subset, seed=seed + 1))
     if e.test_subset is not None and e.test_subset < len(test):  # type: ignore[arg-type]
-        test = IndexedSubset(test, stratified_limit(dataset_labels(test), e.test_subset, seed=seed + 2))
+        test = DatasetSubset(test, stratified_limit(dataset_labels(test), e.test_subset, seed=seed + 2))
     desc = f"{d.kind}:{d.root} {train_split} ({len(train)}) / {e.test_split} ({len(test)}) at {d.image_size} px"  # type: ignore[arg-type]
     return train, test, desc
 
 
 def _encoder_params(extractor: torch.nn.Module) -> int:
     return sum(p.numel() for p in extractor.backbone.parameters())  # type: ignore[union-attr]
-
-
-def _checkpoint(run_dir: Path) -> Path:
-    path = run_dir / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: train the run first")
-    return path
 
 
 def distill_report(
@@ -97,15 +90,15 @@ def distill_report(
 
     Returns the report as a dict (also written to ``<run>/distill_report.json``).
     """
-    from mvmr.evaluation import LinearConfig, resolve_encoder, run_linear, save_result
-    from mvmr.evaluation.features import FeatureExtractor
+    from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, resolve_encoder, save_result
+    from mvmr.training.export import last_checkpoint
 
     run = Path(run_dir if run_dir is not None else config.output_dir).expanduser()
     t, m, e = config.teacher, config.model, config.evaluation
     if t.spec is None:
         raise CheckpointError(f"{run}: the config has no teacher (teacher.spec); this is not a distillation run")
-    student_ckpt = _checkpoint(run)
-    ssl_ckpt = _checkpoint(Path(ssl_run)) if ssl_run is not None else None
+    student_ckpt = last_checkpoint(run)
+    ssl_ckpt = last_checkpoint(ssl_run) if ssl_run is not None else None
     train, test, data_desc = probe_datasets(config)
     probe = LinearConfig(epochs=e.epochs, lr=e.lr, batch_size=e.batch_size, val_fraction=e.val_fraction,
                          seed=config.trainer.seed, progress=progress, num_workers=min(config.data.num_workers, 4))
@@ -135,7 +128,7 @@ def distill_report(
     for key, label, extractor, params in candidates:
         echo(f"linear probe: {label} ...")
         start = time.perf_counter()
-        result = run_linear(extractor, train, test, config=probe, encoder=label, dataset=data_desc)
+        result = evaluate_frozen(extractor, train, test, linear=probe, encoder=label, dataset=data_desc).linear
         result.variant = key
         save_result(run, result)
         rows.append({"row": key, "model": label, "parameters": params, "feature_dim": result.metrics.get("feature_dim"),

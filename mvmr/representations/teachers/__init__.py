@@ -23,7 +23,7 @@ from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.factory import (TEACHER_KINDS, build_teacher, parse_teacher_spec, register_teacher,
                                                   teacher_representation)
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
-from mvmr.representations.teachers.preprocess import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
+from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError
 
 __all__ = [
@@ -37,8 +37,4 @@ __all__ = [
     "parse_teacher_spec",
     "register_teacher",
     "teacher_representation",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "HALF_MEAN",
-    "HALF_STD",
 ]

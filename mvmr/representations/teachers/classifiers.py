@@ -30,7 +30,7 @@ from torch import nn
 
 from mvmr.errors import ConfigError
 from mvmr.representations.teachers.base import Teacher
-from mvmr.representations.teachers.preprocess import IMAGENET_MEAN, IMAGENET_STD, ImagePreprocess
+from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import (
     WeightsUnavailableError,
     import_optional,
@@ -39,6 +39,7 @@ from mvmr.representations.teachers.weights import (
     require_weights_file,
     weights_fingerprint,
 )
+from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["build_torchvision_teacher", "build_timm_teacher", "replace_last_linear"]
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mvmr.representations.teachers.base import Teacher
-from mvmr.representations.teachers.preprocess import HALF_MEAN, HALF_STD, ImagePreprocess
+from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import (
     import_optional,
     load_state_dict_file,
@@ -32,6 +32,7 @@ from mvmr.representations.teachers.weights import (
     require_weights_file,
     weights_fingerprint,
 )
+from mvmr.transforms.normalization import HALF_MEAN, HALF_STD
 
 __all__ = ["EfficientNetLiteFeatures", "build_efficientnet_lite0", "efficientnet_lite0_weights_path"]
 

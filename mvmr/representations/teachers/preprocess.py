@@ -27,17 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from mvmr.errors import ConfigError
+from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["ImagePreprocess", "INTERPOLATIONS", "IMAGENET_MEAN", "IMAGENET_STD", "HALF_MEAN", "HALF_STD"]
+__all__ = ["ImagePreprocess", "INTERPOLATIONS"]
 
 #: Interpolation names accepted by :class:`ImagePreprocess`.
 INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear", "nearest")
-#: torchvision / timm ImageNet statistics.
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-#: ``(x - 0.5) / 0.5``, i.e. [-1, 1] inputs (TF-style models such as EfficientNet-Lite).
-HALF_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
-HALF_STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 
 def _three(values: Sequence[float], what: str) -> tuple[float, float, float]:

@@ -93,27 +93,16 @@ def weights_fingerprint(path: str | Path) -> dict[str, Any]:
 
 
 def load_state_dict_file(path: Path, *, spec: str) -> dict[str, torch.Tensor]:
-    """Read a state dict (``torch.load(weights_only=True)`` or safetensors, sniffed from the content).
-
-    A checkpoint that wraps the state dict in ``{"state_dict": ...}`` or ``{"model": ...}`` is
-    unwrapped; the ``module.`` prefix of DataParallel checkpoints is not stripped (strict loading
-    reports it).
+    """Read a state dict with :func:`mvmr.models.read_state_dict` (``torch.load(weights_only=True)`` or
+    safetensors; ``{"state_dict": ...}`` and ``{"model": ...}`` wrappers unwrapped). The ``module.``
+    prefix of DataParallel checkpoints is not stripped (strict loading reports it).
     """
     from mvmr.models.state_io import read_state_dict
 
     try:
-        state, _ = read_state_dict(path)
-    except CheckpointError:
-        # read_state_dict accepts plain state dicts and {"state_dict": ...}; also accept {"model": ...}
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CheckpointError(f"cannot read the weights of teacher {spec!r} from {path}: {exc}") from exc
-        inner = obj.get("model") if isinstance(obj, dict) else None
-        if not isinstance(inner, dict) or not all(isinstance(v, torch.Tensor) for v in inner.values()):
-            raise CheckpointError(f"{path} holds no state dict for teacher {spec!r} (a mapping of names to tensors)") from None
-        state = dict(inner)
-    return state
+        return read_state_dict(path)[0]
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot read the weights of teacher {spec!r}: {exc}") from exc
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], *, source: Path, spec: str) -> None:

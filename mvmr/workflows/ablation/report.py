@@ -1,0 +1,98 @@
+"""An ablation's outputs: launcher commands, the table in the paper's layout (Markdown), a bar chart.
+
+:func:`launcher_commands` gives one shell command per row, for a cluster's job launcher.
+
+:func:`collect_markdown` writes the paper's left-hand columns, our numbers (linear top-1/top-5,
+k-NN top-1, wall time) and the paper's numbers in columns beside ours; :func:`plot_table` draws
+our linear top-1 beside the paper's.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mvmr.workflows.ablation.tables import AblationRow
+
+__all__ = ["launcher_commands", "format_value", "collect_markdown", "plot_table"]
+
+
+def launcher_commands(table: int, config: str, rows: Sequence[AblationRow], out: str, extra_args: Sequence[str],
+                      overrides: Sequence[str]) -> list[str]:
+    """One shell command per row (each runs that row alone, resumable), for a cluster's launcher."""
+    cmds = []
+    for row in rows:
+        argv = ["mvmr", "ablate", "--table", str(table), "--config", str(config), "--rows", row.key, "--out", str(out),
+                *extra_args, *overrides]
+        cmds.append(shlex.join(argv))
+    return cmds
+
+def format_value(value: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals; "—" for missing and NaN values; anything else as text."""
+    if value is None:
+        return "—"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if v != v:  # NaN
+        return "—"
+    return f"{v:.{digits}f}"
+
+
+def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None]) -> str:
+    """The table in the paper's layout: its left-hand columns, ours (linear top-1/top-5, k-NN
+    top-1, wall time) and the paper's numbers (STL10, ResNet50, 100 epochs) in a column beside."""
+    if not rows:
+        return ""
+    left = list(rows[0].cells)
+    with_top5 = table != 8
+    head = [*left, "ours top-1", *(["ours top-5"] if with_top5 else []), "ours k-NN top-1", "wall (s)",
+            "paper top-1", *(["paper top-5"] if with_top5 else []), "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(left) + ["---:"] * (len(head) - len(left) - 1) + ["---"]) + "|"]
+    group = None
+    for row in rows:
+        if row.group and row.group != group:
+            group = row.group
+            lines.append("| " + " | ".join([f"**{group}**"] + [""] * (len(head) - 1)) + " |")
+        r = results.get(row.key) or {}
+        cells = [row.cells[c] for c in left]
+        ours = [format_value(r.get("linear_top1"))] + ([format_value(r.get("linear_top5"))] if with_top5 else [])
+        ours += [format_value(r.get("knn_top1")), format_value(r.get("wall_s"), 0)]
+        paper = [format_value(row.paper_top1)] + ([format_value(row.paper_top5)] if with_top5 else [])
+        note = row.paper_note if r else "; ".join(x for x in (row.paper_note, "not run") if x)
+        lines.append("| " + " | ".join([*cells, *ours, *paper, note]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_table(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None],
+               path: str | os.PathLike[str]) -> Path | None:
+    """A bar chart of our linear top-1 beside the paper's for the rows that ran (PNG)."""
+    ran = [r for r in rows if results.get(r.key)]
+    if not ran:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(ran))
+    ours = [float(results[r.key]["linear_top1"]) for r in ran]
+    paper = [float("nan") if r.paper_top1 is None else r.paper_top1 for r in ran]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(ran) + 2), 4.0))
+    ax.bar(x - 0.2, ours, 0.4, label="ours (linear top-1)")
+    ax.bar(x + 0.2, paper, 0.4, label="paper (STL10, 100 ep.)", alpha=0.6)
+    ax.set_xticks(x)
+    ax.set_xticklabels([r.key or "none" for r in ran], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(f"MV-MR ablation, Table {table}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
