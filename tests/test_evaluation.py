@@ -245,21 +245,27 @@ def test_subset_file_parsing_and_matching(tmp_path):
 def test_finetune_subset_saved_and_reusable(cifar10_root, tmp_path):
     train = _cifar(cifar10_root, "train", 200)
     test = _cifar(cifar10_root, "test", 40)
-    cfg = FinetuneConfig(fraction=0.1, epochs=1, batch_size=16, device="cpu", progress=False, seed=3, max_val=30)
+    cfg = FinetuneConfig(fraction=0.1, epochs=1, batch_size=16, device="cpu", progress=False, seed=3, val_fraction=0.5)
     result = run_finetune(_random_resnet18(), train, test, config=cfg, out_dir=tmp_path, encoder="random:resnet18")
     labelled = np.asarray(result.details["labelled_indices"])
     labels = dataset_info.dataset_labels(train)
     assert Counter(labels[labelled].tolist()) == {c: 2 for c in range(10)}
     assert result.key == "finetune-10pct" and result.metrics["num_labelled"] == 20
-    assert 0.0 <= result.metrics["test_top1"] <= 100.0 and result.metrics["num_val"] == 20
+    # the epoch is chosen on labels from WITHIN the 10% budget: 20 labels used in all, not 20 + a hold-out
+    assert result.metrics["num_labels_used"] == 20
+    assert result.metrics["num_val"] == 10 and result.metrics["num_trained"] == 10
+    assert 0.0 <= result.metrics["test_top1"] <= 100.0
     saved = Path(result.artifacts["subset"])
     assert saved.is_file() and len(subsets.read_subset_file(saved)) == 20
-    # the saved file reproduces the subset; validation never overlaps it
-    again, val = choose_labelled_subset(train, FinetuneConfig(fraction=None, subset_file=str(saved)))
-    assert np.array_equal(again, labelled)
-    assert not set(val.tolist()) & set(labelled.tolist())
+    # the saved file reproduces the subset; the hold-out is a part of it, never more labels
+    again, val = choose_labelled_subset(train, FinetuneConfig(fraction=None, subset_file=str(saved), val_fraction=0.5, seed=3))
+    assert np.array_equal(np.sort(np.concatenate([again, val])), labelled)
+    assert not set(val.tolist()) & set(again.tolist())
     # same seed, same draw
-    assert np.array_equal(choose_labelled_subset(train, cfg)[0], labelled)
+    assert np.array_equal(choose_labelled_subset(train, cfg)[0], again)
+    # the default is the paper's fixed schedule: no hold-out at all, the last epoch is kept
+    trained, held = choose_labelled_subset(train, FinetuneConfig(fraction=0.1, seed=3))
+    assert held.size == 0 and np.array_equal(trained, labelled)
 
 
 def test_finetune_refuses_fixed_representation():

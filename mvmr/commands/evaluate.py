@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--lr", type=float, default=1e-4)
     tr.add_argument("--batch-size", type=int, default=None, help="default 256 (linear, voc07) / 128 (finetune)")
     tr.add_argument("--weight-decay", type=float, default=0.0)
-    tr.add_argument("--val-fraction", type=float, default=0.1, help="hold-out of the training set for choosing the epoch")
+    tr.add_argument("--val-fraction", type=float, default=None,
+                    help="hold-out for choosing the epoch: of the training set for linear/voc07 (default 0.1), of the "
+                         "labelled subset for finetune (default 0: the paper's fixed schedule, no label beyond the budget)")
     tr.add_argument("--augment", dest="augment", action="store_true", default=None,
                     help="linear: train on augmented views (features re-extracted each epoch; slow)")
     tr.add_argument("--no-augment", dest="augment", action="store_false", help="finetune: no crop/flip augmentation")
@@ -73,7 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--temperature", type=float, default=0.07, help="knn: weight temperature")
     tr.add_argument("--fraction", type=float, default=None, help="finetune: label fraction, e.g. 0.01 or 0.1 (default 0.01)")
     tr.add_argument("--subset-file", default=None, help="finetune: file of image names (ImageNet 1%%/10%% subset format)")
-    tr.add_argument("--max-val", type=int, default=10_000, help="finetune: at most this many validation images")
     tr.add_argument("--ap", choices=("none", "11point"), default="none",
                     help="voc07: average precision without interpolation (default, = scikit-learn) or VOC's 11-point")
     tr.add_argument("--method", choices=("auto", "tsne", "umap"), default="auto", help="embed: t-SNE or UMAP")
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         config = FinetuneConfig(
             fraction=None if args.subset_file else (args.fraction if args.fraction is not None else 0.01),
             subset_file=args.subset_file, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 128,
-            weight_decay=args.weight_decay, val_fraction=args.val_fraction, max_val=args.max_val, seed=args.seed,
+            weight_decay=args.weight_decay, val_fraction=0.0 if args.val_fraction is None else args.val_fraction, seed=args.seed,
             augment=True if args.augment is None else args.augment, device=args.device,
             num_workers=args.num_workers, progress=progress,
         )
@@ -198,7 +199,7 @@ def _linear_config(args: argparse.Namespace, progress: bool) -> Any:
 
     return LinearConfig(
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 256, weight_decay=args.weight_decay,
-        val_fraction=args.val_fraction, seed=args.seed, augment=bool(args.augment),
+        val_fraction=0.1 if args.val_fraction is None else args.val_fraction, seed=args.seed, augment=bool(args.augment),
         standardize=not args.no_standardize, device=args.device,
         num_workers=args.num_workers, progress=progress,
     )

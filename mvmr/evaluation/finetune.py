@@ -9,10 +9,11 @@ format of the standard ImageNet 1%/10% subset files. Either way it is saved next
 results (one file name per line, the same format), so a run can be repeated on exactly the
 same labels.
 
-Model selection: a validation set is held out (stratified, seeded) from the training images
-*outside* the labelled subset, ``val_fraction`` of the training set capped at ``max_val``
-images; the epoch with the best validation top-1 is kept. ``val_fraction = 0`` keeps the last
-epoch and uses no labels beyond the subset. The test set is scored once, with the chosen weights.
+Model selection never costs labels beyond the budget. By default (``val_fraction = 0``) the
+paper's fixed schedule is used: the last epoch is kept. With ``val_fraction > 0`` that fraction
+of the labelled subset itself (stratified, seeded) is held out to choose the epoch and the rest
+is trained on. The result states the labels used (``num_labels_used``: the whole subset, hold-out
+included). The test set is scored once, with the chosen weights.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from mvmr.evaluation.subsets import (
     balanced_subset,
     match_subset,
     read_subset_file,
-    stratified_limit,
+    stratified_split,
     subset_entries,
     write_subset_file,
 )
@@ -60,8 +61,7 @@ class FinetuneConfig(ExtractionSettings):
     lr: float = 1e-4
     batch_size: int = 128
     weight_decay: float = 0.0
-    val_fraction: float = 0.1
-    max_val: int | None = 10_000
+    val_fraction: float = 0.0  # of the labelled subset; 0: the paper's fixed schedule (last epoch)
     seed: int = 0
     augment: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)
@@ -86,7 +86,7 @@ class FinetuneConfig(ExtractionSettings):
             raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
 
     def summary(self) -> dict[str, Any]:
-        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "max_val", "seed", "augment")
+        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed", "augment")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -114,11 +114,12 @@ class FinetuneModel(nn.Module):
 def choose_labelled_subset(
     train_dataset: Dataset, config: FinetuneConfig
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled subset and the validation hold-out: ``(labelled_indices, val_indices)``.
+    """The labelled subset, split into what is trained on and the validation hold-out:
+    ``(train_indices, val_indices)``, disjoint, together exactly the label budget.
 
     The subset comes from ``config.subset_file`` (matched by file base name) or is drawn
-    class-balanced with ``config.fraction`` and ``config.seed``. The validation images are
-    drawn (stratified) from the remaining training images; the two never overlap.
+    class-balanced with ``config.fraction`` and ``config.seed``; ``config.val_fraction`` of it
+    (stratified) is held out to choose the epoch (none by default).
     """
     labels = dataset_labels(train_dataset)
     if labels.ndim != 1:
@@ -130,13 +131,9 @@ def choose_labelled_subset(
         labelled = match_subset(read_subset_file(config.subset_file), paths, source=f"subset file {config.subset_file}")
     else:
         labelled = balanced_subset(labels, float(config.fraction), seed=config.seed)  # type: ignore[arg-type]
-    val = np.empty(0, dtype=np.int64)
-    if config.val_fraction > 0:
-        # val_fraction of every class, drawn from the images outside the labelled subset.
-        val = balanced_subset(labels, config.val_fraction, seed=config.seed + 1, exclude=labelled)
-        if config.max_val is not None and val.size > config.max_val:
-            val = val[stratified_limit(labels[val], config.max_val, seed=config.seed + 2)]
-    return np.sort(labelled), np.sort(val)
+    labelled = np.sort(labelled)
+    train, val = stratified_split(labels[labelled], config.val_fraction, seed=config.seed + 1)
+    return labelled[train], labelled[val]
 
 
 def _has_batchnorm(module: nn.Module) -> bool:
@@ -167,7 +164,8 @@ def run_finetune(
             f"fine-tuning needs a trainable encoder; {getattr(extractor, 'description', 'this extractor')} has no trainable weights"
         )
     classes = check_same_classes(train_dataset, test_dataset)
-    labelled, val = choose_labelled_subset(train_dataset, config)
+    trained, val = choose_labelled_subset(train_dataset, config)
+    labelled = np.sort(np.concatenate([trained, val]))  # every label used: the saved subset
     variant = fraction_variant(config.fraction, config.subset_file)
     artifacts: dict[str, str] = {}
     paths = dataset_paths(train_dataset)
@@ -179,7 +177,7 @@ def run_finetune(
         artifacts["subset"] = str(saved)
 
     dev = resolve_device(config.device)
-    labelled_ds: Dataset = DatasetSubset(train_dataset, labelled)
+    labelled_ds: Dataset = DatasetSubset(train_dataset, trained)
     if config.augment:
         labelled_ds = AugmentedDataset(labelled_ds, RandomCropFlip(image_size, scale=config.crop_scale))
 
@@ -190,14 +188,14 @@ def run_finetune(
     if not feature_dim:
         with torch.no_grad():
             model_extractor.eval()
-            feature_dim = int(model_extractor(train_dataset[int(labelled[0])][0].unsqueeze(0)).shape[1])
+            feature_dim = int(model_extractor(train_dataset[int(trained[0])][0].unsqueeze(0)).shape[1])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = FinetuneModel(model_extractor, int(feature_dim), len(classes))
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    n = len(labelled)
+    n = len(trained)
     drop_last = _has_batchnorm(model) and n % config.batch_size == 1 and n > 1
     loader = DataLoader(
         labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=config.num_workers,
@@ -234,7 +232,8 @@ def run_finetune(
     metrics = classification_metrics(test_logits, test_labels, prefix="test_")
     metrics.update(best_val)
     metrics.update(
-        chosen_epoch=best_epoch, epochs=config.epochs, num_labelled=int(n), num_val=int(val.size),
+        chosen_epoch=best_epoch, epochs=config.epochs, num_labels_used=len(labelled), num_labelled=len(labelled),
+        num_trained=int(n), num_val=int(val.size),
         num_test=len(test_dataset), num_classes=len(classes),  # type: ignore[arg-type]
     )
     return ProtocolResult(
