@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "distill",
     "evaluate",
     "cache",
+    "plan",
     "export",
     "report",
     "ablate",

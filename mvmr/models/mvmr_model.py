@@ -34,7 +34,7 @@ class MVMRModel(nn.Module):
         std_t = torch.as_tensor(tuple(std), dtype=torch.float32)
         if mean_t.ndim != 1 or mean_t.shape != std_t.shape or len(mean_t) == 0:
             raise ConfigError(f"mean and std must be equal-length sequences of floats, got mean={mean!r}, std={std!r}")
-        if bool((std_t <= 0).any()):
+        if any(float(v) <= 0 for v in std):  # on the Python values: the module may be built on the meta device
             raise ConfigError(f"std must be positive, got {std!r}")
         self.encoder = encoder
         self.projector = projector
