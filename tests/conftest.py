@@ -14,6 +14,16 @@ SHARED_DATA = Path(os.environ.get("MVMR_SHARED_DATA", REPO.parent / "shared" / "
 TEST_DATA = Path(os.environ.get("MVMR_TEST_DATA", REPO / ".test-data"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` skip, saying so, where there is no GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run benchmarks/gpu_check.py where there is one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def _extract(archive: str, folder: str) -> Path:
     target = TEST_DATA / folder
     done = TEST_DATA / f".{folder}.done"

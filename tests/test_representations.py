@@ -236,7 +236,7 @@ def test_hog_flat_image_and_errors() -> None:
         HOG(cell=2.5)  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.cuda
 def test_hog_on_gpu_equals_cpu(imagenette_images: torch.Tensor) -> None:
     images = imagenette_images[:8]
     for hog in (HOG(), HOG(per_channel=True)):

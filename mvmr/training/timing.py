@@ -24,11 +24,14 @@ __all__ = ["StepTimer", "time_steps"]
 
 class StepTimer(L.Callback):
     """Wall time of every training batch: forward of both views, targets, loss, backward and the
-    optimiser step (``on_train_batch_start`` to ``on_train_batch_end``; data loading excluded)."""
+    optimiser step (``on_train_batch_start`` to ``on_train_batch_end``; data loading excluded), and
+    the interval from one batch's end to the next's (data loading included)."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
+        self.intervals: list[float] = []
         self._start = 0.0
+        self._last_end: float | None = None
 
     @staticmethod
     def _sync(pl_module: L.LightningModule) -> None:
@@ -42,7 +45,11 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         self._sync(pl_module)
-        self.seconds.append(time.perf_counter() - self._start)
+        now = time.perf_counter()
+        self.seconds.append(now - self._start)
+        if self._last_end is not None:
+            self.intervals.append(now - self._last_end)
+        self._last_end = now
 
 
 def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: PretrainData | None = None,
@@ -51,8 +58,9 @@ def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: Pretrai
     Lightning trainer (one device, no logging, checkpoints into a temporary folder). Caches the
     config names are built if missing, outside the timed steps.
 
-    Returns ``{"seconds" (median), "all" (every timed step), "images_per_s", "batch_size",
-    "cache_build_seconds" (per cached source; None when it already existed)}``.
+    Returns ``{"seconds" (median compute time of a step), "all" (every timed step),
+    "interval" (median time between step ends, data loading included), "images_per_s",
+    "batch_size", "cache_build_seconds" (per cached source; None when it already existed)}``.
     """
     total = warmup + steps
     t = replace(config.trainer, max_steps=total, max_epochs=max(config.trainer.max_epochs, total), devices=1,
@@ -73,7 +81,9 @@ def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: Pretrai
         raise ConfigError(f"only {len(timer.seconds)} training batches ran (wanted {total}); the data are too small "
                           f"for the timing")
     median = statistics.median(timed)
-    return {"seconds": median, "all": timed, "images_per_s": cfg.data.batch_size / median,
+    intervals = timer.intervals[warmup:]
+    return {"seconds": median, "all": timed, "interval": statistics.median(intervals) if intervals else median,
+            "images_per_s": cfg.data.batch_size / median,
             "batch_size": cfg.data.batch_size,
             "cache_build_seconds": {name: s.build_seconds for s in module.sources if isinstance(s, CachedSource)
                                     for name in s.names}}
