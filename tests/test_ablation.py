@@ -134,14 +134,51 @@ def test_reuse_fills_defaults_of_older_configs_but_not_unknown_keys(tmp_path: Pa
 
 
 def test_launcher_print(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--launcher print runs nothing and prints one SLURM array job: a task per row, each running
+    the row's own resumable command, with a preemption warning and requeue."""
     monkeypatch.setattr("mvmr.training.trainer.pretrain", lambda *a, **k: pytest.fail("--launcher print ran a row"))
     assert main(["ablate", "--table", "8", "--config", "cifar10", "--launcher", "print", "--out", str(tmp_path),
                  "--probe-train-size", "500", "trainer.max_epochs=3"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 19
-    assert lines[0] == (f"mvmr ablate --table 8 --config cifar10 --rows 8192-8192-8192 --out {tmp_path} "
-                        "--probe-train-size 500 trainer.max_epochs=3")
+    script = capsys.readouterr().out
+    assert script.startswith("#!/bin/bash\n") and "#SBATCH --array=0-18\n" in script
+    assert "#SBATCH --signal=USR1@90\n" in script and "#SBATCH --requeue\n" in script and "#SBATCH --gres=gpu:1\n" in script
+    rows = next(line for line in script.splitlines() if line.startswith("ROWS=("))
+    assert len(rows[len("ROWS=("):-1].split()) == 19 and rows.startswith("ROWS=(8192-8192-8192 ")
+    srun = [line for line in script.splitlines() if line.startswith("srun ")]
+    assert srun == [f'srun mvmr ablate --table 8 --config cifar10 --rows "${{ROWS[$SLURM_ARRAY_TASK_ID]}}" --out {tmp_path} '
+                    "--probe-train-size 500 trainer.max_epochs=3 trainer.num_nodes=1 trainer.devices=1 "
+                    "trainer.accelerator=gpu trainer.strategy=ddp"]
     assert not any(tmp_path.iterdir())
+
+
+def test_the_printed_sbatch_script_runs_its_row(tmp_path: Path, cifar10_root: Path, capsys) -> None:
+    """The script itself works: run by bash as SLURM would run array task 1 (srun stands in for
+    SLURM's launcher, a CPU task), it trains and evaluates the second row of the table."""
+    import os
+    import subprocess
+    import sys
+
+    tiny = ["data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test", "data.image_size=16",
+            "data.subset=32", "data.batch_size=8", "data.num_workers=0", "model.encoder=resnet18",
+            "model.projector=32-32", "trainer.max_epochs=1", "trainer.precision=32-true", "trainer.progress_bar=false",
+            "representations.items=[{name: pixels}, {name: local_std}]", "probe.enabled=false"]
+    out = tmp_path / "out"
+    assert main(["ablate", "--table", "5", "--config", "cifar10", "--launcher", "print", "--out", str(out),
+                 "--slurm-gpus-per-node", "0", "--probe-kind", "imagefolder", "--probe-root", str(cifar10_root),
+                 "--probe-train-size", "40", "--probe-test-size", "20", "--probe-epochs", "2", *tiny]) == 0
+    script = tmp_path / "table5.sbatch"
+    script.write_text(capsys.readouterr().out)
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "srun").write_text('#!/bin/sh\nexec "$@"\n')
+    (stub / "srun").chmod(0o755)
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
+           "PATH": os.pathsep.join([str(stub), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = ablation.table_rows(5)[1].key
+    done = [p.parent.name for p in (out / "table5").glob("*/result.json")]
+    assert done == [second], done
 
 
 def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:

@@ -413,3 +413,48 @@ def test_resume_keeps_one_last_checkpoint_and_the_numbered_ones(cifar10_root: Pa
     assert names == ["epoch0000.ckpt", "epoch0001.ckpt", "epoch0002.ckpt", "last.ckpt"], names
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 3 * 5  # 40 images, batch 8: no step lost or replayed
+
+
+def test_two_process_ddp_run_through_the_real_command_line(cifar10_root: Path, tmp_path: Path) -> None:
+    """`torchrun --standalone --nproc_per_node 2 -m mvmr pretrain ... trainer.devices=2
+    trainer.strategy=ddp trainer.accelerator=cpu` (docs/distributed.md): two gloo processes train
+    through the real command line, share the feature cache build and write one checkpoint."""
+    import json
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["pretrain", "--config", "cifar10", "--out", str(out), "data.kind=imagefolder", f"data.root={cifar10_root}",
+            "data.split=test", "data.image_size=16", "data.subset=48", "data.batch_size=4", "data.num_workers=0",
+            "data.val_fraction=0", "model.encoder=resnet18", "model.projector=32-32", "trainer.max_epochs=1",
+            "trainer.precision=32-true", "trainer.progress_bar=false", "probe.enabled=false",
+            f"representations.items={DETERMINISTIC_REPS}", f"representations.cache_dir={cache}",
+            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_"))}
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mvmr"]
+    proc = subprocess.run([*torchrun, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 48 // (2 * 4)  # the global batch of 2 x 4 images
+    shards = json.loads((cache / "manifest.json").read_text())["shards"]
+    assert shards == [{"rank": 0, "rows": [0, 24]}, {"rank": 1, "rows": [24, 48]}]
+
+
+def test_slurm_variables_select_lightnings_slurm_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under `srun` on 2 nodes x 2 GPUs, rank 3 of the job is node 1's second process: Lightning's
+    SLURM environment reads that from SLURM's variables (what docs/distributed.md's script relies on)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from mvmr.config import load_config
+    from mvmr.training.trainer import build_trainer
+
+    slurm = {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2", "SLURM_NODEID": "1",
+             "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "1234", "SLURM_JOB_NAME": "mvmr-stl10",
+             "SLURM_NODELIST": "gpu[01-02]"}
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    config = load_config("stl10", ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=2",
+                                   "trainer.strategy=ddp", f"output_dir={tmp_path}"])
+    env = build_trainer(config, tmp_path).strategy.cluster_environment
+    assert isinstance(env, SLURMEnvironment)
+    assert (env.world_size(), env.global_rank(), env.local_rank(), env.node_rank()) == (4, 3, 1, 1)
+    assert env.main_address == "gpu01"

@@ -78,9 +78,30 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
 
     action, fp = group.run_on_main(decide)
     if action == "open":
-        return FeatureCache.open(root)
+        return _open_everywhere(root, group)
     return build_cache(root, dataset=dataset, representations=representations, fingerprint=fp, overwrite=True,
                        group=group, **settings, **build_options)
+
+
+def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
+    """Open the cache rank 0 checked on every rank, and make sure all of them see the same one (a
+    shared filesystem, or the same finished folder copied to every node)."""
+    cache, error = None, None
+    try:
+        cache = FeatureCache.open(root)
+    except (OSError, CacheError) as err:
+        error = err
+    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}",
+                                None if cache is None else cache.manifest.get("build_id")))
+    failed = first_error([r[0] for r in reports])
+    if failed is not None:
+        raise CacheError(f"rank {failed[0]} cannot open the feature cache at {root} ({failed[1]}); the cache must live on "
+                         f"a filesystem every rank sees, or be copied whole to every node")
+    if len({r[1] for r in reports}) > 1:
+        raise CacheError(f"the ranks see different feature caches at {root} (build ids {sorted({str(r[1]) for r in reports})}); "
+                         f"copy the same finished folder to every node, or use a shared filesystem")
+    assert cache is not None
+    return cache
 
 
 def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,

@@ -4,7 +4,7 @@ Example::
 
     mvmr ablate --table 5 --config configs/cifar10.yaml --out runs/ablation data.root=/data
     mvmr ablate --table 6 --config cifar10 --rows pixels,scatnet,pixels+scatnet+augmented_pixels+hog+local_std
-    mvmr ablate --table 8 --config cifar10 --launcher print      # one command per row, for a cluster
+    mvmr ablate --table 8 --config cifar10 --launcher print > t8.sbatch && sbatch t8.sbatch   # SLURM array job
     mvmr ablate --table 8 --config cifar10 --collect              # only (re)write the table and chart
 
 Each row is the base config plus the row's overrides (after the ``KEY=VALUE`` overrides given
@@ -30,7 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these rows (keys like L1+L3, pixels+hog, crop+flip, 1024-1024; comma lists allowed)")
     parser.add_argument("--out", default="runs/ablation", metavar="DIR", help="root folder (rows go to DIR/table<N>/<row>)")
     parser.add_argument("--launcher", choices=("none", "print"), default="none",
-                        help="print: print one shell command per row instead of running")
+                        help="print: run nothing, print a SLURM array-job script (one task per row) for sbatch")
+    g = parser.add_argument_group("SLURM resources of each row (--launcher print)")
+    g.add_argument("--slurm-nodes", type=int, default=1, metavar="N")
+    g.add_argument("--slurm-gpus-per-node", type=int, default=1, metavar="G", help="0: one CPU task")
+    g.add_argument("--slurm-cpus-per-task", type=int, default=8, metavar="C")
+    g.add_argument("--slurm-time", default="24:00:00", metavar="HH:MM:SS")
+    g.add_argument("--slurm-partition", default=None, metavar="NAME")
     parser.add_argument("--collect", action="store_true", help="run nothing; collect the finished rows into the table")
     parser.add_argument("--reuse", action="append", default=[], metavar="DIR",
                         help="folder of finished runs (DIR/<row>/result.json; repeatable): a row with the identical "
@@ -73,8 +79,11 @@ def run(args: argparse.Namespace) -> int:
     rows = ablation.select_rows(ablation.table_rows(args.table, base), args.rows)
     out = Path(args.out) / f"table{args.table}"
     if args.launcher == "print":
-        for cmd in ablation.launcher_commands(args.table, args.config, rows, args.out, _probe_args(args), args.overrides):
-            print(cmd)
+        resources = ablation.SlurmResources(nodes=args.slurm_nodes, gpus_per_node=args.slurm_gpus_per_node,
+                                            cpus_per_task=args.slurm_cpus_per_task, time=args.slurm_time,
+                                            partition=args.slurm_partition)
+        print(ablation.sbatch_script(args.table, args.config, rows, args.out, _probe_args(args), args.overrides,
+                                     resources), end="")
         return 0
     configs = {row.key: ablation.row_config(args.config, row, args.overrides, out) for row in rows}  # fail early
     probe = ablation.ProbeSettings(kind=args.probe_kind, root=args.probe_root, train_split=args.probe_train_split,

@@ -10,24 +10,13 @@ our linear top-1 beside the paper's.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mvmr.workflows.ablation.tables import AblationRow
 
-__all__ = ["launcher_commands", "format_value", "collect_markdown", "plot_table"]
+__all__ = ["format_value", "collect_markdown", "plot_table"]
 
-
-def launcher_commands(table: int, config: str, rows: Sequence[AblationRow], out: str, extra_args: Sequence[str],
-                      overrides: Sequence[str]) -> list[str]:
-    """One shell command per row (each runs that row alone, resumable), for a cluster's launcher."""
-    cmds = []
-    for row in rows:
-        argv = ["mvmr", "ablate", "--table", str(table), "--config", str(config), "--rows", row.key, "--out", str(out),
-                *extra_args, *overrides]
-        cmds.append(shlex.join(argv))
-    return cmds
 
 def format_value(value: Any, digits: int = 2) -> str:
     """A number with ``digits`` decimals; "—" for missing and NaN values; anything else as text."""
