@@ -86,6 +86,7 @@ def test_overrides_are_yaml_scalars_and_reach_nested_keys() -> None:
         ("trainer.precision=16", r"^trainer\.precision: expected one of .*got 16"),
         ("data.channels=2", r"^data\.channels: expected one of 1, 3, got 2"),
         ("data.val_fraction=1.5", r"^data\.val_fraction: must be < 1.0"),
+        ("data.augmentation.crop_scale=[0.5, 0.2]", r"^data\.augmentation\.crop_scale: expected \[min, max\]"),
         ("loss.eps=0", r"^loss\.eps: must be > 0.0"),
         ("model.projector=8192-x", r"^model\.projector: expected widths"),
         ("representations.items.0.name=sift", r"^representations\.items\[0\]\.name: unknown representation 'sift'"),

@@ -51,6 +51,9 @@ class AugmentationConfig:
     """Switches of the paper's augmentation (section 7) of the augmented view."""
 
     crop: Annotated[Bool, Field(description="random resized crop")] = True
+    crop_scale: Annotated[list[Float], Field(description="the crop's area as a fraction of the image, [min, max] "
+                                                         "(torchvision's default, which the paper does not change)")] \
+        = field(default_factory=lambda: [0.08, 1.0])
     flip: Annotated[Bool, Field(description="horizontal flip, p = 0.5")] = True
     color: Annotated[Bool, Field(description="colour jitter 0.8/0.8/0.8/0.2, p = 0.8")] = True
     grayscale: Annotated[Bool, Field(description="grayscale, p = 0.2")] = True

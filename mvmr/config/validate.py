@@ -20,7 +20,7 @@ from typing import Annotated, Any, Callable, Literal, Mapping, Union, get_args, 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from mvmr.config.schema import (Config, DataConfig, LossConfig, ModelConfig, OptimConfig, RepresentationsConfig,
+from mvmr.config.schema import (AugmentationConfig, Config, DataConfig, LossConfig, ModelConfig, OptimConfig, RepresentationsConfig,
                                 TeacherConfig, TrainerConfig)
 from mvmr.data import DATASET_KINDS
 from mvmr.errors import ConfigError
@@ -178,6 +178,13 @@ def _check_data(data: DataConfig, prefix: str) -> None:
         raise ConfigError(f"{prefix}kind: expected one of {', '.join(map(repr, DATASET_KINDS))}, got {data.kind!r}")
 
 
+def _check_augmentation(augmentation: AugmentationConfig, prefix: str) -> None:
+    """crop_scale is [min, max] with 0 < min <= max <= 1."""
+    scale = augmentation.crop_scale
+    if len(scale) != 2 or not 0.0 < scale[0] <= scale[1] <= 1.0:
+        raise ConfigError(f"{prefix}crop_scale: expected [min, max] with 0 < min <= max <= 1, got {scale!r}")
+
+
 def _check_model(model: ModelConfig, prefix: str) -> None:
     """mean and std come together, one value per channel; the projector is positive widths joined by '-'."""
     if (model.mean is None) != (model.std is None) or (model.mean is not None and len(model.mean) != len(model.std)):
@@ -298,6 +305,7 @@ def _check_teacher_among_representations(config: Config, prefix: str, names: lis
 
 #: the cross-key checks of each section, run by :func:`_check_sections`
 _SECTION_CHECKS: dict[type, Callable[[Any, str], None]] = {
-    DataConfig: _check_data, ModelConfig: _check_model, LossConfig: _check_loss, OptimConfig: _check_optim,
+    DataConfig: _check_data, AugmentationConfig: _check_augmentation, ModelConfig: _check_model, LossConfig: _check_loss,
+    OptimConfig: _check_optim,
     RepresentationsConfig: _check_representations, TrainerConfig: _check_trainer, TeacherConfig: _check_teacher,
     Config: _check_config}

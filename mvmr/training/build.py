@@ -79,7 +79,7 @@ def build_data(config: Config) -> PretrainData:
                         f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size")
     a = d.augmentation
     augmentation = PaperAugmentation(d.image_size, crop=a.crop, flip=a.flip, color=a.color, grayscale=a.grayscale,
-                                     blur=a.blur)
+                                     blur=a.blur, crop_scale=tuple(a.crop_scale))
     views = get_method(config.method).views(full, size=d.image_size, augmentation=augmentation, seed=seed)
     channels = int(base[0][0].shape[0])
     return PretrainData(base, views, train_idx, val_idx, num_classes or None, channels)

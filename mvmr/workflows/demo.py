@@ -8,9 +8,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mvmr.errors import DataError
+from torch import nn
 
-__all__ = ["run_demo", "FASHION_FILES"]
+from mvmr.config import load_config
+from mvmr.data import build_dataset, random_subset
+from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
+from mvmr.errors import DataError
+from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, resolve_encoder
+from mvmr.training.export import LAST_CHECKPOINT, last_checkpoint
+from mvmr.training.trainer import pretrain
+
+__all__ = ["run_demo", "probe_row", "baseline_rows", "FASHION_FILES"]
 
 FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -27,6 +35,34 @@ def _check_fashion_mnist(root: Path) -> None:
     )
 
 
+def _probe_data(config: Any, root: Path, probe_train: int, probe_test: int) -> tuple[Any, Any]:
+    """The probe's labelled images: seeded subsets of the train and test splits at the demo's size."""
+    d, seed = config.data, config.trainer.seed
+    train = build_dataset("fashion_mnist", root, split="train", size=d.image_size, channels=d.channels)
+    test = build_dataset("fashion_mnist", root, split="test", size=d.image_size, channels=d.channels)
+    return random_subset(train, probe_train, seed + 1), random_subset(test, probe_test, seed + 2)
+
+
+def probe_row(name: str, extractor: nn.Module, config: Any, root: Path, probe_train: int, probe_test: int) -> dict[str, Any]:
+    """One row of the demo's table: the linear protocol of :mod:`mvmr.evaluation` (paper sec. 7: one
+    linear layer, Adam, lr 1e-4, batch 256, 100 epochs; the epoch chosen on 10% of the probe's train
+    images, the test images read once), the same for every row."""
+    train_part, test_part = _probe_data(config, root, probe_train, probe_test)
+    probe = LinearConfig(seed=config.trainer.seed, device="cpu", progress=False)
+    result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name, dataset="fashion_mnist").linear
+    return {"features": name, "dim": int(result.metrics["feature_dim"]), "accuracy": float(result.metrics["test_top1"]) / 100.0}
+
+
+def baseline_rows(config: Any, root: Path, probe_train: int, probe_test: int, *, in_chans: int) -> list[dict[str, Any]]:
+    """The two baselines, through the same probe: the encoder untrained, and the raw pixels."""
+    m = config.model
+    random_model = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
+                                   seed=config.trainer.seed)
+    pixels = FeatureExtractor(nn.Flatten(), mean=None, std=None, description="raw pixels", trainable=False)
+    return [probe_row(f"random {m.encoder} (untrained)", random_model, config, root, probe_train, probe_test),
+            probe_row("raw pixels", pixels, config, root, probe_train, probe_test)]
+
+
 def run_demo(
     *,
     data: str | Path | None = None,
@@ -38,15 +74,6 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Pretrain with ``configs/demo.yaml``, probe three feature sets, print and save a table."""
-    from torch import nn
-
-    from mvmr.config import load_config
-    from mvmr.data import build_dataset, random_subset
-    from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
-    from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, resolve_encoder
-    from mvmr.training.export import LAST_CHECKPOINT, last_checkpoint
-    from mvmr.training.trainer import pretrain
-
     root = Path(data).expanduser() if data is not None else FASHION_MNIST_ROOT
     _check_fashion_mnist(root)
     base = [f"data.root={root}", *([f"output_dir={out}"] if out else [])]
@@ -71,27 +98,8 @@ def run_demo(
     echo(f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test images ...")
     m = config.model
     model = resolve_encoder(checkpoint=last_checkpoint(run_dir))
-    in_chans = int(model.metadata.get("in_chans", 1))
-    random_model = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
-                                   seed=t.seed)
-    pixels = FeatureExtractor(nn.Flatten(), mean=None, std=None, description="raw pixels", trainable=False)
-    train_set = build_dataset("fashion_mnist", root, split="train", size=d.image_size, channels=d.channels)
-    test_set = build_dataset("fashion_mnist", root, split="test", size=d.image_size, channels=d.channels)
-    train_part, test_part = random_subset(train_set, probe_train, t.seed + 1), random_subset(test_set, probe_test, t.seed + 2)
-    # mvmr.evaluation's linear protocol (paper sec. 7): one linear layer, Adam, lr 1e-4, batch 256,
-    # 100 epochs; the epoch is chosen on 10% of the probe's train images, the test images are read once
-    probe = LinearConfig(seed=t.seed, device="cpu", progress=False)
-
-    rows = []
-    candidates: list[tuple[str, nn.Module]] = [
-        (f"MV-MR {m.encoder} ({t.max_epochs} epochs)", model),
-        (f"random {m.encoder} (untrained)", random_model),
-        ("raw pixels", pixels),
-    ]
-    for name, extractor in candidates:
-        result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name, dataset="fashion_mnist").linear
-        rows.append({"features": name, "dim": int(result.metrics["feature_dim"]),
-                     "accuracy": float(result.metrics["test_top1"]) / 100.0})
+    rows = [probe_row(f"MV-MR {m.encoder} ({t.max_epochs} epochs)", model, config, root, probe_train, probe_test),
+            *baseline_rows(config, root, probe_train, probe_test, in_chans=int(model.metadata.get("in_chans", 1)))]
     total_s = time.perf_counter() - start
 
     mvmr_acc, random_acc, pixel_acc = (r["accuracy"] for r in rows)
