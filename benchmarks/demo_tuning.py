@@ -102,8 +102,12 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
     done = run_dir / "tuning.json"
     if done.is_file():
         return json.loads(done.read_text())
+    config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}", *overrides])
+    d = config.data  # candidates with the same images and representations share one feature cache
+    key = f"{d.image_size}px-{d.channels}ch-subset{d.subset}-seed{config.trainer.seed}-" + "+".join(
+        r.name for r in config.representations.items)
     config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}",
-                                  f"representations.cache_dir={out / 'caches' / name}", *overrides])
+                                  f"representations.cache_dir={out / 'caches' / key}", *overrides])
     start = time.perf_counter()
     pretrain(config, resume="auto")
     seconds = time.perf_counter() - start
