@@ -69,6 +69,22 @@ def _normalise(x: torch.Tensor, mean: object, std: object) -> torch.Tensor:
     return (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
 
 
+def test_safetensors_export_loads_with_the_safetensors_library(checkpoint: Path, reference, tmp_path: Path) -> None:
+    import torchvision
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    x, features, model = reference
+    assert main(["export", str(checkpoint), "--out", str(tmp_path)]) == 0  # the default format
+    resnet = torchvision.models.resnet18()
+    resnet.fc = torch.nn.Identity()
+    resnet.load_state_dict(load_file(tmp_path / "backbone.safetensors"), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(resnet.eval()(model.normalize(x)), features)
+    with safe_open(str(tmp_path / "backbone.safetensors"), framework="pt") as f:
+        assert '"encoder": "resnet18"' in f.metadata()["mvmr"]  # how mvmr rebuilds it
+
+
 def test_timm_export_loads_with_create_model_and_gives_mvmrs_features(checkpoint: Path, reference, tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     import timm
@@ -140,6 +156,13 @@ def test_hf_export_is_an_uploadable_folder_with_a_model_card(checkpoint: Path, r
     for loaded in (mvmr.from_pretrained(tmp_path), PretrainedEncoder.from_pretrained(tmp_path)):
         with torch.no_grad():
             torch.testing.assert_close(loaded(x), features)
+
+
+def test_the_command_offers_every_format() -> None:
+    from mvmr.commands.export import FORMATS
+    from mvmr.workflows.export import EXPORT_FORMATS
+
+    assert FORMATS == EXPORT_FORMATS  # --format's choices, kept in the command so that --help stays fast
 
 
 def test_from_pretrained_failures_are_clear(tmp_path: Path) -> None:
