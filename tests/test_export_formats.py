@@ -18,7 +18,7 @@ from mvmr.config import to_dict
 from mvmr.errors import CheckpointError
 from mvmr.evaluation.results import ProtocolResult, save_result
 from mvmr.models import EncoderSpec, build_model, save_backbone
-from mvmr.models.interop import check_exportable, write_timm
+from mvmr.models.interop import check_exportable, timm_arch, write_timm
 from mvmr.training.export import model_from_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -182,6 +182,8 @@ def test_encoders_without_an_equivalent_are_refused_with_the_reason(checkpoint: 
             check_exportable(cifar_stem, fmt)
     with pytest.raises(CheckpointError, match="1-channel resnet18 to torchvision: torchvision's ResNets have a 3-chan"):
         check_exportable(EncoderSpec("resnet18", small_images=False, in_chans=1, feature_dim=512), "torchvision")
+    assert timm_arch(EncoderSpec("timm:resnet18.a1_in1k", small_images=False, in_chans=3, feature_dim=512)) == (
+        "resnet18.a1_in1k")  # a timm: encoder exports to timm under its own name
     with pytest.raises(CheckpointError, match="only resnet18, resnet34, resnet50 are torchvision models"):
         check_exportable(EncoderSpec("timm:resnet18", small_images=False, in_chans=3, feature_dim=512), "torchvision")
     # through the command: one line on stderr, nothing written
