@@ -16,6 +16,7 @@ from typing import Sequence
 import mvmr
 from mvmr.errors import MVMRError
 from mvmr.plugins import import_plugins
+from mvmr.training.quiet import clean_output
 
 #: Sub-commands in the order ``mvmr --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="MV-MR: self-supervised learning and label-free distillation with distance correlation.",
     )
     parser.add_argument("--version", action="version", version=f"mvmr {mvmr.__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show everything: full tracebacks on errors, and all of Lightning's messages and warnings "
+                             "(normal output hides its tips and notices and shows each warning once)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE first, so that the representations, teachers or methods it registers can be "
                              "named in the config (repeatable; installed packages can use entry points instead)")
@@ -63,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         import_plugins(args.plugin, key="--plugin")
-        return int(args._run(args) or 0)
+        with clean_output(enabled=not args.debug):
+            return int(args._run(args) or 0)
     except (MVMRError, FileNotFoundError, ValueError) as err:
         if args.debug:
             raise

@@ -49,3 +49,20 @@ def tiny_config(root: Path, out: Path, overrides: Sequence[str] = ()) -> Config:
         "trainer.progress_bar=false", "optim.lr=1e-3", f"output_dir={out}",
     ]
     return load_config(None, [*base, *overrides])
+
+
+def save_hf_images(images_root: Path, out: Path, per_class: int = 4) -> Path:
+    """Save real JPEGs of an ImageFolder split (``per_class`` of each class) with ``datasets``' save_to_disk:
+    a DatasetDict with a ``train`` split of columns ``picture`` (images) and ``category`` (ClassLabel)."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+
+    classes = sorted(p.name for p in images_root.iterdir() if p.is_dir())
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((images_root / name).glob("*.jpg"))[:per_class]:
+            paths.append(str(path))
+            labels.append(label)
+    features = Features({"picture": Image(), "category": ClassLabel(names=classes)})
+    table = Dataset.from_dict({"picture": paths, "category": labels}, features=features)  # embeds the JPEG bytes
+    DatasetDict({"train": table}).save_to_disk(str(out))
+    return out

@@ -58,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give --compare-ssl (train the baseline) or --ssl-run DIR (use one), not both")
     from mvmr.training.trainer import pretrain
 
-    run_dir = pretrain(config, resume=args.resume)
-    print(f"run folder: {run_dir}")
+    run_dir = pretrain(config, resume=args.resume)  # prints its plan, an ETA and where the results are
     ssl_run = Path(args.ssl_run) if args.ssl_run else None
     if args.compare_ssl:
         from mvmr.workflows.distill_report import ssl_baseline_config

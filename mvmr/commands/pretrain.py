@@ -7,7 +7,9 @@ Example::
 
 ``--config`` takes a path or the name of a shipped config (``mvmr info --list``). Overrides are
 ``key=value`` with dotted keys; values are parsed as YAML scalars (``lr=1e-4``, ``x=[1, 2]``).
-A run folder that already holds ``checkpoints/last.ckpt`` is resumed (``--resume auto``).
+A run folder that already holds ``checkpoints/last.ckpt`` is resumed (``--resume auto``). The run
+prints what it will do, an ETA after its first steps, and where its results are; ``mvmr --debug
+pretrain ...`` also shows all of Lightning's own messages.
 """
 
 from __future__ import annotations
@@ -28,6 +30,5 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(args)
     from mvmr.training.trainer import pretrain
 
-    run_dir = pretrain(config, resume=args.resume)
-    print(f"run folder: {run_dir}")
+    pretrain(config, resume=args.resume)  # prints its plan, an ETA and where the results are
     return 0

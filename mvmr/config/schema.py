@@ -65,11 +65,16 @@ class AugmentationConfig:
 class DataConfig:
     """The pretraining data. ``batch_size`` is per process (global = batch_size x devices x nodes)."""
 
-    kind: Annotated[Text, Field(description="imagefolder, folder, stl10, cifar10, cifar100 or fashion_mnist "
+    kind: Annotated[Text, Field(description="imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist or hf "
                                             "(see mvmr.data.build_dataset)")] = "imagefolder"
     root: Annotated[Text | None, Field(description="dataset folder; null = the kind's default (Fashion-MNIST: "
-                                                   "Debian's package)")] = "data"
+                                                   "Debian's package); not used by kind hf")] = "data"
     split: Annotated[Text, Field(description="e.g. train, or train+unlabeled for STL-10")] = "train"
+    name: Annotated[Text | None, Field(description="kind hf: a Hugging Face Hub dataset id (user/name) or a folder "
+                                                   "written by datasets' save_to_disk")] = None
+    image_column: Annotated[Text, Field(min_length=1, description="kind hf: the column holding the images")] = "image"
+    label_column: Annotated[Text | None, Field(description="kind hf: the column of integer or class labels; null = "
+                                                           "unlabelled")] = "label"
     image_size: Annotated[Int, Field(ge=8, description="side of the square images, in pixels")] = 96
     channels: Annotated[Literal[1, 3] | None, BeforeValidator(_refuse_bool),
                         Field(description="convert the images to 1 or 3 channels; null = as stored")] = 3
@@ -197,6 +202,11 @@ class TrainerConfig:
     seed: Annotated[Int, Field(description="seed of everything random, data subsets included")] = 0
     deterministic: Annotated[Bool, Field(description="deterministic PyTorch algorithms")] = False
     progress_bar: Annotated[Bool, Field(description="show Lightning's progress bar")] = True
+    loggers: Annotated[list[Literal["tensorboard", "csv", "wandb", "mlflow"]], Field(
+        description="where metrics go, each name once: csv/ and tensorboard/ in the run folder; wandb (mvmr[wandb]; "
+                    "WANDB_MODE=offline keeps it local) and mlflow (mvmr[mlflow]; MLFLOW_TRACKING_URI, else a file "
+                    "store in <run>/mlruns) log to the project or experiment named like the run")] = field(
+        default_factory=lambda: ["csv", "tensorboard"])
 
 
 @with_config(_SECTION)

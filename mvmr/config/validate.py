@@ -173,9 +173,14 @@ def _check_sections(section: Any, prefix: str) -> None:
 
 
 def _check_data(data: DataConfig, prefix: str) -> None:
-    """data.kind is a kind that mvmr.data can build."""
+    """data.kind is a kind that mvmr.data can build; kind hf, and it alone, names its dataset."""
     if data.kind not in DATASET_KINDS:
         raise ConfigError(f"{prefix}kind: expected one of {', '.join(map(repr, DATASET_KINDS))}, got {data.kind!r}")
+    if data.kind == "hf" and not data.name:
+        raise ConfigError(f"{prefix}name: required with {prefix}kind=hf: a Hub dataset id (user/name) or a "
+                          f"save_to_disk folder")
+    if data.kind != "hf" and data.name is not None:
+        raise ConfigError(f"{prefix}name: only read with {prefix}kind=hf (the {data.kind} data are at {prefix}root)")
 
 
 def _check_augmentation(augmentation: AugmentationConfig, prefix: str) -> None:
@@ -218,12 +223,15 @@ def _check_optim(optim: OptimConfig, prefix: str) -> None:
 
 
 def _check_trainer(trainer: TrainerConfig, prefix: str) -> None:
-    """devices is a count, -1, 'auto' or a list of ids; a float batch limit is a fraction."""
+    """devices is a count, -1, 'auto' or a list of ids; each logger once; a float batch limit is a fraction."""
     devices = trainer.devices
     if isinstance(devices, str) and devices != "auto" and not re.fullmatch(r"-1|\d+(,\d+)*,?", devices):
         raise ConfigError(f"{prefix}devices: expected a count, 'auto' or a list like '0,1', got {devices!r}")
     if isinstance(devices, int) and (devices == 0 or devices < -1):
         raise ConfigError(f"{prefix}devices: expected a positive count, -1 or 'auto', got {devices}")
+    for i, name in enumerate(trainer.loggers):
+        if name in trainer.loggers[:i]:
+            raise ConfigError(f"{prefix}loggers[{i}]: {name!r} is listed twice")
     for key in ("limit_train_batches", "limit_val_batches"):
         value = getattr(trainer, key)
         if isinstance(value, float) and value > 1.0:

@@ -4,7 +4,7 @@ Every dataset returns ``(image, label)``: image a float32 tensor (C, H, W) in [0
 normalised here), label an int, -1 when unlabelled. :class:`TwoViews` turns a dataset into the
 training items ``(x_clean, x_aug, index, label)``.
 
-- :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist)
+- :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist, hf)
 - :class:`TwoViews` (the augmentation is :class:`mvmr.transforms.PaperAugmentation`)
 - :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`, :func:`random_subset`
 """

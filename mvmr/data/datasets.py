@@ -14,13 +14,14 @@ from mvmr.data.base import ImageDataset
 from mvmr.data.cifar import cifar
 from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT, fashion_mnist
 from mvmr.data.folders import flat_folder, image_folder
+from mvmr.data.hf import hf_dataset
 from mvmr.data.stl10 import stl10
 from mvmr.errors import DataError
 
 __all__ = ["build_dataset", "DATASET_KINDS"]
 
 #: The ``kind`` values :func:`build_dataset` accepts.
-DATASET_KINDS: tuple[str, ...] = ("imagefolder", "folder", "stl10", "cifar10", "cifar100", "fashion_mnist")
+DATASET_KINDS: tuple[str, ...] = ("imagefolder", "folder", "stl10", "cifar10", "cifar100", "fashion_mnist", "hf")
 
 
 def build_dataset(
@@ -33,6 +34,9 @@ def build_dataset(
     skip_corrupt: bool = False,
     channels: int | None = None,
     labels_file: str | Path | None = None,
+    name: str | None = None,
+    image_column: str = "image",
+    label_column: str | None = "label",
 ) -> ImageDataset:
     """Build a dataset by ``kind``.
 
@@ -45,8 +49,9 @@ def build_dataset(
             ``"cifar10"``/``"cifar100"`` torchvision layout (``cifar-10-batches-py`` /
             ``cifar-100-python``), splits train, test;
             ``"fashion_mnist"`` idx .gz files, splits train, test; ``root=None`` means
-            ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
-        root: the dataset folder.
+            ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``);
+            ``"hf"`` a Hugging Face ``datasets`` dataset (``name``, see :mod:`mvmr.data.hf`).
+        root: the dataset folder (kind hf: the dataset's name when ``name`` is not given).
         split: which part to read (see ``kind``).
         size: when set, each image is resized (shorter side) and centre-cropped to size x size.
         download: let torchvision download STL10/CIFAR/Fashion-MNIST when the files are missing
@@ -58,6 +63,10 @@ def build_dataset(
         labels_file: ``imagefolder`` only: the ground-truth file of a split folder that holds the
             images without class folders (ImageNet's ``val/``); by default a known file is looked
             for (see :func:`mvmr.data.folders.image_folder`).
+        name: ``hf`` only: a Hub dataset id (``user/name``, read from the Hugging Face cache unless
+            ``download``) or a folder written by ``save_to_disk``.
+        image_column, label_column: ``hf`` only: the columns of the images and of the labels
+            (None: unlabelled).
 
     Raises:
         DataError: unknown kind or split, missing, empty or corrupt data.
@@ -68,6 +77,14 @@ def build_dataset(
         raise DataError(f"size must be a positive int or None, got {size!r}")
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
+    if kind == "hf":
+        name = name if name is not None else (None if root is None else str(root))
+        if not name:
+            raise DataError("dataset kind 'hf' needs a name: a Hub dataset id or a save_to_disk folder")
+        return hf_dataset(name, split=split, image_column=image_column, label_column=label_column, size=size,
+                          channels=channels, download=download)
+    if name is not None:
+        raise DataError(f"name applies to kind 'hf' only, not {kind!r}")
     if root is None:
         if kind != "fashion_mnist":
             raise DataError(f"dataset kind {kind!r} needs a root folder")

@@ -20,6 +20,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "is_image_file",
     "decode_image",
+    "image_to_array",
     "array_to_tensor",
     "adapt_channels",
     "resize_center_crop",
@@ -48,13 +49,17 @@ def decode_image(path: Path, *, channels: int) -> torch.Tensor:
     Any decoding failure propagates as the PIL/OS exception; the caller turns it into a
     :class:`~mvmr.errors.DataError` naming the path.
     """
-    mode = "L" if channels == 1 else "RGB"
     with Image.open(path) as img:
-        if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA" and mode == "L"):
-            img = img.convert("RGBA")
-        img = img.convert(mode)
-        array = np.array(img, dtype=np.uint8)  # a writable copy
+        array = image_to_array(img, channels=channels)
     return array_to_tensor(array)
+
+
+def image_to_array(img: Image.Image, *, channels: int) -> np.ndarray:
+    """A PIL image as a writable uint8 array, (H, W) for ``channels=1`` (luma), else (H, W, 3) RGB."""
+    mode = "L" if channels == 1 else "RGB"
+    if img.mode in ("P", "LA", "PA") or (img.mode == "RGBA" and mode == "L"):
+        img = img.convert("RGBA")
+    return np.array(img.convert(mode), dtype=np.uint8)  # a copy
 
 
 def array_to_tensor(array: np.ndarray) -> torch.Tensor:

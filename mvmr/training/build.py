@@ -51,7 +51,7 @@ def build_data(config: Config) -> PretrainData:
     # decoded once per item, at full resolution: the method's views take their random resized crop
     # from the whole image; the clean view (and the cache, and the probe) is its resize + centre crop
     full = build_dataset(d.kind, d.root, split=d.split, size=None, download=d.download, skip_corrupt=d.skip_corrupt,
-                         channels=d.channels)
+                         channels=d.channels, name=d.name, image_column=d.image_column, label_column=d.label_column)
     base = full.with_size(d.image_size)
     if d.subset is not None and d.subset < len(base):
         chosen = np.sort(np.random.default_rng(seed).choice(len(base), size=d.subset, replace=False))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mvmr.config import Config, from_dict, save_config
 from mvmr.errors import CheckpointError, ConfigError
 
-__all__ = ["LAST_CHECKPOINT", "last_checkpoint", "model_from_checkpoint", "export_checkpoint"]
+__all__ = ["LAST_CHECKPOINT", "TrainedModel", "last_checkpoint", "read_trained_model", "model_from_checkpoint",
+           "export_checkpoint"]
 
 #: The checkpoint a run rewrites every epoch, relative to its run folder.
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -22,8 +24,18 @@ def last_checkpoint(run_dir: str | Path) -> Path:
     return path
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[Any, Config]:
-    """``(MVMRModel with the weights of an ``mvmr pretrain`` checkpoint, its Config)``; the load is strict.
+@dataclass(frozen=True)
+class TrainedModel:
+    """What an ``mvmr pretrain`` checkpoint holds: the model, its config, and how far it trained."""
+
+    model: Any  #: the MVMRModel, in eval mode
+    config: Config
+    epochs: int  #: epochs whose batches were all trained
+    steps: int  #: optimiser steps
+
+
+def read_trained_model(path: str | Path) -> TrainedModel:
+    """The model, config and progress of an ``mvmr pretrain`` checkpoint; the load is strict.
 
     The checkpoint is read by :func:`mvmr.models.read_lightning_checkpoint` (``weights_only=True``).
     """
@@ -43,7 +55,15 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, Config]:
     model = build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=int(state["mean"].shape[1]),
                         mean=m.mean, std=m.std)
     load_state_dict_strict(model, state, source=f"checkpoint {path}")
-    return model.eval(), config
+    epochs = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {}).get("processed")
+    return TrainedModel(model.eval(), config, int(epochs if epochs is not None else ckpt.get("epoch", 0)),
+                        int(ckpt.get("global_step", 0)))
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[Any, Config]:
+    """``(MVMRModel with the weights of an ``mvmr pretrain`` checkpoint, its Config)``; the load is strict."""
+    trained = read_trained_model(path)
+    return trained.model, trained.config
 
 
 def export_checkpoint(path: str | Path, out_dir: str | Path) -> list[Path]:

@@ -6,6 +6,7 @@ A run folder holds::
     checkpoints/last.ckpt    rewritten every epoch (and every N steps when asked); resume point
     checkpoints/epochNNNN.ckpt   kept every ``trainer.checkpoint_every_n_epochs`` epochs
     csv/version_K/metrics.csv, tensorboard/version_K/   logs, one version per session
+                             (``trainer.loggers``; also wandb/ and mlruns/, see mvmr.training.loggers)
     plots/*.png              loss and distance-correlation curves, written at the end
     teacher-cache/           distillation: the teacher's embeddings of the clean images, filled once
                              (``teacher.cache_dir`` moves it)
@@ -24,7 +25,6 @@ from typing import Any, Sequence
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 import torch
 from torch import nn
 
@@ -33,6 +33,9 @@ from mvmr.data import DatasetSubset, make_loader
 from mvmr.errors import CheckpointError, ConfigError
 from mvmr.training.build import PretrainData, build_data, build_module
 from mvmr.training.callbacks import AtomicCheckpointIO, LastCheckpoint, NonFiniteGuard, PlotCallback
+from mvmr.training.console import RunConsole
+from mvmr.training.loggers import CloseLoggers, build_loggers
+from mvmr.training.quiet import notices_hidden
 from mvmr.training.sampling import EpochBatchSampler, EpochItems, ResumableLoader
 
 __all__ = ["PretrainDataModule", "build_trainer", "find_resume_checkpoint", "pretrain"]
@@ -106,6 +109,8 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
     ]
     if t.progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every_n_steps))))
+    if "wandb" in t.loggers:
+        cbs.append(CloseLoggers())
     cbs.extend(callbacks)
     if config.model.sync_batchnorm and t.accelerator == "cpu":
         raise ConfigError("model.sync_batchnorm: PyTorch's SyncBatchNorm needs GPUs; set it to false on the CPU")
@@ -118,10 +123,12 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         limit_val_batches=t.limit_val_batches, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, sync_batchnorm=config.model.sync_batchnorm,
         use_distributed_sampler=False,  # our sampler shards by rank itself
-        num_sanity_val_steps=0, enable_progress_bar=t.progress_bar, enable_model_summary=t.progress_bar,
-        logger=[CSVLogger(str(run_dir), name="csv"), TensorBoardLogger(str(run_dir), name="tensorboard")],
+        num_sanity_val_steps=0, enable_progress_bar=t.progress_bar,
+        enable_model_summary=t.progress_bar and not notices_hidden(),  # the run's plan gives the size
         callbacks=cbs, plugins=[AtomicCheckpointIO()],
     )
+    if "logger" not in overrides:
+        kwargs["logger"] = build_loggers(t.loggers, run_dir, run_name=config.name) or False
     kwargs.update(overrides)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
@@ -156,7 +163,8 @@ def pretrain(
     ckpt = find_resume_checkpoint(run_dir, resume)
     data = build_data(config)
     module = build_module(config, data, model, feature_dim)
-    trainer = build_trainer(config, run_dir, callbacks, **(trainer_overrides or {}))
+    console = RunConsole(config, data, run_dir, resumed_from=ckpt)
+    trainer = build_trainer(config, run_dir, [*callbacks, console], **(trainer_overrides or {}))
     if trainer.is_global_zero:
         save_config(config, run_dir / "config.yaml")
     trainer.fit(module, datamodule=PretrainDataModule(data, config), ckpt_path=ckpt, weights_only=True)

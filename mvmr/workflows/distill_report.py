@@ -54,7 +54,8 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
 
     d, e = config.data, config.evaluation
     train_split = e.train_split or d.split
-    kwargs = dict(size=d.image_size, download=d.download, channels=d.channels, skip_corrupt=d.skip_corrupt)
+    kwargs = dict(size=d.image_size, download=d.download, channels=d.channels, skip_corrupt=d.skip_corrupt,
+                  name=d.name, image_column=d.image_column, label_column=d.label_column)
     train: Dataset = build_dataset(d.kind, d.root, split=train_split, **kwargs)
     test: Dataset = build_dataset(d.kind, d.root, split=e.test_split, **kwargs)
     seed = config.trainer.seed

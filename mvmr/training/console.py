@@ -1,0 +1,154 @@
+"""What a run tells the person who started it: its plan, an ETA, and where the results are.
+
+:class:`RunConsole` prints, on rank zero only and once each:
+
+1. when training starts, what the run will do: data, model, method, representations (and
+   teacher), devices, and how many optimiser steps;
+2. after the first optimiser steps, an estimate of the time left (the first step, which warms up
+   caches and kernels, is not counted in the rate);
+3. when fitting ends, the run folder and where every logger put its metrics.
+
+Lines go through ``tqdm.write``, so that a progress bar on the terminal is not broken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import lightning as L
+from tqdm import tqdm
+
+from mvmr.config import Config
+from mvmr.methods import get_method
+from mvmr.sources import CachedSource, LiveSource, PrecomputedSource
+from mvmr.training.build import PretrainData
+from mvmr.training.loggers import logger_location
+
+__all__ = ["ETA_AFTER_STEPS", "RunConsole", "describe_sources"]
+
+#: The ETA is printed once this many optimiser steps of the session have run.
+ETA_AFTER_STEPS = 3
+
+
+def describe_sources(sources: list[Any]) -> str:
+    """The targets of a run's loss in one line: each source's names and how they are computed."""
+    parts = []
+    for source in sources:
+        names = ", ".join(source.names)
+        if isinstance(source, CachedSource):
+            parts.append(f"{names} (cached in {source.root})")
+        elif isinstance(source, LiveSource):
+            parts.append(f"{names} (computed every step)")
+        elif isinstance(source, PrecomputedSource):
+            parts.append(f"{names} (precomputed embeddings)")
+        else:
+            parts.append(f"{names} ({type(source).__name__})")
+    return "; ".join(parts) or "none (the method needs no representations)"
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
+
+
+def _duration(seconds: float) -> str:
+    return str(dt.timedelta(seconds=int(round(seconds))))
+
+
+class RunConsole(L.Callback):
+    """Prints a run's plan at the start, an ETA after the first steps, and its results at the end.
+
+    Args:
+        config: the run's config.
+        data: the run's data (sizes of the training and probe sets).
+        run_dir: the run folder.
+        resumed_from: the checkpoint the run continues from, if any.
+        out: where to print (default: standard output).
+    """
+
+    def __init__(self, config: Config, data: PretrainData, run_dir: str | Path, *, resumed_from: str | None = None,
+                 out: IO[str] | None = None) -> None:
+        self.config, self.data, self.run_dir = config, data, Path(run_dir)
+        self.resumed_from = resumed_from
+        self.out = out
+        self._first: tuple[int, float] | None = None  # (global step, time) after the session's first step
+        self._eta_done = False
+
+    def _print(self, trainer: L.Trainer, text: str) -> None:
+        if trainer.is_global_zero:
+            tqdm.write(text, file=self.out or sys.stdout)
+
+    def plan(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        """The run's plan, as printed at the start."""
+        c, d = self.config, self.config.data
+        where = d.name if d.kind == "hf" else d.root
+        probe = f" (+{len(self.data.val_indices)} held out for the online probe)" if len(self.data.val_indices) else ""
+        params = sum(p.numel() for p in pl_module.model.parameters()) if hasattr(pl_module, "model") else 0
+        method = get_method(c.method)
+        accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
+        total = trainer.estimated_stepping_batches
+        steps = f"{int(total)} optimiser steps" if math.isfinite(total) else "until stopped"
+        resumed = f", resuming at step {trainer.global_step} from {self.resumed_from}" if self.resumed_from else ""
+        lines = [
+            f"mvmr: training {c.name} into {self.run_dir}",
+            f"  data     {d.kind} {where} split {d.split}: {len(self.data.train_indices)} training images{probe}, "
+            f"{d.image_size} px, {self.data.channels} channel(s), batch {d.batch_size} per process",
+            f"  model    {c.model.encoder} + projector {c.model.projector or 'none'} ({_count(params)} parameters)",
+            f"  method   {c.method}: {method.description}" if method.description else f"  method   {c.method}",
+        ]
+        if method.uses_targets:
+            lines.append(f"  targets  {describe_sources(list(getattr(pl_module, 'sources', [])))}")
+        lines += [
+            f"  devices  {accelerator} x {trainer.num_devices} on {trainer.num_nodes} node(s) = {trainer.world_size} "
+            f"process(es), precision {trainer.precision}",
+            f"  length   {c.trainer.max_epochs} epoch(s) of {trainer.num_training_batches} batches, {steps}{resumed}",
+        ]
+        return "\n".join(lines)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print(trainer, self.plan(trainer, pl_module))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self._eta_done:
+            return
+        step, now = trainer.global_step, time.perf_counter()
+        if self._first is None:
+            if step > 0:
+                self._first = (step, now)
+            return
+        done = step - self._first[0]
+        if step - self._first[0] + 1 < ETA_AFTER_STEPS or done <= 0:
+            return
+        self._eta_done = True
+        per_step = (now - self._first[1]) / done
+        total = trainer.estimated_stepping_batches
+        if not math.isfinite(total):
+            self._print(trainer, f"mvmr: {per_step:.2f} s per optimiser step")
+            return
+        if total <= step:  # nothing left to estimate
+            return
+        left = (total - step) * per_step
+        end = (dt.datetime.now() + dt.timedelta(seconds=left)).strftime("%H:%M")
+        self._print(trainer, f"mvmr: ETA {_duration(left)} for the {int(total) - step} steps left of {int(total)} "
+                             f"({per_step:.2f} s per step, done around {end})")
+
+    def results(self, trainer: L.Trainer) -> str:
+        """Where the run's results are, as printed at the end."""
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        lines = [f"mvmr: results in {self.run_dir}",
+                 f"  checkpoint  {last}",
+                 f"  config      {self.run_dir / 'config.yaml'}"]
+        if (self.run_dir / "plots").is_dir():
+            lines.append(f"  plots       {self.run_dir / 'plots'}")
+        for logger in trainer.loggers:
+            name, _, where = logger_location(logger).partition(": ")
+            lines.append(f"  {name:<11s} {where}")
+        return "\n".join(lines)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._print(trainer, self.results(trainer))
