@@ -40,10 +40,8 @@ _TEACHER_RESERVED_OPTIONS = {"name": "teacher.name", "weights": "teacher.weights
                              "dataset_length": "(set from the dataset)"}
 
 
-@functools.cache
-def _adapter(cls: type) -> TypeAdapter[Any]:
-    """The pydantic validator of a config class (its schema is built once)."""
-    return TypeAdapter(cls)
+#: the pydantic validator of a config class (its schema is built once)
+_adapter: Callable[[type], TypeAdapter[Any]] = functools.cache(TypeAdapter)
 
 
 def from_dict(data: Mapping[str, Any] | None, cls: type = Config) -> Any:
@@ -314,6 +312,5 @@ def _check_teacher_among_representations(config: Config, prefix: str, names: lis
 #: the cross-key checks of each section, run by :func:`_check_sections`
 _SECTION_CHECKS: dict[type, Callable[[Any, str], None]] = {
     DataConfig: _check_data, AugmentationConfig: _check_augmentation, ModelConfig: _check_model, LossConfig: _check_loss,
-    OptimConfig: _check_optim,
-    RepresentationsConfig: _check_representations, TrainerConfig: _check_trainer, TeacherConfig: _check_teacher,
-    Config: _check_config}
+    OptimConfig: _check_optim, RepresentationsConfig: _check_representations, TrainerConfig: _check_trainer,
+    TeacherConfig: _check_teacher, Config: _check_config}

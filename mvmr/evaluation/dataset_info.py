@@ -1,9 +1,7 @@
 """What the evaluation protocols need to know about a labelled dataset, read without decoding images.
 
 Every helper looks through subset-like wrappers (anything with ``.dataset``, e.g.
-:class:`mvmr.data.DatasetSubset` or :class:`torch.utils.data.Subset`): :func:`dataset_classes`,
-:func:`dataset_labels`, :func:`dataset_paths`, and :func:`check_same_classes`, which makes sure that
-a train and a test split give the same label to the same class.
+:class:`mvmr.data.DatasetSubset` or :class:`torch.utils.data.Subset`).
 """
 
 from __future__ import annotations
@@ -19,13 +17,9 @@ __all__ = ["dataset_classes", "dataset_labels", "dataset_paths", "check_same_cla
 
 def dataset_classes(dataset: Dataset) -> list[str]:
     """The dataset's ``classes`` list (looking through subsets); empty when it has none."""
-    classes = getattr(dataset, "classes", None)
-    if classes is not None:
-        return list(classes)
-    inner = getattr(dataset, "dataset", None)
-    if inner is not None:
-        return dataset_classes(inner)
-    return []
+    while getattr(dataset, "classes", None) is None and getattr(dataset, "dataset", None) is not None:
+        dataset = dataset.dataset  # type: ignore[attr-defined]
+    return list(getattr(dataset, "classes", None) or [])
 
 
 def _subset_indices(dataset: Dataset) -> np.ndarray | None:
@@ -97,12 +91,8 @@ def check_same_classes(train: Dataset, test: Dataset, *, names: tuple[str, str] 
     only_b = sorted(set(b) - set(a))
     if only_a or only_b:
         parts = [f"only in {name}: {', '.join(only)}" for name, only in zip(names, (only_a, only_b)) if only]
-        raise DataError(
-            f"the {names[0]} and {names[1]} datasets have different classes ({len(a)} vs {len(b)}); "
-            + "; ".join(parts)
-        )
+        raise DataError(f"the {names[0]} and {names[1]} datasets have different classes ({len(a)} vs {len(b)}); "
+                        + "; ".join(parts))
     first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-    raise DataError(
-        f"the {names[0]} and {names[1]} datasets list the same classes in a different order "
-        f"(position {first}: {a[first]!r} vs {b[first]!r}), so their labels disagree"
-    )
+    raise DataError(f"the {names[0]} and {names[1]} datasets list the same classes in a different order "
+                    f"(position {first}: {a[first]!r} vs {b[first]!r}), so their labels disagree")

@@ -25,7 +25,8 @@ from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import stratified_limit
 from mvmr.utils.atomic import atomic_write
 
-__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "embed_result", "run_embed", "available_methods"]
+__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "embed_result", "run_embed",
+           "available_methods"]
 
 
 def available_methods() -> list[str]:
@@ -52,12 +53,12 @@ class EmbedConfig(ExtractionSettings):
         return self.method
 
     def summary(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k in ("max_points", "perplexity", "seed")} | {
-            "method": self.resolved_method()
-        }
+        kept = {k: v for k, v in asdict(self).items() if k in ("max_points", "perplexity", "seed")}
+        return kept | {"method": self.resolved_method()}
 
 
-def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed: int = 0,
+             perplexity: float = 30.0) -> np.ndarray:
     """(N, 2) coordinates of ``features`` (N, F). t-SNE's perplexity is capped below N."""
     x = features.numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
     x = x.astype(np.float32, copy=False)
@@ -77,15 +78,8 @@ def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed:
     return np.asarray(tsne.fit_transform(x))
 
 
-def plot_embedding(
-    coords: np.ndarray,
-    labels: Sequence[int] | np.ndarray,
-    path: str | os.PathLike[str],
-    *,
-    class_names: Sequence[str] | None = None,
-    title: str = "",
-    dpi: int = 120,
-) -> Path:
+def plot_embedding(coords: np.ndarray, labels: Sequence[int] | np.ndarray, path: str | os.PathLike[str], *,
+                   class_names: Sequence[str] | None = None, title: str = "", dpi: int = 120) -> Path:
     """Scatter ``coords`` (N, 2) coloured by ``labels`` with a class legend; write a PNG to ``path``."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -114,15 +108,9 @@ def plot_embedding(
     return atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 
-def embed_on_features(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    path: str | os.PathLike[str],
-    *,
-    config: EmbedConfig,
-    class_names: Sequence[str] | None = None,
-    title: str = "",
-) -> tuple[Path, int]:
+def embed_on_features(features: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike[str], *,
+                      config: EmbedConfig, class_names: Sequence[str] | None = None,
+                      title: str = "") -> tuple[Path, int]:
     """Subsample (class-balanced, ``max_points``), embed and plot; returns (PNG path, points drawn)."""
     lab = labels.numpy().astype(np.int64)
     keep = stratified_limit(lab, config.max_points, seed=config.seed)
@@ -138,23 +126,18 @@ def embed_result(features: torch.Tensor, labels: torch.Tensor, out_dir: str | os
     method = config.resolved_method()
     out, n = embed_on_features(features, labels, Path(out_dir) / "plots" / f"embed-{method}.png", config=config,
                                class_names=class_names, title=f"{method}: {encoder}")
-    return ProtocolResult(protocol="embed", variant=method, metrics={"num_test": n, "feature_dim": int(features.shape[1])},
-                          encoder=encoder, dataset=dataset, config=config.summary(), artifacts={"map": str(out)})
+    metrics = {"num_test": n, "feature_dim": int(features.shape[1])}
+    return ProtocolResult(protocol="embed", variant=method, metrics=metrics, encoder=encoder, dataset=dataset,
+                          config=config.summary(), artifacts={"map": str(out)})
 
 
-def run_embed(
-    extractor: nn.Module,
-    test_dataset: Dataset,
-    out_dir: str | os.PathLike[str],
-    *,
-    config: EmbedConfig | None = None,
-    encoder: str = "",
-    dataset: str = "",
-) -> ProtocolResult:
+def run_embed(extractor: nn.Module, test_dataset: Dataset, out_dir: str | os.PathLike[str], *,
+              config: EmbedConfig | None = None, encoder: str = "", dataset: str = "") -> ProtocolResult:
     """Extract features of (a class-balanced sample of) the test set and draw their 2-D map."""
     config = config or EmbedConfig()
     config.resolved_method()  # an unavailable method fails before any image is read
     keep = stratified_limit(dataset_labels(test_dataset), config.max_points, seed=config.seed)
-    feats, labs = extract_features(extractor, DatasetSubset(test_dataset, keep), desc="test features", **config.extraction())
+    subset = DatasetSubset(test_dataset, keep)
+    feats, labs = extract_features(extractor, subset, desc="test features", **config.extraction())
     return embed_result(feats, labs, out_dir, config=config, class_names=dataset_classes(test_dataset), encoder=encoder,
                         dataset=dataset)

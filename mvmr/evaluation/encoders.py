@@ -1,20 +1,11 @@
 """Turn what the user points at into a :class:`~mvmr.evaluation.extractor.FeatureExtractor`.
 
-Sources (exactly one):
-
-- ``checkpoint=PATH``: an exported backbone (``.safetensors``/``.pt`` written by
-  :func:`mvmr.models.save_backbone`; architecture and normalisation from its metadata), or a
-  Lightning ``.ckpt`` of pretraining/distillation (read by :func:`mvmr.models.read_lightning_checkpoint`
-  with ``torch.load(weights_only=True)``; the encoder's weights are the ``state_dict`` entries
-  under the encoder prefix, usually ``model.encoder.``; the architecture comes from ``arch``, the
-  hyper-parameters, or the ResNet weights themselves).
-- ``encoder="random:resnet18"`` (or ``random:timm:<name>``): a seeded random initialisation, the
-  baseline row of a results table.
-- ``encoder="torchvision:<name>"`` / ``"timm:<name>"`` with ``weights=FILE``: any torchvision or
-  timm model with *local* weights; its classification head is removed. Nothing is downloaded;
-  without ``weights`` the error names the file to fetch.
-- ``representation="hog"``: a hand-crafted representation from :mod:`mvmr.representations`; its
-  output is the feature vector (a linear probe directly on the representation).
+:func:`resolve_encoder` takes exactly one source: an exported backbone (``.safetensors``/``.pt`` written
+by :func:`mvmr.models.save_backbone`; architecture and normalisation from its metadata) or a Lightning
+``.ckpt`` of pretraining/distillation (:func:`load_lightning_encoder`); a seeded random initialisation
+(``random:resnet18``, the baseline row of a results table); a torchvision or timm model with *local*
+weights, its classification head removed (nothing is downloaded: without weights the error names the
+file to fetch); or a hand-crafted representation (a linear probe directly on it).
 
 All loading is strict: a checkpoint of another architecture fails with a
 :class:`~mvmr.errors.CheckpointError` naming the missing and unexpected keys.
@@ -46,9 +37,7 @@ def parse_encoder_spec(spec: str) -> tuple[str, str]:
     source, sep, name = spec.partition(":")
     if not sep or source not in _SOURCES or not name:
         hint = f" (did you mean random:{spec} or torchvision:{spec} --weights FILE?)" if not sep else ""
-        raise ConfigError(
-            f"unknown encoder {spec!r}{hint}; expected random:<name>, torchvision:<name> or timm:<name>"
-        )
+        raise ConfigError(f"unknown encoder {spec!r}{hint}; expected random:<name>, torchvision:<name> or timm:<name>")
     return source, name
 
 
@@ -59,31 +48,32 @@ def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) 
         torch.manual_seed(seed)
         module, dim = build_encoder(name, small_images=small_images, in_chans=in_chans)
     mean, std = default_mean_std(in_chans)
-    return FeatureExtractor(
-        module, mean=mean, std=std, description=f"random:{name}", feature_dim=dim,
-        metadata={"encoder": name, "small_images": small_images, "in_chans": in_chans, "seed": seed},
-    )
+    metadata = {"encoder": name, "small_images": small_images, "in_chans": in_chans, "seed": seed}
+    return FeatureExtractor(module, mean=mean, std=std, description=f"random:{name}", feature_dim=dim,
+                            metadata=metadata)
 
 
-def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    if state and all(k.startswith(prefix) for k in state):
-        return {k[len(prefix):]: v for k, v in state.items()}
+def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict of a weight file, without the ``module.`` prefix of a DataParallel checkpoint."""
+    from mvmr.models import read_state_dict
+
+    state, _ = read_state_dict(path)
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
     return dict(state)
 
 
 def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
     import torchvision.models as tvm
 
-    from mvmr.models import load_state_dict_strict, read_state_dict
+    from mvmr.models import load_state_dict_strict
     from mvmr.representations.teachers.classifiers import replace_last_linear
 
     try:
         builder = tvm.get_model_builder(name)
     except ValueError:
-        raise ConfigError(
-            f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, vit_b_16, convnext_tiny "
-            "(see torchvision.models.list_models())"
-        ) from None
+        raise ConfigError(f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, vit_b_16, convnext_tiny "
+                          "(see torchvision.models.list_models())") from None
     if weights is None:
         needed = "its ImageNet weight file"
         try:
@@ -91,19 +81,13 @@ def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> F
             needed = f"{Path(url).name} (from {url}; torch caches it under ~/.cache/torch/hub/checkpoints/)"
         except (ValueError, AttributeError):
             pass
-        raise ConfigError(
-            f"torchvision:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
-            "mvmr never downloads weights; use random:<name> for a random initialisation"
-        )
+        raise ConfigError(f"torchvision:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+                          "mvmr never downloads weights; use random:<name> for a random initialisation")
     model = builder(weights=None)
-    state, _ = read_state_dict(weights)
-    state = _strip_prefix(state, "module.")
-    load_state_dict_strict(model, state, source=f"weights file {weights}")
+    load_state_dict_strict(model, _read_weights(weights), source=f"weights file {weights}")
     replace_last_linear(model)
-    return FeatureExtractor(
-        model, mean=IMAGENET_MEAN, std=IMAGENET_STD, description=f"torchvision:{name}",
-        metadata={"encoder": f"torchvision:{name}", "weights": str(weights)},
-    )
+    return FeatureExtractor(model, mean=IMAGENET_MEAN, std=IMAGENET_STD, description=f"torchvision:{name}",
+                            metadata={"encoder": f"torchvision:{name}", "weights": str(weights)})
 
 
 def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
@@ -111,7 +95,7 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
         import timm
     except ImportError as exc:
         raise ConfigError(f"timm:{name} needs the timm package: pip install timm (or mvmr[teachers])") from exc
-    from mvmr.models import load_state_dict_strict, read_state_dict
+    from mvmr.models import load_state_dict_strict
 
     try:
         model = timm.create_model(name, pretrained=False)
@@ -125,36 +109,27 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
         if cfg.get("url"):
             where.append(f"{Path(str(cfg['url'])).name} from {cfg['url']}")
         needed = " or ".join(where) or "the model's pretrained weight file"
-        raise ConfigError(
-            f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
-            "mvmr never downloads weights; use random:timm:<name> for a random initialisation"
-        )
-    state, _ = read_state_dict(weights)
-    state = _strip_prefix(state, "module.")
-    own = set(model.state_dict())
-    if own - set(state):
+        raise ConfigError(f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+                          "mvmr never downloads weights; use random:timm:<name> for a random initialisation")
+    state = _read_weights(weights)
+    if set(model.state_dict()) - set(state):
         # A headless weight file (num_classes=0): load it into the headless model.
         headless = timm.create_model(name, pretrained=False, num_classes=0)
         if not (set(headless.state_dict()) - set(state)):
             model = headless
     load_state_dict_strict(model, state, source=f"weights file {weights}")
     model.reset_classifier(0)
-    mean = tuple(cfg.get("mean", IMAGENET_MEAN))
-    std = tuple(cfg.get("std", IMAGENET_STD))
-    return FeatureExtractor(
-        model, mean=mean, std=std, description=f"timm:{name}", feature_dim=int(getattr(model, "num_features", 0)) or None,
-        metadata={"encoder": f"timm:{name}", "weights": str(weights)},
-    )
+    return FeatureExtractor(model, mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+                            description=f"timm:{name}", feature_dim=int(getattr(model, "num_features", 0)) or None,
+                            metadata={"encoder": f"timm:{name}", "weights": str(weights)})
 
 
 def _representation_extractor(name: str) -> FeatureExtractor:
     from mvmr import representations
 
     rep = representations.build(name)
-    return FeatureExtractor(
-        rep, mean=None, std=None, description=f"representation:{name}", trainable=False,
-        metadata={"representation": name},
-    )
+    return FeatureExtractor(rep, mean=None, std=None, description=f"representation:{name}", trainable=False,
+                            metadata={"representation": name})
 
 
 def _backbone_extractor(path: Path) -> FeatureExtractor:
@@ -163,13 +138,9 @@ def _backbone_extractor(path: Path) -> FeatureExtractor:
     encoder, meta = load_backbone(path)
     if "mean" not in meta or "std" not in meta:
         raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); re-export it with save_backbone")
-    return FeatureExtractor(
-        encoder, mean=meta["mean"], std=meta["std"], description=f"checkpoint:{path}",
-        feature_dim=int(meta["feature_dim"]) if "feature_dim" in meta else None, metadata=dict(meta),
-    )
-
-
-# --------------------------------------------------------------------------- Lightning checkpoints
+    feature_dim = int(meta["feature_dim"]) if "feature_dim" in meta else None
+    return FeatureExtractor(encoder, mean=meta["mean"], std=meta["std"], description=f"checkpoint:{path}",
+                            feature_dim=feature_dim, metadata=dict(meta))
 
 
 def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) -> str:
@@ -183,12 +154,8 @@ def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) 
         if not any(k.startswith(prefix) for k in state):
             raise CheckpointError(f"no state_dict key starts with {prefix!r}")
         return prefix
-    counts: dict[str, int] = {}
-    for key in state:
-        match = re.match(r"^((?:[^.]+\.)*?encoder\.)", key)
-        if match:
-            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
-    candidates = [p for p in counts if not re.search(r"(teacher|ema|momentum|target)", p)]
+    found = dict.fromkeys(match.group(1) for key in state if (match := re.match(r"^((?:[^.]+\.)*?encoder\.)", key)))
+    candidates = [p for p in found if not re.search(r"(teacher|ema|momentum|target)", p)]
     if "model.encoder." in candidates:
         return "model.encoder."
     if len(candidates) == 1:
@@ -196,9 +163,8 @@ def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) 
     if not candidates:
         shown = ", ".join(list(state)[:5])
         raise CheckpointError(f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: {shown}")
-    raise CheckpointError(
-        f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with --encoder-prefix"
-    )
+    raise CheckpointError(f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with "
+                          f"--encoder-prefix")
 
 
 def infer_resnet_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, bool, int] | None:
@@ -235,9 +201,8 @@ def _vector(value: Any) -> tuple[float, ...] | None:
     return None
 
 
-def load_lightning_encoder(
-    path: str | os.PathLike[str], *, arch: str | None = None, encoder_prefix: str | None = None
-) -> FeatureExtractor:
+def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = None,
+                           encoder_prefix: str | None = None) -> FeatureExtractor:
     """The encoder of a Lightning training checkpoint (``.ckpt``) as a feature extractor.
 
     Architecture: ``arch`` if given, else inferred from torchvision ResNet weights, else the
@@ -261,9 +226,8 @@ def load_lightning_encoder(
     else:
         # mvmr's own checkpoints store the resolved config: hyper_parameters["model"]["encoder"]
         model_hp = hparams.get("model") if isinstance(hparams.get("model"), Mapping) else {}
-        name = arch or _find_value(model_hp, ("encoder",), (str,)) or _find_value(
-            hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,)
-        )
+        name = (arch or _find_value(model_hp, ("encoder",), (str,))
+                or _find_value(hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,)))
         small = _find_value(model_hp, ("small_images",), (bool,))
         if small is None:
             small = _find_value(hparams, ("small_images",), (bool,))
@@ -275,9 +239,8 @@ def load_lightning_encoder(
             small = inferred[1] if small is None else small
             in_chans = inferred[2] if in_chans is None else in_chans
     if not name:
-        raise CheckpointError(
-            f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or timm:<name>)"
-        )
+        raise CheckpointError(f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or "
+                              f"timm:<name>)")
     try:
         module, dim = build_encoder(str(name), small_images=bool(small), in_chans=int(in_chans or 3))
     except ConfigError as exc:
@@ -287,28 +250,16 @@ def load_lightning_encoder(
     std = _vector(state.get(parent + "std")) or _vector(_find_value(hparams, ("std",), (list, tuple)))
     if mean is None or std is None:
         mean, std = default_mean_std(int(in_chans or 3))
-    return FeatureExtractor(
-        module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim,
-        metadata={"encoder": str(name), "small_images": bool(small), "in_chans": int(in_chans or 3),
-                  "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "prefix": prefix},
-    )
+    metadata = {"encoder": str(name), "small_images": bool(small), "in_chans": int(in_chans or 3),
+                "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "prefix": prefix}
+    return FeatureExtractor(module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim,
+                            metadata=metadata)
 
 
-# --------------------------------------------------------------------------- entry point
-
-
-def resolve_encoder(
-    *,
-    checkpoint: str | os.PathLike[str] | None = None,
-    encoder: str | None = None,
-    weights: str | os.PathLike[str] | None = None,
-    representation: str | None = None,
-    arch: str | None = None,
-    encoder_prefix: str | None = None,
-    small_images: bool = False,
-    in_chans: int = 3,
-    seed: int = 0,
-) -> FeatureExtractor:
+def resolve_encoder(*, checkpoint: str | os.PathLike[str] | None = None, encoder: str | None = None,
+                    weights: str | os.PathLike[str] | None = None, representation: str | None = None,
+                    arch: str | None = None, encoder_prefix: str | None = None, small_images: bool = False,
+                    in_chans: int = 3, seed: int = 0) -> FeatureExtractor:
     """Build the feature extractor to evaluate (see the module docstring for the sources).
 
     Args:
@@ -326,10 +277,9 @@ def resolve_encoder(
     """
     given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation)) if v]
     if len(given) != 1:
-        raise ConfigError(
-            "give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, --representation NAME"
-            + (f" (got {', '.join(given)})" if given else "")
-        )
+        got = f" (got {', '.join(given)})" if given else ""
+        raise ConfigError("give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, "
+                          f"--representation NAME{got}")
     if arch is not None and not (checkpoint and str(checkpoint).endswith(".ckpt")):
         raise ConfigError("--arch only applies to a Lightning .ckpt checkpoint")
     if weights is not None and not (encoder and encoder.split(":", 1)[0] in ("torchvision", "timm")):

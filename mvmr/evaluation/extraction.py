@@ -53,16 +53,9 @@ def collate_labelled(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def extract_features(
-    extractor: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 256,
-    device: str | torch.device = "auto",
-    num_workers: int = 0,
-    progress: bool = True,
-    desc: str = "features",
-) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(extractor: nn.Module, dataset: Dataset, *, batch_size: int = 256,
+                     device: str | torch.device = "auto", num_workers: int = 0, progress: bool = True,
+                     desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``extractor`` (eval mode, no gradients) over every item of ``dataset`` once.
 
     Returns ``(features, labels)`` on the CPU: features float32 (N, F); labels int64 (N,)
@@ -73,14 +66,8 @@ def extract_features(
     if n == 0:
         raise DataError(f"cannot extract {desc}: the dataset is empty")
     dev = resolve_device(device)
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=collate_labelled,
-        pin_memory=dev.type == "cuda",
-    )
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_labelled, pin_memory=dev.type == "cuda")
     was_training = extractor.training
     extractor.eval()
     extractor.to(dev)

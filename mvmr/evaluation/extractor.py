@@ -1,10 +1,5 @@
-"""The one thing the evaluation protocols evaluate: a :class:`FeatureExtractor`.
-
-It maps a float image batch ``(B, C, H, W)`` in [0, 1] to pooled features ``(B, F)``, its input
-normalisation included. :mod:`mvmr.evaluation.encoders` builds one from a checkpoint, an exported
-backbone, a torchvision/timm model with local weights, a random initialisation or a hand-crafted
-representation.
-"""
+"""The one thing the evaluation protocols evaluate: a :class:`FeatureExtractor`, built by
+:mod:`mvmr.evaluation.encoders`."""
 
 from __future__ import annotations
 
@@ -32,21 +27,15 @@ class FeatureExtractor(nn.Module):
         metadata: free-form details (checkpoint metadata, architecture, ...), saved with results.
     """
 
-    def __init__(
-        self,
-        backbone: nn.Module,
-        *,
-        mean: Sequence[float] | None = IMAGENET_MEAN,
-        std: Sequence[float] | None = IMAGENET_STD,
-        description: str = "encoder",
-        feature_dim: int | None = None,
-        trainable: bool = True,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, backbone: nn.Module, *, mean: Sequence[float] | None = IMAGENET_MEAN,
+                 std: Sequence[float] | None = IMAGENET_STD, description: str = "encoder",
+                 feature_dim: int | None = None, trainable: bool = True,
+                 metadata: dict[str, Any] | None = None) -> None:
         super().__init__()
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")
         self.backbone = backbone
+        mean_t = std_t = None
         if mean is not None and std is not None:
             mean_t = torch.as_tensor([float(m) for m in mean], dtype=torch.float32)
             std_t = torch.as_tensor([float(s) for s in std], dtype=torch.float32)
@@ -54,11 +43,9 @@ class FeatureExtractor(nn.Module):
                 raise ValueError(f"mean and std must be 1-D of equal length, got {list(mean)} and {list(std)}")
             if bool((std_t <= 0).any()):
                 raise ValueError(f"std must be positive, got {list(std)}")
-            self.register_buffer("mean", mean_t.view(1, -1, 1, 1), persistent=False)
-            self.register_buffer("std", std_t.view(1, -1, 1, 1), persistent=False)
-        else:
-            self.mean = None
-            self.std = None
+            mean_t, std_t = mean_t.view(1, -1, 1, 1), std_t.view(1, -1, 1, 1)
+        self.register_buffer("mean", mean_t, persistent=False)
+        self.register_buffer("std", std_t, persistent=False)
         self.description = description
         self.feature_dim = feature_dim
         self.trainable = trainable
@@ -74,9 +61,7 @@ class FeatureExtractor(nn.Module):
             if x.shape[1] == 1 and channels == 3:
                 x = x.expand(-1, 3, -1, -1)
             elif x.shape[1] != channels:
-                raise ValueError(
-                    f"{self.description} expects {channels}-channel images, got {x.shape[1]} channels"
-                )
+                raise ValueError(f"{self.description} expects {channels}-channel images, got {x.shape[1]} channels")
             x = (x - self.mean) / self.std
         out = self.backbone(x)
         if isinstance(out, (tuple, list)):

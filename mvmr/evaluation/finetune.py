@@ -3,11 +3,9 @@
 Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 128, 100 epochs; the labelled
 images are augmented with a random resized crop and a horizontal flip.
 
-The labelled subset is either drawn class-balanced with a seed (``fraction`` of every class,
-:func:`~mvmr.evaluation.subsets.balanced_subset`) or read from a file of image names in the
-format of the standard ImageNet 1%/10% subset files. Either way it is saved next to the
-results (one file name per line, the same format), so a run can be repeated on exactly the
-same labels.
+The labelled subset is drawn class-balanced with a seed (``fraction`` of every class) or read
+from a file in the format of the ImageNet 1%/10% subset files; either way it is saved next to the
+results in that format, so a run can be repeated on exactly the same labels.
 
 Model selection never costs labels beyond the budget. By default (``val_fraction = 0``) the
 paper's fixed schedule is used: the last epoch is kept. With ``val_fraction > 0`` that fraction
@@ -35,25 +33,20 @@ from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError, DataError
 from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels, dataset_paths
 from mvmr.evaluation.extraction import ExtractionSettings, collate_labelled, extract_features, resolve_device
-from mvmr.evaluation.probe_augmentation import AugmentedDataset, RandomCropFlip
+from mvmr.evaluation.linear import check_training
 from mvmr.evaluation.metrics import classification_metrics
+from mvmr.evaluation.probe_augmentation import AugmentedDataset, RandomCropFlip
 from mvmr.evaluation.results import ProtocolResult
-from mvmr.evaluation.subsets import (
-    balanced_subset,
-    match_subset,
-    read_subset_file,
-    stratified_split,
-    subset_entries,
-    write_subset_file,
-)
+from mvmr.evaluation.subsets import (balanced_subset, match_subset, read_subset_file, stratified_split, subset_entries,
+                                     write_subset_file)
 
-__all__ = ["FinetuneConfig", "FinetuneModel", "choose_labelled_subset", "run_finetune", "fraction_variant"]
+__all__ = ["FinetuneConfig", "choose_labelled_subset", "run_finetune", "fraction_variant"]
 
 
 @dataclass
 class FinetuneConfig(ExtractionSettings):
-    """Settings of semi-supervised fine-tuning (paper defaults); the validation and test logits are
-    computed as :class:`~mvmr.evaluation.extraction.ExtractionSettings` says."""
+    """Settings of semi-supervised fine-tuning (paper defaults, checked when built); the validation and
+    test logits are computed as :class:`~mvmr.evaluation.extraction.ExtractionSettings` says."""
 
     fraction: float | None = 0.01
     subset_file: str | None = None
@@ -66,21 +59,14 @@ class FinetuneConfig(ExtractionSettings):
     augment: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         if self.subset_file is None and self.fraction is None:
             raise ConfigError("give a label fraction (e.g. 0.01 or 0.1) or a subset file")
         if self.subset_file is not None and self.fraction is not None:
             raise ConfigError("give either a label fraction or a subset file, not both")
         if self.fraction is not None and not 0.0 < self.fraction <= 1.0:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction}")
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        check_training(self)
         lo, hi = self.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
             raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
@@ -99,21 +85,7 @@ def fraction_variant(fraction: float | None, subset_file: str | None = None) -> 
     return (f"{pct:.0f}" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}") + "pct"
 
 
-class FinetuneModel(nn.Module):
-    """A feature extractor followed by a linear classification head: images in [0, 1] -> logits."""
-
-    def __init__(self, extractor: nn.Module, feature_dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.extractor = extractor
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.extractor(images))
-
-
-def choose_labelled_subset(
-    train_dataset: Dataset, config: FinetuneConfig
-) -> tuple[np.ndarray, np.ndarray]:
+def choose_labelled_subset(train_dataset: Dataset, config: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:
     """The labelled subset, split into what is trained on and the validation hold-out:
     ``(train_indices, val_indices)``, disjoint, together exactly the label budget.
 
@@ -136,33 +108,19 @@ def choose_labelled_subset(
     return labelled[train], labelled[val]
 
 
-def _has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-
-
-def run_finetune(
-    extractor: nn.Module,
-    train_dataset: Dataset,
-    test_dataset: Dataset,
-    *,
-    config: FinetuneConfig | None = None,
-    out_dir: str | os.PathLike[str] | None = None,
-    encoder: str = "",
-    dataset: str = "",
-    image_size: int | None = None,
-) -> ProtocolResult:
+def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *,
+                 config: FinetuneConfig | None = None, out_dir: str | os.PathLike[str] | None = None, encoder: str = "",
+                 dataset: str = "", image_size: int | None = None) -> ProtocolResult:
     """Fine-tune a copy of ``extractor`` plus a linear head on a labelled subset; score the test set once.
 
-    The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` (file base
-    names, or ``folder/name`` where names repeat) when the dataset has files, and its indices are kept in the result details.
-    ``image_size`` is the crop size of the augmentation (default: each image's own size).
+    The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` (file base names, or
+    ``folder/name`` where names repeat) when the dataset has files, and its indices are kept in the result
+    details. ``image_size`` is the crop size of the augmentation (default: each image's own size).
     """
     config = config or FinetuneConfig()
-    config.validate()
     if not getattr(extractor, "trainable", True) or not any(True for _ in extractor.parameters()):
-        raise ConfigError(
-            f"fine-tuning needs a trainable encoder; {getattr(extractor, 'description', 'this extractor')} has no trainable weights"
-        )
+        what = getattr(extractor, "description", "this extractor")
+        raise ConfigError(f"fine-tuning needs a trainable encoder; {what} has no trainable weights")
     classes = check_same_classes(train_dataset, test_dataset)
     trained, val = choose_labelled_subset(train_dataset, config)
     labelled = np.sort(np.concatenate([trained, val]))  # every label used: the saved subset
@@ -170,10 +128,8 @@ def run_finetune(
     artifacts: dict[str, str] = {}
     paths = dataset_paths(train_dataset)
     if out_dir is not None and paths is not None:
-        saved = write_subset_file(
-            Path(out_dir) / "subsets" / f"finetune-{variant}-seed{config.seed}.txt",
-            subset_entries([paths[i] for i in labelled], paths),
-        )
+        saved = write_subset_file(Path(out_dir) / "subsets" / f"finetune-{variant}-seed{config.seed}.txt",
+                                  subset_entries([paths[i] for i in labelled], paths))
         artifacts["subset"] = str(saved)
 
     dev = resolve_device(config.device)
@@ -181,9 +137,7 @@ def run_finetune(
     if config.augment:
         labelled_ds = AugmentedDataset(labelled_ds, RandomCropFlip(image_size, scale=config.crop_scale))
 
-    model_extractor = copy.deepcopy(extractor)
-    for p in model_extractor.parameters():
-        p.requires_grad_(True)
+    model_extractor = copy.deepcopy(extractor).requires_grad_(True)
     feature_dim = getattr(model_extractor, "feature_dim", None)
     if not feature_dim:
         with torch.no_grad():
@@ -191,16 +145,16 @@ def run_finetune(
             feature_dim = int(model_extractor(train_dataset[int(trained[0])][0].unsqueeze(0)).shape[1])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = FinetuneModel(model_extractor, int(feature_dim), len(classes))
+        model = nn.Sequential(model_extractor, nn.Linear(int(feature_dim), len(classes)))  # images -> logits
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     n = len(trained)
-    drop_last = _has_batchnorm(model) and n % config.batch_size == 1 and n > 1
-    loader = DataLoader(
-        labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator, num_workers=config.num_workers,
-        collate_fn=collate_labelled, drop_last=drop_last, pin_memory=dev.type == "cuda",
-    )
+    # a last batch of one image would break batch norm's training statistics
+    has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    loader = DataLoader(labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        num_workers=config.num_workers, collate_fn=collate_labelled, pin_memory=dev.type == "cuda",
+                        drop_last=has_batchnorm and n % config.batch_size == 1 and n > 1)
     val_ds = DatasetSubset(train_dataset, val) if val.size else None
     best_score, best_epoch, best_state = -math.inf, config.epochs, None
     best_val: dict[str, float] = {}
@@ -231,18 +185,10 @@ def run_finetune(
     test_logits, test_labels = extract_features(model, test_dataset, desc="test", **config.extraction())
     metrics = classification_metrics(test_logits, test_labels, prefix="test_")
     metrics.update(best_val)
-    metrics.update(
-        chosen_epoch=best_epoch, epochs=config.epochs, num_labels_used=len(labelled), num_labelled=len(labelled),
-        num_trained=int(n), num_val=int(val.size),
-        num_test=len(test_dataset), num_classes=len(classes),  # type: ignore[arg-type]
-    )
-    return ProtocolResult(
-        protocol="finetune",
-        variant=variant,
-        metrics=metrics,
-        encoder=encoder,
-        dataset=dataset,
-        config=config.summary(),
-        artifacts=artifacts,
-        details={"labelled_indices": labelled.tolist(), "val_indices_count": int(val.size), "history": history, "classes": classes},
-    )
+    metrics.update(chosen_epoch=best_epoch, epochs=config.epochs, num_labels_used=len(labelled),
+                   num_labelled=len(labelled), num_trained=int(n), num_val=int(val.size),
+                   num_test=len(test_dataset), num_classes=len(classes))  # type: ignore[arg-type]
+    details = {"labelled_indices": labelled.tolist(), "val_indices_count": int(val.size), "history": history,
+               "classes": classes}
+    return ProtocolResult(protocol="finetune", variant=variant, metrics=metrics, encoder=encoder, dataset=dataset,
+                          config=config.summary(), artifacts=artifacts, details=details)

@@ -64,11 +64,15 @@ class FrozenEvaluation:
         }
 
 
-def _holdout(labels: np.ndarray, config: LinearConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(train, val)`` indices: a stratified hold-out, or an unstratified one for multi-label data."""
+def _holdout(train_dataset: Dataset, test_dataset: Dataset,
+             config: LinearConfig) -> tuple[list[str], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The classes (the same in both datasets), the training labels and the ``(train, val)`` indices of
+    the training set: a stratified hold-out, or an unstratified one for multi-label data."""
+    classes = check_same_classes(train_dataset, test_dataset)
+    labels = dataset_labels(train_dataset)
     if labels.ndim == 2:
-        return random_split(len(labels), config.val_fraction, seed=config.seed)
-    return stratified_split(labels, config.val_fraction, seed=config.seed)
+        return classes, labels, random_split(len(labels), config.val_fraction, seed=config.seed)
+    return classes, labels, stratified_split(labels, config.val_fraction, seed=config.seed)
 
 
 def _linear_result(selected: SelectedClassifier, test: tuple[torch.Tensor, torch.Tensor], *, config: LinearConfig,
@@ -92,26 +96,22 @@ def evaluate_frozen(extractor: nn.Module, train_dataset: Dataset, test_dataset: 
         ConfigError: ``linear.augment`` (use :func:`run_linear`), or k-NN on multi-label data.
         DataError: the datasets have different classes, or unlabelled items.
     """
-    linear.validate()
     if linear.augment:
         raise ConfigError("augmented views are re-extracted every epoch: use run_linear, not evaluate_frozen")
-    classes = check_same_classes(train_dataset, test_dataset)
-    labels = dataset_labels(train_dataset)
+    classes, labels, split = _holdout(train_dataset, test_dataset, linear)
     if knn is not None and labels.ndim == 2:
         raise ConfigError("k-NN needs single-label data (one class per image)")
-    train_idx, val_idx = split = _holdout(labels, linear)
+    train_idx, val_idx = split
     x, y = extract_features(extractor, train_dataset, desc="train features", **linear.extraction())
     val = (x[val_idx], y[val_idx]) if len(val_idx) else None
     # The epoch is chosen before a single test image is read.
     selected = fit_with_selection((x[train_idx], y[train_idx]), val, num_classes=len(classes), config=linear,
                                   multilabel=labels.ndim == 2)
     test = extract_features(extractor, test_dataset, desc="test features", **linear.extraction())
-    return FrozenEvaluation(
-        linear=_linear_result(selected, test, config=linear, classes=classes, split=split, encoder=encoder, dataset=dataset),
-        knn=None if knn is None else knn_result((x, y), test, classes=classes, config=knn, encoder=encoder, dataset=dataset),
-        selected=selected,
-        test_features=test,
-    )
+    about = {"classes": classes, "encoder": encoder, "dataset": dataset}  # recorded in both results
+    return FrozenEvaluation(linear=_linear_result(selected, test, config=linear, split=split, **about),
+                            knn=None if knn is None else knn_result((x, y), test, config=knn, **about),
+                            selected=selected, test_features=test)
 
 
 def run_linear(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *, config: LinearConfig | None = None,
@@ -121,10 +121,8 @@ def run_linear(extractor: nn.Module, train_dataset: Dataset, test_dataset: Datas
     config = config or LinearConfig()
     if not config.augment:
         return evaluate_frozen(extractor, train_dataset, test_dataset, linear=config, encoder=encoder, dataset=dataset).linear
-    config.validate()
-    classes = check_same_classes(train_dataset, test_dataset)
-    labels = dataset_labels(train_dataset)
-    train_idx, val_idx = split = _holdout(labels, config)
+    classes, labels, split = _holdout(train_dataset, test_dataset, config)
+    train_idx, val_idx = split
     common = config.extraction()
     val = extract_features(extractor, DatasetSubset(train_dataset, val_idx), desc="val features", **common) if len(val_idx) else None
     augmented = AugmentedDataset(DatasetSubset(train_dataset, train_idx), RandomCropFlip(image_size))

@@ -10,9 +10,7 @@ Why the test set is touched once:
    training and validation features.
 3. :func:`evaluate_classifier` scores the chosen weights on the test features, once.
 
-By default the features are standardised with training-set statistics before the linear layer
-(an affine map that folds into it; ``standardize=False`` turns it off). The protocol on datasets
-(features extracted once, or augmented views) is :mod:`mvmr.evaluation.frozen`.
+The protocol on datasets (features extracted once, or augmented views) is :mod:`mvmr.evaluation.frozen`.
 """
 
 from __future__ import annotations
@@ -30,16 +28,8 @@ from mvmr.errors import ConfigError
 from mvmr.evaluation.extraction import ExtractionSettings, resolve_device
 from mvmr.evaluation.metrics import classification_metrics, mean_average_precision
 
-__all__ = [
-    "LinearConfig",
-    "LinearClassifier",
-    "SelectedClassifier",
-    "FeatureSource",
-    "fit_with_selection",
-    "evaluate_classifier",
-    "predict_scores",
-    "linear_on_features",
-]
+__all__ = ["LinearConfig", "LinearClassifier", "SelectedClassifier", "FeatureSource", "fit_with_selection",
+           "evaluate_classifier", "predict_scores", "linear_on_features", "check_training"]
 
 #: Training features: fixed ``(features, labels)`` tensors, or a function ``epoch -> (features, labels)``
 #: (epochs count from 1) for the augmented slow path.
@@ -48,7 +38,8 @@ FeatureSource = Union[tuple[torch.Tensor, torch.Tensor], Callable[[int], tuple[t
 
 @dataclass
 class LinearConfig(ExtractionSettings):
-    """Settings of the linear probe (paper defaults); ``augment``: train on augmented views."""
+    """Settings of the linear probe (paper defaults, checked when built). ``augment``: train on augmented
+    views; ``standardize``: standardise the features with training statistics (:class:`LinearClassifier`)."""
 
     epochs: int = 100
     lr: float = 1e-4
@@ -59,22 +50,27 @@ class LinearConfig(ExtractionSettings):
     augment: bool = False
     standardize: bool = True
 
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+    def __post_init__(self) -> None:
+        check_training(self)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def summary(self) -> dict[str, Any]:
         """The settings that matter for the numbers (stored with the results)."""
         keep = ("epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed", "augment", "standardize")
         return {k: v for k, v in asdict(self).items() if k in keep}
+
+
+def check_training(config: Any) -> None:
+    """The checks of every protocol that trains (``epochs``, ``lr``, ``batch_size``, ``val_fraction``)."""
+    if config.epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {config.epochs}")
+    if not config.lr > 0:
+        raise ConfigError(f"lr must be > 0, got {config.lr}")
+    if config.batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {config.batch_size}")
+    if not 0.0 <= config.val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {config.val_fraction}")
 
 
 class LinearClassifier(nn.Module):
@@ -86,7 +82,8 @@ class LinearClassifier(nn.Module):
     and representations come in very different scales).
     """
 
-    def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> None:
+    def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None,
+                 std: torch.Tensor | None = None) -> None:
         super().__init__()
         self.linear = nn.Linear(in_dim, num_classes)
         self.register_buffer("mean", torch.zeros(in_dim) if mean is None else mean.detach().float().clone())
@@ -130,9 +127,8 @@ def predict_scores(classifier: nn.Module, features: torch.Tensor, *, chunk: int 
     return torch.cat(outs)
 
 
-def evaluate_classifier(
-    classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, multilabel: bool = False, prefix: str = ""
-) -> dict[str, float]:
+def evaluate_classifier(classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *,
+                        multilabel: bool = False, prefix: str = "") -> dict[str, float]:
     """Score a trained classifier: top-1/top-5 (single label) or mAP (multi-label), in percent.
 
     Keys are ``{prefix}top1``/``{prefix}top5`` or ``{prefix}map``.
@@ -149,29 +145,20 @@ def evaluate_classifier(
     return classification_metrics(scores, labels.long(), prefix=prefix)
 
 
-def fit_with_selection(
-    train: FeatureSource,
-    val: tuple[torch.Tensor, torch.Tensor] | None,
-    *,
-    num_classes: int,
-    config: LinearConfig,
-    multilabel: bool = False,
-) -> SelectedClassifier:
+def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None, *, num_classes: int,
+                       config: LinearConfig, multilabel: bool = False) -> SelectedClassifier:
     """Train a linear classifier on training features and choose the epoch on validation features.
 
     Args:
-        train: ``(features, labels)`` or ``epoch -> (features, labels)`` (re-extracted views).
+        train: the training features (:data:`FeatureSource`).
         val: held-out *training* data ``(features, labels)`` used only to choose the epoch
             (highest val top-1, or val mAP when ``multilabel``; the earliest epoch wins ties).
             None (or empty) keeps the last epoch.
-        num_classes: output size of the classifier.
-        config: epochs, lr, batch size, weight decay, seed and device.
         multilabel: targets are (N, C) with 1/0/-1 (ignored); trained with binary cross-entropy.
 
     There is deliberately no test argument: the caller scores the returned classifier on the
     test set afterwards, once.
     """
-    config.validate()
     dev = resolve_device(config.device)
     # Epoch 1's training features (also the standardisation statistics); fixed ones stay on the device.
     fixed = None if callable(train) else (train[0].to(dev), train[1].to(dev))
@@ -189,9 +176,7 @@ def fit_with_selection(
     generator = torch.Generator().manual_seed(config.seed)
     use_val = val is not None and val[0].shape[0] > 0
     key = "val_map" if multilabel else "val_top1"
-    best_score = -math.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch = config.epochs
+    best_score, best_epoch, best_state = -math.inf, config.epochs, None
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
@@ -227,15 +212,9 @@ def fit_with_selection(
     return SelectedClassifier(classifier=classifier, chosen_epoch=best_epoch, val_metrics=best_metrics, history=history)
 
 
-def linear_on_features(
-    train: FeatureSource,
-    val: tuple[torch.Tensor, torch.Tensor] | None,
-    test: tuple[torch.Tensor, torch.Tensor],
-    *,
-    num_classes: int,
-    config: LinearConfig,
-    multilabel: bool = False,
-) -> tuple[dict[str, float], SelectedClassifier]:
+def linear_on_features(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None,
+                       test: tuple[torch.Tensor, torch.Tensor], *, num_classes: int, config: LinearConfig,
+                       multilabel: bool = False) -> tuple[dict[str, float], SelectedClassifier]:
     """Select on (train, val) with :func:`fit_with_selection`, then score the test features once.
 
     Returns ``(metrics, selected)``; metrics hold ``test_*``, ``val_*`` and ``chosen_epoch``.

@@ -1,9 +1,4 @@
-"""The augmentation of the evaluation protocols' training images (not the paper's pretraining one).
-
-:class:`RandomCropFlip` is the usual random resized crop + horizontal flip of linear evaluation
-with augmented views and of semi-supervised fine-tuning; :class:`AugmentedDataset` applies it (or
-any image transform) to every item of a dataset.
-"""
+"""The augmentation of the evaluation protocols' training images (not the paper's pretraining one)."""
 
 from __future__ import annotations
 

@@ -66,9 +66,8 @@ def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str |
     for name, (path, results), row in zip(names, runs, rows):
         encoders = sorted({r.encoder for r in results if r.encoder})
         plots = [f"[{p.stem}]({_link(p, base)})" for p in _plots(path, results)]
-        cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-"]
-        cells += [format_metric(row.get(c)) for c in columns]
-        cells.append(" ".join(plots) or "-")
+        cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-", *(format_metric(row.get(c)) for c in columns),
+                 " ".join(plots) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -18,45 +18,26 @@ import datetime as _dt
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mvmr.errors import DataError
 from mvmr.utils.atomic import atomic_write_json
 
-__all__ = [
-    "ProtocolResult",
-    "METRIC_LABELS",
-    "save_result",
-    "load_results",
-    "format_metric",
-    "format_metrics_table",
-    "result_markdown",
-    "headline",
-    "keys_in_order",
-]
+__all__ = ["ProtocolResult", "METRIC_LABELS", "save_result", "load_results", "format_metric", "format_metrics_table",
+           "result_markdown", "headline", "keys_in_order"]
 
 #: Order of the protocols in reports.
 PROTOCOL_ORDER: tuple[str, ...] = ("linear", "knn", "finetune", "voc07", "embed")
 
 #: Human-readable names of the metrics, in the order tables show them.
 METRIC_LABELS: dict[str, str] = {
-    "test_top1": "test top-1 (%)",
-    "test_top5": "test top-5 (%)",
-    "test_map": "test mAP (%)",
-    "val_top1": "val top-1 (%)",
-    "val_top5": "val top-5 (%)",
-    "val_map": "val mAP (%)",
-    "chosen_epoch": "chosen epoch",
-    "epochs": "epochs",
-    "num_train": "train images",
-    "num_val": "val images",
-    "num_test": "test images",
-    "num_labelled": "labelled images",
-    "num_classes": "classes",
-    "feature_dim": "feature dim",
-    "k": "k",
+    "test_top1": "test top-1 (%)", "test_top5": "test top-5 (%)", "test_map": "test mAP (%)",
+    "val_top1": "val top-1 (%)", "val_top5": "val top-5 (%)", "val_map": "val mAP (%)",
+    "chosen_epoch": "chosen epoch", "epochs": "epochs", "num_train": "train images", "num_val": "val images",
+    "num_test": "test images", "num_labelled": "labelled images", "num_classes": "classes",
+    "feature_dim": "feature dim", "k": "k",
 }
 
 
@@ -96,8 +77,7 @@ class ProtocolResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProtocolResult":
-        known = {f for f in cls.__dataclass_fields__}  # type: ignore[attr-defined]
-        unknown = set(data) - known
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown or "protocol" not in data or "metrics" not in data:
             raise DataError(f"not an mvmr evaluation result (keys: {sorted(data)})")
         return cls(**dict(data))
@@ -127,33 +107,25 @@ def format_metric(value: Any) -> str:
     return str(value)
 
 
-def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str]]:
-    ordered = [k for k in METRIC_LABELS if k in metrics] + sorted(k for k in metrics if k not in METRIC_LABELS)
-    return [(METRIC_LABELS.get(k, k), format_metric(metrics[k])) for k in ordered]
-
-
 def format_metrics_table(result: ProtocolResult) -> str:
-    """A Markdown table of one result's metrics (what ``mvmr evaluate`` prints)."""
+    """A Markdown table of one result's metrics (what ``mvmr evaluate`` prints), known metrics first."""
+    metrics = result.metrics
+    ordered = [k for k in METRIC_LABELS if k in metrics] + sorted(k for k in metrics if k not in METRIC_LABELS)
     lines = [f"| {result.key} | value |", "| --- | ---: |"]
-    lines += [f"| {name} | {value} |" for name, value in _metric_rows(result.metrics)]
+    lines += [f"| {METRIC_LABELS.get(k, k)} | {format_metric(metrics[k])} |" for k in ordered]
     return "\n".join(lines)
 
 
 def result_markdown(result: ProtocolResult) -> str:
     """The section appended to ``results.md`` for one result."""
-    out = [f"## {result.key} ({result.created})", ""]
-    out.append(f"- encoder: `{result.encoder}`")
-    out.append(f"- data: `{result.dataset}`")
+    out = [f"## {result.key} ({result.created})", "", f"- encoder: `{result.encoder}`", f"- data: `{result.dataset}`"]
     if result.config:
         settings = ", ".join(f"{k}={v}" for k, v in result.config.items() if v is not None)
         out.append(f"- settings: {settings}")
     out += ["", format_metrics_table(result), ""]
     for name, path in result.artifacts.items():
         link = path.replace(" ", "%20")
-        if path.lower().endswith(".png"):
-            out.append(f"![{name}]({link})")
-        else:
-            out.append(f"- {name}: [{path}]({link})")
+        out.append(f"![{name}]({link})" if path.lower().endswith(".png") else f"- {name}: [{path}]({link})")
     if result.artifacts:
         out.append("")
     return "\n".join(out) + "\n"
@@ -204,11 +176,15 @@ def load_results(run_dir: str | os.PathLike[str]) -> list[ProtocolResult]:
     return out
 
 
+def _protocol_rank(protocol: str) -> int:
+    """The position of ``protocol`` in :data:`PROTOCOL_ORDER` (unknown protocols last)."""
+    return PROTOCOL_ORDER.index(protocol) if protocol in PROTOCOL_ORDER else len(PROTOCOL_ORDER)
+
+
 def headline(results: Iterable[ProtocolResult]) -> dict[str, Any]:
     """``{"<key> <metric>": value}`` for the test metrics of every result (used by reports)."""
     row: dict[str, Any] = {}
-    rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
-    for r in sorted(results, key=lambda r: (rank.get(r.protocol, len(rank)), r.key)):
+    for r in sorted(results, key=lambda r: (_protocol_rank(r.protocol), r.key)):
         for metric in ("test_top1", "test_top5", "test_map"):
             if metric in r.metrics:
                 row[f"{r.key} {METRIC_LABELS[metric].replace('test ', '').replace(' (%)', '')}"] = r.metrics[metric]
@@ -217,15 +193,5 @@ def headline(results: Iterable[ProtocolResult]) -> dict[str, Any]:
 
 def keys_in_order(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Column names of several :func:`headline` rows: by protocol (:data:`PROTOCOL_ORDER`), then first seen."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        for k in row:
-            seen.setdefault(k, None)
-    rank = {p: i for i, p in enumerate(PROTOCOL_ORDER)}
-    first = {k: i for i, k in enumerate(seen)}
-
-    def protocol_rank(column: str) -> int:
-        protocol = column.split(" ", 1)[0].split("-", 1)[0]
-        return rank.get(protocol, len(rank))
-
-    return sorted(seen, key=lambda k: (protocol_rank(k), first[k]))
+    seen = dict.fromkeys(k for row in rows for k in row)  # first seen first; sorted() keeps that order on ties
+    return sorted(seen, key=lambda column: _protocol_rank(column.split(" ", 1)[0].split("-", 1)[0]))

@@ -21,16 +21,8 @@ import numpy as np
 from mvmr.errors import ConfigError, DataError
 from mvmr.utils.atomic import atomic_write_text
 
-__all__ = [
-    "stratified_split",
-    "stratified_limit",
-    "random_split",
-    "balanced_subset",
-    "read_subset_file",
-    "match_subset",
-    "subset_entries",
-    "write_subset_file",
-]
+__all__ = ["stratified_split", "stratified_limit", "random_split", "balanced_subset", "read_subset_file",
+           "match_subset", "subset_entries", "write_subset_file"]
 
 
 def _check_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -42,9 +34,8 @@ def _check_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def stratified_split(
-    labels: Sequence[int] | np.ndarray, val_fraction: float, *, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, *,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``val_fraction`` of every class (seeded): returns ``(train_indices, val_indices)``.
 
     Each class with at least two items gives ``round(val_fraction * count)`` items (at least
@@ -70,12 +61,9 @@ def stratified_split(
 
 
 def random_split(n: int, val_fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded unstratified hold-out of ``round(val_fraction * n)`` indices (for multi-label data)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = 0 if val_fraction == 0 or n < 2 else min(n - 1, max(1, int(round(val_fraction * n))))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    """Seeded unstratified hold-out of ``round(val_fraction * n)`` indices (for multi-label data): the
+    :func:`stratified_split` of ``n`` items of one class."""
+    return stratified_split(np.zeros(n, dtype=np.int64), val_fraction, seed=seed)
 
 
 def stratified_limit(labels: Sequence[int] | np.ndarray, limit: int, *, seed: int = 0) -> np.ndarray:
@@ -102,13 +90,8 @@ def stratified_limit(labels: Sequence[int] | np.ndarray, limit: int, *, seed: in
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def balanced_subset(
-    labels: Sequence[int] | np.ndarray,
-    fraction: float,
-    *,
-    seed: int = 0,
-    exclude: Iterable[int] | None = None,
-) -> np.ndarray:
+def balanced_subset(labels: Sequence[int] | np.ndarray, fraction: float, *, seed: int = 0,
+                    exclude: Iterable[int] | None = None) -> np.ndarray:
     """A class-balanced labelled subset: ``fraction`` of the images of every class (seeded).
 
     Each class contributes ``max(1, round(fraction * count_c))`` images, where ``count_c`` is the
@@ -191,14 +174,11 @@ def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], 
             chosen.append(hits[0])
     if missing:
         shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise DataError(
-            f"{len(missing)} of the {len(names)} images of the {source} are not in the training set: {shown}"
-        )
+        raise DataError(f"{len(missing)} of the {len(names)} images of the {source} are not in the training set: "
+                        f"{shown}")
     if ambiguous:
-        raise DataError(
-            f"{len(ambiguous)} entries of the {source} match several training files, e.g. "
-            f"{ambiguous[0]!r}: give them with their folder (e.g. class/{ambiguous[0]})"
-        )
+        raise DataError(f"{len(ambiguous)} entries of the {source} match several training files, e.g. "
+                        f"{ambiguous[0]!r}: give them with their folder (e.g. class/{ambiguous[0]})")
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 

@@ -6,13 +6,11 @@ Reads the standard ``VOCdevkit`` layout::
     VOCdevkit/VOC2007/Annotations/<id>.xml
     VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt
 
-Labels come from the XML annotations. Per image and class the target is 1 (an object of the
-class that is not "difficult"), -1 (only difficult objects of the class: the image is ignored
-for that class, neither positive nor negative, as in the VOC devkit's ground truth files) or
-0 (absent). A linear layer is trained on the frozen features of ``trainval`` with binary
-cross-entropy (ignored entries masked), the epoch chosen on a seeded hold-out of ``trainval``,
-and scored once on ``test`` as mAP: the mean over the 20 classes of the per-class average
-precision (:func:`~mvmr.evaluation.metrics.average_precision`).
+Labels come from the XML annotations: an image with only "difficult" objects of a class is
+ignored for that class (target -1), as in the VOC devkit's ground truth files. A linear layer is
+trained on the frozen features of ``trainval`` with binary cross-entropy (ignored entries
+masked), the epoch chosen on a seeded hold-out of ``trainval``, and scored once on ``test`` as
+the mean over the 20 classes of the average precision.
 """
 
 from __future__ import annotations
@@ -35,10 +33,9 @@ from mvmr.evaluation.results import ProtocolResult
 __all__ = ["VOC_CLASSES", "find_voc2007", "parse_annotation", "VOC2007Classification", "run_voc07"]
 
 #: The 20 VOC classes, in the devkit's order (= label index).
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
-)
+VOC_CLASSES: tuple[str, ...] = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+                                "train", "tvmonitor")
 
 
 def find_voc2007(root: str | os.PathLike[str]) -> Path:
@@ -47,10 +44,8 @@ def find_voc2007(root: str | os.PathLike[str]) -> Path:
     for candidate in (base, base / "VOC2007", base / "VOCdevkit" / "VOC2007"):
         if (candidate / "Annotations").is_dir() and (candidate / "ImageSets" / "Main").is_dir():
             return candidate
-    raise DataError(
-        f"no VOC2007 tree under {base}: expected VOCdevkit/VOC2007/{{JPEGImages,Annotations,ImageSets/Main}} "
-        "(the layout of the official VOCtrainval/VOCtest tar files)"
-    )
+    raise DataError(f"no VOC2007 tree under {base}: expected VOCdevkit/VOC2007/{{JPEGImages,Annotations,"
+                    "ImageSets/Main} (the layout of the official VOCtrainval/VOCtest tar files)")
 
 
 def parse_annotation(path: str | os.PathLike[str]) -> np.ndarray:
@@ -62,14 +57,11 @@ def parse_annotation(path: str | os.PathLike[str]) -> np.ndarray:
         raise DataError(f"cannot read VOC annotation {p}: {exc}") from exc
     target = np.zeros(len(VOC_CLASSES), dtype=np.int8)
     for obj in root.iter("object"):
-        name_el = obj.find("name")
-        name = (name_el.text or "").strip() if name_el is not None else ""
+        name = obj.findtext("name", default="").strip()
         if name not in VOC_CLASSES:
             raise DataError(f"{p}: unknown VOC class {name!r}")
         c = VOC_CLASSES.index(name)
-        diff_el = obj.find("difficult")
-        difficult = diff_el is not None and (diff_el.text or "0").strip() == "1"
-        if not difficult:
+        if obj.findtext("difficult", default="0").strip() != "1":
             target[c] = 1
         elif target[c] == 0:
             target[c] = -1
@@ -80,13 +72,8 @@ class VOC2007Classification(Dataset):
     """VOC2007 images with multi-label targets (see the module docstring).
 
     Items are ``(image, target)``: image float (3, size, size) in [0, 1] (shorter side resized
-    to ``size`` then centre-cropped), target int8 (20,) with 1 / 0 / -1.
-
-    Attributes:
-        classes: :data:`VOC_CLASSES`.
-        ids: image ids of the split.
-        labels: (N, 20) int8 targets, parsed once at construction.
-        paths: JPEG paths.
+    to ``size`` then centre-cropped), target (20,) with 1 / 0 / -1. ``labels`` holds the (N, 20)
+    int8 targets of the split (parsed once, at construction), ``ids`` and ``paths`` its images.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, split: str = "trainval", size: int = 224) -> None:
@@ -124,17 +111,9 @@ class VOC2007Classification(Dataset):
         return image.float().div_(255.0), torch.from_numpy(self.labels[index].astype(np.int64))
 
 
-def run_voc07(
-    extractor: nn.Module,
-    root: str | os.PathLike[str],
-    *,
-    config: LinearConfig | None = None,
-    size: int = 224,
-    train_split: str = "trainval",
-    test_split: str = "test",
-    encoder: str = "",
-    interpolation: str = "none",
-) -> ProtocolResult:
+def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: LinearConfig | None = None,
+              size: int = 224, train_split: str = "trainval", test_split: str = "test", encoder: str = "",
+              interpolation: str = "none") -> ProtocolResult:
     """Linear multi-label classification on VOC2007: train on ``trainval``, mAP on ``test`` (once).
 
     ``interpolation`` of the reported test AP: ``"none"`` (area under the precision-recall
@@ -142,21 +121,14 @@ def run_voc07(
     uninterpolated validation mAP.
     """
     config = config or LinearConfig()
-    config.validate()
     trainval = VOC2007Classification(root, split=train_split, size=size)
     test = VOC2007Classification(root, split=test_split, size=size)
     evaluation = evaluate_frozen(extractor, trainval, test, linear=config)
     test_x, test_y = evaluation.test_features
     scores = predict_scores(evaluation.selected.classifier, test_x)
     test_map, per_class = mean_average_precision(scores, test_y, interpolation=interpolation)
-    return ProtocolResult(
-        protocol="voc07",
-        metrics={**evaluation.linear.metrics, "test_map": test_map},
-        encoder=encoder,
-        dataset=f"voc2007:{trainval.voc}",
-        config={**config.summary(), "image_size": size, "ap": interpolation},
-        details={
-            "per_class_ap": {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class)},
-            "history": evaluation.selected.history,
-        },
-    )
+    per_class_ap = {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class)}
+    return ProtocolResult(protocol="voc07", metrics={**evaluation.linear.metrics, "test_map": test_map},
+                          encoder=encoder, dataset=f"voc2007:{trainval.voc}",
+                          config={**config.summary(), "image_size": size, "ap": interpolation},
+                          details={"per_class_ap": per_class_ap, "history": evaluation.selected.history})

@@ -22,13 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = [
-    "pairwise_distances",
-    "double_centered_distances",
-    "distance_covariance",
-    "distance_correlation",
-    "distance_correlation_from_centered",
-]
+__all__ = ["pairwise_distances", "double_centered_distances", "distance_covariance", "distance_correlation",
+           "distance_correlation_from_centered"]
 
 
 def _as_rows(x: Tensor, name: str) -> Tensor:
@@ -37,9 +32,7 @@ def _as_rows(x: Tensor, name: str) -> Tensor:
     if x.ndim == 0:
         raise ValueError(f"{name}: expected a batch of shape (B, ...), got a scalar")
     if x.shape[0] < 2:
-        raise ValueError(
-            f"{name}: distance correlation needs a batch of at least 2 samples, got B={x.shape[0]}"
-        )
+        raise ValueError(f"{name}: distance correlation needs a batch of at least 2 samples, got B={x.shape[0]}")
     x = x.reshape(x.shape[0], -1)
     if x.shape[1] == 0:
         raise ValueError(f"{name}: samples have no features (shape {tuple(x.shape)})")
@@ -235,10 +228,8 @@ def _check_pair(x: Tensor, y: Tensor) -> None:
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise TypeError("x and y must be torch.Tensors")
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(
-            f"x and y must hold the same samples as rows: got shapes {tuple(x.shape)} and {tuple(y.shape)} "
-            f"(batch sizes must match)"
-        )
+        raise ValueError(f"x and y must hold the same samples as rows: got shapes {tuple(x.shape)} and "
+                         f"{tuple(y.shape)} (batch sizes must match)")
 
 
 def distance_covariance(x: Tensor, y: Tensor) -> Tensor:
@@ -277,6 +268,5 @@ def distance_correlation(x: Tensor, y: Tensor, *, squared: bool = True) -> Tenso
         ValueError: B < 2, different B, or NaN/inf in the input.
     """
     _check_pair(x, y)
-    return distance_correlation_from_centered(
-        double_centered_distances(x, name="x"), double_centered_distances(y, name="y"), squared=squared
-    )
+    a, b = double_centered_distances(x, name="x"), double_centered_distances(y, name="y")
+    return distance_correlation_from_centered(a, b, squared=squared)

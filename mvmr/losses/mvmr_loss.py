@@ -8,10 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mvmr.losses.distance_correlation import (
-    double_centered_distances,
-    distance_correlation_from_centered,
-)
+from mvmr.losses.distance_correlation import distance_correlation_from_centered, double_centered_distances
 from mvmr.losses.distributed import gather_no_grad, gather_with_grad
 
 __all__ = ["MVMRLoss", "variance_hinge", "REFERENCE_CODE", "PAPER"]
@@ -48,9 +45,7 @@ class MVMRLoss(nn.Module):
     shared by all K + 1 distance correlations.
 
     Args:
-        lambda_: weight of the MSE invariance term.
-        mu: weight of the variance hinge of each view.
-        alpha: weight of L2.
+        lambda_, mu, alpha: the weights of the MSE, of each view's variance hinge and of L2.
         beta: weight of every representation (float), or a mapping from representation name to
             weight. With a mapping, every representation passed to ``forward`` needs a weight.
         gamma: target standard deviation of each embedding dimension (eq. 5).
@@ -71,20 +66,10 @@ class MVMRLoss(nn.Module):
         >>> loss.backward(); logger.log_dict(terms)
     """
 
-    def __init__(
-        self,
-        *,
-        lambda_: float = 1.0,
-        mu: float = 1.0,
-        alpha: float = 1.0,
-        beta: float | Mapping[str, float] = 1.0,
-        gamma: float = 1.0,
-        eps: float = 1e-4,
-        l3: Literal["maximize", "minimize"] = "maximize",
-        squared: bool = True,
-        mse: Literal["mean", "sum"] = "mean",
-        gather_distributed: bool = False,
-    ) -> None:
+    def __init__(self, *, lambda_: float = 1.0, mu: float = 1.0, alpha: float = 1.0,
+                 beta: float | Mapping[str, float] = 1.0, gamma: float = 1.0, eps: float = 1e-4,
+                 l3: Literal["maximize", "minimize"] = "maximize", squared: bool = True,
+                 mse: Literal["mean", "sum"] = "mean", gather_distributed: bool = False) -> None:
         super().__init__()
         if l3 not in ("maximize", "minimize"):
             raise ValueError(f"l3 must be 'maximize' or 'minimize', got {l3!r}")
@@ -109,9 +94,8 @@ class MVMRLoss(nn.Module):
             raise ValueError(f"no beta weight for representation {name!r}; weights are given for {sorted(self.beta)}")
         return float(self.beta[name])
 
-    def forward(
-        self, z: Tensor, z_aug: Tensor, representations: Mapping[str, Tensor] | None = None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, z: Tensor, z_aug: Tensor,
+                representations: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Compute the loss.
 
         Args:
@@ -126,7 +110,8 @@ class MVMRLoss(nn.Module):
         """
         representations = dict(representations or {})
         if z.ndim != 2 or z.shape != z_aug.shape:
-            raise ValueError(f"z and z_aug must both be (B, D) with the same shape, got {tuple(z.shape)} and {tuple(z_aug.shape)}")
+            raise ValueError(f"z and z_aug must both be (B, D) with the same shape, got {tuple(z.shape)} and "
+                             f"{tuple(z_aug.shape)}")
         for name, rep in representations.items():
             if rep.ndim == 0 or rep.shape[0] != z.shape[0]:
                 raise ValueError(f"representation {name!r} has batch size {tuple(rep.shape)[:1]}, expected {z.shape[0]}")
@@ -143,20 +128,16 @@ class MVMRLoss(nn.Module):
             raise ValueError(f"MV-MR needs a batch of at least 2 samples (got B={z.shape[0]}); use drop_last=True")
 
         with torch.autocast(device_type=z.device.type, enabled=False):
-            z, z_aug = z.float() if z.dtype != torch.float64 else z, z_aug.float() if z_aug.dtype != torch.float64 else z_aug
-            if self.mse == "mean":
-                mse = F.mse_loss(z, z_aug)
-            else:
-                mse = (z - z_aug).pow(2).sum(dim=1).mean()
+            z, z_aug = (t if t.dtype == torch.float64 else t.float() for t in (z, z_aug))
+            mse = F.mse_loss(z, z_aug) if self.mse == "mean" else (z - z_aug).pow(2).sum(dim=1).mean()
             var_z = variance_hinge(z, gamma=self.gamma, eps=self.eps)
             var_z_aug = variance_hinge(z_aug, gamma=self.gamma, eps=self.eps)
             l1 = self.lambda_ * mse + self.mu * (var_z + var_z_aug)
 
             a = double_centered_distances(z_aug, name="z_aug")
             a_var = (a * a).mean()
-            dcor_views = distance_correlation_from_centered(
-                a, double_centered_distances(z, name="z"), squared=self.squared, a_var=a_var
-            )
+            b = double_centered_distances(z, name="z")
+            dcor_views = distance_correlation_from_centered(a, b, squared=self.squared, a_var=a_var)
             l2 = self.alpha * (1.0 - dcor_views)
 
             terms: dict[str, Tensor] = {}
@@ -168,15 +149,11 @@ class MVMRLoss(nn.Module):
                 l3 = l3 + self.weight(name) * ((1.0 - dcor) if self.l3 == "maximize" else dcor)
 
             loss = l1 + l2 + l3
-        terms = {
-            "mse": mse, "var_z": var_z, "var_z_aug": var_z_aug, "l1": l1, "dcor_views": dcor_views,
-            **terms, "l2": l2, "l3": l3, "loss": loss,
-        }
+        terms = {"mse": mse, "var_z": var_z, "var_z_aug": var_z_aug, "l1": l1, "dcor_views": dcor_views, **terms,
+                 "l2": l2, "l3": l3, "loss": loss}
         return loss, {k: v.detach() for k, v in terms.items()}
 
     def extra_repr(self) -> str:
-        return (
-            f"lambda_={self.lambda_}, mu={self.mu}, alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, "
-            f"eps={self.eps}, l3={self.l3!r}, squared={self.squared}, mse={self.mse!r}, "
-            f"gather_distributed={self.gather_distributed}"
-        )
+        return (f"lambda_={self.lambda_}, mu={self.mu}, alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, "
+                f"eps={self.eps}, l3={self.l3!r}, squared={self.squared}, mse={self.mse!r}, "
+                f"gather_distributed={self.gather_distributed}")

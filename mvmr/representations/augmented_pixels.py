@@ -14,17 +14,15 @@ __all__ = ["AugmentedPixels"]
 class AugmentedPixels(Representation):
     """The image after the paper's random augmentation, flattened (paper section 7, table 6 "Augmented image").
 
-    Each image of the batch gets its own augmentation (crop, flip, colour jitter, grayscale, blur:
-    see :class:`mvmr.transforms.PaperAugmentation`), drawn independently of the others, and the
-    whole batch is augmented at once on its device (:class:`mvmr.transforms.BatchAugmentation`,
-    no loop over the images). (The authors' code draws one crop and one jitter for the whole batch;
-    we do not copy that.) Not deterministic, so it is never cached.
+    Each image of the batch gets its own augmentation (:class:`mvmr.transforms.PaperAugmentation`),
+    drawn independently of the others (the authors' code draws one crop and one jitter for the whole
+    batch), and the whole batch is augmented at once on its device
+    (:class:`mvmr.transforms.BatchAugmentation`). Not deterministic, so it is never cached.
 
     Args:
         size: output size of the augmented image; None keeps the input's (H, W).
         crop, flip, color, grayscale, blur: switch the parts of the augmentation.
-        generator: the ``torch.Generator`` that all random draws come from (reproducible runs and
-            tests); None uses torch's global generator.
+        generator: the ``torch.Generator`` of all random draws; None uses torch's global generator.
         seed: alternatively, seed a private CPU generator (for configs); not both.
 
     Output: (B, C * size * size) float32.
@@ -33,18 +31,9 @@ class AugmentedPixels(Representation):
     name = "augmented_pixels"
     deterministic = False
 
-    def __init__(
-        self,
-        *,
-        size: int | None = None,
-        crop: bool = True,
-        flip: bool = True,
-        color: bool = True,
-        grayscale: bool = True,
-        blur: bool = True,
-        generator: torch.Generator | None = None,
-        seed: int | None = None,
-    ) -> None:
+    def __init__(self, *, size: int | None = None, crop: bool = True, flip: bool = True, color: bool = True,
+                 grayscale: bool = True, blur: bool = True, generator: torch.Generator | None = None,
+                 seed: int | None = None) -> None:
         super().__init__()
         if size is not None and (int(size) != size or size < 1):
             raise ValueError(f"AugmentedPixels size must be a positive int or None, got {size!r}")
@@ -75,9 +64,7 @@ class AugmentedPixels(Representation):
     def output_dim(self, channels: int, height: int, width: int) -> int:
         if min(channels, height, width) < 1:
             raise ValueError(f"AugmentedPixels: empty image shape ({channels}, {height}, {width})")
-        if self.size is None:
-            return channels * height * width
-        return channels * self.size * self.size
+        return channels * height * width if self.size is None else channels * self.size * self.size
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -70,10 +70,8 @@ def build(name: str, **kwargs: object) -> Representation:
     A name registered by an installed package's ``mvmr.representations`` entry point is loaded on
     first use (see :mod:`mvmr.plugins`).
     """
-    if name not in _REGISTRY:
-        ep = plugin_entry_points("mvmr.representations").get(name)
-        if ep is not None:
-            register(name)(ep.load())
+    if name not in _REGISTRY and (ep := plugin_entry_points("mvmr.representations").get(name)) is not None:
+        register(name)(ep.load())
     try:
         factory = _REGISTRY[name]
     except KeyError:

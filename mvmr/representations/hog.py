@@ -40,11 +40,10 @@ class HOG(Representation):
     ``per_channel=True`` every channel is treated as its own grayscale image and the channels' vectors
     are concatenated (C times longer).
 
-    Implementation: gradients, the dominant channel and a float32 ``atan2`` are computed for the whole
-    batch (in cache-sized chunks on the CPU), every pixel votes into its (image, cell, bin) slot with one
-    ``scatter_add_``; the few pixels whose angle is within float32 rounding of a bin edge are re-binned
-    from the float64 angle skimage uses, so no pixel lands in another bin than in skimage and the
-    results agree to float rounding (~1e-7). Works on any device; the output is float32.
+    Implementation: the whole batch at once (in cache-sized chunks on the CPU), every pixel voting into
+    its (image, cell, bin) slot with one ``scatter_add_``; the pixels within float32 rounding of a bin
+    edge are re-binned from skimage's float64 angle (:meth:`_bins`), so the results agree to float
+    rounding (~1e-7). Works on any device; the output is float32.
 
     Args:
         orientations: number of orientation bins over [0, 180) degrees.
@@ -56,9 +55,8 @@ class HOG(Representation):
     name = "hog"
     deterministic = True
 
-    def __init__(
-        self, *, orientations: int = 24, cell: int = 8, block_norm: bool = True, per_channel: bool = False
-    ) -> None:
+    def __init__(self, *, orientations: int = 24, cell: int = 8, block_norm: bool = True,
+                 per_channel: bool = False) -> None:
         super().__init__()
         if int(orientations) != orientations or orientations < 1:
             raise ValueError(f"HOG orientations must be a positive integer, got {orientations!r}")
@@ -73,33 +71,22 @@ class HOG(Representation):
         self._edges: torch.Tensor = edges  # plain attribute: not part of the state_dict
         # Whether the edges that should sit on 45/90/135 degrees are exactly there (true for most n);
         # only then may the fast path bin those exact gradient angles itself.
-        self._rational_edges_exact = all(
-            float(edges[angle * self.orientations // 180]) == angle
-            for angle in (45, 90, 135)
-            if angle * self.orientations % 180 == 0
-        )
+        self._rational_edges_exact = all(float(edges[angle * self.orientations // 180]) == angle
+                                         for angle in (45, 90, 135) if angle * self.orientations % 180 == 0)
         self._cell_index: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
 
     def config(self) -> dict[str, object]:
         """The settings, for feature-cache manifests."""
-        return {
-            "orientations": self.orientations,
-            "cell": self.cell,
-            "block_norm": self.block_norm,
-            "per_channel": self.per_channel,
-        }
+        return {"orientations": self.orientations, "cell": self.cell, "block_norm": self.block_norm,
+                "per_channel": self.per_channel}
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, orientations={self.orientations}, cell={self.cell}, "
-            f"block_norm={self.block_norm}, per_channel={self.per_channel}"
-        )
+        return (f"{super().extra_repr()}, orientations={self.orientations}, cell={self.cell}, "
+                f"block_norm={self.block_norm}, per_channel={self.per_channel}")
 
     def _cells(self, height: int, width: int) -> tuple[int, int]:
         if height < self.cell or width < self.cell:
-            raise ValueError(
-                f"HOG: image of {height}x{width} pixels is smaller than one {self.cell}x{self.cell} cell"
-            )
+            raise ValueError(f"HOG: image of {height}x{width} pixels is smaller than one {self.cell}x{self.cell} cell")
         return height // self.cell, width // self.cell
 
     def output_dim(self, channels: int, height: int, width: int) -> int:
@@ -135,7 +122,11 @@ class HOG(Representation):
         return hist.reshape(batch, -1).float()
 
     def _slot_histograms(self, images: torch.Tensor, *, out: torch.Tensor) -> None:
-        """Add the magnitude sums per (image, cell, slot) of a (B, C, H, W) chunk to ``out`` (B, cells, 2n + 2)."""
+        """Add the magnitude sums per (image, cell, slot) of a (B, C, H, W) chunk to ``out`` (B, cells, 2n + 2).
+
+        The slots are those of :meth:`_bins`: ``k in 0 .. 2n`` for the signed bin ``k - n`` of the angle in
+        (-180, 180] degrees, ``2n + 1`` for an angle in no bin (skimage drops it).
+        """
         height, width = images.shape[-2:]
         n_rows, n_cols = self._cells(height, width)
         # (C, B, H, W): every channel plane is contiguous, which keeps the elementwise ops fast.
@@ -144,24 +135,12 @@ class HOG(Representation):
         rows, cols = n_rows * self.cell, n_cols * self.cell
         if (rows, cols) != (height, width):
             g_row, g_col, magnitude = (t[:, :rows, :cols].contiguous() for t in (g_row, g_col, magnitude))
-        bins = self._bins(g_row, g_col)
-        self._histograms(bins, magnitude.float(), n_rows, n_cols, out=out)
+        base = self._base_index(g_row.shape[0], n_rows, n_cols, 2 * self.orientations + 2, g_row.device)
+        index = self._bins(g_row, g_col).add_(base)
+        # one scatter_add_ for the whole chunk (faster than index_add_ on the CPU)
+        out.view(-1).scatter_add_(0, index.view(-1), magnitude.float().reshape(-1))
 
-    def _histograms(self, bins: torch.Tensor, magnitude: torch.Tensor, n_rows: int, n_cols: int, *,
-                    out: torch.Tensor) -> None:
-        """Add the magnitudes per (image, cell, slot) to ``out`` (B, cells, 2n + 2) with one ``scatter_add_``.
-
-        ``bins`` holds the slots of :meth:`_bins`: ``k in 0 .. 2n`` for the signed bin ``k - n`` of the
-        angle in (-180, 180] degrees, ``2n + 1`` for an angle in no bin (skimage drops it).
-        """
-        count = bins.shape[0]
-        slots = 2 * self.orientations + 2
-        index = bins.add_(self._base_index(count, n_rows, n_cols, slots, bins.device))
-        out.view(-1).scatter_add_(0, index.view(-1), magnitude.reshape(-1))  # (faster than index_add_ on the CPU)
-
-    def _base_index(
-        self, count: int, n_rows: int, n_cols: int, slots: int, device: torch.device
-    ) -> torch.Tensor:
+    def _base_index(self, count: int, n_rows: int, n_cols: int, slots: int, device: torch.device) -> torch.Tensor:
         """``(image * cells + cell) * slots`` for every pixel, int64, cached per shape and device."""
         key = (count, n_rows, n_cols, device)
         base = self._cell_index.get(key)
@@ -177,7 +156,7 @@ class HOG(Representation):
         return base
 
     def _bins(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
-        """Histogram slot (int64, see :meth:`_histograms`) of each pixel, exactly as skimage bins it.
+        """Histogram slot (int64, see :meth:`_slot_histograms`) of each pixel, exactly as skimage bins it.
 
         Fast path: the float32 ``atan2`` in units of bins, nudged up by ``_NUDGE`` and floored. The nudge
         puts the exact 0/45/90/135 degree gradients (``g_row == 0``, ``g_col == 0``, ``|g_row| ==

@@ -15,11 +15,8 @@ derived (SHA-256, not Python's salted ``hash``) from ``(seed, key, block index)`
 - different ``key`` s (the cache uses the representation name) give independent matrices;
 - the matrix never has to exist in memory at once: a ScatNet-sized projection
   (140k x 4096 float32 = 2.3 GB) is applied block by block, regenerating each block on the fly.
-
-Small matrices (at most ``max_matrix_bytes``) are materialised once and kept as a
-non-persistent buffer (not saved in ``state_dict``), so repeated calls are cheap. For large
-ones each call regenerates every block, which costs about as much as the matrix product; apply
-the projection to large batches (the feature cache buffers rows for this reason).
+  That costs about as much as the matrix product at every call, so apply a large projection to
+  large batches (the feature cache buffers rows for this reason); a small one is kept in memory.
 """
 
 from __future__ import annotations
@@ -51,29 +48,20 @@ class RandomProjection(nn.Module):
     """Gaussian random projection ``x -> x @ W`` with ``W[i, j] ~ N(0, 1/out_dim)``.
 
     Args:
-        in_dim: input feature dimension.
-        out_dim: output dimension (the JL target dimension, e.g. 4096).
+        in_dim, out_dim: the input feature dimension and the JL target dimension (e.g. 4096).
         seed: the user-facing seed.
         key: a label mixed into the seed (the feature cache passes the representation name), so
             that different representations get independent matrices for the same ``seed``.
-        materialize: keep the whole matrix in memory after first use. ``None`` (default) does so
-            only when it takes at most ``max_matrix_bytes`` as float32.
-        max_matrix_bytes: threshold for ``materialize=None``.
+        materialize: keep the whole matrix in memory after first use, as a non-persistent buffer
+            (not in the ``state_dict``). ``None`` (default): when it takes at most ``max_matrix_bytes``
+            as float32.
 
     ``forward`` accepts any floating ``(..., in_dim)`` tensor on any device and returns
     ``(..., out_dim)`` in float64 for float64 input and float32 otherwise.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        seed: int = 0,
-        *,
-        key: str = "",
-        materialize: bool | None = None,
-        max_matrix_bytes: int = 256 * 2**20,
-    ) -> None:
+    def __init__(self, in_dim: int, out_dim: int, seed: int = 0, *, key: str = "", materialize: bool | None = None,
+                 max_matrix_bytes: int = 256 * 2**20) -> None:
         super().__init__()
         for label, value in (("in_dim", in_dim), ("out_dim", out_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -82,10 +70,8 @@ class RandomProjection(nn.Module):
         self.out_dim = out_dim
         self.seed = seed
         self.key = key
-        self.base_seed = derive_seed(seed, key)
-        self.materialize = (
-            in_dim * out_dim * 4 <= max_matrix_bytes if materialize is None else bool(materialize)
-        )
+        derive_seed(seed, key)  # checks the seed now rather than at the first call
+        self.materialize = in_dim * out_dim * 4 <= max_matrix_bytes if materialize is None else bool(materialize)
         self.register_buffer("weight", None, persistent=False)
 
     @property
@@ -115,9 +101,7 @@ class RandomProjection(nn.Module):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise ValueError("RandomProjection expects a floating-point tensor")
         if x.ndim == 0 or x.shape[-1] != self.in_dim:
-            raise ValueError(
-                f"RandomProjection expects (..., {self.in_dim}) features, got {tuple(x.shape)}"
-            )
+            raise ValueError(f"RandomProjection expects (..., {self.in_dim}) features, got {tuple(x.shape)}")
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         x = x.to(dtype)
         if self.materialize:

@@ -51,19 +51,9 @@ class PaperAugmentation:
         size: output size, an int (square) or (height, width).
     """
 
-    def __init__(
-        self,
-        size: int | tuple[int, int],
-        *,
-        crop: bool = True,
-        flip: bool = True,
-        color: bool = True,
-        grayscale: bool = True,
-        blur: bool = True,
-        crop_scale: tuple[float, float] = (0.08, 1.0),
-        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
-        blur_p: float = 1.0,
-    ) -> None:
+    def __init__(self, size: int | tuple[int, int], *, crop: bool = True, flip: bool = True, color: bool = True,
+                 grayscale: bool = True, blur: bool = True, crop_scale: tuple[float, float] = (0.08, 1.0),
+                 crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), blur_p: float = 1.0) -> None:
         self.size = _pair(size, "augmentation size")
         lo, hi = crop_scale
         if not 0 < lo <= hi <= 1:
@@ -79,6 +69,9 @@ class PaperAugmentation:
         self.blur_p = float(blur_p)
         self.flip_p, self.color_p, self.grayscale_p = 0.5, 0.8, 0.2
         self.brightness, self.contrast, self.saturation, self.hue = 0.8, 0.8, 0.8, 0.2
+        #: the ranges of the brightness, contrast and saturation factors and of the hue shift
+        self.jitter_bounds = (*((max(0.0, 1 - s), 1 + s) for s in (self.brightness, self.contrast, self.saturation)),
+                              (-self.hue, self.hue))
         self.blur_sigma = (0.1, 2.0)
         self.blur_kernel = _blur_kernel(self.size)
 
@@ -106,10 +99,7 @@ class PaperAugmentation:
         params["flip"] = bool(self.flip and rand.uniform() < self.flip_p)
         params["jitter"], params["order"] = None, None
         if self.color and rand.uniform() < self.color_p:
-            params["jitter"] = (rand.uniform(max(0.0, 1 - self.brightness), 1 + self.brightness),
-                                rand.uniform(max(0.0, 1 - self.contrast), 1 + self.contrast),
-                                rand.uniform(max(0.0, 1 - self.saturation), 1 + self.saturation),
-                                rand.uniform(-self.hue, self.hue))
+            params["jitter"] = tuple(rand.uniform(low, high) for low, high in self.jitter_bounds)
             params["order"] = rand.permutation(4)
         params["gray"] = bool(self.grayscale and rand.uniform() < self.grayscale_p)
         params["sigma"] = None
@@ -147,36 +137,29 @@ class PaperAugmentation:
             h = int(round((target / ratio) ** 0.5))
             if 0 < w <= width and 0 < h <= height:
                 return rand.integer(height - h + 1), rand.integer(width - w + 1), h, w
-        # Fallback: the largest central crop whose ratio is within bounds.
-        ratio = width / height
-        if ratio < self.crop_ratio[0]:
-            w, h = width, int(round(width / self.crop_ratio[0]))
-        elif ratio > self.crop_ratio[1]:
-            h, w = height, int(round(height * self.crop_ratio[1]))
-        else:
-            h, w = height, width
+        h, w = self.fallback_crop(height, width)
         return (height - h) // 2, (width - w) // 2, h, w
+
+    def fallback_crop(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) of the crop when no random try fits: the largest central one whose ratio is within bounds."""
+        if width / height < self.crop_ratio[0]:
+            return int(round(width / self.crop_ratio[0])), width
+        if width / height > self.crop_ratio[1]:
+            return height, int(round(height * self.crop_ratio[1]))
+        return height, width
 
     @staticmethod
     def _jitter(img: torch.Tensor, factors: tuple[float, float, float, float], order: list[int]) -> torch.Tensor:
         """Colour jitter: brightness, contrast, saturation and hue factors applied in ``order``
         (saturation and hue leave a one-channel image unchanged)."""
-        brightness, contrast, saturation, hue = factors
+        adjust = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
         for op in order:
-            if op == 0:
-                img = TF.adjust_brightness(img, brightness)
-            elif op == 1:
-                img = TF.adjust_contrast(img, contrast)
-            elif op == 2:
-                img = TF.adjust_saturation(img, saturation)
-            else:
-                img = TF.adjust_hue(img, hue)
+            img = adjust[op](img, factors[op])
         return img
 
 
-def augment_batch(
-    images: torch.Tensor, aug: PaperAugmentation, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def augment_batch(images: torch.Tensor, aug: PaperAugmentation,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply ``aug`` to each image of a (B, C, H, W) batch independently -> (B, C, size, size).
 
     Each image gets its own random crop, flip, jitter, grayscale and blur draws, taken in turn from

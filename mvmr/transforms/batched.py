@@ -50,7 +50,6 @@ class BatchAugmentation:
         b, _, h, w = images.shape
         return self.apply(images, self.draw(b, h, w, generator=generator, device=images.device))
 
-    # -- parameters -------------------------------------------------------------------------
     def draw(self, batch: int, height: int, width: int, *, generator: torch.Generator | None = None,
              device: torch.device | str | None = None) -> Draws:
         """Every image's parameters, drawn on the generator's device (CPU by default), then moved."""
@@ -64,9 +63,7 @@ class BatchAugmentation:
         out: Draws = {"crop": self._crop_boxes(batch, height, width, uniform)}
         out["flip"] = (uniform(batch) < a.flip_p) & a.flip
         out["jitter"] = (uniform(batch) < a.color_p) & a.color
-        bounds = [(max(0.0, 1 - a.brightness), 1 + a.brightness), (max(0.0, 1 - a.contrast), 1 + a.contrast),
-                  (max(0.0, 1 - a.saturation), 1 + a.saturation), (-a.hue, a.hue)]
-        out["factors"] = torch.stack([uniform(batch, low=lo, high=hi) for lo, hi in bounds], dim=1)
+        out["factors"] = torch.stack([uniform(batch, low=lo, high=hi) for lo, hi in a.jitter_bounds], dim=1)
         out["order"] = torch.argsort(uniform(batch, 4), dim=1)  # a uniformly random permutation per image
         out["gray"] = (uniform(batch) < a.grayscale_p) & a.grayscale
         out["blur"] = (uniform(batch) < a.blur_p) & (a.blur and a.blur_kernel >= 3)
@@ -87,14 +84,7 @@ class BatchAugmentation:
         ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
         first = torch.argmax(ok.to(torch.int8), dim=1, keepdim=True)  # the first try that fits
         h, w, found = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0], ok.any(dim=1)
-        # no try fits: the largest central crop whose ratio is within bounds
-        in_ratio = width / height
-        if in_ratio < a.crop_ratio[0]:
-            fh, fw = round(width / a.crop_ratio[0]), width
-        elif in_ratio > a.crop_ratio[1]:
-            fh, fw = height, round(height * a.crop_ratio[1])
-        else:
-            fh, fw = height, width
+        fh, fw = a.fallback_crop(height, width)  # where no try fits
         h, w = torch.where(found, h, float(fh)), torch.where(found, w, float(fw))
         top = torch.floor(uniform(batch) * (height - h + 1))
         left = torch.floor(uniform(batch) * (width - w + 1))
@@ -102,7 +92,6 @@ class BatchAugmentation:
         left = torch.where(found, left, float((width - fw) // 2))
         return torch.stack([top, left, h, w], dim=1)
 
-    # -- application --------------------------------------------------------------------------
     def apply(self, images: Tensor, draws: Draws) -> Tensor:
         """``images`` (B, C, H, W) augmented with ``draws`` (as made by :meth:`draw`)."""
         a = self.aug

@@ -11,12 +11,11 @@ dimensions, any teacher works with any student.
 >>> teacher = build_teacher("open_clip:ViT-B-16", weights="open_clip_pytorch_model.bin")  # 512-d
 >>> teacher = mvmr.representations.build("teacher", spec="efficientnet-lite0")          # registry
 
-Every :class:`Teacher` carries its own preprocessing (:class:`ImagePreprocess`), is frozen
-(no gradients, always in eval mode) and deterministic, so its embeddings can be cached with
-:class:`~mvmr.cache.FeatureCache` and read back by dataset index. Precomputed
-embeddings (``embeddings:<file.npy>``) are read the same way (:class:`PrecomputedEmbeddings`).
-Importing this package is cheap: the backends (open_clip, transformers, timm,
-efficientnet-lite) are imported only when a teacher of that kind is built.
+Every :class:`Teacher` carries its own preprocessing (:class:`ImagePreprocess`), is frozen and
+deterministic, so its embeddings can be cached and read back by dataset index, like precomputed
+embeddings (``embeddings:<file.npy>``, :class:`PrecomputedEmbeddings`). Importing this package is
+cheap: a backend (open_clip, transformers, timm, efficientnet-lite) is imported when a teacher of
+its kind is built.
 """
 
 from mvmr.representations.teachers.base import Teacher
@@ -26,15 +25,6 @@ from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError
 
-__all__ = [
-    "Teacher",
-    "ImagePreprocess",
-    "PrecomputedEmbeddings",
-    "TEACHER_KINDS",
-    "TEACHERS_EXTRA",
-    "WeightsUnavailableError",
-    "build_teacher",
-    "parse_teacher_spec",
-    "register_teacher",
-    "teacher_representation",
-]
+__all__ = ["Teacher", "ImagePreprocess", "PrecomputedEmbeddings", "TEACHER_KINDS", "TEACHERS_EXTRA",
+           "WeightsUnavailableError", "build_teacher", "parse_teacher_spec", "register_teacher",
+           "teacher_representation"]

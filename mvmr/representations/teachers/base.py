@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -23,36 +24,24 @@ class Teacher(Representation):
     (not ``inference_mode``: the result is then used in the student's autograd graph), and its
     parameters never require gradients. It stays in eval mode: :meth:`train` is a no-op, so
     batch-norm statistics and dropout are frozen even inside a module put in training mode.
-
-    Being deterministic, its embeddings can be stored in a
-    :class:`~mvmr.cache.FeatureCache`; :meth:`config` identifies it in the manifest.
+    Being deterministic, its embeddings can be stored in a :class:`~mvmr.cache.FeatureCache`.
 
     Args:
         net: maps a preprocessed batch (B, 3, S, S) to embeddings (B, embed_dim).
-        preprocess: the model's input transform.
-        embed_dim: the embedding dimension.
         spec: the spec the teacher was built from (e.g. ``"open_clip:ViT-B-16"``).
-        settings: JSON-able description of the weights and options (for :meth:`config`).
-        head: optional classifier that maps embeddings to class logits (kept for sanity checks,
-            see :meth:`logits`; not part of the embedding).
+        settings: JSON-able description of the weights and options (for :meth:`config`, which
+            identifies the teacher in a cache manifest).
+        head: optional classifier from embeddings to class logits (a sanity check, see
+            :meth:`logits`; not part of the embedding).
         l2_normalize: divide each embedding by its L2 norm.
         name: the loss-term key (``dcor/<name>``).
     """
 
     deterministic = True
 
-    def __init__(
-        self,
-        *,
-        net: nn.Module,
-        preprocess: ImagePreprocess,
-        embed_dim: int,
-        spec: str,
-        settings: dict[str, Any] | None = None,
-        head: nn.Module | None = None,
-        l2_normalize: bool = False,
-        name: str = "teacher",
-    ) -> None:
+    def __init__(self, *, net: nn.Module, preprocess: ImagePreprocess, embed_dim: int, spec: str,
+                 settings: dict[str, Any] | None = None, head: nn.Module | None = None, l2_normalize: bool = False,
+                 name: str = "teacher") -> None:
         super().__init__()
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
@@ -67,12 +56,10 @@ class Teacher(Representation):
         self.requires_grad_(False)
         super().train(False)
 
-    # ------------------------------------------------------------------ frozen state
     def train(self, mode: bool = True) -> "Teacher":
         """Keep the teacher in eval mode whatever ``mode`` is (frozen BN statistics, no dropout)."""
         return super().train(False)
 
-    # ------------------------------------------------------------------ properties
     @property
     def input_size(self) -> int:
         """Side of the square image the network receives."""
@@ -103,32 +90,17 @@ class Teacher(Representation):
 
     def config(self) -> dict[str, Any]:
         """JSON-able settings identifying this teacher (recorded in feature-cache manifests)."""
-        return {
-            "spec": self.spec,
-            "embed_dim": self.embed_dim,
-            "l2_normalize": self.l2_normalize,
-            "preprocess": self.preprocess.to_dict(),
-            **self.settings,
-        }
+        return {"spec": self.spec, "embed_dim": self.embed_dim, "l2_normalize": self.l2_normalize,
+                "preprocess": self.preprocess.to_dict(), **self.settings}
 
     def extra_repr(self) -> str:
-        return (
-            f"name={self.name!r}, spec={self.spec!r}, embed_dim={self.embed_dim}, "
-            f"input_size={self.input_size}, mean={self.mean}, std={self.std}"
-        )
-
-    # ------------------------------------------------------------------ computing
-    def _reference(self) -> torch.Tensor | None:
-        for tensor in self.net.parameters():
-            return tensor
-        for tensor in self.net.buffers():
-            return tensor
-        return None
+        return (f"name={self.name!r}, spec={self.spec!r}, embed_dim={self.embed_dim}, "
+                f"input_size={self.input_size}, mean={self.mean}, std={self.std}")
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """The network input for ``images``: moved to the teacher's device and dtype, preprocessed."""
         self.check_images(images)
-        ref = self._reference()
+        ref = next(itertools.chain(self.net.parameters(), self.net.buffers()), None)
         if ref is not None and ref.is_floating_point():
             images = images.to(device=ref.device, dtype=ref.dtype)
         return self.preprocess(images)
@@ -141,10 +113,8 @@ class Teacher(Representation):
                 out = out[0]
             out = out.reshape(out.shape[0], -1)
             if out.shape[1] != self.embed_dim:
-                raise RuntimeError(
-                    f"teacher {self.spec!r} produced embeddings of shape {tuple(out.shape)}, "
-                    f"expected (B, {self.embed_dim})"
-                )
+                raise RuntimeError(f"teacher {self.spec!r} produced embeddings of shape {tuple(out.shape)}, "
+                                   f"expected (B, {self.embed_dim})")
             if self.l2_normalize:
                 out = F.normalize(out, dim=1)
             return out.float()

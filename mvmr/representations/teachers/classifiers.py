@@ -15,10 +15,9 @@ Preprocessing is the one the weights were evaluated with:
 - timm: ``timm.data.resolve_data_config`` on the model's ``pretrained_cfg`` (input size,
   interpolation, ``crop_pct``, mean/std; pick a tagged config with ``timm:<name>.<tag>``).
 
-Passing ``weights="DEFAULT"`` (or another enum name such as ``"IMAGENET1K_V1"``) for torchvision,
-or ``weights="hub"`` for timm, runs the libraries' own download code, which uses their local
-cache when the file is already there; offline it fails with a message that says where to put the
-file.
+A weights enum name (torchvision) or ``"hub"`` (timm) instead of a file runs the libraries' own
+download code, which uses their local cache; offline it fails with a message that says where to
+put the file.
 """
 
 from __future__ import annotations
@@ -31,14 +30,8 @@ from torch import nn
 from mvmr.errors import ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (
-    WeightsUnavailableError,
-    import_optional,
-    load_state_dict_file,
-    load_strict,
-    require_weights_file,
-    weights_fingerprint,
-)
+from mvmr.representations.teachers.weights import (RANDOM_WEIGHTS, WeightsUnavailableError, import_optional,
+                                                  load_weights_file)
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["build_torchvision_teacher", "build_timm_teacher", "replace_last_linear"]
@@ -66,35 +59,14 @@ def replace_last_linear(model: nn.Module) -> tuple[nn.Linear, int]:
     return layer, int(layer.in_features)
 
 
-def _common_settings(kind: str, model_name: str) -> dict[str, Any]:
-    return {"kind": kind, "model": model_name}
+def build_torchvision_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
+                              allow_random: bool = False, tv_weights: str = "DEFAULT",
+                              input_size: int | None = None) -> Teacher:
+    """A ``torchvision.models`` classifier (e.g. ``resnet18``) as a teacher.
 
-
-# --------------------------------------------------------------------------- torchvision
-def build_torchvision_teacher(
-    model_name: str,
-    *,
-    spec: str,
-    weights: str | Path | None = None,
-    allow_random: bool = False,
-    tv_weights: str = "DEFAULT",
-    input_size: int | None = None,
-    crop_pct: float | None = None,
-    interpolation: str | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    l2_normalize: bool = False,
-    name: str = "teacher",
-) -> Teacher:
-    """Build a torchvision classifier (e.g. ``resnet18``) as a teacher.
-
-    Args:
-        model_name: a ``torchvision.models`` classification model name.
-        weights: local state-dict file; or a weights enum name (``"DEFAULT"``,
-            ``"IMAGENET1K_V1"``...) to use torchvision's download/cache path.
-        allow_random: with ``weights=None``, use random weights (tests only).
-        tv_weights: the weights enum entry whose transforms define the preprocessing.
-        input_size, crop_pct, interpolation, mean, std: preprocessing overrides.
+    ``weights`` is a local state-dict file, or a weights enum name (``"DEFAULT"``, ``"IMAGENET1K_V1"``...)
+    that uses torchvision's download/cache path; ``tv_weights`` is the enum entry whose transforms define
+    the preprocessing. ``allow_random``: random weights when ``weights`` is None (tests only).
     """
     tvm = import_optional("torchvision.models", kind=spec, package="torchvision")
     try:
@@ -109,56 +81,30 @@ def build_torchvision_teacher(
         names = ", ".join(["DEFAULT", *(w.name for w in enum)])
         raise ConfigError(f"unknown torchvision weights {entry_name!r} for {model_name}; known: {names}") from None
     transform = entry.transforms()
-    crop = int(transform.crop_size[0])
-    resize = int(transform.resize_size[0])
-    preprocess = ImagePreprocess(
-        input_size=crop,
-        resize_size=resize,
-        interpolation=str(transform.interpolation.value),
-        mean=tuple(transform.mean),  # type: ignore[arg-type]
-        std=tuple(transform.std),  # type: ignore[arg-type]
-    )
-    preprocess = preprocess.replace(
-        input_size=input_size, crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std
-    )
+    preprocess = ImagePreprocess(input_size=int(transform.crop_size[0]), resize_size=int(transform.resize_size[0]),
+                                 interpolation=str(transform.interpolation.value), mean=tuple(transform.mean),
+                                 std=tuple(transform.std)).replace(input_size=input_size)
     model = builder(weights=None)
-    settings = _common_settings("torchvision", model_name)
-    settings["tv_weights"] = entry.name
+    enum_entry = f"{type(entry).__name__}.{entry.name}"
+    settings: dict[str, Any] = {"kind": "torchvision", "model": model_name, "tv_weights": entry.name}
     if weights is None:
         if not allow_random:
-            raise ConfigError(
-                f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a machine "
-                f"with internet from torchvision.models.{type(entry).__name__}.{entry.name}.get_state_dict()), "
-                f"weights='{entry.name}' to use torchvision's cache/download, or allow_random=True (tests only)"
-            )
-        settings["weights"] = None
-        settings["random_weights"] = True
+            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a "
+                              f"machine with internet from torchvision.models.{enum_entry}.get_state_dict()), "
+                              f"weights='{entry.name}' to use torchvision's cache/download, or allow_random=True "
+                              "(tests only)")
+        settings.update(RANDOM_WEIGHTS)
     elif _is_enum_name(enum, str(weights)):
-        state = _torchvision_download(entry, spec=spec)
-        load_strict(model, state, source=Path(entry.url), spec=spec)
-        settings["weights"] = {"torchvision": f"{type(entry).__name__}.{entry.name}", "url": entry.url}
+        from mvmr.models.state_io import load_state_dict_strict
+
+        load_state_dict_strict(model, _torchvision_download(entry, spec=spec),
+                               source=f"weights file {Path(entry.url)} (teacher {spec!r})")
+        settings["weights"] = {"torchvision": enum_entry, "url": entry.url}
     else:
-        file = require_weights_file(
-            weights,
-            spec=spec,
-            hint=(
-                f"On a machine with internet: torch.save(torchvision.models.{type(entry).__name__}.{entry.name}"
-                f".get_state_dict(), '<file>')."
-            ),
-        )
-        load_strict(model, load_state_dict_file(file, spec=spec), source=file, spec=spec)
-        settings["weights"] = weights_fingerprint(file)
+        hint = f"On a machine with internet: torch.save(torchvision.models.{enum_entry}.get_state_dict(), '<file>')."
+        settings["weights"] = load_weights_file(model, weights, spec=spec, hint=hint)
     head, dim = replace_last_linear(model)
-    return Teacher(
-        net=model,
-        head=head,
-        preprocess=preprocess,
-        embed_dim=dim,
-        spec=spec,
-        settings=settings,
-        l2_normalize=l2_normalize,
-        name=name,
-    )
+    return Teacher(net=model, head=head, preprocess=preprocess, embed_dim=dim, spec=spec, settings=settings)
 
 
 def _is_enum_name(enum: Any, value: str) -> bool:
@@ -173,39 +119,19 @@ def _torchvision_download(entry: Any, *, spec: str) -> dict[str, Any]:
     try:
         return dict(entry.get_state_dict(progress=False, check_hash=False))
     except Exception as exc:  # URLError, HTTPError, socket errors... all mean "not available here"
-        raise WeightsUnavailableError(
-            f"could not load torchvision weights {type(entry).__name__}.{entry.name} for teacher {spec!r}: "
-            f"they are not in the local cache and downloading {entry.url} failed ({type(exc).__name__}: {exc}). "
-            f"On this offline machine, copy that file to {target} or pass weights=<local file>."
-        ) from exc
+        raise WeightsUnavailableError(f"could not load torchvision weights {type(entry).__name__}.{entry.name} for "
+                                      f"teacher {spec!r}: they are not in the local cache and downloading {entry.url} "
+                                      f"failed ({type(exc).__name__}: {exc}). On this offline machine, copy that file "
+                                      f"to {target} or pass weights=<local file>.") from exc
 
 
-# --------------------------------------------------------------------------- timm
-def build_timm_teacher(
-    model_name: str,
-    *,
-    spec: str,
-    weights: str | Path | None = None,
-    allow_random: bool = False,
-    input_size: int | None = None,
-    crop_pct: float | None = None,
-    interpolation: str | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    l2_normalize: bool = False,
-    name: str = "teacher",
-    **model_kwargs: Any,
-) -> Teacher:
-    """Build a timm model (e.g. ``resnet50.a1_in1k``) as a teacher.
+def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
+                       allow_random: bool = False, input_size: int | None = None, **model_kwargs: Any) -> Teacher:
+    """A timm model (e.g. ``resnet50.a1_in1k``: the tag selects the preprocessing config) as a teacher.
 
-    Args:
-        model_name: timm model name, optionally with a pretrained tag (``name.tag``), which
-            selects the preprocessing config.
-        weights: local state-dict file of the full model (classifier included), or ``"hub"``
-            for timm's own download/cache path.
-        allow_random: with ``weights=None``, use random weights (tests only).
-        input_size, crop_pct, interpolation, mean, std: preprocessing overrides.
-        model_kwargs: passed to ``timm.create_model``.
+    ``weights`` is a local state-dict file of the full model (classifier included), or ``"hub"`` for
+    timm's own download/cache path. ``allow_random``: random weights when ``weights`` is None (tests
+    only). ``model_kwargs`` go to ``timm.create_model``.
     """
     timm = import_optional("timm", kind=spec)
     from timm.data import resolve_data_config
@@ -218,26 +144,19 @@ def build_timm_teacher(
             model = timm.create_model(model_name, pretrained=False, **model_kwargs)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ConfigError(f"unknown timm model {model_name!r} in teacher spec {spec!r}: {exc}") from None
-    settings = _common_settings("timm", model_name)
+    settings: dict[str, Any] = {"kind": "timm", "model": model_name}
+    recipe = f"timm.create_model({model_name!r}, pretrained=True).state_dict()"
     if hub:
         settings["weights"] = {"timm_hub": model_name}
     elif weights is None:
         if not allow_random:
-            raise ConfigError(
-                f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a machine with "
-                f"internet from timm.create_model({model_name!r}, pretrained=True).state_dict()), weights='hub' to use "
-                f"timm's cache/download, or allow_random=True (tests only)"
-            )
-        settings["weights"] = None
-        settings["random_weights"] = True
+            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a "
+                              f"machine with internet from {recipe}), weights='hub' to use timm's cache/download, or "
+                              "allow_random=True (tests only)")
+        settings.update(RANDOM_WEIGHTS)
     else:
-        file = require_weights_file(
-            weights,
-            spec=spec,
-            hint=f"On a machine with internet: torch.save(timm.create_model({model_name!r}, pretrained=True).state_dict(), '<file>').",
-        )
-        load_strict(model, load_state_dict_file(file, spec=spec), source=file, spec=spec)
-        settings["weights"] = weights_fingerprint(file)
+        hint = f"On a machine with internet: torch.save({recipe}, '<file>')."
+        settings["weights"] = load_weights_file(model, weights, spec=spec, hint=hint)
     classifier = model.get_classifier()
     head = classifier if isinstance(classifier, nn.Linear) else None
     model.reset_classifier(0)
@@ -246,25 +165,13 @@ def build_timm_teacher(
     size = cfg["input_size"]
     if size[-1] != size[-2]:
         raise ConfigError(f"timm model {model_name!r} expects a non-square input {tuple(size[1:])}, which teachers do not support")
-    preprocess = ImagePreprocess.from_crop_pct(
-        input_size=int(size[-1]),
-        crop_pct=float(cfg.get("crop_pct") or 1.0),
-        interpolation=str(cfg.get("interpolation") or "bicubic"),
-        mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
-        std=tuple(cfg.get("std") or IMAGENET_STD),
-    ).replace(input_size=input_size, crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)
+    preprocess = ImagePreprocess.from_crop_pct(input_size=int(size[-1]), crop_pct=float(cfg.get("crop_pct") or 1.0),
+                                               interpolation=str(cfg.get("interpolation") or "bicubic"),
+                                               mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
+                                               std=tuple(cfg.get("std") or IMAGENET_STD)).replace(input_size=input_size)
     if cfg.get("crop_mode", "center") != "center":
         settings["timm_crop_mode_ignored"] = cfg.get("crop_mode")
-    return Teacher(
-        net=model,
-        head=head,
-        preprocess=preprocess,
-        embed_dim=dim,
-        spec=spec,
-        settings=settings,
-        l2_normalize=l2_normalize,
-        name=name,
-    )
+    return Teacher(net=model, head=head, preprocess=preprocess, embed_dim=dim, spec=spec, settings=settings)
 
 
 def _timm_download(timm: Any, model_name: str, *, spec: str, **model_kwargs: Any) -> nn.Module:

@@ -8,10 +8,8 @@ normalise with the CLIP statistics (``OPENAI_DATASET_MEAN/STD`` unless the check
 says otherwise). The authors' code normalised CLIP inputs with the ImageNet statistics; we do not.
 
 - ``open_clip``: ``open_clip.create_model(model, pretrained=<local file>)`` (strict loading by
-  open_clip). ``weights`` may also be an open_clip pretrained tag (``"laion400m_e32"``,
-  ``"openai"``...): that runs open_clip's download code (its cache first), which fails offline
-  with a message saying what to do. The preprocessing comes from the tag's config when a tag is
-  given (``weights=`` tag, or ``tag=`` alongside a local file), else open_clip's defaults.
+  open_clip), or an open_clip pretrained tag (``"laion400m_e32"``, ``"openai"``...), which runs
+  open_clip's download code (its cache first). A tag also gives the preprocessing config.
 - ``hf-clip``: ``transformers.CLIPVisionModelWithProjection.from_pretrained(dir,
   local_files_only=True)``; the embedding is ``image_embeds``. Every weight of the vision tower
   must be in the directory (a partially random teacher is refused). Preprocessing from the
@@ -31,12 +29,8 @@ from torch import nn
 from mvmr.errors import CheckpointError, ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (
-    WeightsUnavailableError,
-    import_optional,
-    require_weights_file,
-    weights_fingerprint,
-)
+from mvmr.representations.teachers.weights import (RANDOM_WEIGHTS, WeightsUnavailableError, import_optional,
+                                                  require_weights_file, weights_fingerprint)
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "build_open_clip_teacher", "build_hf_clip_teacher", "HFClipImageEmbeds"]
 
@@ -47,69 +41,45 @@ CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 _PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 
 
-# --------------------------------------------------------------------------- open_clip
-def build_open_clip_teacher(
-    model_name: str,
-    *,
-    spec: str,
-    weights: str | Path | None = None,
-    allow_random: bool = False,
-    tag: str | None = None,
-    input_size: int | None = None,
-    crop_pct: float | None = None,
-    interpolation: str | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    l2_normalize: bool = False,
-    name: str = "teacher",
-    cache_dir: str | Path | None = None,
-) -> Teacher:
-    """Build the image tower of an open_clip model (``encode_image``) as a teacher.
+def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
+                            allow_random: bool = False, tag: str | None = None, input_size: int | None = None,
+                            cache_dir: str | Path | None = None) -> Teacher:
+    """The image tower (``encode_image``) of the open_clip model ``model_name`` (e.g. ``"ViT-B-16"``) as a teacher.
 
     Args:
-        model_name: an open_clip model config name, e.g. ``"ViT-B-16"``.
         weights: local open_clip checkpoint file, or an open_clip pretrained tag (download path).
         allow_random: with ``weights=None``, use random weights (tests only).
         tag: the pretrained tag the local file comes from, to use its preprocessing config
             (read from open_clip's table, nothing downloaded).
         input_size: force another image size (``force_image_size``; ViTs resize their
             position embeddings when loading).
-        crop_pct, interpolation, mean, std: preprocessing overrides.
         cache_dir: open_clip download cache (tags only).
     """
     open_clip = import_optional("open_clip", kind=spec, package="open_clip_torch")
     if model_name not in open_clip.list_models():
-        raise ConfigError(
-            f"unknown open_clip model {model_name!r} in teacher spec {spec!r}; e.g. ViT-B-16, ViT-B-32, RN50 "
-            f"(open_clip.list_models() lists all)"
-        )
+        raise ConfigError(f"unknown open_clip model {model_name!r} in teacher spec {spec!r}; e.g. ViT-B-16, "
+                          f"ViT-B-32, RN50 (open_clip.list_models() lists all)")
     known_tags = list(open_clip.list_pretrained_tags_by_model(model_name))
     settings: dict[str, Any] = {"kind": "open_clip", "model": model_name}
     pretrained: str | None
     if weights is None:
         if not allow_random:
-            raise ConfigError(
-                f"teacher {spec!r} needs weights: pass weights=<local open_clip checkpoint file> (downloaded on a "
-                f"machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-laion2B-s34B-b88K), "
-                f"an open_clip tag ({', '.join(known_tags) or 'none known'}) to use open_clip's cache/download, "
-                f"or allow_random=True (tests only)"
-            )
+            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local open_clip checkpoint file> "
+                              "(downloaded on a machine with internet, e.g. open_clip_pytorch_model.bin of "
+                              "laion/CLIP-ViT-B-16-laion2B-s34B-b88K), an open_clip tag "
+                              f"({', '.join(known_tags) or 'none known'}) to use open_clip's cache/download, or "
+                              "allow_random=True (tests only)")
         pretrained = None
-        settings["weights"] = None
-        settings["random_weights"] = True
+        settings.update(RANDOM_WEIGHTS)
     elif str(weights) in known_tags and not Path(weights).is_file():
         pretrained = str(weights)
         tag = pretrained
         settings["weights"] = {"open_clip_tag": pretrained}
     else:
-        file = require_weights_file(
-            weights,
-            spec=spec,
-            hint=(
-                f"Known open_clip tags for {model_name}: {', '.join(known_tags) or 'none'}; on a machine with internet "
-                f"open_clip.create_model({model_name!r}, pretrained='<tag>') stores the file in the Hugging Face cache."
-            ),
-        )
+        hint = (f"Known open_clip tags for {model_name}: {', '.join(known_tags) or 'none'}; on a machine with "
+                f"internet open_clip.create_model({model_name!r}, pretrained='<tag>') stores the file in the Hugging "
+                f"Face cache.")
+        file = require_weights_file(weights, spec=spec, hint=hint)
         pretrained = str(file)
         settings["weights"] = weights_fingerprint(file)
     force_pp: dict[str, Any] = {}
@@ -120,51 +90,32 @@ def build_open_clip_teacher(
         force_pp = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
         settings["tag"] = tag
     try:
-        model = open_clip.create_model(
-            model_name,
-            pretrained=pretrained,
-            force_image_size=input_size,
-            force_preprocess_cfg=force_pp or None,
-            cache_dir=None if cache_dir is None else str(cache_dir),
-            weights_only=True,
-        )
+        model = open_clip.create_model(model_name, pretrained=pretrained, force_image_size=input_size,
+                                       force_preprocess_cfg=force_pp or None, weights_only=True,
+                                       cache_dir=None if cache_dir is None else str(cache_dir))
     except RuntimeError as exc:
         if pretrained is not None and pretrained in known_tags:
-            raise WeightsUnavailableError(
-                f"could not load open_clip weights {model_name}/{pretrained} (teacher {spec!r}): not in the local cache "
-                f"and the download failed ({exc}). On this offline machine, copy the checkpoint file here and pass "
-                f"weights=<file> (with tag={pretrained!r} to keep its preprocessing)."
-            ) from exc
+            raise WeightsUnavailableError(f"could not load open_clip weights {model_name}/{pretrained} (teacher "
+                                          f"{spec!r}): not in the local cache and the download failed ({exc}). On this "
+                                          "offline machine, copy the checkpoint file here and pass weights=<file> "
+                                          f"(with tag={pretrained!r} to keep its preprocessing).") from exc
         raise CheckpointError(f"open_clip could not build {model_name!r} for teacher {spec!r}: {exc}") from exc
     cfg = dict(open_clip.get_model_preprocess_cfg(model))
     visual = model.visual
     del model  # keep only the image tower
     size = cfg.get("size", 224)
-    size = size if isinstance(size, int) else tuple(size)
     if not isinstance(size, int):
         if size[0] != size[1]:
-            raise ConfigError(f"open_clip model {model_name!r} expects a non-square input {size}")
+            raise ConfigError(f"open_clip model {model_name!r} expects a non-square input {tuple(size)}")
         size = int(size[0])
     resize_mode = cfg.get("resize_mode", "shortest")
     if resize_mode != "shortest":
         settings["open_clip_resize_mode_replaced"] = resize_mode  # 'squash'/'longest': we use shortest + crop
-    preprocess = ImagePreprocess(
-        input_size=size,
-        resize_size=size,
-        interpolation=str(cfg.get("interpolation", "bicubic")),
-        mean=tuple(cfg.get("mean", CLIP_MEAN)),  # type: ignore[arg-type]
-        std=tuple(cfg.get("std", CLIP_STD)),  # type: ignore[arg-type]
-    ).replace(crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)
+    preprocess = ImagePreprocess(input_size=size, resize_size=size,
+                                 interpolation=str(cfg.get("interpolation", "bicubic")),
+                                 mean=tuple(cfg.get("mean", CLIP_MEAN)), std=tuple(cfg.get("std", CLIP_STD)))
     embed_dim = int(getattr(visual, "output_dim", 0) or _probe_dim(visual, size))
-    return Teacher(
-        net=visual,
-        preprocess=preprocess,
-        embed_dim=embed_dim,
-        spec=spec,
-        settings=settings,
-        l2_normalize=l2_normalize,
-        name=name,
-    )
+    return Teacher(net=visual, preprocess=preprocess, embed_dim=embed_dim, spec=spec, settings=settings)
 
 
 def _probe_dim(net: nn.Module, size: int) -> int:
@@ -176,7 +127,6 @@ def _probe_dim(net: nn.Module, size: int) -> int:
     return int(out.reshape(1, -1).shape[1])
 
 
-# --------------------------------------------------------------------------- transformers CLIP
 class HFClipImageEmbeds(nn.Module):
     """``CLIPVisionModelWithProjection(pixel_values).image_embeds`` as a plain module."""
 
@@ -218,39 +168,18 @@ def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]
     crop = crop or resize or image_size
     resize = max(resize or crop, crop)
     interpolation = _PIL_RESAMPLE.get(int(pp.get("resample", 3)), "bicubic")
-    return (
-        ImagePreprocess(
-            input_size=crop,
-            resize_size=resize,
-            interpolation=interpolation,
-            mean=tuple(pp.get("image_mean", CLIP_MEAN)),  # type: ignore[arg-type]
-            std=tuple(pp.get("image_std", CLIP_STD)),  # type: ignore[arg-type]
-        ),
-        "preprocessor_config.json",
-    )
+    preprocess = ImagePreprocess(input_size=crop, resize_size=resize, interpolation=interpolation,
+                                 mean=tuple(pp.get("image_mean", CLIP_MEAN)), std=tuple(pp.get("image_std", CLIP_STD)))
+    return preprocess, "preprocessor_config.json"
 
 
-def build_hf_clip_teacher(
-    directory: str,
-    *,
-    spec: str,
-    weights: str | Path | None = None,
-    allow_random: bool = False,
-    crop_pct: float | None = None,
-    interpolation: str | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    l2_normalize: bool = False,
-    name: str = "teacher",
-) -> Teacher:
-    """Build a transformers CLIP vision tower with projection from a local directory.
+def build_hf_clip_teacher(directory: str, *, spec: str, weights: str | Path | None = None,
+                          allow_random: bool = False) -> Teacher:
+    """A transformers CLIP vision tower with projection, from a local ``save_pretrained`` directory.
 
-    Args:
-        directory: a ``save_pretrained`` directory of ``CLIPVisionModelWithProjection`` or of a
-            full ``CLIPModel`` (its vision tower and projection are used).
-        weights: must be None (the weights are in the directory).
-        allow_random: accepted for a uniform interface; an hf-clip teacher always needs weights.
-        crop_pct, interpolation, mean, std: preprocessing overrides.
+    The directory holds a ``CLIPVisionModelWithProjection`` or a full ``CLIPModel`` (its vision tower
+    and projection are used). ``weights`` must be None (the weights are in the directory);
+    ``allow_random`` is accepted for a uniform interface: an hf-clip teacher always needs weights.
     """
     if weights is not None:
         raise ConfigError(f"teacher {spec!r} reads its weights from the directory; do not pass weights=")
@@ -264,34 +193,19 @@ def build_hf_clip_teacher(
         )
     transformers = import_optional("transformers", kind=spec)
     try:
-        model, info = transformers.CLIPVisionModelWithProjection.from_pretrained(
-            str(folder), local_files_only=True, output_loading_info=True
-        )
+        model, info = transformers.CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True,
+                                                                                 output_loading_info=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load the hf-clip teacher from {folder}: {exc}") from exc
     missing = list(info.get("missing_keys", []))
     if missing:
         shown = ", ".join(sorted(missing)[:5])
-        raise CheckpointError(
-            f"hf-clip teacher {folder}: {len(missing)} weights are missing from the checkpoint and would be random "
-            f"({shown}{', ...' if len(missing) > 5 else ''})"
-        )
+        raise CheckpointError(f"hf-clip teacher {folder}: {len(missing)} weights are missing from the checkpoint and "
+                              f"would be random ({shown}{(', ...' if len(missing) > 5 else '')})")
     image_size = int(model.config.image_size)
     preprocess, source = _hf_preprocess(folder, image_size)
-    preprocess = preprocess.replace(crop_pct=crop_pct, interpolation=interpolation, mean=mean, std=std)
     weight_files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    settings: dict[str, Any] = {
-        "kind": "hf-clip",
-        "model": folder.name,
-        "preprocess_source": source,
-        "weights": [weights_fingerprint(f) for f in weight_files],
-    }
-    return Teacher(
-        net=HFClipImageEmbeds(model),
-        preprocess=preprocess,
-        embed_dim=int(model.config.projection_dim),
-        spec=spec,
-        settings=settings,
-        l2_normalize=l2_normalize,
-        name=name,
-    )
+    settings = {"kind": "hf-clip", "model": folder.name, "preprocess_source": source,
+                "weights": [weights_fingerprint(f) for f in weight_files]}
+    return Teacher(net=HFClipImageEmbeds(model), preprocess=preprocess, embed_dim=int(model.config.projection_dim),
+                   spec=spec, settings=settings)

