@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from mvmr.config.schema import Config
 from mvmr.config.validate import from_dict, to_dict
 from mvmr.errors import ConfigError
+from mvmr.utils.atomic import atomic_write_text
 
 __all__ = ["CONFIG_DIR", "shipped_configs", "resolve_config_path", "load_config", "apply_overrides", "to_yaml",
            "save_config"]
@@ -80,13 +81,8 @@ def to_yaml(config: Any) -> str:
 
 
 def save_config(config: Any, path: str | os.PathLike[str]) -> Path:
-    """Write the config as YAML, atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(to_yaml(config), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write the config as YAML, atomically (:func:`mvmr.utils.atomic.atomic_write_text`)."""
+    return atomic_write_text(path, to_yaml(config))
 
 
 @contextmanager
