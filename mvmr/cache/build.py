@@ -12,7 +12,9 @@ change, so recomputing them every step (ScatNet: ~140k values per image at 96 px
 4. every rank opens the finished cache.
 
 No rank ever reads a half-built cache: ``root`` appears complete or not at all. A build that
-dies leaves only a ``.tmp-<pid>`` folder, removed by the next build.
+dies leaves only a ``.tmp-<pid>`` folder, removed by the next build. Under several processes
+the folder must be on a filesystem every rank sees (a shared filesystem, or one node); the build
+says so when a rank cannot see it. With one process the same code runs with a trivial group.
 
 **Integrity.** Each rank checksums the chunks of rows it wrote; rank 0 adds the chunks that
 straddle two ranks and records every file's size, header checksum and chunk checksums in the
@@ -24,9 +26,7 @@ rows are read, stops the reader with a message to rebuild.
 (``posix_fallocate``) where the file system supports it; rows are written with ``os.pwrite``. A
 full disk at any point raises :class:`~mvmr.errors.DiskFullError` naming the folder, the bytes
 needed and the bytes free, after the temporary folder is removed; a cache already at ``root``
-stays as it was. Under several processes
-the folder must be on a filesystem every rank sees (a shared filesystem, or one node); the build
-says so when a rank cannot see it. With one process the same code runs with a trivial group.
+stays as it was.
 
 **Projection.** With ``project_dim``, each representation with more than ``project_dim``
 dimensions is compressed by a :class:`~mvmr.representations.projection.RandomProjection` seeded
@@ -182,8 +182,8 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         if not tmp.is_dir():
             raise CacheError(f"rank {group.rank} cannot see the cache folder {tmp} that rank 0 created: the cache must "
                              f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
-        _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size, num_workers=num_workers,
-              device=torch.device(device), progress=progress and group.is_main,
+        _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
+              num_workers=num_workers, device=torch.device(device), progress=progress and group.is_main,
               buffer_bytes=projection_buffer_mb * 2**20, label="" if not group.distributed else f" (rank 0 of {group.world_size})")
         checksums = {e["file"]: rank_checksums(tmp / e["file"], start, stop) for e in entries}
     except Exception as err:
@@ -225,8 +225,8 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
     return FeatureCache.open(root)
 
 
-def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple[str, Representation]], entries: list[dict[str, Any]],
-          start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
+def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple[str, Representation]],
+          entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
           progress: bool, buffer_bytes: int, label: str) -> None:
     """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``
     (the temporary folder of the cache ``root``, of ``needed`` bytes in all: for messages)."""
