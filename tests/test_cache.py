@@ -181,7 +181,7 @@ def test_roundtrip_matches_fresh_computation(tmp_path, small_images):
     torch.testing.assert_close(got["pool"], AvgPool(2)(small_images), atol=1e-3, rtol=1e-3)
     # manifest contents
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
-    assert manifest["version"] == 1 and manifest["complete"] is True
+    assert manifest["version"] == 2 and manifest["complete"] is True
     assert manifest["dtype"] == "float16" and manifest["n"] == 10 and manifest["image_size"] == 8
     assert manifest["dataset_fingerprint"] == "fp-a"
     pool = manifest["representations"][1]

@@ -16,6 +16,18 @@ dies leaves only a ``.tmp-<pid>`` folder, removed by the next build. Under sever
 the folder must be on a filesystem every rank sees (a shared filesystem, or one node); the build
 says so when a rank cannot see it. With one process the same code runs with a trivial group.
 
+**Integrity.** Each rank checksums the chunks of rows it wrote; rank 0 adds the chunks that
+straddle two ranks and records every file's size, header checksum and chunk checksums in the
+manifest (:mod:`mvmr.cache.integrity`). :func:`open_or_build` rebuilds a cache whose files fail
+the checks made at opening (wrong size, damaged header); a damaged chunk found later, when its
+rows are read, stops the reader with a message to rebuild.
+
+**A full disk.** The space of every file is checked before any row is computed and reserved
+(``posix_fallocate``) where the file system supports it; rows are written with ``os.pwrite``. A
+full disk at any point raises :class:`~mvmr.errors.DiskFullError` naming the folder, the bytes
+needed and the bytes free, after the temporary folder is removed; a cache already at ``root``
+stays as it was.
+
 **Projection.** With ``project_dim``, each representation with more than ``project_dim``
 dimensions is compressed by a :class:`~mvmr.representations.projection.RandomProjection` seeded
 by ``(seed, name)``: the same matrix on every rank, and the same one the live path applies.
@@ -23,12 +35,12 @@ by ``(seed, name)``: the same matrix on every rank, and the same one the live pa
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -39,9 +51,13 @@ from torch.utils.data import DataLoader, Subset
 from mvmr.cache.manifest import (DTYPE, FLOAT16_MAX, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MARKER, CacheError,
                                  CacheMismatchError, IncompleteCacheError, dataset_fingerprint, expected_manifest,
                                  item_image, manifest_entry, named_representations, read_manifest)
+from mvmr.cache.integrity import CorruptCacheError, integrity_entry
 from mvmr.cache.store import FeatureCache
+from mvmr.cache.writing import RowFile, npy_bytes, rank_checksums, reserve
 from mvmr.representations.base import Representation
 from mvmr.representations.projection import RandomProjection
+from mvmr.utils.atomic import atomic_write_json
+from mvmr.utils.diskspace import disk_full_error, is_disk_full, require_free_space
 from mvmr.utils.distributed import ProcessGroup, current_group, first_error
 
 __all__ = ["build_cache", "open_or_build"]
@@ -51,13 +67,17 @@ Representations = Sequence[Representation] | Mapping[str, Representation]
 
 def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
                   project_dim: int | None = None, seed: int = 0, fingerprint: str | None = None, rebuild: bool = False,
-                  group: ProcessGroup | None = None, **build_options: Any) -> FeatureCache:
+                  check_all: bool = False, group: ProcessGroup | None = None, **build_options: Any) -> FeatureCache:
     """Open the cache at ``root`` when it matches the data and settings; build it when missing or incomplete.
 
     Rank 0 alone fingerprints the dataset and checks the cache (a large dataset is checked once,
     not on every rank); the others follow its verdict. A complete cache built for another
     configuration or dataset raises :class:`~mvmr.cache.manifest.CacheMismatchError` naming the
-    field, unless ``rebuild=True``, which replaces it. ``build_options`` go to :func:`build_cache`.
+    field, unless ``rebuild=True``, which replaces it. A cache whose files fail the checks made at
+    opening (:class:`~mvmr.cache.integrity.CorruptCacheError`: a file cut short or extended, a
+    damaged header) is rebuilt, with a warning that says why; with ``check_all=True`` every chunk
+    of rows is checked too (a full read of the cache, as ``mvmr cache`` does), and a damaged chunk
+    also makes it rebuild. ``build_options`` go to :func:`build_cache`.
     """
     root, group = Path(root), group or current_group()
     settings = dict(image_size=image_size, project_dim=project_dim, seed=seed)
@@ -67,10 +87,14 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
         if root.is_dir() and any(root.iterdir()):
             expect = expected_manifest(dataset=dataset, representations=representations, fingerprint=fp, **settings)
             try:
-                FeatureCache.open(root, expect=expect)
+                cache = FeatureCache.open(root, expect=expect)
+                if check_all:
+                    cache.verify_all()
                 return "open", fp
             except IncompleteCacheError:
                 pass  # an interrupted build: build again
+            except CorruptCacheError as err:
+                warnings.warn(f"rebuilding the damaged feature cache at {root}: {err}", stacklevel=3)
             except CacheMismatchError:
                 if not rebuild:
                     raise
@@ -146,6 +170,7 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         raise CacheError(f"dataset images are {shape[1]}x{shape[2]} but image_size={image_size}; "
                          f"the cache must be built on the clean images at the training size")
     entries = [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)]
+    needed = sum(npy_bytes(n, e["dim"]) for e in entries)
 
     def prepare() -> tuple[str, str]:
         fp = fingerprint if fingerprint is not None else dataset_fingerprint(dataset)
@@ -154,30 +179,41 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         _remove_stale_siblings(root)
         tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        (tmp / MARKER).write_text("mvmr feature cache; valid only when manifest.json exists\n")
-        for e in entries:  # preallocated, so that every rank can write its rows in place
-            open_memmap(tmp / e["file"], mode="w+", dtype=DTYPE, shape=(n, e["dim"])).flush()
+        # every file's space before any row is computed: a full disk is found now, not hours later
+        require_free_space(root, needed, what="feature cache")
+        try:
+            tmp.mkdir()
+            (tmp / MARKER).write_text("mvmr feature cache; valid only when manifest.json exists\n")
+            for e in entries:  # preallocated, so that every rank can write its rows in place
+                open_memmap(tmp / e["file"], mode="w+", dtype=DTYPE, shape=(n, e["dim"])).flush()
+                reserve(tmp / e["file"])
+        except BaseException as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(err):
+                raise disk_full_error(root, needed=needed, cause=err, what="feature cache") from err  # type: ignore[arg-type]
+            raise
         return str(tmp), fp
 
     tmp_name, fp = group.run_on_main(prepare)
     tmp = Path(tmp_name)
     start, stop = n * group.rank // group.world_size, n * (group.rank + 1) // group.world_size
     error: BaseException | None = None
+    checksums: dict[str, dict[int, int]] = {}
     try:
         if not tmp.is_dir():
             raise CacheError(f"rank {group.rank} cannot see the cache folder {tmp} that rank 0 created: the cache must "
                              f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
-        _fill(tmp, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size, num_workers=num_workers,
-              device=torch.device(device), progress=progress and group.is_main,
+        _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
+              num_workers=num_workers, device=torch.device(device), progress=progress and group.is_main,
               buffer_bytes=projection_buffer_mb * 2**20, label="" if not group.distributed else f" (rank 0 of {group.world_size})")
+        checksums = {e["file"]: rank_checksums(tmp / e["file"], start, stop) for e in entries}
     except Exception as err:
         error = err
     except BaseException:  # KeyboardInterrupt / SystemExit of a single process: leave nothing behind
         if not group.distributed:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop]))
+    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop], checksums))
     failed = first_error([r[0] for r in reports])
     if failed is not None:
         if group.is_main:
@@ -187,27 +223,50 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         raise CacheError(f"feature cache build failed on rank {failed[0]}: {failed[1]}")
 
     def commit() -> None:
-        manifest = {
-            "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True, "n": n, "image_size": image_size,
-            "image_shape": list(shape), "dataset_fingerprint": fp, "project_dim": project_dim, "seed": seed,
-            "dtype": "float16", "representations": entries, "torch_version": torch.__version__,
-            "shards": [{"rank": r, "rows": rows} for r, (_, rows) in enumerate(reports)],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_id": uuid.uuid4().hex,
-        }
-        _write_json_atomic(tmp / MANIFEST, manifest)
-        _install(tmp, root)
+        try:
+            integrity = {}
+            for e in entries:  # each rank's chunks, plus those that straddle two ranks
+                partial = {c: crc for _, _, sums in reports for c, crc in sums.get(e["file"], {}).items()}
+                integrity[e["file"]] = integrity_entry(tmp / e["file"], partial)
+            manifest = {
+                "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True, "n": n, "image_size": image_size,
+                "image_shape": list(shape), "dataset_fingerprint": fp, "project_dim": project_dim, "seed": seed,
+                "dtype": "float16", "representations": entries, "torch_version": torch.__version__,
+                "shards": [{"rank": r, "rows": rows} for r, (_, rows, _) in enumerate(reports)],
+                "integrity": integrity,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_id": uuid.uuid4().hex,
+            }
+            atomic_write_json(tmp / MANIFEST, manifest, sort_keys=True)
+            _install(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     group.run_on_main(commit)
     return FeatureCache.open(root)
 
 
-def _fill(folder: Path, dataset: Any, pairs: list[tuple[str, Representation]], entries: list[dict[str, Any]],
-          start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
+def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple[str, Representation]],
+          entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
           progress: bool, buffer_bytes: int, label: str) -> None:
-    """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``."""
+    """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``
+    (the temporary folder of the cache ``root``, of ``needed`` bytes in all: for messages)."""
+    files = {e["name"]: RowFile(folder / e["file"], root / e["file"], needed) for e in entries}
+    try:
+        _fill_rows(files, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
+                   num_workers=num_workers, device=device, progress=progress, buffer_bytes=buffer_bytes, label=label)
+        for f in files.values():
+            f.sync()
+    finally:
+        for f in files.values():
+            f.close()
+
+
+def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, Representation]],
+               entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int,
+               device: torch.device, progress: bool, buffer_bytes: int, label: str) -> None:
     from tqdm.auto import tqdm
 
-    arrays = {e["name"]: open_memmap(folder / e["file"], mode="r+") for e in entries}
     projections: dict[str, RandomProjection] = {}
     buffers: dict[str, list[torch.Tensor]] = {}
     written: dict[str, int] = {}
@@ -226,7 +285,7 @@ def _fill(folder: Path, dataset: Any, pairs: list[tuple[str, Representation]], e
         if peak > FLOAT16_MAX:
             raise CacheError(f"representation {name!r} produced |value| = {peak:.4g} beyond the float16 range "
                              f"({FLOAT16_MAX:.0f}); rescale the representation before caching it")
-        arrays[name][row : row + values.shape[0]] = values.detach().to("cpu", torch.float32).numpy().astype(DTYPE)
+        files[name].write_rows(row, values.detach().to("cpu", torch.float32).numpy().astype(DTYPE))
 
     def flush(name: str) -> None:
         if buffers[name]:
@@ -262,8 +321,6 @@ def _fill(folder: Path, dataset: Any, pairs: list[tuple[str, Representation]], e
             flush(name)
     if row != stop:
         raise CacheError(f"the dataset yielded {row - start} images for rows {start}:{stop}")
-    for arr in arrays.values():
-        arr.flush()
 
 
 def _stack_images(items: list[Any]) -> torch.Tensor:
@@ -279,6 +336,8 @@ def _check_replaceable(root: Path, overwrite: bool) -> None:
         read_manifest(root)
     except IncompleteCacheError:
         return
+    except CacheMismatchError:
+        pass  # a complete cache of another format version: replaced with overwrite, like any cache
     except CacheError:
         if root.is_dir() and not any(root.iterdir()):
             return  # an empty folder may be replaced
@@ -306,16 +365,6 @@ def _remove_stale_siblings(root: Path) -> None:
         match = pattern.match(path.name)
         if match and path.is_dir() and not _pid_alive(int(match.group(2))):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _install(tmp: Path, root: Path) -> None:

@@ -16,7 +16,9 @@ The manifest records the format version; for each representation its name, class
 otherwise ``repr(rep)``), its dimension before (``raw_dim``) and after (``dim``) projection and
 the projection parameters; the dataset fingerprint, the image size and shape, ``N``,
 ``project_dim``, the projection seed, the dtype, which rank computed which rows (``shards``) and
-the PyTorch version (information only).
+the PyTorch version (information only); and (since format version 2) the ``integrity`` of every
+file: its size, its header's checksum and the CRC-32 of every chunk of rows (see
+:mod:`mvmr.cache.integrity`), checked when the cache is opened and when a row is read.
 
 **float16.** Values are stored as float16 (relative precision ~5e-4). A value that is not finite
 or beyond the float16 range (|x| > 65504) makes the build fail naming the representation; values
@@ -45,8 +47,8 @@ __all__ = [
     "manifest_entry", "read_manifest", "check_manifest", "expected_manifest",
 ]
 
-#: Version of the on-disk layout; a cache of another version is refused.
-FORMAT_VERSION: int = 1
+#: Version of the on-disk layout; a cache of another version is refused. 2: per-chunk checksums.
+FORMAT_VERSION: int = 2
 FORMAT_NAME = "mvmr-feature-cache"
 MANIFEST = "manifest.json"
 MARKER = ".mvmr-feature-cache"
@@ -192,8 +194,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise CacheError(f"{path} is not a feature cache manifest")
     if manifest.get("version") != FORMAT_VERSION:
+        old = isinstance(manifest.get("version"), int) and manifest["version"] < FORMAT_VERSION
+        why = (" (an older mvmr wrote it, without the per-chunk checksums this version checks every read against)"
+               if old else " (a newer mvmr wrote it)")
         raise CacheMismatchError(f"feature cache at {root}: field 'version' differs: cached={manifest.get('version')!r}, "
-                                 f"current={FORMAT_VERSION!r}; rebuild it")
+                                 f"current={FORMAT_VERSION!r}{why}; rebuild it (`mvmr cache --rebuild`, rebuild=True, "
+                                 f"or delete the folder)")
     if not manifest.get("complete", False):
         raise IncompleteCacheError(f"feature cache at {root} is incomplete; rebuild it")
     return manifest

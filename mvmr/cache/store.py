@@ -3,6 +3,11 @@
 :class:`FeatureCache` is read-only; :func:`mvmr.cache.build_cache` makes one. A cache pickles as
 its path and manifest and reopens its memory maps lazily in each process, so DataLoader workers
 can read it too.
+
+Every read is checked (:mod:`mvmr.cache.integrity`): opening a file checks its size and header,
+and the first read of a row checks the whole chunk of rows around it against the checksum the
+build recorded. A damaged file raises :class:`~mvmr.cache.integrity.CorruptCacheError`, naming the
+file and the chunk; no row of a damaged chunk is ever returned.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from mvmr.cache.integrity import ChunkVerifier, CorruptCacheError, check_file
 from mvmr.cache.manifest import DTYPE, CacheError, IncompleteCacheError, check_manifest, read_manifest
 
 __all__ = ["FeatureCache", "CachedDataset"]
@@ -28,28 +34,37 @@ class FeatureCache:
     (= N) and ``cache.manifest`` describe it.
     """
 
-    def __init__(self, root: str | os.PathLike[str], manifest: Mapping[str, Any]) -> None:
+    def __init__(self, root: str | os.PathLike[str], manifest: Mapping[str, Any], *, verify: bool = True) -> None:
         """Wrap an already validated cache; use :meth:`open` instead."""
         self.root = Path(root)
         self.manifest: dict[str, Any] = dict(manifest)
+        self.verify = bool(verify)
         self._reps: dict[str, dict[str, Any]] = {r["name"]: r for r in self.manifest["representations"]}
         self._arrays: dict[str, np.ndarray] = {}
+        self._verifiers: dict[str, ChunkVerifier] = {}
         self._pid = os.getpid()
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None) -> "FeatureCache":
+    def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
+             verify: bool = True) -> "FeatureCache":
         """Open a complete cache; with ``expect`` (see :func:`~mvmr.cache.manifest.expected_manifest`),
         refuse one that does not match.
 
+        Every file's size and header are checked now, each chunk of rows when it is first read.
+        ``verify=False`` skips the header and chunk checksums (sizes are still checked): for
+        measuring what the checks cost, not for training.
+
         Raises FileNotFoundError (missing), :class:`IncompleteCacheError` (interrupted build),
-        :class:`CacheMismatchError` (other configuration or data; names the field).
+        :class:`CacheMismatchError` (other configuration or data, or another format version; names
+        the field), :class:`~mvmr.cache.integrity.CorruptCacheError` (a file of the wrong size or
+        with a damaged header).
         """
         root = Path(root)
-        cache = cls(root, read_manifest(root))
-        for name in cache.names:
-            cache.array(name)  # every file present, with its shape and dtype
+        cache = cls(root, read_manifest(root), verify=verify)
         if expect is not None:
             cache.check(expect)
+        for name in cache.names:
+            cache.array(name)  # every file present, with its size, header, shape and dtype
         return cache
 
     def check(self, expect: Mapping[str, Any]) -> None:
@@ -85,16 +100,16 @@ class FeatureCache:
         return f"FeatureCache({str(self.root)!r}, n={len(self)}, {dims})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"root": str(self.root), "manifest": self.manifest}
+        return {"root": str(self.root), "manifest": self.manifest, "verify": self.verify}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["root"], state["manifest"])  # type: ignore[misc]
+        self.__init__(state["root"], state["manifest"], verify=state.get("verify", True))  # type: ignore[misc]
 
     # -- reading ----------------------------------------------------------------------
     def array(self, name: str) -> np.ndarray:
         """The read-only ``(N, D_k)`` float16 memory map of one representation."""
-        if self._pid != os.getpid():  # a forked worker: its own memory maps
-            self._arrays, self._pid = {}, os.getpid()
+        if self._pid != os.getpid():  # a forked worker: its own memory maps, its own checks
+            self._arrays, self._verifiers, self._pid = {}, {}, os.getpid()
         arr = self._arrays.get(name)
         if arr is None:
             try:
@@ -102,6 +117,11 @@ class FeatureCache:
             except KeyError:
                 raise KeyError(f"no representation {name!r} in cache; it has {self.names}") from None
             path = self.root / entry["file"]
+            integrity = (self.manifest.get("integrity") or {}).get(entry["file"])
+            if integrity is None:
+                raise CorruptCacheError(f"feature cache manifest {self.root / 'manifest.json'} has no integrity record "
+                                        f"for {entry['file']}; rebuild the cache")
+            check_file(path, integrity, header=self.verify)
             try:
                 arr = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as err:
@@ -110,8 +130,21 @@ class FeatureCache:
             if arr.shape != expected or arr.dtype != DTYPE:
                 raise IncompleteCacheError(f"feature cache file {path} has shape {arr.shape} / {arr.dtype}, "
                                            f"expected {expected} / float16; rebuild it")
+            if self.verify:
+                self._verifiers[name] = ChunkVerifier(path, arr, integrity)
             self._arrays[name] = arr
         return arr
+
+    def verify_all(self, names: Sequence[str] | None = None) -> None:
+        """Check every chunk of every file now (a full read of the cache) instead of on first read.
+
+        Raises :class:`~mvmr.cache.integrity.CorruptCacheError` at the first damaged chunk.
+        """
+        for name in names if names is not None else self.names:
+            self.array(name)
+            verifier = self._verifiers.get(name)
+            if verifier is not None:
+                verifier.check_all()
 
     def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *, names: Sequence[str] | None = None,
             device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -136,7 +169,11 @@ class FeatureCache:
         unique, inverse = np.unique(idx, return_inverse=True)  # each row read once, in disk order
         out: dict[str, torch.Tensor] = {}
         for name in names if names is not None else self.names:
-            tensor = torch.from_numpy(np.asarray(self.array(name)[unique], dtype=np.float32)[inverse])
+            array = self.array(name)
+            verifier = self._verifiers.get(name)
+            if verifier is not None:
+                verifier.check_rows(unique)  # the chunks of these rows, each once per process
+            tensor = torch.from_numpy(np.asarray(array[unique], dtype=np.float32)[inverse])
             if scalar:
                 tensor = tensor[0]
             out[name] = tensor.to(device) if device is not None else tensor

@@ -8,7 +8,8 @@ Example::
 It builds every cached source of the run (the deterministic representations when
 ``representations.cache_dir`` is set, and a cached teacher) from the same data pipeline as
 ``mvmr pretrain`` with the same config, so ``mvmr pretrain`` opens the cache instead of rebuilding
-it. A cache that exists and matches is reused; one built for another configuration is refused,
+it. A cache that exists and matches is checked (every chunk of rows against the checksums of its
+build) and reused, or rebuilt when it is damaged; one built for another configuration is refused,
 naming the field, unless ``--rebuild`` is given. Under ``torchrun`` the ranks share the work.
 """
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
                           "cached teacher) in the config or as an override")
     for source in sources:
         source.rebuild = args.rebuild
+        source.check_all = True  # a full read: a damaged cache is rebuilt here, not found mid-training
         source.prepare(device)
         cache = source.cache
         dims = ", ".join(f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")

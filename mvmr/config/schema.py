@@ -196,6 +196,10 @@ class TrainerConfig:
                                                                       "(last.ckpt is rewritten every epoch)")] = 1
     checkpoint_every_n_steps: Annotated[Int | None, Field(ge=1, description="also rewrite last.ckpt every N steps, "
                                                                             "to resume mid-epoch; null = off")] = None
+    skip_nonfinite_batches: Annotated[Int, Field(ge=0, description="skip up to N batches whose inputs or loss are NaN "
+                                                                   "or inf (no optimiser update; counted and logged as "
+                                                                   "train/skipped_nonfinite); the next one stops the "
+                                                                   "run. 0 = stop at the first")] = 0
     limit_train_batches: Annotated[Int | Float, Field(gt=0, description="batches (int) or a fraction <= 1.0")] = 1.0
     limit_val_batches: Annotated[Int | Float, Field(ge=0, description="batches (int) or a fraction <= 1.0")] = 1.0
     check_val_every_n_epoch: Annotated[Int, Field(ge=1, description="validation interval in epochs")] = 1

@@ -34,16 +34,19 @@ class CachedSource(FeatureSource):
         image_size: their side.
         project_dim, seed: the cache's random projection (see :mod:`mvmr.cache.build`).
         rebuild: replace a cache built for another configuration instead of refusing it.
+        check_all: when the cache exists, check every chunk of it against its checksums before
+            using it (a full read), and rebuild it if one is damaged; otherwise each chunk is
+            checked when its rows are first read, and a damaged one stops the reader.
         build_options: :func:`mvmr.cache.build_cache` options (batch_size, num_workers, progress).
     """
 
     def __init__(self, root: str | os.PathLike[str], representations: Mapping[str, Representation], *, dataset: Any,
                  image_size: int, project_dim: int | None = None, seed: int = 0, rebuild: bool = False,
-                 **build_options: Any) -> None:
+                 check_all: bool = False, **build_options: Any) -> None:
         self.root = Path(root)
         self.representations = dict(representations)
         self.dataset, self.image_size, self.project_dim, self.seed = dataset, int(image_size), project_dim, int(seed)
-        self.rebuild, self.build_options = rebuild, build_options
+        self.rebuild, self.check_all, self.build_options = rebuild, check_all, build_options
         self.cache: FeatureCache | None = None
         #: seconds this process spent building the cache (None: it opened an existing one)
         self.build_seconds: float | None = None
@@ -59,7 +62,8 @@ class CachedSource(FeatureSource):
         start = time.perf_counter()
         self.cache = open_or_build(self.root, dataset=self.dataset, representations=self.representations,
                                    image_size=self.image_size, project_dim=self.project_dim, seed=self.seed,
-                                   rebuild=self.rebuild, device=device, group=group, **self.build_options)
+                                   rebuild=self.rebuild, check_all=self.check_all, device=device, group=group,
+                                   **self.build_options)
         if self.cache.manifest.get("build_id") != before:
             self.build_seconds = time.perf_counter() - start
         for rep in self.representations.values():

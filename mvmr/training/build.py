@@ -175,4 +175,5 @@ def build_module(config: Config, data: PretrainData, model: nn.Module | None = N
     order = [s.name for s in config.representations.items] + ([config.teacher.name] if config.teacher.spec else [])
     return MVMRModule(model, method.build_loss(config), sources, order=order if sources else None,
                       feature_dim=feature_dim, optim=config.optim, probe=config.probe, num_classes=data.num_classes,
-                      batch_size=config.data.batch_size, seed=config.trainer.seed, hparams=to_dict(config))
+                      batch_size=config.data.batch_size, seed=config.trainer.seed, hparams=to_dict(config),
+                      skip_nonfinite_batches=config.trainer.skip_nonfinite_batches)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,8 +12,9 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mvmr.errors import CheckpointError, MVMRError
+from mvmr.utils.atomic import atomic_write_bytes
 
-__all__ = ["NonFiniteLossError", "NonFiniteGuard", "AtomicCheckpointIO", "LastCheckpoint", "PlotCallback"]
+__all__ = ["NonFiniteLossError", "NonFiniteGuard", "nonfinite_loss_message", "AtomicCheckpointIO", "LastCheckpoint", "PlotCallback"]
 
 
 class NonFiniteLossError(MVMRError, FloatingPointError):
@@ -40,21 +40,28 @@ class NonFiniteGuard(L.Callback):
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
         if bool(torch.isfinite(loss.detach()).all()):
             return
-        terms = dict(getattr(pl_module, "last_terms", {}) or {})
-        bad = [k for k, v in terms.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
-        batch_idx = trainer.fit_loop.epoch_loop.batch_idx
-        raise NonFiniteLossError(
-            f"non-finite loss {float(loss.detach().float())} at optimiser step {trainer.global_step} "
+        raise NonFiniteLossError(nonfinite_loss_message(trainer, pl_module, loss) + " Training stopped; the last "
+                                 "checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
+                                 "or check the data.")
+
+
+def nonfinite_loss_message(trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> str:
+    """``non-finite loss ... at optimiser step S (epoch E, batch B); non-finite terms: ...; all terms: ...``"""
+    terms = dict(getattr(pl_module, "last_terms", {}) or {})
+    bad = [k for k, v in terms.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
+    batch_idx = trainer.fit_loop.epoch_loop.batch_idx
+    return (f"non-finite loss {float(loss.detach().float())} at optimiser step {trainer.global_step} "
             f"(epoch {trainer.current_epoch}, batch {batch_idx}); "
             f"non-finite terms: {', '.join(bad) if bad else 'none (the sum overflowed)'}; "
-            f"all terms: {_fmt_terms(terms) or 'not recorded'}. Training stopped; the last checkpoint "
-            f"holds finite weights. Try a lower optim.lr, trainer.precision=32-true, or check the data."
-        )
+            f"all terms: {_fmt_terms(terms) or 'not recorded'}.")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Checkpoint IO that writes to a temporary file beside the target, fsyncs, then ``os.replace``s
-    it, and loads with ``torch.load(weights_only=True)``.
+    it (:func:`mvmr.utils.atomic.atomic_write_bytes`), and loads with ``torch.load(weights_only=True)``.
+
+    On a full disk the write raises :class:`~mvmr.errors.DiskFullError` (the path, the checkpoint's
+    size and the free space); the previous checkpoint stays as it was and no temporary file is left.
 
     Lightning's default writes through an fsspec transaction whose temporary file lives in the
     system temp directory; across file systems its final ``shutil.move`` is a copy, which a crash
@@ -67,28 +74,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         fs = get_filesystem(path)
         if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
             return super().save_checkpoint(checkpoint, path)  # remote storage: fsspec's transaction
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        try:  # make the rename itself durable
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        # temp file beside the target, fsync, os.replace, fsync of the folder; a full disk raises
+        # DiskFullError naming the file and its size, and leaves the previous checkpoint in place
+        atomic_write_bytes(path, buffer.getbuffer(), what="checkpoint")
 
     def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
         if weights_only is False:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -24,7 +25,8 @@ from torch import Tensor, nn
 
 from mvmr.config import OptimConfig, ProbeConfig
 from mvmr.sources import FeatureSource
-from mvmr.training.callbacks import NonFiniteLossError
+from mvmr.training.bad_batches import BadBatches
+from mvmr.training.callbacks import NonFiniteLossError, nonfinite_loss_message
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
 from mvmr.training.sampling import mix_seed
 
@@ -56,6 +58,8 @@ class BaseSSLModule(L.LightningModule):
         seed: base seed; each batch reseeds the global RNG from ``(seed, epoch, batch, rank)``,
             so random representations (e.g. augmented pixels) are the same after a resume.
         hparams: plain-dict hyper-parameters stored in checkpoints (the resolved config).
+        skip_nonfinite_batches: skip up to this many batches whose inputs or loss are NaN/inf
+            (no optimiser update; see :mod:`mvmr.training.bad_batches`); 0 stops at the first.
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class BaseSSLModule(L.LightningModule):
         batch_size: int,
         seed: int = 0,
         hparams: Mapping[str, Any] | None = None,
+        skip_nonfinite_batches: int = 0,
     ) -> None:
         super().__init__()
         if hparams is not None:
@@ -83,6 +88,9 @@ class BaseSSLModule(L.LightningModule):
             self.classifier = nn.Linear(feature_dim, num_classes)
         self.last_terms: dict[str, Tensor] = {}
         self._last_batch_end: float | None = None
+        self.bad_batches = BadBatches(skip_nonfinite_batches)
+        self._skipping = False  # the current batch is a skipped bad one
+        self._accumulated = False  # a kept batch contributed gradients to the current accumulation window
 
     # -- the method's part ----------------------------------------------------------------
     def ssl_step(self, batch: Any) -> StepOutput:
@@ -107,6 +115,56 @@ class BaseSSLModule(L.LightningModule):
         torch.manual_seed(mix_seed("step", self.seed, self.current_epoch, batch_idx, self.global_rank))
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        policy = self.bad_batches
+        if not policy.active(self._trainer):  # one process, no skipping: NonFiniteGuard stops a bad step
+            loss, log = self._loss_and_log(batch)
+            self._log_step(log)
+            return loss
+        self._skipping = False
+        saved = policy.snapshot(self)
+        problem: str | None = None
+        try:
+            loss, log = self._loss_and_log(batch)
+            if not bool(torch.isfinite(loss.detach())):
+                problem = nonfinite_loss_message(self.trainer, self, loss)
+        except NonFiniteLossError as err:  # non-finite values before the loss (inputs, features, targets)
+            problem = str(err)
+        if not policy.any_rank(self.trainer, problem is not None, self.device):  # every rank decides alike
+            if policy.limit:
+                log["train/skipped_nonfinite"] = float(policy.skipped)
+            self._log_step(log)
+            self._accumulated = True
+            return loss
+        policy.restore(self, saved)
+        message = policy.skip(self.trainer, batch, batch_idx, problem)  # raises past the limit
+        warnings.warn(message, stacklevel=2)
+        self.log("train/skipped_nonfinite", float(policy.skipped), on_step=True, on_epoch=False,
+                 batch_size=self.batch_size)
+        self._skipping = True  # optimizer_step drops the update
+        return policy.zero_loss(self)  # gradient 0 for every parameter: all ranks run the same backward pass
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """Lightning's step, except that a skipped bad batch (see :mod:`mvmr.training.bad_batches`)
+        updates nothing: when no other batch of the accumulation window contributed, the gradients are
+        dropped and the closure returns None, so the optimiser (and an AMP grad scaler) skips every
+        parameter, as Lightning does for a ``training_step`` that returns None in one process."""
+        if not self.bad_batches.active(self._trainer):
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
+        def closure() -> Tensor | None:
+            loss = optimizer_closure()
+            skipped, had_good = self._skipping, self._accumulated
+            self._skipping = self._accumulated = False
+            if skipped and not had_good:
+                for p in self.parameters():
+                    p.grad = None
+                return None
+            return loss
+
+        optimizer.step(closure=closure)
+
+    def _loss_and_log(self, batch: Any) -> tuple[Tensor, dict[str, Tensor | float]]:
+        """The step's total loss (method + probe) and what to log about it (logged once it is kept)."""
         out = self.ssl_step(batch)
         self.last_terms = out.terms
         loss = out.loss
@@ -123,10 +181,20 @@ class BaseSSLModule(L.LightningModule):
         optimizer = self.optimizers(use_pl_optimizer=False) if self._trainer is not None else None
         if optimizer is not None:
             log["train/lr"] = float(optimizer.param_groups[0]["lr"])
+        log["_loss_epoch"] = out.terms.get("loss", out.loss).detach()
+        return loss, log
+
+    def _log_step(self, log: dict[str, Tensor | float]) -> None:
+        epoch_loss = log.pop("_loss_epoch")
         self.log_dict(log, on_step=True, on_epoch=False, batch_size=self.batch_size)
-        self.log("train/loss_epoch", out.terms.get("loss", out.loss).detach(), on_step=False, on_epoch=True,
-                 batch_size=self.batch_size, sync_dist=True)
-        return loss
+        self.log("train/loss_epoch", epoch_loss, on_step=False, on_epoch=True, batch_size=self.batch_size,
+                 sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint.update(self.bad_batches.state_dict())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.bad_batches.load_state_dict(checkpoint)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         now = time.perf_counter()

@@ -11,9 +11,12 @@ A run folder holds::
     teacher-cache/           distillation: the teacher's embeddings of the clean images, filled once
                              (``teacher.cache_dir`` moves it)
 
-``resume="auto"`` continues from ``checkpoints/last.ckpt`` when it exists. A run interrupted
-mid-epoch resumes at the next batch (see :mod:`mvmr.training.sampling`) with the same data order
-and augmentations, so it ends with the same weights as an uninterrupted run.
+``resume="auto"`` continues from ``checkpoints/last.ckpt`` when it exists (or, when that file is
+torn or corrupt, from the newest numbered checkpoint that loads: :mod:`mvmr.training.resume`). A
+run interrupted mid-epoch resumes at the next batch (see :mod:`mvmr.training.sampling`) with the
+same data order and augmentations, so it ends with the same weights as an uninterrupted run. On
+SIGTERM (or SLURM's SIGUSR1 warning) the run writes ``last.ckpt`` at the end of the current batch
+and exits (:mod:`mvmr.training.preemption`); under SLURM it requeues itself.
 """
 
 from __future__ import annotations
@@ -24,18 +27,20 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from torch import nn
 
 from mvmr.config import Config, save_config, validate
 from mvmr.data import DatasetSubset, make_loader
-from mvmr.errors import CheckpointError, ConfigError
+from mvmr.errors import ConfigError
 from mvmr.training.build import PretrainData, build_data, build_module
 from mvmr.training.callbacks import AtomicCheckpointIO, LastCheckpoint, NonFiniteGuard, PlotCallback
 from mvmr.training.console import RunConsole
 from mvmr.training.loggers import CloseLoggers, build_loggers
+from mvmr.training.preemption import IgnorePreemptionSignals, Preemption, slurm_environment
 from mvmr.training.quiet import notices_hidden
+from mvmr.training.resume import find_resume_checkpoint
 from mvmr.training.sampling import EpochBatchSampler, EpochItems, ResumableLoader
 
 __all__ = ["PretrainDataModule", "build_trainer", "find_resume_checkpoint", "pretrain"]
@@ -58,7 +63,8 @@ class PretrainDataModule(L.LightningDataModule):
         sampler = EpochBatchSampler(self.data.train_indices, d.batch_size, seed=self.config.trainer.seed,
                                     rank=trainer.global_rank, world_size=trainer.world_size)
         loader = ResumableLoader(EpochItems(self.data.views), sampler, num_workers=d.num_workers,
-                                 persistent_workers=d.num_workers > 0, pin_memory=torch.cuda.is_available())
+                                 persistent_workers=d.num_workers > 0, pin_memory=torch.cuda.is_available(),
+                                 worker_init_fn=IgnorePreemptionSignals() if d.num_workers > 0 else None)
 
         def progress() -> tuple[int, int]:
             done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
@@ -73,30 +79,20 @@ class PretrainDataModule(L.LightningDataModule):
             return []
         trainer, d = self.trainer, self.config.data
         shard = val[trainer.global_rank :: trainer.world_size] if len(val) >= trainer.world_size else val
-        return make_loader(DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False,
-                           num_workers=min(d.num_workers, 2))
+        loader = make_loader(DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False,
+                             num_workers=min(d.num_workers, 2))
+        if loader.num_workers > 0:  # the main process handles SIGTERM/SIGUSR1 (see mvmr.training.preemption)
+            loader.worker_init_fn = IgnorePreemptionSignals(loader.worker_init_fn)
+        return loader
 
 
 # --------------------------------------------------------------------------------------------
 # trainer
 # --------------------------------------------------------------------------------------------
-def find_resume_checkpoint(run_dir: str | Path, resume: str | os.PathLike[str] | None) -> str | None:
-    """``"auto"``: ``<run>/checkpoints/last.ckpt`` if it exists; ``None``/``"none"``: start afresh;
-    otherwise the given checkpoint path (which must exist)."""
-    if resume is None or str(resume).lower() in ("none", "never", "false", ""):
-        return None
-    if str(resume) == "auto":
-        last = Path(run_dir) / "checkpoints" / "last.ckpt"
-        return str(last) if last.is_file() else None
-    path = Path(resume)
-    if not path.is_file():
-        raise CheckpointError(f"resume checkpoint not found: {path}")
-    return str(path)
-
-
 def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback] = (), **overrides: Any) -> L.Trainer:
     t = config.trainer
     ckpt_dir = run_dir / "checkpoints"
+    last = LastCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=t.checkpoint_every_n_steps)
     cbs: list[L.Callback] = [
         NonFiniteGuard(),
         # numbered checkpoints only; last.ckpt has one writer (LastCheckpoint). No version counter:
@@ -104,7 +100,8 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
                         every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1, save_last=False,
                         enable_version_counter=False),
-        LastCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=t.checkpoint_every_n_steps),
+        last,
+        Preemption(last),  # after LastCheckpoint: SIGTERM/SIGUSR1 -> last.ckpt at the batch's end, then exit
         PlotCallback(run_dir),
     ]
     if t.progress_bar:
@@ -125,7 +122,7 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         use_distributed_sampler=False,  # our sampler shards by rank itself
         num_sanity_val_steps=0, enable_progress_bar=t.progress_bar,
         enable_model_summary=t.progress_bar and not notices_hidden(),  # the run's plan gives the size
-        callbacks=cbs, plugins=[AtomicCheckpointIO()],
+        callbacks=cbs, plugins=[AtomicCheckpointIO(), *_cluster_environment()],
     )
     if "logger" not in overrides:
         kwargs["logger"] = build_loggers(t.loggers, run_dir, run_name=config.name) or False
@@ -133,6 +130,12 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
         return L.Trainer(**kwargs)
+
+
+def _cluster_environment() -> list[Any]:
+    """Under SLURM: Lightning's SLURM environment, requeueing the job on SIGUSR1 (see :mod:`mvmr.training.preemption`)."""
+    env = slurm_environment()
+    return [env] if env is not None else []
 
 
 def pretrain(

@@ -6,10 +6,16 @@ the destination's folder (so that the rename never crosses file systems), which 
 is ``fsync``-ed too where the platform allows it, so that the rename survives a power cut. On any
 error the temporary file is removed and the destination is left as it was. Missing parent folders
 are created; every function returns the destination path.
+
+**A full disk.** The bytes reach the file through :func:`os.write` (one low-level write for every
+writer, which is also where the tests inject ``ENOSPC``). When the file system is full, or the
+quota spent, whether at a write, at ``fsync`` or at ``close``, the temporary file is removed and a
+:class:`~mvmr.errors.DiskFullError` names the file, the bytes it needs and the bytes free.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -18,7 +24,35 @@ from typing import IO, Any, Callable
 
 import torch
 
+from mvmr.utils.diskspace import disk_full_error, is_disk_full
+
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
+
+
+class _FdWriter(io.RawIOBase):
+    """A raw binary file over ``fd`` that writes with :func:`os.write` and counts the bytes written."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd, self.written = fd, 0
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        n = os.write(self._fd, data)
+        self.written += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                super().close()
+            finally:
+                os.close(self._fd)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -33,28 +67,43 @@ def _sync_folder(folder: Path) -> None:
         pass
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(file)`` on a temporary binary file beside ``path``, then put it in place atomically."""
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, size: int | None = None,
+                 what: str = "file") -> Path:
+    """Call ``write(file)`` on a temporary binary file beside ``path``, then put it in place atomically.
+
+    ``size`` (the bytes ``write`` will write, when known) and ``what`` (e.g. ``"checkpoint"``) only
+    go into the :class:`~mvmr.errors.DiskFullError` raised when the disk is full.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")  # unique, created below
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+    raw: _FdWriter | None = None
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
+        raw = _FdWriter(fd)
+        with io.BufferedWriter(raw) as f:
+            write(f)  # type: ignore[arg-type]
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        if raw is not None and not raw.closed:
+            try:
+                raw.close()
+            except OSError:
+                pass
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full_error(path, needed=size, written=raw.written if raw is not None else None,
+                                  cause=err, what=what) from err  # type: ignore[arg-type]
         raise
     _sync_folder(path.parent)
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview, *, what: str = "file") -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return atomic_write(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data), size=memoryview(data).nbytes, what=what)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> Path:
@@ -69,6 +118,9 @@ def atomic_write_json(
     return atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save(obj, path)``, atomically."""
-    return atomic_write(path, lambda f: torch.save(obj, f))
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str], *, what: str = "file") -> Path:
+    """``torch.save(obj, path)``, atomically (serialised in memory first, so that a full disk is
+    reported with the exact size)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getbuffer(), what=what)

@@ -1,0 +1,131 @@
+"""A bad batch: NaN or inf in a batch's inputs or loss, skipped up to a limit or stopping the run.
+
+By default (``trainer.skip_nonfinite_batches: 0``) the first non-finite loss stops the run with
+:class:`~mvmr.training.callbacks.NonFiniteLossError`, naming the step and every loss term (one
+corrupt image, a teacher that overflows, a learning rate that diverges). With a limit ``N > 0``,
+:class:`BadBatches` lets the module skip such a batch instead:
+
+- the batch's training step returns a loss of 0 that reaches every parameter (so that under DDP
+  every rank runs the same backward pass) and the module's ``optimizer_step`` drops the update:
+  the gradients are cleared and the closure returns None, so the optimiser (and an AMP grad
+  scaler) skips every parameter; under gradient accumulation the bad micro-batch adds 0 to the
+  window and the others still make their step. Lightning still counts the step, so the schedule,
+  the checkpoints and an exact resume stay in step. The buffers the forward pass changed
+  (BatchNorm's running statistics, which a NaN image would poison for good) are restored from a
+  copy taken before it;
+- a warning names the step, the epoch, the batch, the dataset indices of the images that hold
+  NaN or inf (when the inputs are the cause) and the reason;
+- the count is logged as ``train/skipped_nonfinite`` and kept in the checkpoints, so the limit
+  holds for the whole run across resumes;
+- the ``N + 1``-th bad batch stops the run as with a limit of 0, saying how many were skipped.
+
+Under DDP every rank must take the same decision (a rank that skipped its backward pass while
+the others ran theirs would wait forever in the gradient all-reduce, and Lightning refuses a
+``training_step`` that returns None under DDP): the "bad" flag is max-reduced over the ranks each
+step, so all ranks skip, or all stop, together, and a skipped step still runs a (zero) backward
+pass on every rank. That reduction
+also runs with a limit of 0 under DDP, so that a NaN on one rank stops every rank with the
+message instead of leaving the others waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from mvmr.training.callbacks import NonFiniteLossError
+
+__all__ = ["BadBatches", "nonfinite_inputs"]
+
+#: the checkpoint key of the count of skipped batches
+CHECKPOINT_KEY = "mvmr_skipped_nonfinite_batches"
+
+
+def nonfinite_inputs(batch: Any) -> list[int]:
+    """The dataset indices of the items whose images hold NaN or inf, for a ``(view, view, index, ...)``
+    or ``(image, ..., index, ...)`` batch; their positions in the batch when it has no index."""
+    if not isinstance(batch, (tuple, list)):
+        batch = (batch,)
+    images = [t for t in batch if isinstance(t, Tensor) and t.is_floating_point() and t.ndim >= 2]
+    if not images:
+        return []
+    bad = torch.zeros(images[0].shape[0], dtype=torch.bool, device=images[0].device)
+    for t in images:
+        if t.shape[0] == bad.shape[0]:
+            bad |= ~torch.isfinite(t.detach()).flatten(1).all(dim=1)
+    rows = torch.nonzero(bad).flatten().cpu()
+    index = next((t for t in batch if isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
+                  and t.shape[0] == bad.shape[0] and t.dtype != torch.bool), None)
+    return [int(i) for i in (index.detach().cpu()[rows] if index is not None else rows)]
+
+
+class BadBatches:
+    """The skip policy of one training module (see the module docstring).
+
+    Args:
+        limit: how many non-finite batches may be skipped in a run; 0 stops at the first.
+    """
+
+    def __init__(self, limit: int = 0) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"skip_nonfinite_batches must be an int >= 0, got {limit!r}")
+        self.limit = limit
+        #: the batches skipped so far in this run (restored from checkpoints)
+        self.skipped = 0
+
+    def active(self, trainer: L.Trainer | None) -> bool:
+        """Whether the step must take the guarded path: a limit is set, or several ranks must agree."""
+        return self.limit > 0 or (trainer is not None and trainer.world_size > 1)
+
+    @staticmethod
+    def snapshot(module: nn.Module) -> list[Tensor]:
+        """Copies of the module's buffers, taken before the forward pass."""
+        return [b.detach().clone() for b in module.buffers()]
+
+    @staticmethod
+    def restore(module: nn.Module, saved: list[Tensor]) -> None:
+        """Put back the buffers of :meth:`snapshot`: the skipped batch leaves no trace in them."""
+        with torch.no_grad():
+            for buffer, copy in zip(module.buffers(), saved):
+                buffer.copy_(copy)
+
+    @staticmethod
+    def zero_loss(module: nn.Module) -> Tensor:
+        """A loss of exactly 0 that reaches every trainable parameter: its gradients are all 0."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        return torch.stack([p.reshape(-1)[:1].sum() for p in params]).sum() * 0.0
+
+    @staticmethod
+    def any_rank(trainer: L.Trainer, bad: bool, device: torch.device) -> bool:
+        """``bad`` on any rank (one tiny all-reduce under DDP; the local flag otherwise)."""
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(bad)], dtype=torch.int64, device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            return bool(flag.item())
+        return bad
+
+    def skip(self, trainer: L.Trainer, batch: Any, batch_idx: int, problem: str | None) -> str:
+        """Count one bad batch; return the warning to show, or raise :class:`NonFiniteLossError`
+        once more than ``limit`` batches were bad."""
+        self.skipped += 1
+        where = f"optimiser step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})"
+        inputs = nonfinite_inputs(batch)
+        culprits = f"; dataset indices with NaN/inf in their images: {inputs}" if inputs else ""
+        reason = (problem or f"a non-finite loss on another rank at {where}").split(" Training stopped")[0]
+        if self.skipped > self.limit:
+            limit = (f"{self.limit} bad batch(es) were skipped already, the limit trainer.skip_nonfinite_batches="
+                     f"{self.limit}" if self.limit else "trainer.skip_nonfinite_batches=0")
+            raise NonFiniteLossError(f"non-finite batch at {where}{culprits}; {limit}. Training stopped; the last "
+                                     f"checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
+                                     f"or check the data. Cause: {reason}")
+        return (f"skipped a non-finite batch at {where}{culprits} ({self.skipped} of at most {self.limit}, "
+                f"trainer.skip_nonfinite_batches): no optimiser update, buffers restored. Cause: {reason}")
+
+    def state_dict(self) -> dict[str, int]:
+        return {CHECKPOINT_KEY: self.skipped}
+
+    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped = int(checkpoint.get(CHECKPOINT_KEY, 0))
