@@ -156,6 +156,24 @@ def test_selection_picks_best_validation_epoch():
     assert linear.evaluate_classifier(sel.classifier, *val, prefix="val_")["val_top1"] == pytest.approx(max(scores))
 
 
+def test_learning_rate_is_chosen_on_the_hold_out_and_matches_the_single_lr_fit():
+    train, val = _toy(40, 4, 8, sep=0.4, seed=3), _toy(10, 4, 8, sep=0.4, seed=3, noise_seed=1)
+    base = dict(epochs=6, batch_size=32, device="cpu", progress=False)
+    lrs = (1e-5, 3e-3, 3e-1)
+    single = {lr: linear.fit_with_selection(train, val, num_classes=4, config=linear.LinearConfig(lr=lr, **base))
+              for lr in lrs}
+    swept = linear.fit_with_selection(train, val, num_classes=4, config=linear.LinearConfig(lrs=lrs, **base))
+    best = max(lrs, key=lambda lr: (single[lr].val_metrics["val_top1"], -lrs.index(lr)))
+    assert swept.val_metrics["chosen_lr"] == best
+    assert single[1e-5].val_metrics["val_top1"] < swept.val_metrics["val_top1"]  # a too-small lr is not kept
+    assert swept.chosen_epoch == single[best].chosen_epoch
+    torch.testing.assert_close(swept.classifier.linear.weight, single[best].classifier.linear.weight)
+    with pytest.raises(ConfigError, match="held-out"):
+        linear.fit_with_selection(train, None, num_classes=4, config=linear.LinearConfig(lrs=lrs, **base))
+    with pytest.raises(ConfigError, match="lrs"):
+        linear.LinearConfig(lrs=(1e-3, 0.0))
+
+
 # --------------------------------------------------------------------------- k-NN
 
 

@@ -6,7 +6,7 @@ Why the test set is touched once:
 
 1. ``val_fraction`` of the *training* set is held out (stratified, seeded).
 2. :func:`fit_with_selection` trains the classifier on the rest and picks the epoch with the
-   best validation score. Its signature has no place for test data: it only ever sees the
+   best validation score (and the learning rate, when ``lrs`` lists several). Its signature has no place for test data: it only ever sees the
    training and validation features.
 3. :func:`evaluate_classifier` scores the chosen weights on the test features, once.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Union
 
 import torch
@@ -39,10 +39,12 @@ FeatureSource = Union[tuple[torch.Tensor, torch.Tensor], Callable[[int], tuple[t
 @dataclass
 class LinearConfig(ExtractionSettings):
     """Settings of the linear probe (paper defaults, checked when built). ``augment``: train on augmented
-    views; ``standardize``: standardise the features with training statistics (:class:`LinearClassifier`)."""
+    views; ``standardize``: standardise the features with training statistics (:class:`LinearClassifier`);
+    ``lrs``: several learning rates, one classifier each, the best on the hold-out wins (``lr`` is then unused)."""
 
     epochs: int = 100
     lr: float = 1e-4
+    lrs: tuple[float, ...] = ()
     batch_size: int = 256
     weight_decay: float = 0.0
     val_fraction: float = 0.1
@@ -54,10 +56,13 @@ class LinearConfig(ExtractionSettings):
         check_training(self)
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        self.lrs = tuple(float(lr) for lr in self.lrs)
+        if any(not lr > 0 for lr in self.lrs):
+            raise ConfigError(f"lrs must all be > 0, got {self.lrs}")
 
     def summary(self) -> dict[str, Any]:
         """The settings that matter for the numbers (stored with the results)."""
-        keep = ("epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed", "augment", "standardize")
+        keep = ("epochs", "lr", "lrs", "batch_size", "weight_decay", "val_fraction", "seed", "augment", "standardize")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -156,9 +161,21 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
             None (or empty) keeps the last epoch.
         multilabel: targets are (N, C) with 1/0/-1 (ignored); trained with binary cross-entropy.
 
+    With ``config.lrs``, one classifier is trained per learning rate and the one with the best
+    validation score wins (its ``val_metrics`` record ``chosen_lr``); this needs ``val``.
+
     There is deliberately no test argument: the caller scores the returned classifier on the
     test set afterwards, once.
     """
+    if config.lrs:
+        if val is None or val[0].shape[0] == 0:
+            raise ConfigError("choosing the learning rate (lrs) needs held-out training data (val_fraction > 0)")
+        fits = [fit_with_selection(train, val, num_classes=num_classes, config=replace(config, lr=lr, lrs=()),
+                                   multilabel=multilabel) for lr in config.lrs]
+        key = "val_map" if multilabel else "val_top1"
+        best = max(range(len(fits)), key=lambda i: (fits[i].val_metrics[key], -i))  # the first lr wins ties
+        fits[best].val_metrics["chosen_lr"] = config.lrs[best]
+        return fits[best]
     dev = resolve_device(config.device)
     # Epoch 1's training features (also the standardisation statistics); fixed ones stay on the device.
     fixed = None if callable(train) else (train[0].to(dev), train[1].to(dev))
