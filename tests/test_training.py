@@ -357,7 +357,7 @@ def test_demo_without_fashion_mnist_says_how_to_get_it(tmp_path: Path, capsys: p
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
 def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
-    from mvmr.workflows.demo import run_demo
+    from mvmr.workflows.demo import PROBE_LRS, run_demo
 
     lines: list[str] = []
     result = run_demo(out=tmp_path / "demo", probe_train=200, probe_test=100, echo=lines.append, overrides=[
@@ -366,6 +366,7 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
     ])
     assert [r["features"].split()[0] for r in result["rows"]] == ["MV-MR", "random", "raw"]
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["rows"])
+    assert all(r["probe_lr"] in PROBE_LRS for r in result["rows"])  # the lr was chosen from the grid for every row
     text = "\n".join(lines)
     assert "| features" in text and ("beats" in text or "does NOT beat" in text)
     for name in ("config.yaml", "checkpoints/last.ckpt", "plots/losses.png", "demo_results.md"):
@@ -378,6 +379,17 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
         "representations.cache_dir=null",
     ])
     assert not (tmp_path / "demo" / "reps-cache").exists()
+
+
+def test_demo_verdict_states_both_gaps_plainly() -> None:
+    from mvmr.workflows.demo import demo_verdict
+
+    win = demo_verdict(0.87, 0.81, 0.845)
+    assert "beats its untrained encoder (+6.0 points)" in win and "beats raw pixels (+2.5 points)" in win
+    assert "do not get past" not in win
+    loss = demo_verdict(0.83, 0.81, 0.845)
+    assert "beats its untrained encoder (+2.0 points)" in loss
+    assert "does NOT beat raw pixels (-1.5 points)" in loss and "do not get past" in loss
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:
