@@ -24,7 +24,7 @@ def dataset_classes(dataset: Dataset) -> list[str]:
 
 def _subset_indices(dataset: Dataset) -> np.ndarray | None:
     """Indices into ``dataset.dataset`` for subset-like wrappers (all of them for same-length wrappers
-    such as :class:`~mvmr.evaluation.probe_augmentation.AugmentedDataset`); None for a plain dataset."""
+    such as :class:`~mvmr.evaluation.extraction.AugmentedDataset`); None for a plain dataset."""
     inner = getattr(dataset, "dataset", None)
     if inner is None:
         return None
@@ -37,12 +37,8 @@ def _subset_indices(dataset: Dataset) -> np.ndarray | None:
 
 
 def dataset_labels(dataset: Dataset) -> np.ndarray:
-    """Every item's label without decoding images where the dataset allows it.
-
-    Looks for ``labels`` / ``targets`` / ``samples`` (also through ``Subset`` wrappers); as a
-    last resort iterates the dataset. Single-label datasets give an int64 (N,) array;
-    multi-label ones (e.g. VOC) an (N, C) array.
-    """
+    """Every item's label: int64 (N,), or (N, C) for multi-label data (e.g. VOC), read from ``labels`` /
+    ``targets`` / ``samples`` where the dataset has them, else by iterating it."""
     indices = _subset_indices(dataset)
     if indices is not None:
         return dataset_labels(dataset.dataset)[indices]  # type: ignore[attr-defined]
@@ -77,11 +73,8 @@ def dataset_paths(dataset: Dataset) -> list[str] | None:
 
 
 def check_same_classes(train: Dataset, test: Dataset, *, names: tuple[str, str] = ("train", "test")) -> list[str]:
-    """Raise :class:`DataError` unless both datasets have the same classes in the same order.
-
-    Returns the class list. The message lists the classes only one side has, or the first
-    position where the orders differ (labels would silently mean different classes).
-    """
+    """The classes of both datasets; :class:`DataError` (naming the difference) unless they are the same
+    classes in the same order."""
     a, b = dataset_classes(train), dataset_classes(test)
     if not a:
         raise DataError(f"the {names[0]} dataset has no classes: the evaluation protocols need labelled data")

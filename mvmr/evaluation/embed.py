@@ -25,13 +25,7 @@ from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import stratified_limit
 from mvmr.utils.atomic import atomic_write
 
-__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "embed_result", "run_embed",
-           "available_methods"]
-
-
-def available_methods() -> list[str]:
-    """``tsne`` always; ``umap`` when the ``umap-learn`` package is installed."""
-    return ["tsne"] + (["umap"] if importlib.util.find_spec("umap") is not None else [])
+__all__ = ["EmbedConfig", "embed_2d", "plot_embedding", "embed_on_features", "embed_result", "run_embed"]
 
 
 @dataclass
@@ -44,11 +38,12 @@ class EmbedConfig(ExtractionSettings):
     seed: int = 0
 
     def resolved_method(self) -> str:
+        """``tsne`` for ``auto``; ``umap`` only when the ``umap-learn`` package is installed."""
         if self.method == "auto":
             return "tsne"
         if self.method not in ("tsne", "umap"):
             raise ConfigError(f"embedding method must be tsne, umap or auto, got {self.method!r}")
-        if self.method not in available_methods():
+        if self.method == "umap" and importlib.util.find_spec("umap") is None:
             raise ConfigError("UMAP needs the umap-learn package (pip install umap-learn); use --method tsne")
         return self.method
 
@@ -85,8 +80,7 @@ def plot_embedding(coords: np.ndarray, labels: Sequence[int] | np.ndarray, path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    coords = np.asarray(coords)
-    labels = np.asarray(labels)
+    coords, labels = np.asarray(coords), np.asarray(labels)
     if coords.ndim != 2 or coords.shape[1] != 2 or labels.shape != (coords.shape[0],):
         raise ValueError(f"expected coords (N, 2) and labels (N,), got {coords.shape} and {labels.shape}")
     fig = Figure(figsize=(7.5, 6.5))
@@ -137,7 +131,7 @@ def run_embed(extractor: nn.Module, test_dataset: Dataset, out_dir: str | os.Pat
     config = config or EmbedConfig()
     config.resolved_method()  # an unavailable method fails before any image is read
     keep = stratified_limit(dataset_labels(test_dataset), config.max_points, seed=config.seed)
-    subset = DatasetSubset(test_dataset, keep)
-    feats, labs = extract_features(extractor, subset, desc="test features", **config.extraction())
+    feats, labs = extract_features(extractor, DatasetSubset(test_dataset, keep), desc="test features",
+                                   **config.extraction())
     return embed_result(feats, labs, out_dir, config=config, class_names=dataset_classes(test_dataset), encoder=encoder,
                         dataset=dataset)

@@ -1,14 +1,10 @@
 """Turn what the user points at into a :class:`~mvmr.evaluation.extractor.FeatureExtractor`.
 
-:func:`resolve_encoder` takes exactly one source: an exported backbone (``.safetensors``/``.pt`` written
-by :func:`mvmr.models.save_backbone`; architecture and normalisation from its metadata) or a Lightning
-``.ckpt`` of pretraining/distillation (:func:`load_lightning_encoder`); a seeded random initialisation
+:func:`resolve_encoder` takes exactly one source: an exported backbone (:func:`mvmr.models.save_backbone`)
+or a Lightning ``.ckpt`` (:func:`load_lightning_encoder`); a seeded random initialisation
 (``random:resnet18``, the baseline row of a results table); a torchvision or timm model with *local*
-weights, its classification head removed (nothing is downloaded: without weights the error names the
-file to fetch); or a hand-crafted representation (a linear probe directly on it).
-
-All loading is strict: a checkpoint of another architecture fails with a
-:class:`~mvmr.errors.CheckpointError` naming the missing and unexpected keys.
+weights, its classification head removed (nothing is downloaded); or a hand-crafted representation.
+All loading is strict: another architecture's checkpoint fails with a :class:`~mvmr.errors.CheckpointError`.
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ import torch
 
 from mvmr.errors import CheckpointError, ConfigError
 from mvmr.evaluation.extractor import FeatureExtractor
+from mvmr.models import build_encoder, load_backbone, load_state_dict_strict, read_lightning_checkpoint, read_state_dict
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 
 __all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix", "infer_resnet_arch"]
@@ -30,10 +27,7 @@ _SOURCES = ("random", "torchvision", "timm")
 
 
 def parse_encoder_spec(spec: str) -> tuple[str, str]:
-    """Split ``"random:resnet18"`` into ``("random", "resnet18")``.
-
-    Accepted: ``random:<resnet18|resnet34|resnet50|timm:NAME>``, ``torchvision:NAME``, ``timm:NAME``.
-    """
+    """Split ``"random:resnet18"`` into ``("random", "resnet18")``; sources: ``random``, ``torchvision``, ``timm``."""
     source, sep, name = spec.partition(":")
     if not sep or source not in _SOURCES or not name:
         hint = f" (did you mean random:{spec} or torchvision:{spec} --weights FILE?)" if not sep else ""
@@ -42,8 +36,6 @@ def parse_encoder_spec(spec: str) -> tuple[str, str]:
 
 
 def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) -> FeatureExtractor:
-    from mvmr.models import build_encoder
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module, dim = build_encoder(name, small_images=small_images, in_chans=in_chans)
@@ -55,8 +47,6 @@ def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) 
 
 def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The state dict of a weight file, without the ``module.`` prefix of a DataParallel checkpoint."""
-    from mvmr.models import read_state_dict
-
     state, _ = read_state_dict(path)
     if state and all(k.startswith("module.") for k in state):
         return {k[len("module."):]: v for k, v in state.items()}
@@ -66,7 +56,6 @@ def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
     import torchvision.models as tvm
 
-    from mvmr.models import load_state_dict_strict
     from mvmr.representations.teachers.classifiers import replace_last_linear
 
     try:
@@ -95,8 +84,6 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
         import timm
     except ImportError as exc:
         raise ConfigError(f"timm:{name} needs the timm package: pip install timm (or mvmr[teachers])") from exc
-    from mvmr.models import load_state_dict_strict
-
     try:
         model = timm.create_model(name, pretrained=False)
     except RuntimeError as exc:
@@ -112,8 +99,7 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
         raise ConfigError(f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
                           "mvmr never downloads weights; use random:timm:<name> for a random initialisation")
     state = _read_weights(weights)
-    if set(model.state_dict()) - set(state):
-        # A headless weight file (num_classes=0): load it into the headless model.
+    if set(model.state_dict()) - set(state):  # a headless weight file (num_classes=0): use the headless model
         headless = timm.create_model(name, pretrained=False, num_classes=0)
         if not (set(headless.state_dict()) - set(state)):
             model = headless
@@ -133,8 +119,6 @@ def _representation_extractor(name: str) -> FeatureExtractor:
 
 
 def _backbone_extractor(path: Path) -> FeatureExtractor:
-    from mvmr.models import load_backbone
-
     encoder, meta = load_backbone(path)
     if "mean" not in meta or "std" not in meta:
         raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); re-export it with save_backbone")
@@ -144,11 +128,9 @@ def _backbone_extractor(path: Path) -> FeatureExtractor:
 
 
 def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) -> str:
-    """The key prefix of the encoder weights in a training checkpoint's state dict.
+    """The key prefix of the encoder weights in a training checkpoint's state dict (``prefix`` when given).
 
-    With ``prefix`` given it is checked; otherwise every ``...encoder.`` prefix is a candidate,
-    ``model.encoder.`` is preferred, teacher/EMA copies are skipped, and several remaining
-    candidates are an error asking for an explicit prefix.
+    ``model.encoder.`` is preferred, teacher/EMA copies are skipped; several candidates are an error.
     """
     if prefix is not None:
         if not any(k.startswith(prefix) for k in state):
@@ -161,8 +143,8 @@ def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) 
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        shown = ", ".join(list(state)[:5])
-        raise CheckpointError(f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: {shown}")
+        raise CheckpointError(f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: "
+                              f"{', '.join(list(state)[:5])}")
     raise CheckpointError(f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with "
                           f"--encoder-prefix")
 
@@ -172,12 +154,10 @@ def infer_resnet_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, bool, int
     conv1 = state.get("conv1.weight")
     if conv1 is None or conv1.ndim != 4 or "layer4.0.conv1.weight" not in state:
         return None
-    small = conv1.shape[-1] == 3
-    in_chans = int(conv1.shape[1])
     blocks3 = len({k.split(".")[1] for k in state if k.startswith("layer3.")})
     bottleneck = "layer1.0.conv3.weight" in state
     name = {(True, 6): "resnet50", (False, 2): "resnet18", (False, 6): "resnet34"}.get((bottleneck, blocks3))
-    return None if name is None else (name, small, in_chans)
+    return None if name is None else (name, conv1.shape[-1] == 3, int(conv1.shape[1]))
 
 
 def _find_value(tree: Any, keys: tuple[str, ...], types: tuple[type, ...]) -> Any:
@@ -194,6 +174,7 @@ def _find_value(tree: Any, keys: tuple[str, ...], types: tuple[type, ...]) -> An
 
 
 def _vector(value: Any) -> tuple[float, ...] | None:
+    """A tensor or a list of numbers as a tuple of floats; None for anything else."""
     if isinstance(value, torch.Tensor):
         return tuple(float(v) for v in value.flatten())
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
@@ -205,13 +186,10 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
                            encoder_prefix: str | None = None) -> FeatureExtractor:
     """The encoder of a Lightning training checkpoint (``.ckpt``) as a feature extractor.
 
-    Architecture: ``arch`` if given, else inferred from torchvision ResNet weights, else the
-    hyper-parameters (mvmr's ``model.encoder``, else any ``encoder``/``arch``/``backbone`` key).
-    Normalisation: the ``<model>.mean``/``std`` buffers next to the encoder, else the
-    hyper-parameters, else the defaults for the channel count.
+    Architecture: ``arch``, else inferred from torchvision ResNet weights, else the hyper-parameters.
+    Normalisation: the ``mean``/``std`` buffers next to the encoder, else the hyper-parameters, else
+    the defaults for the channel count.
     """
-    from mvmr.models import build_encoder, load_state_dict_strict, read_lightning_checkpoint
-
     p = Path(path)
     ckpt = read_lightning_checkpoint(p)
     state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
@@ -220,11 +198,9 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
     enc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     parent = prefix[: -len("encoder.")]
     inferred = infer_resnet_arch(enc_state)
-    if arch is None and inferred is not None:
-        # A torchvision ResNet's weights say which one it is, stem and channels included.
+    if arch is None and inferred is not None:  # a torchvision ResNet's weights say which one it is
         name, small, in_chans = inferred
-    else:
-        # mvmr's own checkpoints store the resolved config: hyper_parameters["model"]["encoder"]
+    else:  # mvmr's own checkpoints store the resolved config: hyper_parameters["model"]["encoder"]
         model_hp = hparams.get("model") if isinstance(hparams.get("model"), Mapping) else {}
         name = (arch or _find_value(model_hp, ("encoder",), (str,))
                 or _find_value(hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,)))
@@ -241,16 +217,17 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
     if not name:
         raise CheckpointError(f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or "
                               f"timm:<name>)")
+    name, small, in_chans = str(name), bool(small), int(in_chans or 3)
     try:
-        module, dim = build_encoder(str(name), small_images=bool(small), in_chans=int(in_chans or 3))
+        module, dim = build_encoder(name, small_images=small, in_chans=in_chans)
     except ConfigError as exc:
         raise CheckpointError(f"cannot build the encoder {name!r} recorded for {p}: {exc}") from exc
     load_state_dict_strict(module, enc_state, source=f"encoder weights '{prefix}*' of {p}")
     mean = _vector(state.get(parent + "mean")) or _vector(_find_value(hparams, ("mean",), (list, tuple)))
     std = _vector(state.get(parent + "std")) or _vector(_find_value(hparams, ("std",), (list, tuple)))
     if mean is None or std is None:
-        mean, std = default_mean_std(int(in_chans or 3))
-    metadata = {"encoder": str(name), "small_images": bool(small), "in_chans": int(in_chans or 3),
+        mean, std = default_mean_std(in_chans)
+    metadata = {"encoder": name, "small_images": small, "in_chans": in_chans,
                 "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "prefix": prefix}
     return FeatureExtractor(module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim,
                             metadata=metadata)
@@ -260,20 +237,13 @@ def resolve_encoder(*, checkpoint: str | os.PathLike[str] | None = None, encoder
                     weights: str | os.PathLike[str] | None = None, representation: str | None = None,
                     arch: str | None = None, encoder_prefix: str | None = None, small_images: bool = False,
                     in_chans: int = 3, seed: int = 0) -> FeatureExtractor:
-    """Build the feature extractor to evaluate (see the module docstring for the sources).
+    """Build the feature extractor to evaluate from exactly one of ``checkpoint`` (exported backbone or
+    Lightning ``.ckpt``), ``encoder`` (``random:``/``torchvision:``/``timm:<name>``) or ``representation``.
 
-    Args:
-        checkpoint: exported backbone or Lightning ``.ckpt``.
-        encoder: ``random:<name>``, ``torchvision:<name>`` or ``timm:<name>``.
-        weights: local weight file for ``torchvision:``/``timm:`` encoders.
-        representation: name of a registered hand-crafted representation.
-        arch: architecture of a ``.ckpt`` when its hyper-parameters do not say.
-        encoder_prefix: state-dict prefix of the encoder in a ``.ckpt`` (default: found).
-        small_images, in_chans, seed: for ``random:`` encoders (CIFAR-style stem, channels, init seed).
-
-    Raises:
-        ConfigError: no source or several, unknown names, missing local weights.
-        CheckpointError: unreadable checkpoints or weights that do not fit the architecture.
+    ``weights`` is the local weight file of a ``torchvision:``/``timm:`` encoder; ``arch`` and
+    ``encoder_prefix`` say what a ``.ckpt`` does not; ``small_images``, ``in_chans`` and ``seed`` build a
+    ``random:`` encoder. Raises :class:`ConfigError` for bad arguments or missing local weights and
+    :class:`CheckpointError` for unreadable or unfitting weights.
     """
     given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation)) if v]
     if len(given) != 1:

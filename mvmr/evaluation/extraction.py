@@ -2,13 +2,15 @@
 
 :func:`extract_features` returns CPU tensors, so that the linear probe, k-NN and the 2-D map work
 on features computed once. :class:`ExtractionSettings` (device, batch size, workers, progress bars)
-is the part of every protocol's settings that says how.
+is the part of every protocol's settings that says how. :class:`RandomCropFlip` and
+:class:`AugmentedDataset` give the augmented training views of the protocols that train
+(not the paper's pretraining augmentation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -16,8 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from mvmr.errors import DataError
+from mvmr.evaluation.dataset_info import dataset_classes
 
-__all__ = ["ExtractionSettings", "resolve_device", "extract_features", "collate_labelled"]
+__all__ = ["ExtractionSettings", "resolve_device", "extract_features", "collate_labelled", "RandomCropFlip",
+           "AugmentedDataset"]
 
 
 @dataclass
@@ -56,11 +60,10 @@ def collate_labelled(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.
 def extract_features(extractor: nn.Module, dataset: Dataset, *, batch_size: int = 256,
                      device: str | torch.device = "auto", num_workers: int = 0, progress: bool = True,
                      desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``extractor`` (eval mode, no gradients) over every item of ``dataset`` once.
+    """Run ``extractor`` (eval mode, no gradients; its mode is restored) over every item of ``dataset`` once.
 
-    Returns ``(features, labels)`` on the CPU: features float32 (N, F); labels int64 (N,)
-    for single-label items, or the stacked label tensors (e.g. (N, 20) for VOC) when items
-    carry a tensor label. The extractor's train/eval mode is restored afterwards.
+    Returns ``(features, labels)`` on the CPU: features float32 (N, F); labels int64 (N,), or the
+    stacked label tensors (e.g. (N, 20) for VOC) when items carry a tensor label.
     """
     n = len(dataset)  # type: ignore[arg-type]
     if n == 0:
@@ -84,3 +87,41 @@ def extract_features(extractor: nn.Module, dataset: Dataset, *, batch_size: int 
         bar.close()
         extractor.train(was_training)
     return torch.cat(feats), torch.cat(labels)
+
+
+class RandomCropFlip:
+    """Random resized crop (to ``size`` x ``size``, or the image's own size) + horizontal flip of one float
+    image (C, H, W) in [0, 1]; a plain class, not a closure, so that DataLoader workers can pickle it."""
+
+    def __init__(self, size: int | None = None, *, scale: tuple[float, float] = (0.08, 1.0)) -> None:
+        self.size = size
+        self.scale = scale
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        h, w = (self.size, self.size) if self.size is not None else (int(image.shape[-2]), int(image.shape[-1]))
+        top, left, ch, cw = v2.RandomResizedCrop.get_params(image, scale=list(self.scale), ratio=[3 / 4, 4 / 3])
+        out = v2.functional.resized_crop(image, top, left, ch, cw, [h, w], antialias=True)
+        if torch.rand(()) < 0.5:
+            out = out.flip(-1)
+        return out
+
+    def __repr__(self) -> str:
+        return f"RandomCropFlip(size={self.size}, scale={self.scale})"
+
+
+class AugmentedDataset(Dataset):
+    """Apply ``transform`` to the image of every item of ``dataset`` (labels unchanged)."""
+
+    def __init__(self, dataset: Dataset, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.dataset = dataset
+        self.transform = transform
+        self.classes = dataset_classes(dataset)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        image, label = self.dataset[index]
+        return self.transform(image).clamp_(0.0, 1.0), label

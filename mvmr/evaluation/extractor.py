@@ -17,13 +17,11 @@ class FeatureExtractor(nn.Module):
     """Normalise, run a backbone and pool: images (B, C, H, W) in [0, 1] -> features (B, F).
 
     Args:
-        backbone: the encoder (or representation). Its output may be (B, F), a feature map
+        backbone: the encoder (or representation); its output may be (B, F), a feature map
             (B, F, h, w) (average-pooled) or tokens (B, T, F) (averaged).
-        mean, std: per-channel input normalisation applied before the backbone; ``None``
-            feeds the raw [0, 1] image (hand-crafted representations see raw images).
+        mean, std: per-channel input normalisation; ``None`` feeds the raw [0, 1] image.
         description: how the extractor was made (e.g. ``"random:resnet18"``), used in reports.
-        feature_dim: F when known in advance (None: unknown until features are extracted).
-        trainable: False for fixed maps (representations), which cannot be fine-tuned.
+        feature_dim: F when known in advance; ``trainable``: False for fixed maps (representations).
         metadata: free-form details (checkpoint metadata, architecture, ...), saved with results.
     """
 

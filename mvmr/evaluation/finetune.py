@@ -1,17 +1,11 @@
 """Semi-supervised evaluation: fine-tune encoder + linear head on 1% or 10% of the labels (paper sec. 6.1).
 
-Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 128, 100 epochs; the labelled
-images are augmented with a random resized crop and a horizontal flip.
-
-The labelled subset is drawn class-balanced with a seed (``fraction`` of every class) or read
-from a file in the format of the ImageNet 1%/10% subset files; either way it is saved next to the
-results in that format, so a run can be repeated on exactly the same labels.
-
-Model selection never costs labels beyond the budget. By default (``val_fraction = 0``) the
-paper's fixed schedule is used: the last epoch is kept. With ``val_fraction > 0`` that fraction
-of the labelled subset itself (stratified, seeded) is held out to choose the epoch and the rest
-is trained on. The result states the labels used (``num_labels_used``: the whole subset, hold-out
-included). The test set is scored once, with the chosen weights.
+Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 128, 100 epochs, labelled images
+augmented with a random resized crop and a horizontal flip. The labelled subset is drawn
+class-balanced with a seed or read from a file in the ImageNet 1%/10% subset format, and saved in
+that format next to the results. Model selection costs no labels beyond the budget: the last epoch
+(the paper's fixed schedule) by default, or with ``val_fraction > 0`` the best epoch on that
+fraction of the labelled subset itself. The test set is scored once, with the chosen weights.
 """
 
 from __future__ import annotations
@@ -32,10 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError, DataError
 from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels, dataset_paths
-from mvmr.evaluation.extraction import ExtractionSettings, collate_labelled, extract_features, resolve_device
+from mvmr.evaluation.extraction import (AugmentedDataset, ExtractionSettings, RandomCropFlip, collate_labelled,
+                                        extract_features, resolve_device)
 from mvmr.evaluation.linear import check_training
 from mvmr.evaluation.metrics import classification_metrics
-from mvmr.evaluation.probe_augmentation import AugmentedDataset, RandomCropFlip
 from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import (balanced_subset, match_subset, read_subset_file, stratified_split, subset_entries,
                                      write_subset_file)
@@ -86,13 +80,8 @@ def fraction_variant(fraction: float | None, subset_file: str | None = None) -> 
 
 
 def choose_labelled_subset(train_dataset: Dataset, config: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The labelled subset, split into what is trained on and the validation hold-out:
-    ``(train_indices, val_indices)``, disjoint, together exactly the label budget.
-
-    The subset comes from ``config.subset_file`` (matched by file base name) or is drawn
-    class-balanced with ``config.fraction`` and ``config.seed``; ``config.val_fraction`` of it
-    (stratified) is held out to choose the epoch (none by default).
-    """
+    """The labelled subset (``config.subset_file``, or drawn class-balanced with ``config.fraction``), split into
+    ``(train_indices, val_indices)``: disjoint, together exactly the label budget (``val_fraction`` stratified)."""
     labels = dataset_labels(train_dataset)
     if labels.ndim != 1:
         raise DataError("fine-tuning needs single-label data (one class per image)")
@@ -113,9 +102,8 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
                  dataset: str = "", image_size: int | None = None) -> ProtocolResult:
     """Fine-tune a copy of ``extractor`` plus a linear head on a labelled subset; score the test set once.
 
-    The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` (file base names, or
-    ``folder/name`` where names repeat) when the dataset has files, and its indices are kept in the result
-    details. ``image_size`` is the crop size of the augmentation (default: each image's own size).
+    The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` when the dataset has
+    files. ``image_size`` is the crop size of the augmentation (default: each image's own size).
     """
     config = config or FinetuneConfig()
     if not getattr(extractor, "trainable", True) or not any(True for _ in extractor.parameters()):
@@ -156,7 +144,7 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
                         num_workers=config.num_workers, collate_fn=collate_labelled, pin_memory=dev.type == "cuda",
                         drop_last=has_batchnorm and n % config.batch_size == 1 and n > 1)
     val_ds = DatasetSubset(train_dataset, val) if val.size else None
-    best_score, best_epoch, best_state = -math.inf, config.epochs, None
+    best_epoch, best_state = config.epochs, None
     best_val: dict[str, float] = {}
     history: list[dict[str, float]] = []
     torch.manual_seed(config.seed)
@@ -176,15 +164,14 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
             logits, val_labels = extract_features(model, val_ds, desc=f"val (epoch {epoch})", **config.extraction())
             metrics = classification_metrics(logits, val_labels, prefix="val_")
             record.update(metrics)
-            if metrics["val_top1"] > best_score:
-                best_score, best_epoch, best_val = metrics["val_top1"], epoch, metrics
+            if metrics["val_top1"] > best_val.get("val_top1", -math.inf):
+                best_epoch, best_val = epoch, metrics
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         history.append(record)
     if best_state is not None:
         model.load_state_dict(best_state)
     test_logits, test_labels = extract_features(model, test_dataset, desc="test", **config.extraction())
-    metrics = classification_metrics(test_logits, test_labels, prefix="test_")
-    metrics.update(best_val)
+    metrics = {**classification_metrics(test_logits, test_labels, prefix="test_"), **best_val}
     metrics.update(chosen_epoch=best_epoch, epochs=config.epochs, num_labels_used=len(labelled),
                    num_labelled=len(labelled), num_trained=int(n), num_val=int(val.size),
                    num_test=len(test_dataset), num_classes=len(classes))  # type: ignore[arg-type]

@@ -1,16 +1,10 @@
 """A frozen encoder on a labelled train/test pair: linear probe and k-NN on its features.
 
-:func:`evaluate_frozen` is the one entry point for "how good are these frozen features", used by
-``mvmr evaluate``, the ablation runner, the distillation report, the demo and the benchmarks:
-
-1. the training features are extracted once, for every training image;
-2. ``val_fraction`` of them is held out (stratified and seeded; unstratified for multi-label data),
-   the linear classifier trains on the rest and its epoch is chosen on the hold-out;
-3. only then are the test images read, once: the chosen classifier scores their features, and so
-   does weighted k-NN when asked for, with every training image in its neighbour bank.
-
-:func:`run_linear` is the linear probe alone, also on augmented views of the training images
-(random resized crop + flip, re-extracted every epoch: slower, closer to the ImageNet recipe).
+:func:`evaluate_frozen` is the one entry point for "how good are these frozen features": the training
+features are extracted once; ``val_fraction`` of them is held out (stratified and seeded; unstratified
+for multi-label data) to choose the linear classifier's epoch; only then are the test images read,
+once, and scored by the chosen classifier and, when asked for, weighted k-NN over every training image.
+:func:`run_linear` is the linear probe alone, also on augmented views re-extracted every epoch.
 """
 
 from __future__ import annotations
@@ -26,10 +20,9 @@ from torch.utils.data import Dataset
 from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError
 from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels
-from mvmr.evaluation.extraction import extract_features
+from mvmr.evaluation.extraction import AugmentedDataset, RandomCropFlip, extract_features
 from mvmr.evaluation.knn import KNNConfig, knn_result
 from mvmr.evaluation.linear import LinearConfig, SelectedClassifier, evaluate_classifier, fit_with_selection
-from mvmr.evaluation.probe_augmentation import AugmentedDataset, RandomCropFlip
 from mvmr.evaluation.results import ProtocolResult
 from mvmr.evaluation.subsets import random_split, stratified_split
 
@@ -90,11 +83,8 @@ def evaluate_frozen(extractor: nn.Module, train_dataset: Dataset, test_dataset: 
                     knn: KNNConfig | None = None, encoder: str = "", dataset: str = "") -> FrozenEvaluation:
     """Linear probe, and weighted k-NN when ``knn`` is given, of ``extractor`` (see the module doc).
 
-    The features are extracted as ``linear`` says (device, batch size, workers, progress bars).
-
-    Raises:
-        ConfigError: ``linear.augment`` (use :func:`run_linear`), or k-NN on multi-label data.
-        DataError: the datasets have different classes, or unlabelled items.
+    The features are extracted as ``linear`` says. ``linear.augment`` and k-NN on multi-label data are
+    a ConfigError; datasets with different classes or unlabelled items a DataError.
     """
     if linear.augment:
         raise ConfigError("augmented views are re-extracted every epoch: use run_linear, not evaluate_frozen")

@@ -1,12 +1,9 @@
 """Weighted k-nearest-neighbour classification on L2-normalised features.
 
-The variant common in the self-supervised literature (InstDisc, DINO): cosine similarity to
-every training feature, the ``k`` most similar neighbours vote for their class with weight
-``exp(similarity / temperature)``; the class with the largest summed weight wins (defaults
-k = 20, temperature = 0.07). Similarities are computed in query chunks sized so that a chunk's
-(queries x training set) matrix stays bounded, never the full (N_test x N_train) matrix.
-There is nothing to fit, so the training set is the neighbour bank and the test set is scored
-once.
+The variant common in the self-supervised literature (InstDisc, DINO): the ``k`` training features
+most cosine-similar to a query vote for their class with weight ``exp(similarity / temperature)``
+(defaults k = 20, temperature = 0.07). The training set is the neighbour bank; the test set is
+scored once, in query chunks so that the (queries x training set) similarity matrix stays bounded.
 """
 
 from __future__ import annotations

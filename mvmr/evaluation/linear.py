@@ -1,16 +1,10 @@
 """Linear evaluation: one linear layer on the frozen encoder's pooled features (paper sec. 6.1, 7).
 
-Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 256, 100 epochs.
-
-Why the test set is touched once:
-
-1. ``val_fraction`` of the *training* set is held out (stratified, seeded).
-2. :func:`fit_with_selection` trains the classifier on the rest and picks the epoch with the
-   best validation score (and the learning rate, when ``lrs`` lists several). Its signature has no place for test data: it only ever sees the
-   training and validation features.
-3. :func:`evaluate_classifier` scores the chosen weights on the test features, once.
-
-The protocol on datasets (features extracted once, or augmented views) is :mod:`mvmr.evaluation.frozen`.
+Defaults follow the paper: cross-entropy, Adam, lr 1e-4, batch 256, 100 epochs. The test set is
+touched once: :func:`fit_with_selection` (no place for test data in its signature) trains on the
+training features and picks the epoch (and learning rate) on a held-out part of the *training* set,
+then :func:`evaluate_classifier` scores the chosen weights on the test features. The protocol on
+datasets is :mod:`mvmr.evaluation.frozen`.
 """
 
 from __future__ import annotations
@@ -79,12 +73,10 @@ def check_training(config: Any) -> None:
 
 
 class LinearClassifier(nn.Module):
-    """One linear layer, optionally preceded by a fixed per-feature standardisation.
+    """One linear layer after a frozen per-feature standardisation ``(x - mean) / std`` (training statistics).
 
-    The standardisation ``(x - mean) / std`` uses statistics of the *training* features only
-    and is frozen; being affine, it folds into the linear layer, so the classifier stays a
-    single linear map. It only conditions the optimisation (features of different encoders
-    and representations come in very different scales).
+    Being affine, the standardisation folds into the layer (:meth:`folded`): it only conditions the
+    optimisation, as features of different encoders come in very different scales.
     """
 
     def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None,
@@ -134,10 +126,7 @@ def predict_scores(classifier: nn.Module, features: torch.Tensor, *, chunk: int 
 
 def evaluate_classifier(classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *,
                         multilabel: bool = False, prefix: str = "") -> dict[str, float]:
-    """Score a trained classifier: top-1/top-5 (single label) or mAP (multi-label), in percent.
-
-    Keys are ``{prefix}top1``/``{prefix}top5`` or ``{prefix}map``.
-    """
+    """Score a trained classifier: ``{prefix}top1``/``{prefix}top5`` or (multi-label) ``{prefix}map``, in percent."""
     was_training = classifier.training
     classifier.eval()
     try:
@@ -152,34 +141,26 @@ def evaluate_classifier(classifier: nn.Module, features: torch.Tensor, labels: t
 
 def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None, *, num_classes: int,
                        config: LinearConfig, multilabel: bool = False) -> SelectedClassifier:
-    """Train a linear classifier on training features and choose the epoch on validation features.
+    """Train a linear classifier on ``train`` (:data:`FeatureSource`) and choose the epoch on ``val``.
 
-    Args:
-        train: the training features (:data:`FeatureSource`).
-        val: held-out *training* data ``(features, labels)`` used only to choose the epoch
-            (highest val top-1, or val mAP when ``multilabel``; the earliest epoch wins ties).
-            None (or empty) keeps the last epoch.
-        multilabel: targets are (N, C) with 1/0/-1 (ignored); trained with binary cross-entropy.
-
-    With ``config.lrs``, one classifier is trained per learning rate and the one with the best
-    validation score wins (its ``val_metrics`` record ``chosen_lr``); this needs ``val``.
-
-    There is deliberately no test argument: the caller scores the returned classifier on the
-    test set afterwards, once.
+    ``val`` is held-out *training* data: the epoch with the highest val top-1 (val mAP when
+    ``multilabel``: (N, C) targets 1/0/-1, binary cross-entropy) wins, the earliest on ties; None or
+    empty keeps the last epoch. With ``config.lrs``, the learning rate is chosen the same way
+    (``val_metrics["chosen_lr"]``). There is deliberately no test argument.
     """
+    val = val if val is not None and val[0].shape[0] > 0 else None
+    key = "val_map" if multilabel else "val_top1"
     if config.lrs:
-        if val is None or val[0].shape[0] == 0:
+        if val is None:
             raise ConfigError("choosing the learning rate (lrs) needs held-out training data (val_fraction > 0)")
         fits = [fit_with_selection(train, val, num_classes=num_classes, config=replace(config, lr=lr, lrs=()),
                                    multilabel=multilabel) for lr in config.lrs]
-        key = "val_map" if multilabel else "val_top1"
         best = max(range(len(fits)), key=lambda i: (fits[i].val_metrics[key], -i))  # the first lr wins ties
         fits[best].val_metrics["chosen_lr"] = config.lrs[best]
         return fits[best]
     dev = resolve_device(config.device)
     # Epoch 1's training features (also the standardisation statistics); fixed ones stay on the device.
-    fixed = None if callable(train) else (train[0].to(dev), train[1].to(dev))
-    first = fixed if fixed is not None else tuple(t.to(dev) for t in train(1))  # type: ignore[operator]
+    first = tuple(t.to(dev) for t in (train(1) if callable(train) else train))
     feature_dim = int(first[0].shape[1])
     mean = std = None
     if config.standardize:
@@ -191,16 +172,11 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
     classifier.to(dev)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    use_val = val is not None and val[0].shape[0] > 0
-    key = "val_map" if multilabel else "val_top1"
-    best_score, best_epoch, best_state = -math.inf, config.epochs, None
+    best_epoch, best_state = config.epochs, None
     best_metrics: dict[str, float] = {}
     history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
-        if fixed is not None or epoch == 1:
-            x, y = first
-        else:
-            x, y = (t.to(dev) for t in train(epoch))  # type: ignore[operator]
+        x, y = first if epoch == 1 or not callable(train) else tuple(t.to(dev) for t in train(epoch))
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{x.shape[0]} training features but {y.shape[0]} labels")
         classifier.train()
@@ -215,12 +191,11 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
             optimizer.step()
             total += loss.detach() * idx.numel()
         record = {"epoch": epoch, "train_loss": float(total) / max(int(x.shape[0]), 1)}
-        if use_val:
-            metrics = evaluate_classifier(classifier, val[0], val[1], multilabel=multilabel, prefix="val_")  # type: ignore[index]
+        if val is not None:
+            metrics = evaluate_classifier(classifier, *val, multilabel=multilabel, prefix="val_")
             record.update(metrics)
-            score = metrics[key]
-            if score > best_score:
-                best_score, best_epoch, best_metrics = score, epoch, metrics
+            if metrics[key] > best_metrics.get(key, -math.inf):
+                best_epoch, best_metrics = epoch, metrics
                 best_state = copy.deepcopy(classifier.state_dict())
         history.append(record)
     if best_state is not None:
@@ -232,12 +207,8 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
 def linear_on_features(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None,
                        test: tuple[torch.Tensor, torch.Tensor], *, num_classes: int, config: LinearConfig,
                        multilabel: bool = False) -> tuple[dict[str, float], SelectedClassifier]:
-    """Select on (train, val) with :func:`fit_with_selection`, then score the test features once.
-
-    Returns ``(metrics, selected)``; metrics hold ``test_*``, ``val_*`` and ``chosen_epoch``.
-    """
+    """Select on (train, val) with :func:`fit_with_selection`, then score the test features once: returns
+    ``(metrics, selected)``, metrics holding ``test_*``, ``val_*`` and ``chosen_epoch``."""
     selected = fit_with_selection(train, val, num_classes=num_classes, config=config, multilabel=multilabel)
-    test_metrics = evaluate_classifier(selected.classifier, test[0], test[1], multilabel=multilabel, prefix="test_")
-    metrics: dict[str, float] = {**test_metrics, **selected.val_metrics}
-    metrics["chosen_epoch"] = selected.chosen_epoch
-    return metrics, selected
+    test_metrics = evaluate_classifier(selected.classifier, *test, multilabel=multilabel, prefix="test_")
+    return {**test_metrics, **selected.val_metrics, "chosen_epoch": selected.chosen_epoch}, selected

@@ -1,9 +1,7 @@
 """Classification metrics: top-k accuracy and (uninterpolated or VOC 11-point) average precision.
 
-Average precision is computed here rather than with scikit-learn so that the library does not
-depend on it at evaluation time; :func:`average_precision` gives exactly
-``sklearn.metrics.average_precision_score`` (ties in the scores handled the same way: one
-operating point per distinct score).
+:func:`average_precision` gives exactly ``sklearn.metrics.average_precision_score`` (one operating
+point per distinct score), without depending on scikit-learn at evaluation time.
 """
 
 from __future__ import annotations
@@ -33,21 +31,16 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, *, prefix
 
 
 def average_precision(scores: torch.Tensor, targets: torch.Tensor, *, interpolation: str = "none") -> float:
-    """Average precision of one class.
+    """Average precision of one class: (N,) ``scores`` against (N,) ``targets`` (1 positive, 0 negative,
+    -1 ignored, e.g. VOC "difficult"); NaN when no non-ignored item is positive.
 
-    Args:
-        scores: (N,) classifier scores (higher = more confident the class is present).
-        targets: (N,) with 1 = positive, 0 = negative and -1 = ignored (e.g. VOC images whose
-            only instances of the class are "difficult": neither positive nor negative).
-        interpolation: ``"none"`` is the area under the step precision-recall curve,
-            ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds (= scikit-learn's
-            ``average_precision_score``); ``"11point"`` is the VOC2007 devkit's 11-point
-            interpolated AP.
-
-    Returns NaN when the class has no positive among the non-ignored items.
+    ``interpolation``: ``"none"`` is the area under the step precision-recall curve,
+    ``sum_n (R_n - R_{n-1}) P_n`` over the distinct score thresholds (= scikit-learn's
+    ``average_precision_score``); ``"11point"`` is the VOC2007 devkit's 11-point interpolated AP.
     """
     if scores.ndim != 1 or scores.shape != targets.shape:
-        raise ValueError(f"expected scores and targets of equal shape (N,), got {tuple(scores.shape)} and {tuple(targets.shape)}")
+        raise ValueError(f"expected scores and targets of equal shape (N,), got {tuple(scores.shape)} and "
+                         f"{tuple(targets.shape)}")
     if interpolation not in ("none", "11point"):
         raise ValueError(f"interpolation must be 'none' or '11point', got {interpolation!r}")
     keep = targets >= 0
@@ -67,25 +60,23 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor, *, interpolat
     precision = tp / (tp + fp)
     recall = tp / n_pos
     if interpolation == "11point":
-        ap = 0.0
-        for r in torch.linspace(0, 1, 11, dtype=torch.float64):
-            mask = recall >= r - 1e-12
-            ap += float(precision[mask].max()) if bool(mask.any()) else 0.0
-        return ap / 11.0
+        thresholds = torch.linspace(0, 1, 11, dtype=torch.float64)
+        reached = recall[None, :] >= thresholds[:, None] - 1e-12  # (11, points)
+        return sum(torch.where(reached, precision[None, :], 0.0).amax(dim=1).tolist()) / 11.0
     prev = torch.cat([torch.zeros(1, dtype=torch.float64), recall[:-1]])
     return float(((recall - prev) * precision).sum())
 
 
-def mean_average_precision(
-    scores: torch.Tensor, targets: torch.Tensor, *, interpolation: str = "none"
-) -> tuple[float, list[float]]:
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, *,
+                           interpolation: str = "none") -> tuple[float, list[float]]:
     """Mean over classes of :func:`average_precision` (in percent) and the per-class APs (0..1).
 
     ``scores`` and ``targets`` are (N, C). Classes without any positive (AP = NaN) are left
     out of the mean; NaN when no class has a positive.
     """
     if scores.ndim != 2 or scores.shape != targets.shape:
-        raise ValueError(f"expected scores and targets of equal shape (N, C), got {tuple(scores.shape)} and {tuple(targets.shape)}")
-    per_class = [average_precision(scores[:, c], targets[:, c], interpolation=interpolation) for c in range(scores.shape[1])]
+        raise ValueError(f"expected scores and targets of equal shape (N, C), got {tuple(scores.shape)} and "
+                         f"{tuple(targets.shape)}")
+    per_class = [average_precision(s, t, interpolation=interpolation) for s, t in zip(scores.T, targets.T)]
     valid = [a for a in per_class if a == a]
     return (100.0 * sum(valid) / len(valid) if valid else float("nan")), per_class

@@ -40,17 +40,10 @@ def _plots(run_dir: Path, results: Sequence[ProtocolResult]) -> list[Path]:
 
 
 def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str | os.PathLike[str] | None = None) -> str:
-    """One Markdown table: a row per run folder, a column per protocol metric, plots linked.
-
-    The plots column links the evaluation figures and every figure in ``RUN_DIR/plots``
-    (e.g. the pretraining loss curves).
-
-    Args:
-        run_dirs: run folders holding ``results/<key>.json`` (see :mod:`mvmr.evaluation.results`).
-        link_base: the folder the Markdown will live in (links to plots are relative to it);
-            the current directory by default.
-
-    Missing metrics are shown as ``-``. Raises :class:`DataError` for a folder without results.
+    """One Markdown table: a row per run folder (``results/<key>.json``), a column per protocol metric
+    (``-`` when missing), and links to the evaluation figures and every figure in ``RUN_DIR/plots``,
+    relative to ``link_base`` (the folder the Markdown will live in; default: the current directory).
+    Raises :class:`DataError` for a folder without results.
     """
     if not run_dirs:
         raise DataError("give at least one run folder")
@@ -72,9 +65,8 @@ def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str |
     return "\n".join(lines) + "\n"
 
 
-def write_report(
-    run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, title: str = "MV-MR evaluation report"
-) -> Path:
+def write_report(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                 title: str = "MV-MR evaluation report") -> Path:
     """Write :func:`build_report` (with a title and the list of runs) to ``out``; returns its path."""
     path = Path(out)
     table = build_report(run_dirs, link_base=path.parent)

@@ -45,16 +45,10 @@ METRIC_LABELS: dict[str, str] = {
 class ProtocolResult:
     """The outcome of one evaluation protocol run.
 
-    Attributes:
-        protocol: ``linear``, ``knn``, ``finetune``, ``voc07`` or ``embed``.
-        variant: distinguishes runs of one protocol (e.g. ``1pct``); "" for none.
-        encoder: how the features were made (``random:resnet18``, ``checkpoint:...``).
-        dataset: the data evaluated on (kind and root).
-        metrics: numbers (accuracies in percent, chosen epoch, counts).
-        config: the protocol settings (epochs, lr, seed, ...).
-        artifacts: name -> path of files written (relative to the run folder when inside it).
-        details: anything else worth keeping (per-class AP, training history, ...).
-        created: ISO time stamp.
+    ``protocol`` (``linear``, ``knn``, ``finetune``, ``voc07``, ``embed``) and ``variant`` (e.g. ``1pct``)
+    name it; ``encoder`` and ``dataset`` say what was evaluated; ``metrics`` hold accuracies in percent,
+    the chosen epoch and counts; ``config`` the settings; ``artifacts`` the files written (name -> path,
+    relative to the run folder when inside it); ``details`` anything else (per-class AP, history, ...).
     """
 
     protocol: str
@@ -100,11 +94,9 @@ def _jsonable(value: Any) -> Any:
 
 def format_metric(value: Any) -> str:
     """Integers as they are, floats with two decimals, missing and NaN values as ``-``."""
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}" if math.isfinite(value) else "-"
-    return str(value)
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def format_metrics_table(result: ProtocolResult) -> str:
@@ -132,10 +124,7 @@ def result_markdown(result: ProtocolResult) -> str:
 
 
 def save_result(run_dir: str | os.PathLike[str], result: ProtocolResult) -> tuple[Path, Path]:
-    """Write ``results/<key>.json`` (replacing an older one) and append to ``results.md``.
-
-    Artifact paths inside ``run_dir`` are stored relative to it. Returns the two paths.
-    """
+    """Write ``results/<key>.json`` (replacing an older one) and append to ``results.md``; returns the two paths."""
     root = Path(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     rel: dict[str, str] = {}
@@ -156,10 +145,7 @@ def save_result(run_dir: str | os.PathLike[str], result: ProtocolResult) -> tupl
 
 
 def load_results(run_dir: str | os.PathLike[str]) -> list[ProtocolResult]:
-    """All results of a run folder (``results/*.json``), sorted by key.
-
-    Raises :class:`DataError` when the folder does not exist or holds no results.
-    """
+    """All results of a run folder (``results/*.json``), sorted by key; DataError when there are none."""
     root = Path(run_dir)
     if not root.is_dir():
         raise DataError(f"run folder not found: {root}")

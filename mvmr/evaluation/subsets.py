@@ -1,12 +1,9 @@
 """Seeded, class-balanced index selections: validation hold-outs and semi-supervised label subsets.
 
 Everything here works on label arrays (never on images), is deterministic for a given seed
-(NumPy ``default_rng``), and returns sorted int64 index arrays into the dataset.
-
-The semi-supervised subsets can also be read from (and are saved as) the format of the
-standard ImageNet 1%/10% subset files: one image file name per line, e.g.
-``n01440764_10026.JPEG``, matched against the dataset's files by base name. Where base names
-repeat across class folders (CIFAR's ``0001.jpg``), entries carry the folder: ``cat/0001.jpg``.
+(NumPy ``default_rng``), and returns sorted int64 index arrays into the dataset. Label subsets are
+also read and saved in the format of the ImageNet 1%/10% subset files: one image file name per line
+(``n01440764_10026.JPEG``), with its folder where base names repeat (``cat/0001.jpg``).
 """
 
 from __future__ import annotations
@@ -38,26 +35,20 @@ def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, *,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``val_fraction`` of every class (seeded): returns ``(train_indices, val_indices)``.
 
-    Each class with at least two items gives ``round(val_fraction * count)`` items (at least
-    one when ``val_fraction > 0``, at most ``count - 1``) to the validation part. A class with
-    a single item stays entirely in the training part. ``val_fraction = 0`` gives no validation.
+    Each class of at least two items gives ``round(val_fraction * count)`` items, clipped to
+    ``[1, count - 1]`` when ``val_fraction > 0``, to the validation part.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
     arr = _check_labels(labels)
     rng = np.random.default_rng(seed)
-    train: list[np.ndarray] = []
-    val: list[np.ndarray] = []
+    is_val = np.zeros(arr.size, dtype=bool)
     for c in np.unique(arr):
         idx = np.flatnonzero(arr == c)
         idx = idx[rng.permutation(idx.size)]
-        n_val = 0
         if val_fraction > 0 and idx.size >= 2:
-            n_val = min(idx.size - 1, max(1, int(round(val_fraction * idx.size))))
-        val.append(idx[:n_val])
-        train.append(idx[n_val:])
-    empty = np.empty(0, dtype=np.int64)
-    return (np.sort(np.concatenate(train)) if train else empty, np.sort(np.concatenate(val)) if val else empty)
+            is_val[idx[: min(idx.size - 1, max(1, int(round(val_fraction * idx.size))))]] = True
+    return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
 
 
 def random_split(n: int, val_fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,38 +58,23 @@ def random_split(n: int, val_fraction: float, *, seed: int = 0) -> tuple[np.ndar
 
 
 def stratified_limit(labels: Sequence[int] | np.ndarray, limit: int, *, seed: int = 0) -> np.ndarray:
-    """At most ``limit`` indices, spread over the classes as evenly as the data allows (seeded).
-
-    Used for quick runs (``--limit-train``/``--limit-test``). Returns all indices when
-    ``limit >= len(labels)``.
-    """
+    """At most ``limit`` indices, spread over the classes as evenly as the data allows (seeded)."""
     arr = _check_labels(labels)
     if limit <= 0:
         raise ConfigError(f"limit must be positive, got {limit}")
     if limit >= arr.size:
         return np.arange(arr.size, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    per_class = {int(c): np.flatnonzero(arr == c) for c in np.unique(arr)}
-    per_class = {c: idx[rng.permutation(idx.size)] for c, idx in per_class.items()}
-    chosen: list[int] = []
-    depth = 0
-    while len(chosen) < limit:
-        for c in sorted(per_class):
-            if depth < per_class[c].size and len(chosen) < limit:
-                chosen.append(int(per_class[c][depth]))
-        depth += 1
-    return np.sort(np.asarray(chosen, dtype=np.int64))
+    shuffled = [idx[rng.permutation(idx.size)] for idx in (np.flatnonzero(arr == c) for c in np.unique(arr))]
+    # round robin over the classes: every class's first item, then every class's second, ...
+    depth = np.concatenate([np.arange(idx.size) for idx in shuffled])
+    return np.sort(np.concatenate(shuffled)[np.argsort(depth, kind="stable")[:limit]])
 
 
 def balanced_subset(labels: Sequence[int] | np.ndarray, fraction: float, *, seed: int = 0,
                     exclude: Iterable[int] | None = None) -> np.ndarray:
-    """A class-balanced labelled subset: ``fraction`` of the images of every class (seeded).
-
-    Each class contributes ``max(1, round(fraction * count_c))`` images, where ``count_c`` is the
-    class size in the whole labelled set (like the ImageNet 1%/10% subsets: ~13 / ~128 images
-    per class). ``exclude`` removes candidates (e.g. a validation hold-out); a class then gives
-    at most the images it has left.
-    """
+    """A class-balanced labelled subset: ``max(1, round(fraction * count_c))`` images of every class c
+    (seeded), like the ImageNet 1%/10% subsets; ``exclude`` removes candidates (e.g. a hold-out)."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
     arr = _check_labels(labels)
@@ -106,14 +82,13 @@ def balanced_subset(labels: Sequence[int] | np.ndarray, fraction: float, *, seed
     if exclude is not None:
         excluded[np.asarray(list(exclude), dtype=np.int64)] = True
     rng = np.random.default_rng(seed)
-    chosen: list[np.ndarray] = []
+    chosen = np.zeros(arr.size, dtype=bool)
     for c in np.unique(arr):
         idx_all = np.flatnonzero(arr == c)
         want = max(1, int(math.floor(fraction * idx_all.size + 0.5)))
         idx = idx_all[~excluded[idx_all]]
-        idx = idx[rng.permutation(idx.size)]
-        chosen.append(idx[:want])
-    return np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+        chosen[idx[rng.permutation(idx.size)][:want]] = True
+    return np.flatnonzero(chosen).astype(np.int64)
 
 
 def _entry(text: str) -> str:
@@ -121,13 +96,9 @@ def _entry(text: str) -> str:
 
 
 def read_subset_file(path: str | os.PathLike[str]) -> list[str]:
-    """Image entries of a subset file, one per line; blank lines and ``#`` comments skipped.
-
-    An entry is a file name (``n01440764_10026.JPEG``, the ImageNet 1%/10% format) or a
-    relative path (``cat/0042.jpg``) for datasets whose file names repeat across folders;
-    anything after whitespace on a line (e.g. a label) is ignored. Raises :class:`DataError`
-    for a missing or empty file or a repeated entry.
-    """
+    """Image entries of a subset file (a file name or a relative path per line; blank lines, ``#`` comments
+    and anything after whitespace ignored). Raises :class:`DataError` for a missing or empty file or a
+    repeated entry."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"subset file not found: {p}")
@@ -148,12 +119,8 @@ def read_subset_file(path: str | os.PathLike[str]) -> list[str]:
 
 
 def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], *, source: str = "subset") -> np.ndarray:
-    """Indices of the dataset files named by ``names`` (sorted).
-
-    A plain file name matches by base name; an entry with folders (``cat/0042.jpg``) matches the
-    files whose path ends with it. Raises :class:`DataError` naming (up to 10) entries that
-    match no file, and entries that match several files (ambiguous).
-    """
+    """Indices of the dataset files named by ``names`` (sorted): by base name, or by path suffix for an entry
+    with folders. Raises :class:`DataError` for entries that match no file or several."""
     posix = [Path(str(p)).as_posix() for p in paths]
     by_name: dict[str, list[int]] = {}
     for i, path in enumerate(posix):
@@ -183,11 +150,8 @@ def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], 
 
 
 def subset_entries(paths: Sequence[str | os.PathLike[str]], dataset_paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """How to write ``paths`` (a subset of ``dataset_paths``) in a subset file.
-
-    Base names when they are unique in the dataset (the ImageNet format); otherwise
-    ``<parent folder>/<name>`` (e.g. CIFAR's ``cat/0042.jpg``).
-    """
+    """How to write ``paths`` (a subset of ``dataset_paths``) in a subset file: base names when they are unique
+    in the dataset, otherwise ``<parent folder>/<name>``."""
     names = [Path(str(p)).name for p in dataset_paths]
     if len(set(names)) == len(names):
         return [Path(str(p)).name for p in paths]

@@ -6,11 +6,9 @@ Reads the standard ``VOCdevkit`` layout::
     VOCdevkit/VOC2007/Annotations/<id>.xml
     VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt
 
-Labels come from the XML annotations: an image with only "difficult" objects of a class is
-ignored for that class (target -1), as in the VOC devkit's ground truth files. A linear layer is
-trained on the frozen features of ``trainval`` with binary cross-entropy (ignored entries
-masked), the epoch chosen on a seeded hold-out of ``trainval``, and scored once on ``test`` as
-the mean over the 20 classes of the average precision.
+An image with only "difficult" objects of a class is ignored for that class (target -1), as in the
+devkit. A linear layer is trained on the frozen ``trainval`` features with masked binary cross-entropy,
+its epoch chosen on a hold-out of ``trainval``, and scored once on ``test`` (mAP over the 20 classes).
 """
 
 from __future__ import annotations
@@ -69,12 +67,8 @@ def parse_annotation(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 class VOC2007Classification(Dataset):
-    """VOC2007 images with multi-label targets (see the module docstring).
-
-    Items are ``(image, target)``: image float (3, size, size) in [0, 1] (shorter side resized
-    to ``size`` then centre-cropped), target (20,) with 1 / 0 / -1. ``labels`` holds the (N, 20)
-    int8 targets of the split (parsed once, at construction), ``ids`` and ``paths`` its images.
-    """
+    """VOC2007 images with multi-label targets: items ``(image, target)``, image float (3, size, size) in
+    [0, 1] (resized, centre-cropped), target (20,) of 1 / 0 / -1. ``labels`` holds the (N, 20) targets."""
 
     def __init__(self, root: str | os.PathLike[str], *, split: str = "trainval", size: int = 224) -> None:
         self.voc = find_voc2007(root)
@@ -96,19 +90,14 @@ class VOC2007Classification(Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
-        from torchvision.transforms.v2 import functional as TF
+        from mvmr.data.image_utils import decode_image, resize_center_crop, to_float
 
         path = self.paths[index]
         try:
-            with Image.open(path) as img:
-                array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            image = decode_image(path, channels=3)
         except OSError as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc
-        image = torch.from_numpy(array.copy()).permute(2, 0, 1)
-        image = TF.resize(image, self.size, antialias=True)
-        image = TF.center_crop(image, [self.size, self.size])
-        return image.float().div_(255.0), torch.from_numpy(self.labels[index].astype(np.int64))
+        return to_float(resize_center_crop(image, self.size)), torch.from_numpy(self.labels[index].astype(np.int64))
 
 
 def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: LinearConfig | None = None,
@@ -116,9 +105,7 @@ def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: Lin
               interpolation: str = "none") -> ProtocolResult:
     """Linear multi-label classification on VOC2007: train on ``trainval``, mAP on ``test`` (once).
 
-    ``interpolation`` of the reported test AP: ``"none"`` (area under the precision-recall
-    steps, = scikit-learn) or ``"11point"`` (the VOC2007 devkit's). The epoch is chosen on the
-    uninterpolated validation mAP.
+    ``interpolation`` of the test AP: ``"none"`` (= scikit-learn) or ``"11point"`` (the VOC2007 devkit's).
     """
     config = config or LinearConfig()
     trainval = VOC2007Classification(root, split=train_split, size=size)

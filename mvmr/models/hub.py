@@ -2,14 +2,9 @@
 
 :class:`PretrainedEncoder` is an :class:`~mvmr.models.MVMRModel` without a projector that mixes in
 ``huggingface_hub.PyTorchModelHubMixin``: ``save_pretrained(folder)`` writes ``config.json`` (how to
-build the encoder: name, stem, channels, normalisation) and ``model.safetensors`` (the encoder's
-weights and the normalisation buffers), a folder that ``huggingface_hub.upload_folder`` or
-``push_to_hub`` publishes as it is. :func:`from_pretrained` reads such a folder or Hub repository
-back (strictly), or an mvmr backbone export (``backbone.safetensors`` / ``backbone.pt``).
-
-``model(images)`` gives the encoder's pooled features of images in [0, 1], (B, C, H, W): the
-normalisation is part of the model. This module needs ``huggingface_hub`` (``pip install
-'mvmr[hub]'``); the package imports it only when it is used.
+build the encoder) and ``model.safetensors`` (weights and normalisation buffers), ready for
+``upload_folder``/``push_to_hub``. :func:`from_pretrained` reads such a folder or Hub repository back
+(strictly), or an mvmr backbone export. Needs ``huggingface_hub`` (``pip install 'mvmr[hub]'``).
 """
 
 from __future__ import annotations
@@ -21,14 +16,10 @@ from typing import Any, Sequence
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
-from torch import nn
 
 from mvmr.errors import CheckpointError
-from mvmr.models.checkpoint_io import load_backbone_model
-from mvmr.models.encoder import build_encoder, encoder_spec
-from mvmr.models.mvmr_model import MVMRModel
-from mvmr.models.projector import Projector
-from mvmr.models.state_io import load_state_dict_strict, read_state_dict
+from mvmr.models.mvmr_model import MVMRModel, Projector, build_encoder, encoder_spec
+from mvmr.models.state_io import load_backbone_model, load_state_dict_strict, read_state_dict
 from mvmr.transforms.normalization import default_mean_std
 
 __all__ = ["HF_WEIGHTS", "PretrainedEncoder", "save_pretrained_encoder", "from_pretrained"]
@@ -37,23 +28,14 @@ __all__ = ["HF_WEIGHTS", "PretrainedEncoder", "save_pretrained_encoder", "from_p
 HF_WEIGHTS = "model.safetensors"
 
 
-class PretrainedEncoder(
-    MVMRModel,
-    PyTorchModelHubMixin,
-    library_name="mvmr",
-    tags=["mvmr", "self-supervised-learning", "image-feature-extraction"],
-    pipeline_tag="image-feature-extraction",
-):
-    """An mvmr encoder with its normalisation, saved and loaded in the Hugging Face Hub layout.
+class PretrainedEncoder(MVMRModel, PyTorchModelHubMixin, library_name="mvmr",
+                        tags=["mvmr", "self-supervised-learning", "image-feature-extraction"],
+                        pipeline_tag="image-feature-extraction"):
+    """An mvmr encoder with its normalisation; ``model(images)`` gives its pooled features of images in [0, 1].
 
-    The constructor's arguments are what ``config.json`` holds (the mixin records them).
-
-    Args:
-        encoder: ``resnet18``/``resnet34``/``resnet50`` or ``timm:<model>``.
-        small_images: the CIFAR-style stem of the torchvision ResNets.
-        in_chans: input channels.
-        mean, std: the input normalisation; None: ImageNet's for 3 channels, 0.5 otherwise.
-        feature_dim: the features' width, checked against the built encoder (None: not checked).
+    The constructor's arguments are what ``config.json`` holds: ``encoder``, ``small_images``, ``in_chans``
+    as for :func:`~mvmr.models.build_encoder`; ``mean``/``std`` default to ImageNet's for 3 channels, 0.5
+    otherwise; ``feature_dim``, when given, is checked.
     """
 
     def __init__(self, encoder: str = "resnet50", small_images: bool = False, in_chans: int = 3,
@@ -85,14 +67,9 @@ class PretrainedEncoder(
 
 def save_pretrained_encoder(model: MVMRModel, folder: str | os.PathLike[str], *,
                             model_card: str | None = None) -> list[Path]:
-    """Write the encoder of ``model`` (and its normalisation) to ``folder`` in the Hub layout.
-
-    ``folder`` gets ``config.json``, ``model.safetensors`` and ``README.md``: ``model_card`` when
-    given, else the mixin's default card. Returns the three paths.
-
-    Raises:
-        CheckpointError: the encoder was not built by :func:`~mvmr.models.build_encoder`.
-    """
+    """Write the encoder of ``model`` (built by :func:`~mvmr.models.build_encoder`) and its normalisation to
+    ``folder`` in the Hub layout: ``config.json``, ``model.safetensors`` and ``README.md`` (``model_card``, else
+    the mixin's default card). Returns the three paths."""
     spec = encoder_spec(model.encoder)
     if spec is None:
         raise CheckpointError("cannot export to the Hub layout an encoder not built by mvmr.models.build_encoder")
@@ -113,22 +90,13 @@ def save_pretrained_encoder(model: MVMRModel, folder: str | os.PathLike[str], *,
 
 def from_pretrained(path_or_repo: str | os.PathLike[str], *, revision: str | None = None,
                     map_location: str | torch.device = "cpu", local_files_only: bool = False) -> MVMRModel:
-    """Load an mvmr encoder: a Hub-layout folder, a Hub repository id, or a backbone export file.
+    """Load an mvmr encoder, strictly, as an :class:`~mvmr.models.MVMRModel` in eval mode whose
+    ``model(images)`` (images in [0, 1], (B, C, H, W)) gives the encoder's features.
 
-    Returns an :class:`~mvmr.models.MVMRModel` in eval mode whose ``model(images)`` (images in
-    [0, 1], (B, C, H, W)) gives the encoder's features. Weights are loaded strictly.
-
-    Args:
-        path_or_repo: a folder written by ``mvmr export --format hf`` (or ``save_pretrained``), a
-            repository id such as ``user/mvmr-resnet50`` (downloaded into the Hugging Face cache),
-            or a ``backbone.safetensors`` / ``backbone.pt`` written by ``mvmr export``.
-        revision: the repository's branch, tag or commit.
-        map_location: where the weights go.
-        local_files_only: never download; use the Hugging Face cache only.
-
-    Raises:
-        CheckpointError: no such folder or file, the repository cannot be reached or lacks the
-            files, or the weights do not fit.
+    ``path_or_repo`` is a folder written by ``mvmr export --format hf`` (or ``save_pretrained``), a
+    Hub repository id such as ``user/mvmr-resnet50`` (at ``revision``; ``local_files_only``: from the
+    Hugging Face cache only), or a ``backbone.safetensors`` / ``backbone.pt`` written by ``mvmr export``.
+    Raises :class:`CheckpointError` when it cannot be found or reached, or the weights do not fit.
     """
     text = os.fspath(path_or_repo)
     path = Path(text).expanduser()
@@ -145,9 +113,8 @@ def from_pretrained(path_or_repo: str | os.PathLike[str], *, revision: str | Non
         model = PretrainedEncoder.from_pretrained(text, revision=revision, local_files_only=local_files_only,
                                                   map_location=str(map_location))
     except (OSError, HfHubHTTPError) as exc:  # not found, offline, no access
-        raise CheckpointError(
-            f"cannot load {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}); without a network, "
-            f"download the repository elsewhere and pass its folder") from exc
+        raise CheckpointError(f"cannot load {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}); "
+                              f"without a network, download the repository elsewhere and pass its folder") from exc
     except TypeError as exc:  # a config.json that is not an mvmr encoder's
         raise CheckpointError(f"{text}: config.json does not describe an mvmr encoder: {exc}") from exc
     return model

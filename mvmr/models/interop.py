@@ -1,25 +1,12 @@
 """An encoder in the layouts of timm and torchvision, so that those libraries load it in one line.
 
-mvmr's encoders keep their library's parameter names (a torchvision ResNet's ``conv1.weight``,
-``layer1.0.bn1.running_mean``, ...; a ``timm:<name>`` encoder is a timm model), so an export is a
-check that the architecture exists in the target library, a strict load into that library's own
-model, and the file that library reads:
-
-- :func:`write_timm`: timm's own folder layout (``model.safetensors`` + ``config.json``, written by
-  ``timm.models.save_for_hf`` with the run's normalisation and image size; the entries that
-  describe timm's ImageNet weights, such as their tag and licence, are taken out). It loads with ``timm.create_model(arch, pretrained=True,
-  pretrained_cfg_overlay=dict(file=".../model.safetensors"), num_classes=0)``, with
-  ``timm.create_model("local-dir:<folder>", pretrained=True)``, and from the Hub as
-  ``hf-hub:<user>/<repo>`` once the folder is uploaded.
-- :func:`write_torchvision`: the encoder's state dict, without ``fc``: torchvision's classifier is
-  not part of a self-supervised encoder. ``torchvision.models.resnet50()`` loads it with
-  ``strict=True`` after ``model.fc = torch.nn.Identity()`` (with ``strict=False`` the missing
-  keys are exactly ``fc.weight`` and ``fc.bias``).
-
-Encoders that have no equivalent there are refused by :func:`check_exportable` with a
-:class:`~mvmr.errors.CheckpointError` saying why: the CIFAR-style ``small_images`` stem (3x3
-stride-1 first conv, no max-pool) exists in neither library, and torchvision's ResNets take 3
-channels only (timm builds any channel count with ``in_chans=``).
+mvmr's encoders keep their library's parameter names, so an export is a check that the architecture
+exists in the target library, a strict load into that library's own model, and the file it reads:
+:func:`write_timm` writes timm's folder layout (``timm.create_model("local-dir:<folder>", pretrained=True)``
+or ``hf-hub:<user>/<repo>`` once uploaded), :func:`write_torchvision` the state dict without ``fc``
+(``torchvision.models.resnet50()`` loads it strictly after ``model.fc = torch.nn.Identity()``).
+:func:`check_exportable` refuses the CIFAR-style ``small_images`` stem (in neither library) and
+torchvision ResNets with other than 3 channels.
 """
 
 from __future__ import annotations
@@ -32,7 +19,7 @@ from typing import Sequence
 from torch import nn
 
 from mvmr.errors import CheckpointError
-from mvmr.models.encoder import TORCHVISION_ENCODERS, EncoderSpec
+from mvmr.models.mvmr_model import TORCHVISION_ENCODERS, EncoderSpec
 from mvmr.models.state_io import load_state_dict_strict
 from mvmr.utils.atomic import atomic_torch_save, atomic_write_text
 
@@ -42,14 +29,13 @@ __all__ = ["INTEROP_FORMATS", "TIMM_WEIGHTS", "check_exportable", "timm_arch", "
 INTEROP_FORMATS: tuple[str, ...] = ("timm", "torchvision")
 #: The weight file of a timm folder (timm's and the Hub's name for it).
 TIMM_WEIGHTS = "model.safetensors"
-_TIMM_PREFIX = "timm:"
 #: pretrained_cfg entries that describe timm's own ImageNet weights, not an mvmr encoder
 _FOREIGN_CFG_KEYS = ("tag", "license", "origin_url", "paper_ids", "hf_hub_id", "url", "notes")
 
 
 def timm_arch(spec: EncoderSpec) -> str:
     """The timm model name of an encoder: the torchvision ResNets have timm twins of the same name."""
-    return spec.name[len(_TIMM_PREFIX):] if spec.name.startswith(_TIMM_PREFIX) else spec.name
+    return spec.name.removeprefix("timm:")
 
 
 def check_exportable(spec: EncoderSpec | None, format: str) -> None:
@@ -60,21 +46,27 @@ def check_exportable(spec: EncoderSpec | None, format: str) -> None:
         raise CheckpointError(f"cannot export to {format}: the encoder was not built by mvmr.models.build_encoder, "
                               f"so its architecture is unknown")
     if spec.small_images:
-        raise CheckpointError(
-            f"cannot export {spec.name} with small_images=True to {format}: its CIFAR-style stem (3x3 stride-1 "
-            f"first conv, no max-pool) has no {format} equivalent; export with --format hf or safetensors and load "
-            f"it with mvmr.from_pretrained")
+        raise CheckpointError(f"cannot export {spec.name} with small_images=True to {format}: its CIFAR-style stem "
+                              f"(3x3 stride-1 first conv, no max-pool) has no {format} equivalent; export with "
+                              f"--format hf or safetensors and load it with mvmr.from_pretrained")
     if format == "torchvision":
         if spec.name not in TORCHVISION_ENCODERS:
             raise CheckpointError(f"cannot export {spec.name} to torchvision: only {', '.join(TORCHVISION_ENCODERS)} "
                                   f"are torchvision models (a timm: encoder exports with --format timm)")
         if spec.in_chans != 3:
-            raise CheckpointError(
-                f"cannot export a {spec.in_chans}-channel {spec.name} to torchvision: torchvision's ResNets have a "
-                f"3-channel conv1; use --format timm (timm.create_model(..., in_chans={spec.in_chans})) or hf")
+            raise CheckpointError(f"cannot export a {spec.in_chans}-channel {spec.name} to torchvision: torchvision's "
+                                  f"ResNets have a 3-channel conv1; use --format timm "
+                                  f"(timm.create_model(..., in_chans={spec.in_chans})) or hf")
 
 
-def _timm_model(spec: EncoderSpec) -> nn.Module:
+def write_timm(encoder: nn.Module, spec: EncoderSpec, folder: str | os.PathLike[str], *, mean: Sequence[float],
+               std: Sequence[float], image_size: int | None = None) -> list[Path]:
+    """Write ``folder/model.safetensors`` and ``folder/config.json`` in timm's layout.
+
+    The weights are first loaded strictly into ``timm.create_model(arch, num_classes=0)``. ``config.json``
+    carries ``mean``/``std`` and the input size (``image_size``, ``crop_pct=1.0``) for timm's transforms.
+    """
+    check_exportable(spec, "timm")
     try:
         import timm
     except ImportError as exc:
@@ -82,20 +74,7 @@ def _timm_model(spec: EncoderSpec) -> nn.Module:
     arch = timm_arch(spec)
     if not timm.is_model(arch):
         raise CheckpointError(f"cannot export {spec.name} to timm: timm {timm.__version__} has no model {arch!r}")
-    return timm.create_model(arch, pretrained=False, num_classes=0, in_chans=spec.in_chans)
-
-
-def write_timm(encoder: nn.Module, spec: EncoderSpec, folder: str | os.PathLike[str], *, mean: Sequence[float],
-               std: Sequence[float], image_size: int | None = None) -> list[Path]:
-    """Write ``folder/model.safetensors`` and ``folder/config.json`` in timm's layout.
-
-    The weights are loaded strictly into ``timm.create_model(arch, num_classes=0)`` first, so a
-    file that timm could not load is never written. ``config.json`` carries the normalisation
-    ``mean``/``std`` and the input size (``image_size``, resized shorter side + centre crop:
-    ``crop_pct=1.0``) that ``timm.data.resolve_data_config`` hands to timm's transforms.
-    """
-    check_exportable(spec, "timm")
-    model = _timm_model(spec)
+    model = timm.create_model(arch, pretrained=False, num_classes=0, in_chans=spec.in_chans)
     load_state_dict_strict(model, encoder.state_dict(), source=f"the {spec.name} encoder")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -115,12 +94,8 @@ def write_timm(encoder: nn.Module, spec: EncoderSpec, folder: str | os.PathLike[
 
 
 def write_torchvision(encoder: nn.Module, spec: EncoderSpec, path: str | os.PathLike[str]) -> Path:
-    """Write the encoder's state dict for ``torchvision.models.<arch>()`` (no ``fc``) to ``path``.
-
-    The state dict is loaded strictly into torchvision's model (with ``fc`` replaced by
-    ``Identity``) before it is written; the file is a plain ``torch.save`` of tensors, readable with
-    ``torch.load(path, weights_only=True)``.
-    """
+    """Write the encoder's state dict for ``torchvision.models.<arch>()`` (no ``fc``) to ``path``, a plain
+    ``torch.save`` of tensors, after loading it strictly into torchvision's model (``fc`` = ``Identity``)."""
     check_exportable(spec, "torchvision")
     import torchvision.models as tvm
 

@@ -1,16 +1,21 @@
-"""Reading weight files, and loading them strictly.
+"""Weight files: reading them, loading them strictly, and exported backbones.
 
-:func:`read_checkpoint` is the one place where mvmr opens a torch checkpoint: a Lightning
-``.ckpt``, a ``torch.save`` backbone export or a weight file. It always uses
-``torch.load(weights_only=True)``, so a file cannot run code, and every failure is a
-:class:`~mvmr.errors.CheckpointError` naming the file. :func:`read_state_dict` also reads
-safetensors files (sniffed from the content); :func:`load_state_dict_strict` loads a state dict
-with key and shape checking and readable messages.
+:func:`read_checkpoint` is the one place where mvmr opens a torch checkpoint (Lightning ``.ckpt``,
+``torch.save`` export or weight file), always with ``torch.load(weights_only=True)`` so a file cannot
+run code; every failure is a :class:`~mvmr.errors.CheckpointError` naming the file.
+
+An exported backbone (:func:`save_backbone`) holds the encoder's state dict (keys as in the bare
+encoder, e.g. torchvision's ``conv1.weight``) and metadata: ``encoder`` (name for
+:func:`build_encoder`), ``small_images``, ``in_chans``, ``feature_dim``, ``mean``, ``std`` (the input
+normalisation), ``format_version`` and whatever the caller adds; as safetensors (the metadata is JSON
+in the header entry ``"mvmr"``) or ``"pt"`` (``torch.save({"state_dict": ..., "metadata": ...})``),
+written atomically and read without running code.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,66 +23,47 @@ import torch
 from torch import nn
 
 from mvmr.errors import CheckpointError
+from mvmr.models.mvmr_model import MVMRModel, Projector, build_encoder, encoder_spec
+from mvmr.utils.atomic import atomic_torch_save, atomic_write_bytes
 
-__all__ = [
-    "METADATA_KEY",
-    "read_checkpoint",
-    "read_lightning_checkpoint",
-    "read_state_dict",
-    "load_state_dict_strict",
-    "describe_mismatch",
-]
+__all__ = ["METADATA_KEY", "FORMAT_VERSION", "read_checkpoint", "read_lightning_checkpoint", "read_state_dict",
+           "load_state_dict_strict", "describe_mismatch", "save_backbone", "load_backbone", "load_backbone_model"]
 
 #: The key of the JSON metadata in a safetensors header / of the metadata dict in a .pt export.
 METADATA_KEY = "mvmr"
 _SHOWN = 5  # how many keys an error message lists per kind
+FORMAT_VERSION = 1
+_FORMATS = ("safetensors", "pt")
+_REQUIRED = ("encoder", "small_images", "in_chans", "feature_dim", "mean", "std")
 
 
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
-    """What ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``.
-
-    Raises:
-        CheckpointError: the file is missing, corrupt, not a torch file, or pickles objects
-            other than tensors and plain containers; the message names the file.
-    """
+    """What ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``; a missing, corrupt
+    or foreign file, or one that pickles other objects than tensors and containers, is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(
-            f"cannot read checkpoint {path} with torch.load(weights_only=True) "
-            f"(corrupt, not a torch file, or it pickles custom objects): {exc}"
-        ) from exc
+        raise CheckpointError(f"cannot read checkpoint {path} with torch.load(weights_only=True) "
+                              f"(corrupt, not a torch file, or it pickles custom objects): {exc}") from exc
 
 
 def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint (``.ckpt``): a dict with at least a ``state_dict`` mapping.
-
-    Raises:
-        CheckpointError: see :func:`read_checkpoint`, or the file holds no ``state_dict``.
-    """
+    """A Lightning checkpoint (``.ckpt``): a dict with at least a ``state_dict`` mapping."""
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
         raise CheckpointError(f"{path} is not a Lightning checkpoint (no 'state_dict' entry)")
     return dict(ckpt)
 
 
-def _is_safetensors(head: bytes) -> bool:
-    # 8-byte little-endian header length, then a JSON object
-    return len(head) >= 9 and head[8:9] == b"{"
+def read_state_dict(path: str | Path, *,
+                    map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a weight file into ``(state_dict, metadata)``; CheckpointError when it holds no state dict.
 
-
-def read_state_dict(path: str | Path, *, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a weight file into ``(state_dict, metadata)``.
-
-    Accepts safetensors files (metadata from the ``"mvmr"`` JSON header entry) and
-    ``torch.save`` files holding either a plain state dict or a dict with ``"state_dict"`` or
-    ``"model"`` (and optionally ``"metadata"``). The format is detected from the content, not the name.
-
-    Raises:
-        CheckpointError: the file is missing, unreadable, or holds no state dict.
+    Safetensors files (metadata from the ``"mvmr"`` JSON header entry) and ``torch.save`` files of a
+    state dict or a dict with ``"state_dict"`` or ``"model"`` (and ``"metadata"``), told apart by content.
     """
     path = Path(path)
     try:
@@ -85,11 +71,12 @@ def read_state_dict(path: str | Path, *, map_location: str | torch.device = "cpu
             head = f.read(9)
     except OSError as exc:
         raise CheckpointError(f"checkpoint not found or unreadable: {path}: {exc}") from exc
-    if _is_safetensors(head):
+    if head[8:9] == b"{":  # safetensors: an 8-byte little-endian header length, then a JSON object
         return _read_safetensors(path, map_location)
     obj = read_checkpoint(path, map_location=map_location)
     metadata: dict[str, Any] = {}
-    wrapper = next((k for k in ("state_dict", "model") if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)), None)
+    wrapper = next((k for k in ("state_dict", "model") if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)),
+                   None)
     if wrapper is not None:
         raw_meta = obj.get("metadata", obj.get(METADATA_KEY, {}))
         metadata = dict(raw_meta) if isinstance(raw_meta, Mapping) else {}
@@ -102,49 +89,37 @@ def read_state_dict(path: str | Path, *, map_location: str | torch.device = "cpu
 def _read_safetensors(path: Path, map_location: str | torch.device) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import safe_open
 
-    device = str(map_location)
     try:
-        with safe_open(str(path), framework="pt", device=device) as f:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
             header = f.metadata() or {}
             state = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt safetensors file): {exc}") from exc
-    metadata: dict[str, Any] = {}
-    if METADATA_KEY in header:
-        try:
-            metadata = json.loads(header[METADATA_KEY])
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"checkpoint {path}: its '{METADATA_KEY}' metadata is not valid JSON: {exc}") from exc
-    return state, metadata
+    try:
+        return state, json.loads(header[METADATA_KEY]) if METADATA_KEY in header else {}
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint {path}: its '{METADATA_KEY}' metadata is not valid JSON: {exc}") from exc
 
 
 def _common_prefix_hint(missing: list[str], unexpected: list[str]) -> str:
     """Spot the usual cause of a total mismatch: every key in the file carries an extra prefix."""
-    if not missing or not unexpected:
+    first = unexpected[0] if unexpected else ""
+    key = next((k for k in missing if first.endswith("." + k)), None)
+    if key is None:
         return ""
-    first = unexpected[0]
-    for key in missing:
-        if first.endswith("." + key):
-            prefix = first[: len(first) - len(key)]
-            stripped = {k[len(prefix):] for k in unexpected if k.startswith(prefix)}
-            if set(missing) <= stripped:
-                return f" (the file's keys carry the prefix {prefix!r}: strip it before loading)"
-            return ""
+    prefix = first[: len(first) - len(key)]
+    if set(missing) <= {k[len(prefix):] for k in unexpected if k.startswith(prefix)}:
+        return f" (the file's keys carry the prefix {prefix!r}: strip it before loading)"
     return ""
 
 
-def describe_mismatch(
-    module: nn.Module, state_dict: Mapping[str, torch.Tensor]
-) -> str | None:
+def describe_mismatch(module: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> str | None:
     """None when ``state_dict`` fits ``module`` exactly (keys and shapes), else a readable reason."""
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
-    ]
+    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state_dict and tuple(v.shape) != tuple(state_dict[k].shape)]
     if not (missing or unexpected or shapes):
         return None
 
@@ -158,11 +133,7 @@ def describe_mismatch(
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
-    """Load ``state_dict`` into ``module`` with strict key and shape checking.
-
-    Raises:
-        CheckpointError: naming ``source`` and the first few missing / unexpected / misshapen keys.
-    """
+    """Load ``state_dict`` into ``module`` strictly; a CheckpointError names ``source`` and the keys that differ."""
     problem = describe_mismatch(module, state_dict)
     if problem is not None:
         raise CheckpointError(f"{source} does not fit the {type(module).__name__} model: {problem}")
@@ -170,3 +141,78 @@ def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Ten
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{source} does not fit the {type(module).__name__} model: {exc}") from exc
+
+
+def save_backbone(model_or_encoder: nn.Module, path: str | Path, *, format: str = "safetensors",
+                  metadata: Mapping[str, Any] | None = None) -> Path:
+    """Export the encoder of an :class:`MVMRModel` (or a bare encoder) to ``path``, atomically.
+
+    The encoder spec and normalisation come from the model; ``metadata`` adds or overrides JSON-able
+    keys (a bare encoder needs ``mean``/``std`` there). Raises :class:`CheckpointError` for an unknown
+    format or missing or non-JSON metadata.
+    """
+    if format not in _FORMATS:
+        raise CheckpointError(f"unknown backbone format {format!r}; expected one of {', '.join(_FORMATS)}")
+    encoder, meta = model_or_encoder, dict[str, Any]()
+    if isinstance(model_or_encoder, MVMRModel):
+        encoder = model_or_encoder.encoder
+        meta = {"mean": list(model_or_encoder.mean_values), "std": list(model_or_encoder.std_values)}
+    spec = encoder_spec(encoder)
+    if spec is not None:
+        meta.update(asdict(spec))
+        meta["encoder"] = meta.pop("name")
+    meta.update(dict(metadata or {}))
+    meta["format_version"] = FORMAT_VERSION
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise CheckpointError(f"cannot export a backbone to {path} without the metadata keys {', '.join(missing)}: "
+                              f"pass them in metadata= (or export an MVMRModel built by build_model)")
+    for key in ("mean", "std"):
+        meta[key] = [float(v) for v in meta[key]]
+    try:
+        meta_json = json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"backbone metadata for {path} must be JSON-serialisable: {exc}") from exc
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in encoder.state_dict().items()}
+    if format == "safetensors":
+        from safetensors.torch import save as safetensors_bytes
+
+        return atomic_write_bytes(path, safetensors_bytes(state, metadata={METADATA_KEY: meta_json}))
+    return atomic_torch_save({"state_dict": state, "metadata": json.loads(meta_json)}, path)
+
+
+def load_backbone(path: str | Path, *, encoder: nn.Module | None = None,
+                  map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load an exported backbone, strictly; returns ``(encoder, metadata)`` (mean/std as tuples).
+
+    The weights go into ``encoder``, or a module rebuilt from the metadata. Raises :class:`CheckpointError`
+    for a missing or corrupt file, missing metadata, or keys/shapes that do not fit.
+    """
+    state, metadata = read_state_dict(path, map_location=map_location)
+    metadata = {k: tuple(float(x) for x in v) if k in ("mean", "std") and isinstance(v, (list, tuple)) else v
+                for k, v in metadata.items()}
+    if encoder is None:
+        absent = [k for k in ("encoder", "small_images", "in_chans") if k not in metadata]
+        if absent:
+            raise CheckpointError(f"{path} has no {', '.join(absent)} metadata to rebuild the encoder from; pass "
+                                  f"encoder= (a module of the right architecture)")
+        try:
+            encoder, _ = build_encoder(str(metadata["encoder"]), small_images=bool(metadata["small_images"]),
+                                       in_chans=int(metadata["in_chans"]))
+        except ValueError as exc:
+            raise CheckpointError(f"cannot rebuild the encoder recorded in {path}: {exc}") from exc
+    load_state_dict_strict(encoder, state, source=f"backbone {path}")
+    return encoder, metadata
+
+
+def load_backbone_model(path: str | Path, *, map_location: str | torch.device = "cpu") -> MVMRModel:
+    """An :class:`MVMRModel` with the exported encoder, its normalisation and no projector.
+
+    ``model.features(x)`` then gives the backbone features of images in [0, 1].
+    """
+    encoder, metadata = load_backbone(path, map_location=map_location)
+    if "mean" not in metadata or "std" not in metadata:
+        raise CheckpointError(f"{path} has no mean/std metadata; build MVMRModel(encoder, ...) yourself")
+    spec = encoder_spec(encoder)
+    dim = spec.feature_dim if spec is not None else int(metadata["feature_dim"])
+    return MVMRModel(encoder, Projector("", dim), mean=metadata["mean"], std=metadata["std"])
