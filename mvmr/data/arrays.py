@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -11,17 +11,31 @@ import torch
 from mvmr.data.base import ImageDataset, hash_parts
 from mvmr.errors import DataError
 
-__all__ = ["ImageBlock", "MemmapImages", "ArrayImageDataset"]
+__all__ = ["MemmapImages", "ArrayImageDataset", "torchvision_files"]
 
 
-class ImageBlock(Protocol):
-    """A sequence of uint8 images, each (C, H, W): a numpy array (N, C, H, W) or :class:`MemmapImages`."""
+def torchvision_files(dataset: str, root: Path, names: Sequence[str], *, download: bool) -> Path:
+    """The folder of torchvision's ``dataset`` (e.g. ``"CIFAR10"``) under ``root``, holding every file of
+    ``names``; with ``download`` torchvision fetches its archive (URL and checksum) when a file is missing."""
+    import torchvision.datasets as tv_datasets
+    from torchvision.datasets.utils import download_and_extract_archive
 
-    shape: tuple[int, ...]
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> np.ndarray: ...
+    tv_class = getattr(tv_datasets, dataset)
+    folder = Path(root) / tv_class.base_folder
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing and download:
+        try:
+            download_and_extract_archive(tv_class.url, str(root), filename=tv_class.filename, md5=tv_class.tgz_md5)
+        except Exception as exc:  # network errors come in many types
+            raise DataError(f"downloading {dataset} into {root} failed: {exc}") from exc
+        missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise DataError(
+            f"{dataset.lower()} not found: looked for {', '.join(str(folder / n) for n in missing)}. "
+            f"Pass download=True on a machine with internet, or put the extracted {tv_class.base_folder} "
+            f"folder (from {tv_class.filename}) under {Path(root)}."
+        )
+    return folder
 
 
 class MemmapImages:
@@ -52,16 +66,13 @@ class MemmapImages:
         self.shape: tuple[int, ...] = (self.count, c, w, h) if transpose_hw else (self.count, c, h, w)
         self._array: np.ndarray | None = None
 
-    def _open(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, *self.image_shape))
-        return self._array
-
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> np.ndarray:
-        image = self._open()[index]
+        if self._array is None:
+            self._array = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(self.count, *self.image_shape))
+        image = self._array[index]
         return image.transpose(0, 2, 1) if self.transpose_hw else image
 
     def __getstate__(self) -> dict:
@@ -84,7 +95,7 @@ class ArrayImageDataset(ImageDataset):
 
     def __init__(
         self,
-        blocks: Sequence[ImageBlock],
+        blocks: Sequence[np.ndarray | MemmapImages],
         labels: np.ndarray | list[int],
         *,
         classes: list[str],

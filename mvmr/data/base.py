@@ -71,14 +71,11 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         """How many unreadable images were skipped so far (always 0 for array datasets)."""
         return 0
 
-    def _check_index(self, index: int) -> int:
-        n = len(self)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        index, n = int(index), len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
-        return index % n
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image, label = self._load(self._check_index(int(index)))
+        image, label = self._load(index % n)
         image = to_float(adapt_channels(image, self.channels))
         if self.size is not None:  # in float, as the training views resize their full image
             image = resize_center_crop(image, self.size)
@@ -96,12 +93,8 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         return other
 
     def fingerprint(self) -> str:
-        """A stable hash of the content plus ``size`` and ``channels`` (what the items look like).
-
-        Used by the feature cache to refuse a cache built from other data. It never decodes an
-        image; the content part is computed once (per process) and shared with :meth:`with_size`
-        copies.
-        """
+        """A stable hash of the content plus ``size`` and ``channels``, for the feature cache to refuse a cache
+        built from other data. Never decodes an image; the content part is computed once per process."""
         content = self._memo.get("content")
         if content is None:
             content = self._memo["content"] = self._content_fingerprint()

@@ -38,6 +38,11 @@ def list_images(folder: Path) -> list[Path]:
     return found
 
 
+def _class_folders(folder: Path) -> list[str]:
+    """The sorted names of the visible sub-folders of ``folder``."""
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
 class FileImageDataset(ImageDataset):
     """Images read from files, with labels given alongside (-1 when unlabelled).
 
@@ -115,12 +120,8 @@ class FileImageDataset(ImageDataset):
         raise DataError(f"none of the {n} images under {self.root} can be read")
 
     def _content_fingerprint(self) -> str:
-        """Every file's relative path, size, modification time (ns) and label.
-
-        An image edited in place gets a new modification time even when its size stays the same.
-        The files are stat'ed by a pool of threads (a network filesystem answers many requests at
-        once); a run does this once, on rank 0 (see :mod:`mvmr.cache.build`).
-        """
+        """Every file's relative path, size, modification time (ns) and label, stat'ed by a pool of threads
+        (a network filesystem answers many requests at once)."""
         def stat(relative: bytes) -> tuple[int, int]:
             try:
                 st = (self.root / os.fsdecode(relative)).stat()
@@ -168,7 +169,7 @@ def image_folder(
             f"image folder not found: {folder}. Expected the ImageNet-style layout "
             f"{Path(root)}/{split + '/' if split else ''}<class>/<image>.jpg; create it, or point root/split at it."
         )
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = _class_folders(folder)
     if not classes:
         loose = [p for p in folder.iterdir() if is_image_file(p)]
         if loose:
@@ -245,9 +246,7 @@ def _flat_labelled_folder(root: Path, folder: Path, split: str, *, size: int | N
     images = list_images(folder)
     names = read_ground_truth(truth, images)
     train = root / "train"
-    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-        if train.is_dir() and train != folder else []
-    classes = classes or sorted(set(names))
+    classes = (_class_folders(train) if train.is_dir() and train != folder else []) or sorted(set(names))
     index = {name: i for i, name in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
@@ -268,9 +267,7 @@ def flat_folder(
     folder = Path(root) / split if split else Path(root)
     if not folder.is_dir():
         raise DataError(f"image folder not found: {folder}. Create it and put the (unlabelled) images in it.")
-    paths = list_images(folder)
-    if not paths:
-        raise DataError(f"no images found under {folder} (extensions: {', '.join(IMAGE_EXTENSIONS)})")
+    paths = list_images(folder)  # FileImageDataset refuses an empty list
     return FileImageDataset(
         paths, [-1] * len(paths), classes=[], root=folder, size=size, channels=channels, skip_corrupt=skip_corrupt
     )

@@ -1,16 +1,11 @@
 """Image datasets of the Hugging Face ``datasets`` library: from the Hub, or a ``save_to_disk`` folder.
 
-``datasets`` keeps a dataset as Arrow files that it memory-maps: building :class:`HFImageDataset`
-reads the label column only, and an image is decoded when its item is read, so DataLoader workers
-share the pages instead of copying the data. Images may be a ``datasets.Image`` column (PIL images)
-or arrays (H, W) / (H, W, C) of uint8; labels a ``ClassLabel`` column (its names become
-``classes``), integers, or strings (sorted into classes).
-
-Nothing is downloaded unless asked for: a Hub id is read from the Hugging Face cache, and
-``download=True`` (``data.download``) lets ``datasets.load_dataset`` fetch what is missing. A
-folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk`` is read with
-``datasets.load_from_disk`` (a ``DatasetDict``'s ``split`` picks one of its datasets). Needs the
-``datasets`` package (``pip install 'mvmr[datasets]'``).
+Building :class:`HFImageDataset` reads the label column only; an image is decoded when its item is
+read, from the memory-mapped Arrow files (DataLoader workers share the pages). Images may be a
+``datasets.Image`` column or uint8 arrays (H, W) / (H, W, C); labels a ``ClassLabel`` column (its names
+become ``classes``), integers, or strings (sorted into classes). A Hub id is read from the Hugging Face
+cache unless ``download=True``; a ``save_to_disk`` folder with ``datasets.load_from_disk`` (``split``
+picks one dataset of a ``DatasetDict``). Needs ``pip install 'mvmr[datasets]'``.
 """
 
 from __future__ import annotations

@@ -42,13 +42,8 @@ def is_image_file(path: Path) -> bool:
 
 
 def decode_image(path: Path, *, channels: int) -> torch.Tensor:
-    """Decode the image file at ``path``, at full resolution, into a uint8 tensor (channels, H, W).
-
-    ``channels`` is 1 (grayscale) or 3 (RGB). Always the whole image (no JPEG draft scaling):
-    the clean view, the feature cache and the augmented views all derive from the same pixels.
-    Any decoding failure propagates as the PIL/OS exception; the caller turns it into a
-    :class:`~mvmr.errors.DataError` naming the path.
-    """
+    """Decode the image file at ``path`` at full resolution (no JPEG draft scaling) into a uint8 tensor
+    (``channels`` 1 or 3, H, W). Decoding failures propagate as PIL/OS exceptions."""
     with Image.open(path) as img:
         array = image_to_array(img, channels=channels)
     return array_to_tensor(array)
@@ -74,11 +69,8 @@ def array_to_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def adapt_channels(image: torch.Tensor, channels: int | None) -> torch.Tensor:
-    """Return ``image`` (C, H, W) with ``channels`` channels (None keeps it as it is).
-
-    1 -> 3 repeats the gray channel; 3 -> 1 takes the ITU-R 601 luma. Works for uint8
-    and float tensors.
-    """
+    """``image`` (C, H, W, uint8 or float) with ``channels`` channels (None: unchanged): 1 -> 3 repeats the gray
+    channel, 3 -> 1 takes the ITU-R 601 luma."""
     c = image.shape[0]
     if channels is None or c == channels:
         return image

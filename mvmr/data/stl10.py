@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from mvmr.data.arrays import ArrayImageDataset, MemmapImages
+from mvmr.data.arrays import ArrayImageDataset, MemmapImages, torchvision_files
 from mvmr.errors import DataError
 
 __all__ = ["stl10", "STL10_SPLITS", "STL10_CLASSES"]
 
 STL10_SPLITS = ("train", "test", "unlabeled", "train+unlabeled")
 STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
-_FOLDER = "stl10_binary"
 _IMAGE_SHAPE = (3, 96, 96)
 # split -> the (images, labels or None) file pairs it concatenates
 _FILES: dict[str, list[tuple[str, str | None]]] = {
@@ -28,16 +27,6 @@ _FILES: dict[str, list[tuple[str, str | None]]] = {
     "unlabeled": [("unlabeled_X.bin", None)],
     "train+unlabeled": [("train_X.bin", "train_y.bin"), ("unlabeled_X.bin", None)],
 }
-
-
-def _download(root: Path) -> None:
-    from torchvision.datasets import STL10
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    try:
-        download_and_extract_archive(STL10.url, str(root), filename=STL10.filename, md5=STL10.tgz_md5)
-    except Exception as exc:  # network errors come in many types
-        raise DataError(f"downloading STL10 into {root} failed: {exc}") from exc
 
 
 def stl10(
@@ -51,18 +40,8 @@ def stl10(
     """STL10 ``split`` (train, test, unlabeled, train+unlabeled); labels 0..9, -1 for unlabeled images."""
     if split not in _FILES:
         raise DataError(f"stl10 split must be one of {', '.join(STL10_SPLITS)}, got {split!r}")
-    folder = Path(root) / _FOLDER
     needed = [name for pair in _FILES[split] for name in pair if name is not None]
-    missing = [n for n in needed if not (folder / n).is_file()]
-    if missing and download:
-        _download(Path(root))
-        missing = [n for n in needed if not (folder / n).is_file()]
-    if missing:
-        raise DataError(
-            f"stl10 not found: looked for {', '.join(str(folder / n) for n in missing)}. "
-            f"Pass download=True on a machine with internet, or put the extracted {_FOLDER} folder "
-            f"(from stl10_binary.tar.gz) under {Path(root)}."
-        )
+    folder = torchvision_files("STL10", Path(root), needed, download=download)
     blocks: list[MemmapImages] = []
     labels: list[np.ndarray] = []
     for images_name, labels_name in _FILES[split]:

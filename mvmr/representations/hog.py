@@ -40,10 +40,8 @@ class HOG(Representation):
     ``per_channel=True`` every channel is treated as its own grayscale image and the channels' vectors
     are concatenated (C times longer).
 
-    Implementation: the whole batch at once (in cache-sized chunks on the CPU), every pixel voting into
-    its (image, cell, bin) slot with one ``scatter_add_``; the pixels within float32 rounding of a bin
-    edge are re-binned from skimage's float64 angle (:meth:`_bins`), so the results agree to float
-    rounding (~1e-7). Works on any device; the output is float32.
+    The whole batch votes with one ``scatter_add_`` (in cache-sized chunks on the CPU); the results agree with
+    skimage to float rounding (~1e-7, see :meth:`_bins`). Works on any device; the output is float32.
 
     Args:
         orientations: number of orientation bins over [0, 180) degrees.
@@ -122,14 +120,9 @@ class HOG(Representation):
         return hist.reshape(batch, -1).float()
 
     def _slot_histograms(self, images: torch.Tensor, *, out: torch.Tensor) -> None:
-        """Add the magnitude sums per (image, cell, slot) of a (B, C, H, W) chunk to ``out`` (B, cells, 2n + 2).
-
-        The slots are those of :meth:`_bins`: ``k in 0 .. 2n`` for the signed bin ``k - n`` of the angle in
-        (-180, 180] degrees, ``2n + 1`` for an angle in no bin (skimage drops it).
-        """
+        """Add the magnitude sums per (image, cell, slot of :meth:`_bins`) of a (B, C, H, W) chunk to ``out``."""
         height, width = images.shape[-2:]
         n_rows, n_cols = self._cells(height, width)
-        # (C, B, H, W): every channel plane is contiguous, which keeps the elementwise ops fast.
         g_row, g_col, magnitude = _dominant_gradient(images)
         # Only whole cells count; the gradients were taken on the full image.
         rows, cols = n_rows * self.cell, n_cols * self.cell
@@ -156,28 +149,26 @@ class HOG(Representation):
         return base
 
     def _bins(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
-        """Histogram slot (int64, see :meth:`_slot_histograms`) of each pixel, exactly as skimage bins it.
+        """Histogram slot (int64) of each pixel, exactly as skimage bins it: ``k in 0 .. 2n`` for the signed bin
+        ``k - n`` of the angle in (-180, 180] degrees, ``2n + 1`` for an angle in no bin (skimage drops it).
 
-        Fast path: the float32 ``atan2`` in units of bins, nudged up by ``_NUDGE`` and floored. The nudge
-        puts the exact 0/45/90/135 degree gradients (``g_row == 0``, ``g_col == 0``, ``|g_row| ==
-        |g_col|``), whose float32 angle may round to either side of a bin edge, into the upper bin as
-        skimage does. Every other pixel whose angle lies within ``2 * _NUDGE`` bins of an edge is binned
-        again from the float64 angle that skimage computes, so rounding never moves a pixel to another bin.
-        Bool tensors are avoided on purpose: float arithmetic is several times faster on the CPU.
+        Fast path: the float32 ``atan2`` in units of bins, nudged up by ``_NUDGE`` and floored, which puts the
+        exact 0/45/90/135 degree gradients into the upper bin as skimage does. Every other pixel within
+        ``2 * _NUDGE`` bins of an edge is binned again from skimage's float64 angle (:meth:`_exact_slots`).
+        Float masks instead of bool tensors: several times faster on the CPU.
         """
         n = self.orientations
         # The position in bins, shifted by n: slot k = floor(position) for the signed bin k - n.
         position = torch.atan2(g_row.float(), g_col.float()).mul_(n / math.pi).add_(n + _NUDGE)  # (0, 2n]
         slots = position.to(torch.int64)  # floor: the position is positive
-        # != 0 where the nudged angle sits just above an edge, 0 on a rational angle or a zero gradient
-        # (there the product below is 0; it may also underflow to 0 for gradients below ~1e-13, whose
-        # votes are far below the output's precision anyway).
+        # != 0 just above an edge, 0 on a rational angle or a zero gradient (the product below may also
+        # underflow to 0 for gradients below ~1e-13, whose votes are far below the output's precision).
         near_edge = torch.lt(position.frac_(), 2 * _NUDGE, out=position)  # 1.0 / 0.0, in place
         if self._rational_edges_exact:
             near_edge.mul_(g_row.abs().sub_(g_col.abs()).mul_(g_row).mul_(g_col))
         else:  # the rational angles go to the exact path too
             near_edge.mul_(g_row.abs().add_(g_col.abs()))
-        # (nonzero on a uint8 view of a bool tensor is several times faster than on floats or bools)
+        # nonzero on a uint8 view of a bool tensor: several times faster than on floats or bools
         where = near_edge.view(-1).to(torch.bool).view(torch.uint8).nonzero().squeeze(1)
         if where.numel():
             exact = self._exact_slots(g_row.reshape(-1)[where].double(), g_col.reshape(-1)[where].double())
@@ -185,13 +176,8 @@ class HOG(Representation):
         return slots
 
     def _exact_slots(self, g_row: torch.Tensor, g_col: torch.Tensor) -> torch.Tensor:
-        """Slots from skimage's own binning: ``rad2deg(arctan2(g_row, g_col)) % 180`` in float64, against
-        its float64 bin edges; an angle in ``[edges[n], 180]`` (numpy's ``%`` can return 180.0) is in
-        no bin (slot ``2n + 1``).
-
-        The rational angles (0, 45, 90, 135 degrees) are set exactly, whatever the device's ``atan2``
-        rounding; ``_bins`` only sends them here for a few very large ``n``.
-        """
+        """Slots from skimage's float64 ``rad2deg(arctan2(g_row, g_col)) % 180`` against its float64 edges; an
+        angle in ``[edges[n], 180]`` is in no bin (slot ``2n + 1``); 0/45/90/135 degrees are set exactly."""
         n = self.orientations
         # numpy's ``%``: fmod, then + 180 for a negative remainder (which may round up to 180.0, an
         # angle in no bin); exactly 180.0 (atan2 = pi, also for a tiny positive g_row) becomes 0.
@@ -207,11 +193,8 @@ class HOG(Representation):
 
 
 def _dominant_gradient(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Central-difference gradients with zero borders of images (B, C, H, W).
-
-    For C > 1 each pixel takes the gradient of the channel with the largest magnitude (the first
-    channel on ties, like ``argmax``). Returns ``(g_row, g_col, magnitude)``, each of shape (B, H, W).
-    """
+    """``(g_row, g_col, magnitude)`` (B, H, W) of images (B, C, H, W): central differences with zero borders,
+    from the channel of largest magnitude (the first on ties, like ``argmax``)."""
     planes = images.transpose(0, 1)  # (C, B, H, W) view: written below into channel-major buffers
     grad = torch.empty((planes.shape[0], 2, *planes.shape[1:]), dtype=planes.dtype, device=planes.device)
     torch.sub(planes[:, :, 2:, :], planes[:, :, :-2, :], out=grad[:, 0, :, 1:-1, :])
@@ -234,11 +217,7 @@ def _dominant_gradient(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def _l2_hys(hist: torch.Tensor) -> torch.Tensor:
-    """skimage's L2-Hys normalisation of each (cell) block along the last axis, eps = 1e-5.
-
-    In the histograms' own precision (float32 here: ~1e-7 from skimage's float64, far inside
-    the 1e-4 we promise), in place on a tensor the caller owns.
-    """
+    """skimage's L2-Hys normalisation along the last axis (eps = 1e-5), in place, in float32 (~1e-7 from skimage)."""
     norm = torch.linalg.vector_norm(hist, dim=-1, keepdim=True).square_().add_(_EPS**2).sqrt_()
     hist = hist.div_(norm).clamp_(max=_CLIP)
     norm = torch.linalg.vector_norm(hist, dim=-1, keepdim=True).square_().add_(_EPS**2).sqrt_()

@@ -1,22 +1,15 @@
 """Seeded Gaussian random projection (Johnson-Lindenstrauss) that never stores its matrix.
 
-A :class:`RandomProjection` maps ``(..., in_dim)`` features to ``(..., out_dim)`` with a matrix
-``W`` of i.i.d. ``N(0, 1/out_dim)`` entries, so that squared norms and pairwise distances are
-preserved in expectation (``E ||x W||^2 = ||x||^2``) and, by the Johnson-Lindenstrauss lemma,
-within a relative error of about ``sqrt(log(n) / out_dim)`` for ``n`` points. Distance
-correlation only depends on pairwise distances, so it is nearly unchanged by the projection.
+Pairwise distances are preserved within a relative error of about ``sqrt(log(n) / out_dim)`` for ``n``
+points, so distance correlation is nearly unchanged by the projection.
 
 The matrix is a pure function of ``(seed, key, in_dim, out_dim)``: it is generated in blocks of
-:data:`BLOCK_ROWS` input dimensions, each block by its own CPU ``torch.Generator`` whose seed is
-derived (SHA-256, not Python's salted ``hash``) from ``(seed, key, block index)``. Hence
-
-- the same arguments give the same matrix in every process and on every device (the blocks are
-  always drawn on the CPU and then moved), for a given PyTorch version;
-- different ``key`` s (the cache uses the representation name) give independent matrices;
-- the matrix never has to exist in memory at once: a ScatNet-sized projection
-  (140k x 4096 float32 = 2.3 GB) is applied block by block, regenerating each block on the fly.
-  That costs about as much as the matrix product at every call, so apply a large projection to
-  large batches (the feature cache buffers rows for this reason); a small one is kept in memory.
+:data:`BLOCK_ROWS` input dimensions, each by its own CPU ``torch.Generator`` seeded (SHA-256, not
+Python's salted ``hash``) from ``(seed, key, block index)``. Hence the same arguments give the same
+matrix in every process and on every device (for a given PyTorch version), different ``key`` s give
+independent matrices, and the matrix never has to exist in memory at once: a ScatNet-sized projection
+(140k x 4096 float32 = 2.3 GB) is applied block by block, regenerating each block at every call (about
+the cost of the product, so apply it to large batches); a small one is kept in memory.
 """
 
 from __future__ import annotations

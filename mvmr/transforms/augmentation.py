@@ -150,8 +150,7 @@ class PaperAugmentation:
 
     @staticmethod
     def _jitter(img: torch.Tensor, factors: tuple[float, float, float, float], order: list[int]) -> torch.Tensor:
-        """Colour jitter: brightness, contrast, saturation and hue factors applied in ``order``
-        (saturation and hue leave a one-channel image unchanged)."""
+        """Brightness, contrast, saturation and hue factors applied in ``order``."""
         adjust = (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue)
         for op in order:
             img = adjust[op](img, factors[op])

@@ -1,16 +1,4 @@
-"""The paper's augmentation for a whole batch at once, on the batch's device.
-
-:class:`BatchAugmentation` draws the parameters of every image in a few tensor operations —
-each image its own crop, flip, jitter factors and order, grayscale and blur sigma, with the same
-distributions as :meth:`PaperAugmentation.draw <mvmr.transforms.PaperAugmentation.draw>` — and
-applies them without a Python loop over the images:
-
-- random resized crop: torchvision's sampling (10 tries of scale and log-ratio, then a central
-  crop), resampled with ``roi_align``, which averages over each output pixel's footprint (an
-  antialiased resize, like the per-image path's ``antialias=True``);
-- colour jitter in a per-image random order, with a per-image hue rotation in HSV space;
-- grayscale with the ITU-R 601 luma; Gaussian blur with per-image sigma, one grouped convolution.
-"""
+"""The paper's augmentation for a whole batch at once, on the batch's device."""
 
 from __future__ import annotations
 
@@ -33,7 +21,14 @@ _LUMA = (0.2989, 0.587, 0.114)
 
 
 class BatchAugmentation:
-    """Apply the settings of a :class:`~mvmr.transforms.PaperAugmentation` to a batch (B, C, H, W)."""
+    """Apply the settings of a :class:`~mvmr.transforms.PaperAugmentation` to a batch (B, C, H, W).
+
+    Every image gets its own crop, flip, jitter factors and order, grayscale and blur sigma, with the
+    distributions of :meth:`PaperAugmentation.draw <mvmr.transforms.PaperAugmentation.draw>`, drawn in a few
+    tensor operations and applied without a Python loop over the images: the random resized crop is
+    resampled with ``roi_align`` (an antialiased resize: it averages over each output pixel's footprint),
+    the hue rotated in HSV space, the blur one grouped convolution.
+    """
 
     def __init__(self, augmentation: PaperAugmentation) -> None:
         self.aug = augmentation

@@ -1,23 +1,12 @@
 """Image classifiers as teachers: ``torchvision:<name>`` and ``timm:<name>``.
 
-The embedding is the pooled penultimate feature vector: the network with its final classifier
-layer removed (torchvision: the last ``nn.Linear`` is replaced by an identity and kept as the
-teacher's ``head``; timm: ``reset_classifier(0)``). Weights come from a local file (a state dict
-saved with ``torch.save`` or safetensors), loaded with ``strict=True`` into the *unmodified*
-architecture, so the file of a stock ImageNet checkpoint fits as it is.
-
-Preprocessing is the one the weights were evaluated with:
-
-- torchvision: the transforms of the weights enum entry (``tv_weights``, default ``"DEFAULT"``):
-  resize the shorter side to ``resize_size`` (e.g. 256), centre crop ``crop_size`` (224),
-  its interpolation (bilinear for the ResNets), ImageNet mean/std. Nothing is downloaded to read
-  these numbers.
-- timm: ``timm.data.resolve_data_config`` on the model's ``pretrained_cfg`` (input size,
-  interpolation, ``crop_pct``, mean/std; pick a tagged config with ``timm:<name>.<tag>``).
-
-A weights enum name (torchvision) or ``"hub"`` (timm) instead of a file runs the libraries' own
-download code, which uses their local cache; offline it fails with a message that says where to
-put the file.
+The embedding is the pooled penultimate feature vector: the network without its final classifier
+(kept as the teacher's ``head``). A local weight file (``torch.save`` state dict or safetensors) is
+loaded with ``strict=True`` into the *unmodified* architecture, so a stock ImageNet checkpoint fits.
+Preprocessing is the one the weights were evaluated with: the transforms of the torchvision weights
+enum entry (``tv_weights``, nothing downloaded to read them), or timm's ``resolve_data_config`` on the
+model's ``pretrained_cfg`` (pick a tagged config with ``timm:<name>.<tag>``). A weights enum name
+(torchvision) or ``"hub"`` (timm) instead of a file runs the libraries' own download code.
 """
 
 from __future__ import annotations
@@ -30,8 +19,8 @@ from torch import nn
 from mvmr.errors import ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (RANDOM_WEIGHTS, WeightsUnavailableError, import_optional,
-                                                  load_weights_file)
+from mvmr.representations.teachers.weights import (WeightsUnavailableError, import_optional, load_weights_file,
+                                                  random_weights)
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["build_torchvision_teacher", "build_timm_teacher", "replace_last_linear"]
@@ -41,11 +30,8 @@ TIMM_HUB = "hub"
 
 
 def replace_last_linear(model: nn.Module) -> tuple[nn.Linear, int]:
-    """Replace the last ``nn.Linear`` of ``model`` (in module order) by an identity.
-
-    Returns the removed layer and its input dimension (the embedding size). torchvision
-    classifiers all end with one linear layer applied to pooled, flattened features.
-    """
+    """Replace the last ``nn.Linear`` of ``model`` (in module order) by an identity; returns the removed layer
+    and its input dimension (the embedding size)."""
     last: tuple[str, nn.Linear] | None = None
     for qualified, module in model.named_modules():
         if isinstance(module, nn.Linear):
@@ -88,12 +74,9 @@ def build_torchvision_teacher(model_name: str, *, spec: str, weights: str | Path
     enum_entry = f"{type(entry).__name__}.{entry.name}"
     settings: dict[str, Any] = {"kind": "torchvision", "model": model_name, "tv_weights": entry.name}
     if weights is None:
-        if not allow_random:
-            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a "
-                              f"machine with internet from torchvision.models.{enum_entry}.get_state_dict()), "
-                              f"weights='{entry.name}' to use torchvision's cache/download, or allow_random=True "
-                              "(tests only)")
-        settings.update(RANDOM_WEIGHTS)
+        settings.update(random_weights(spec, allow_random, "weights=<local state-dict file> (e.g. saved on a machine "
+                                       f"with internet from torchvision.models.{enum_entry}.get_state_dict()), "
+                                       f"weights='{entry.name}' to use torchvision's cache/download"))
     elif _is_enum_name(enum, str(weights)):
         from mvmr.models.state_io import load_state_dict_strict
 
@@ -149,11 +132,8 @@ def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None
     if hub:
         settings["weights"] = {"timm_hub": model_name}
     elif weights is None:
-        if not allow_random:
-            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local state-dict file> (e.g. saved on a "
-                              f"machine with internet from {recipe}), weights='hub' to use timm's cache/download, or "
-                              "allow_random=True (tests only)")
-        settings.update(RANDOM_WEIGHTS)
+        settings.update(random_weights(spec, allow_random, "weights=<local state-dict file> (e.g. saved on a machine "
+                                       f"with internet from {recipe}), weights='hub' to use timm's cache/download"))
     else:
         hint = f"On a machine with internet: torch.save({recipe}, '<file>')."
         settings["weights"] = load_weights_file(model, weights, spec=spec, hint=hint)

