@@ -1,12 +1,8 @@
 """The feature cache: the deterministic representations of a dataset, computed once, read by index.
 
-- :func:`build_cache` / :func:`open_or_build`: the one way to make a cache, shared by every rank
-  of a run (:mod:`mvmr.cache.build`);
-- :class:`FeatureCache`: memory-mapped float16 rows by dataset index (:mod:`mvmr.cache.store`);
-- the on-disk format and how it is compared with a configuration (:mod:`mvmr.cache.manifest`);
-- the checks of every file's size and every chunk of rows against the build's checksums
-  (:mod:`mvmr.cache.integrity`), and how the build writes the files so that a full disk is a
-  clear error (:mod:`mvmr.cache.writing`).
+:func:`build_cache` / :func:`open_or_build` make one, shared by every rank (:mod:`mvmr.cache.build`);
+:class:`FeatureCache` reads memory-mapped float16 rows (:mod:`mvmr.cache.store`); the format is
+:mod:`mvmr.cache.manifest`, its checksums :mod:`mvmr.cache.integrity`, its writes :mod:`mvmr.cache.writing`.
 """
 
 from mvmr.cache.build import build_cache, open_or_build

@@ -1,36 +1,24 @@
 """Building a feature cache: the one way, shared by every rank of a run.
 
-For a fixed dataset and image size the deterministic representations of the clean view never
-change, so recomputing them every step (ScatNet: ~140k values per image at 96 px) wastes time.
-:func:`build_cache` computes them once and stores them (see :mod:`mvmr.cache.manifest`):
+The deterministic representations of the clean view never change for a fixed dataset and image
+size, so :func:`build_cache` computes them once (format: :mod:`mvmr.cache.manifest`):
 
-1. rank 0 fingerprints the dataset, checks what is at ``root`` and creates the temporary folder
-   ``<root>.tmp-<pid>`` with one preallocated ``.npy`` file per representation;
-2. every rank computes its contiguous share of the rows (``N / world_size`` each) into those files;
-3. when all ranks report success, rank 0 writes the manifest (last) and renames the folder to
-   ``root`` in one atomic step, while the others wait;
-4. every rank opens the finished cache.
+1. rank 0 fingerprints the dataset, checks ``root`` and creates ``<root>.tmp-<pid>`` with one
+   preallocated ``.npy`` file per representation;
+2. every rank computes its contiguous share of the rows (``N / world_size``) into those files;
+3. when all ranks succeeded, rank 0 writes the manifest (last) and renames the folder to ``root``
+   in one atomic step; every rank then opens the finished cache.
 
-No rank ever reads a half-built cache: ``root`` appears complete or not at all. A build that
-dies leaves only a ``.tmp-<pid>`` folder, removed by the next build. Under several processes
-the folder must be on a filesystem every rank sees (a shared filesystem, or one node); the build
-says so when a rank cannot see it. With one process the same code runs with a trivial group.
+``root`` appears complete or not at all; a build that dies leaves a ``.tmp-<pid>`` folder that the
+next build removes. Under several processes the folder must be on a filesystem every rank sees.
 
-**Integrity.** Each rank checksums the chunks of rows it wrote; rank 0 adds the chunks that
-straddle two ranks and records every file's size, header checksum and chunk checksums in the
-manifest (:mod:`mvmr.cache.integrity`). :func:`open_or_build` rebuilds a cache whose files fail
-the checks made at opening (wrong size, damaged header); a damaged chunk found later, when its
-rows are read, stops the reader with a message to rebuild.
-
-**A full disk.** The space of every file is checked before any row is computed and reserved
-(``posix_fallocate``) where the file system supports it; rows are written with ``os.pwrite``. A
-full disk at any point raises :class:`~mvmr.errors.DiskFullError` naming the folder, the bytes
-needed and the bytes free, after the temporary folder is removed; a cache already at ``root``
-stays as it was.
-
-**Projection.** With ``project_dim``, each representation with more than ``project_dim``
-dimensions is compressed by a :class:`~mvmr.representations.projection.RandomProjection` seeded
-by ``(seed, name)``: the same matrix on every rank, and the same one the live path applies.
+Each rank checksums the chunks of rows it wrote; rank 0 adds the chunks straddling two ranks and
+records every file's size, header and chunk checksums (:mod:`mvmr.cache.integrity`). The space of
+every file is checked and reserved before any row is computed, and rows are written with
+``os.pwrite`` (:mod:`mvmr.cache.writing`), so a full disk raises :class:`~mvmr.errors.DiskFullError`
+after the temporary folder is removed. With ``project_dim``, wider representations are compressed
+by a :class:`~mvmr.representations.projection.RandomProjection` seeded by ``(seed, name)``, the same
+on every rank and on the live path.
 """
 
 from __future__ import annotations
@@ -63,6 +51,9 @@ from mvmr.utils.distributed import ProcessGroup, current_group, first_error
 __all__ = ["build_cache", "open_or_build"]
 
 Representations = Sequence[Representation] | Mapping[str, Representation]
+#: Raw rows of a projection too large to keep in memory are buffered up to about this size, so that
+#: its matrix is regenerated once per buffer, not per batch.
+_PROJECTION_BUFFER_BYTES = 256 * 2**20
 
 
 def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
@@ -70,14 +61,11 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
                   check_all: bool = False, group: ProcessGroup | None = None, **build_options: Any) -> FeatureCache:
     """Open the cache at ``root`` when it matches the data and settings; build it when missing or incomplete.
 
-    Rank 0 alone fingerprints the dataset and checks the cache (a large dataset is checked once,
-    not on every rank); the others follow its verdict. A complete cache built for another
-    configuration or dataset raises :class:`~mvmr.cache.manifest.CacheMismatchError` naming the
-    field, unless ``rebuild=True``, which replaces it. A cache whose files fail the checks made at
-    opening (:class:`~mvmr.cache.integrity.CorruptCacheError`: a file cut short or extended, a
-    damaged header) is rebuilt, with a warning that says why; with ``check_all=True`` every chunk
-    of rows is checked too (a full read of the cache, as ``mvmr cache`` does), and a damaged chunk
-    also makes it rebuild. ``build_options`` go to :func:`build_cache`.
+    Rank 0 alone fingerprints the dataset and checks the cache; the others follow its verdict. A
+    cache built for another configuration raises :class:`~mvmr.cache.manifest.CacheMismatchError`
+    naming the field, unless ``rebuild=True`` replaces it. A cache failing the opening checks
+    (:class:`~mvmr.cache.integrity.CorruptCacheError`), or with ``check_all=True`` any chunk check
+    (a full read), is rebuilt with a warning. ``build_options`` go to :func:`build_cache`.
     """
     root, group = Path(root), group or current_group()
     settings = dict(image_size=image_size, project_dim=project_dim, seed=seed)
@@ -108,8 +96,7 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
 
 
 def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
-    """Open the cache rank 0 checked on every rank, and make sure all of them see the same one (a
-    shared filesystem, or the same finished folder copied to every node)."""
+    """Open the cache rank 0 checked on every rank, making sure all of them see the same one."""
     cache, error = None, None
     try:
         cache = FeatureCache.open(root)
@@ -131,27 +118,21 @@ def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
 def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
                 project_dim: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int = 0,
                 device: torch.device | str = "cpu", fingerprint: str | None = None, progress: bool = True,
-                overwrite: bool = False, projection_buffer_mb: int = 256,
-                group: ProcessGroup | None = None) -> FeatureCache:
+                overwrite: bool = False, group: ProcessGroup | None = None) -> FeatureCache:
     """Compute every representation of every dataset item once, sharing the rows among the ranks.
 
     Args:
         root: the cache folder (created; its parent must be writable).
-        dataset: map-style dataset; ``dataset[i]`` is an image tensor ``(C, H, W)`` in [0, 1] or a
-            tuple whose first element is one (the rest is ignored): the clean images.
-        representations: deterministic representations, as a sequence (keyed by ``rep.name``) or a
-            mapping ``{name: rep}``. Non-deterministic ones are refused.
-        image_size: the images' ``H == W`` (recorded and checked).
-        project_dim: if set, project representations with more dimensions to this many.
-        seed: projection seed (combined with each representation name).
-        batch_size, num_workers: DataLoader settings for reading each rank's share.
-        device: where the representations run on this rank.
-        fingerprint: dataset identity; default ``dataset.fingerprint()`` (or a sampled hash).
-        progress: a progress bar (rank 0, its share).
+        dataset: the clean images: ``dataset[i]`` is a ``(C, H, W)`` tensor in [0, 1], or a tuple
+            starting with one; ``H == W == image_size``.
+        representations: deterministic representations, a sequence (keyed by ``rep.name``) or a
+            mapping ``{name: rep}``.
+        project_dim, seed: project wider representations to ``project_dim`` dimensions, with a
+            matrix seeded by ``(seed, name)``.
+        batch_size, num_workers, device, progress: how this rank computes its share.
+        fingerprint: dataset identity; default :func:`~mvmr.cache.manifest.dataset_fingerprint`.
         overwrite: replace an existing complete cache (an incomplete one, or an empty folder, is
             always replaced; a folder that is not a cache never is).
-        projection_buffer_mb: for projections too large to keep in memory, raw rows are buffered
-            up to about this size, so the matrix is regenerated once per buffer, not per batch.
         group: the ranks that share the work (default: ``torch.distributed``'s, or this process).
     """
     root, group = Path(root), group or current_group()
@@ -205,7 +186,7 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
                              f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
         _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
               num_workers=num_workers, device=torch.device(device), progress=progress and group.is_main,
-              buffer_bytes=projection_buffer_mb * 2**20, label="" if not group.distributed else f" (rank 0 of {group.world_size})")
+              label="" if not group.distributed else f" (rank 0 of {group.world_size})")
         checksums = {e["file"]: rank_checksums(tmp / e["file"], start, stop) for e in entries}
     except Exception as err:
         error = err
@@ -247,14 +228,12 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
 
 
 def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple[str, Representation]],
-          entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int, device: torch.device,
-          progress: bool, buffer_bytes: int, label: str) -> None:
+          entries: list[dict[str, Any]], start: int, stop: int, **options: Any) -> None:
     """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``
     (the temporary folder of the cache ``root``, of ``needed`` bytes in all: for messages)."""
     files = {e["name"]: RowFile(folder / e["file"], root / e["file"], needed) for e in entries}
     try:
-        _fill_rows(files, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
-                   num_workers=num_workers, device=device, progress=progress, buffer_bytes=buffer_bytes, label=label)
+        _fill_rows(files, dataset, pairs, entries, start, stop, **options)
         for f in files.values():
             f.sync()
     finally:
@@ -264,7 +243,7 @@ def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple
 
 def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, Representation]],
                entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int,
-               device: torch.device, progress: bool, buffer_bytes: int, label: str) -> None:
+               device: torch.device, progress: bool, label: str) -> None:
     from tqdm.auto import tqdm
 
     projections: dict[str, RandomProjection] = {}
@@ -276,7 +255,7 @@ def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, R
         if entry["projection"] is not None:
             projections[name] = proj = RandomProjection(entry["raw_dim"], entry["dim"], seed, key=name)
             buffers[name], written[name] = [], start
-            limit[name] = 1 if proj.materialize else max(1, buffer_bytes // (4 * entry["raw_dim"]))
+            limit[name] = 1 if proj.materialize else max(1, _PROJECTION_BUFFER_BYTES // (4 * entry["raw_dim"]))
 
     def write(name: str, row: int, values: torch.Tensor) -> None:
         if not torch.isfinite(values).all():

@@ -1,24 +1,13 @@
 """Integrity of the feature cache files: sizes, header checksums and per-chunk checksums of the rows.
 
-A cache file can be cut short (a copy that stopped, a full disk), grow (a copy appended to), or
-have bytes flipped (a bad disk or network transfer). The build records, for every ``.npy`` file,
-in the manifest's ``integrity`` entry:
-
-- ``bytes``: the file's size, checked when the cache is opened (one ``stat``);
-- ``header_crc32``: the CRC-32 of the ``.npy`` header, checked when the file is opened;
-- ``rows_per_chunk`` and ``crc32``: the CRC-32 of every chunk of ``rows_per_chunk`` consecutive
-  rows (about :data:`CHUNK_BYTES` each). A chunk is checked the first time this process reads a
-  row of it, then remembered, so a cache is read through once per process and every later read
-  costs an index lookup.
-
-CRC-32 (:func:`zlib.crc32`) detects every error burst of up to 32 bits and any other corruption
-with probability 1 - 2^-32; it runs at several GB/s. It guards against accidents, not tampering.
-A failed check raises :class:`CorruptCacheError` naming the file and the chunk; a cache is never
-read past one.
-
-Each rank of a sharded build checksums the chunks that lie wholly inside its own rows
-(:func:`shard_checksums`); rank 0 adds the few chunks that straddle two ranks and commits them
-(:func:`integrity_entry`).
+A file can be cut short, grow or have bytes flipped. The build records in the manifest's
+``integrity`` entry of every ``.npy`` file its ``bytes`` (checked at opening), the ``header_crc32``
+(checked at opening) and the CRC-32 of every chunk of ``rows_per_chunk`` rows (about
+:data:`CHUNK_BYTES`), checked the first time this process reads a row of it. CRC-32 catches every
+burst of up to 32 bits and other damage with probability 1 - 2^-32 (accidents, not tampering). A
+failed check raises :class:`CorruptCacheError` naming the file and chunk. Each rank of a sharded
+build checksums the chunks wholly inside its rows (:func:`shard_checksums`); rank 0 adds those that
+straddle two ranks (:func:`integrity_entry`).
 """
 
 from __future__ import annotations
@@ -65,15 +54,8 @@ def shard_checksums(array: np.ndarray, start: int, stop: int, rows: int) -> dict
     """``{chunk: crc32}`` of the chunks lying wholly inside rows ``[start, stop)`` (the last, partial
     chunk of the array counts as whole)."""
     n = array.shape[0]
-    first = chunk_count(start, rows)  # the first chunk starting at or after start
-    out = {}
-    for chunk in range(first, chunk_count(n, rows)):
-        lo, hi = chunk * rows, min(n, (chunk + 1) * rows)
-        if hi > stop:
-            break
-        if lo >= start:
-            out[chunk] = chunk_checksum(array, chunk, rows)
-    return out
+    end = chunk_count(n, rows) if stop >= n else stop // rows  # the chunks ending at or before stop
+    return {chunk: chunk_checksum(array, chunk, rows) for chunk in range(chunk_count(start, rows), end)}
 
 
 def header_checksum(path: str | os.PathLike[str], offset: int) -> int:
@@ -111,13 +93,8 @@ def check_file(path: Path, entry: Mapping[str, Any], *, header: bool = True) -> 
 
 
 class ChunkVerifier:
-    """Checks the chunks of one cache file lazily: each one the first time a row of it is read.
-
-    Args:
-        path: the file (for messages).
-        array: its ``(N, D)`` memory map.
-        entry: its manifest integrity record (``rows_per_chunk``, ``crc32``).
-    """
+    """Checks the chunks of one cache file (``array``, its ``(N, D)`` memory map) lazily, each the
+    first time a row of it is read, against ``entry``, its manifest integrity record."""
 
     def __init__(self, path: Path, array: np.ndarray, entry: Mapping[str, Any]) -> None:
         self.path, self.array = path, array
@@ -130,11 +107,8 @@ class ChunkVerifier:
 
     def check_rows(self, rows: np.ndarray) -> None:
         """Verify the chunks holding ``rows`` (sorted, unique row numbers) that are not verified yet."""
-        if rows.size == 0:
-            return
-        chunks = rows // self.rows
-        todo = chunks[~self.verified[chunks]]
-        for chunk in np.unique(todo) if todo.size else ():
+        chunks = np.unique(rows // self.rows)
+        for chunk in chunks[~self.verified[chunks]]:
             self.check_chunk(int(chunk))
 
     def check_chunk(self, chunk: int) -> None:

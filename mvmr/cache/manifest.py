@@ -1,28 +1,14 @@
-"""The on-disk format of a feature cache: its manifest, and how a manifest is compared with a configuration.
+"""The on-disk format of a feature cache, and how its manifest is compared with a configuration.
 
-``root/``
-    ``manifest.json``
-        written last; describes the cache (below). A directory without a valid manifest is an
-        incomplete cache and is never read.
-    ``.mvmr-feature-cache``
-        marker written first, so that an incomplete cache can be told apart from an unrelated
-        directory (which is never deleted).
-    ``<k>-<name>.npy``
-        one ``(N, D_k)`` float16 ``.npy`` file per representation; row ``i`` holds the features
-        of ``dataset[i]``.
-
-The manifest records the format version; for each representation its name, class, settings
-(``rep.config()`` when the representation has such a method returning a JSON-serialisable dict,
-otherwise ``repr(rep)``), its dimension before (``raw_dim``) and after (``dim``) projection and
-the projection parameters; the dataset fingerprint, the image size and shape, ``N``,
-``project_dim``, the projection seed, the dtype, which rank computed which rows (``shards``) and
-the PyTorch version (information only); and (since format version 2) the ``integrity`` of every
-file: its size, its header's checksum and the CRC-32 of every chunk of rows (see
-:mod:`mvmr.cache.integrity`), checked when the cache is opened and when a row is read.
-
-**float16.** Values are stored as float16 (relative precision ~5e-4). A value that is not finite
-or beyond the float16 range (|x| > 65504) makes the build fail naming the representation; values
-are never silently clipped or rescaled.
+``root/`` holds ``.mvmr-feature-cache`` (a marker written first, telling an incomplete cache from an
+unrelated folder, which is never deleted), one ``(N, D_k)`` float16 ``<k>-<name>.npy`` per
+representation (row ``i``: ``dataset[i]``) and ``manifest.json``, written last: without a valid one
+the cache is incomplete and never read. The manifest records the format version; per representation
+its name, class, settings (``rep.config()`` if JSON-serialisable, else ``repr(rep)``), ``raw_dim``,
+``dim`` and projection; the dataset fingerprint, image size and shape, ``N``, ``project_dim``, seed,
+dtype, the rows of each rank (``shards``), the PyTorch version, and (version 2) every file's
+``integrity`` (:mod:`mvmr.cache.integrity`). A value that is not finite or beyond the float16 range
+makes the build fail naming the representation: values are never clipped or rescaled.
 """
 
 from __future__ import annotations
@@ -79,12 +65,9 @@ def item_image(item: Any) -> torch.Tensor:
 
 
 def dataset_fingerprint(dataset: Any, *, samples: int = 8) -> str:
-    """A fingerprint of ``dataset``: ``dataset.fingerprint()`` when it has one, else a hash.
-
-    The fallback hashes the class name, ``len(dataset)`` and the image bytes of ``samples``
-    evenly spaced items (first and last included). It detects a different or resized dataset,
-    not a change to an unsampled item: datasets should provide ``fingerprint()``.
-    """
+    """``dataset.fingerprint()`` when it has one, else a hash of the class name, the length and the
+    images of ``samples`` evenly spaced items: it detects a different or resized dataset, not a
+    change to an unsampled item."""
     method = getattr(dataset, "fingerprint", None)
     if callable(method):
         return str(method())
@@ -205,16 +188,14 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-_EXPECT_KEYS = {"n", "dataset_fingerprint", "fingerprint", "image_size", "project_dim", "seed", "dtype", "representations"}
+_EXPECT_KEYS = {"n", "dataset_fingerprint", "image_size", "project_dim", "seed", "dtype", "representations"}
 
 
 def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
     """Raise :class:`CacheMismatchError` naming the first field where ``expect`` differs from ``manifest``.
 
-    Keys of ``expect`` (all optional): ``n``, ``dataset_fingerprint`` (or ``fingerprint``),
-    ``image_size``, ``project_dim``, ``seed`` (checked only when ``project_dim`` is set), ``dtype``
-    and ``representations`` (manifest entries as made by :func:`expected_manifest`, or
-    representations as a sequence/mapping; compared by name, class, config, raw_dim, dim).
+    ``expect`` may hold any of :data:`_EXPECT_KEYS` (``seed`` is checked only with a ``project_dim``);
+    its ``representations`` are manifest entries, as :func:`expected_manifest` makes them.
     """
     def differ(field: str, cached: Any, current: Any) -> CacheMismatchError:
         return CacheMismatchError(
@@ -225,21 +206,15 @@ def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str,
     unknown = set(expect) - _EXPECT_KEYS
     if unknown:
         raise ValueError(f"unknown cache expectation keys {sorted(unknown)}; known: {sorted(_EXPECT_KEYS)}")
-    for key in ("dataset_fingerprint", "fingerprint", "image_size", "n", "project_dim", "dtype"):
-        field = "dataset_fingerprint" if key == "fingerprint" else key
-        if key in expect and manifest.get(field) != expect[key]:
-            raise differ(field, manifest.get(field), expect[key])
+    for key in ("dataset_fingerprint", "image_size", "n", "project_dim", "dtype"):
+        if key in expect and manifest.get(key) != expect[key]:
+            raise differ(key, manifest.get(key), expect[key])
     if "seed" in expect and manifest.get("project_dim") is not None and manifest.get("seed") != expect["seed"]:
         raise differ("seed", manifest.get("seed"), expect["seed"])
     if "representations" not in expect:
         return
-    current = expect["representations"]
-    if isinstance(current, Mapping) or (isinstance(current, Sequence) and current and isinstance(current[0], Representation)):
-        shape = tuple(manifest["image_shape"])
-        current = [manifest_entry(i, name, rep, shape, manifest.get("project_dim"), manifest.get("seed", 0))
-                   for i, (name, rep) in enumerate(named_representations(current))]
     cached_by_name = {r["name"]: r for r in manifest["representations"]}
-    current_by_name = {r["name"]: r for r in current}
+    current_by_name = {r["name"]: r for r in expect["representations"]}
     if set(current_by_name) != set(cached_by_name):
         raise differ("representations", sorted(cached_by_name), sorted(current_by_name))
     for name, entry in current_by_name.items():

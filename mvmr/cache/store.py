@@ -1,13 +1,9 @@
 """Reading a feature cache: memory-mapped float16 rows by dataset index.
 
-:class:`FeatureCache` is read-only; :func:`mvmr.cache.build_cache` makes one. A cache pickles as
-its path and manifest and reopens its memory maps lazily in each process, so DataLoader workers
-can read it too.
-
-Every read is checked (:mod:`mvmr.cache.integrity`): opening a file checks its size and header,
-and the first read of a row checks the whole chunk of rows around it against the checksum the
-build recorded. A damaged file raises :class:`~mvmr.cache.integrity.CorruptCacheError`, naming the
-file and the chunk; no row of a damaged chunk is ever returned.
+A :class:`FeatureCache` pickles as its path and manifest and reopens its memory maps lazily in each
+process, so DataLoader workers can read it. Every read is checked (:mod:`mvmr.cache.integrity`):
+a damaged file raises :class:`~mvmr.cache.integrity.CorruptCacheError` and no row of a damaged
+chunk is ever returned.
 """
 
 from __future__ import annotations
@@ -27,12 +23,8 @@ __all__ = ["FeatureCache", "CachedDataset"]
 
 
 class FeatureCache:
-    """Read-only, memory-mapped features of a dataset's deterministic representations.
-
-    Open with :meth:`open`. ``cache.get(indices)`` returns ``{name: float32 tensor (B, D_k)}``;
-    ``cache.names``, ``cache.dims`` (after projection), ``cache.raw_dims`` (before), ``len(cache)``
-    (= N) and ``cache.manifest`` describe it.
-    """
+    """Read-only, memory-mapped features of a dataset's deterministic representations: open with
+    :meth:`open`; ``cache.get(indices)`` returns ``{name: float32 tensor (B, D_k)}``."""
 
     def __init__(self, root: str | os.PathLike[str], manifest: Mapping[str, Any], *, verify: bool = True) -> None:
         """Wrap an already validated cache; use :meth:`open` instead."""
@@ -47,31 +39,22 @@ class FeatureCache:
     @classmethod
     def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
              verify: bool = True) -> "FeatureCache":
-        """Open a complete cache; with ``expect`` (see :func:`~mvmr.cache.manifest.expected_manifest`),
-        refuse one that does not match.
+        """Open a complete cache; with ``expect`` (:func:`~mvmr.cache.manifest.expected_manifest`),
+        refuse one that does not match, naming the field (:class:`CacheMismatchError`).
 
-        Every file's size and header are checked now, each chunk of rows when it is first read.
-        ``verify=False`` skips the header and chunk checksums (sizes are still checked): for
-        measuring what the checks cost, not for training.
-
-        Raises FileNotFoundError (missing), :class:`IncompleteCacheError` (interrupted build),
-        :class:`CacheMismatchError` (other configuration or data, or another format version; names
-        the field), :class:`~mvmr.cache.integrity.CorruptCacheError` (a file of the wrong size or
-        with a damaged header).
+        Every file's size and header are checked now (:class:`~mvmr.cache.integrity.CorruptCacheError`),
+        each chunk of rows when it is first read. ``verify=False`` skips the checksums (sizes are
+        still checked): for measuring what the checks cost, not for training. A missing cache raises
+        FileNotFoundError, an interrupted build :class:`IncompleteCacheError`.
         """
         root = Path(root)
         cache = cls(root, read_manifest(root), verify=verify)
         if expect is not None:
-            cache.check(expect)
+            check_manifest(root, cache.manifest, expect)
         for name in cache.names:
             cache.array(name)  # every file present, with its size, header, shape and dtype
         return cache
 
-    def check(self, expect: Mapping[str, Any]) -> None:
-        """Raise :class:`CacheMismatchError` naming the first field where ``expect`` differs."""
-        check_manifest(self.root, self.manifest, expect)
-
-    # -- description ------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
         """Representation names, in build order."""
@@ -105,7 +88,6 @@ class FeatureCache:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["root"], state["manifest"], verify=state.get("verify", True))  # type: ignore[misc]
 
-    # -- reading ----------------------------------------------------------------------
     def array(self, name: str) -> np.ndarray:
         """The read-only ``(N, D_k)`` float16 memory map of one representation."""
         if self._pid != os.getpid():  # a forked worker: its own memory maps, its own checks
@@ -136,10 +118,8 @@ class FeatureCache:
         return arr
 
     def verify_all(self, names: Sequence[str] | None = None) -> None:
-        """Check every chunk of every file now (a full read of the cache) instead of on first read.
-
-        Raises :class:`~mvmr.cache.integrity.CorruptCacheError` at the first damaged chunk.
-        """
+        """Check every chunk of every file now (a full read), raising
+        :class:`~mvmr.cache.integrity.CorruptCacheError` at the first damaged one."""
         for name in names if names is not None else self.names:
             self.array(name)
             verifier = self._verifiers.get(name)
@@ -185,11 +165,8 @@ class FeatureCache:
 
 
 class CachedDataset(Dataset):
-    """``dataset`` whose items get the cached features appended: ``(*item, {name: (D_k,)})``.
-
-    Moves the cache reads into DataLoader workers; the default collate turns the dicts into
-    ``{name: (B, D_k)}``.
-    """
+    """``dataset`` whose items get the cached features appended: ``(*item, {name: (D_k,)})``, so that
+    DataLoader workers read the cache (the default collate makes ``{name: (B, D_k)}``)."""
 
     def __init__(self, dataset: Any, cache: FeatureCache) -> None:
         if len(dataset) != len(cache):

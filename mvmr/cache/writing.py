@@ -1,18 +1,19 @@
-"""Writing the files of a feature cache: their size, their space reserved up front, rows written with
-``os.pwrite``, and the checksums of the rows one rank wrote.
+"""Writing the files of a feature cache: space reserved up front, rows written with ``os.pwrite``,
+and the checksums of the rows one rank wrote.
 
-A memory map is the natural way to fill a preallocated ``.npy`` file, but on a full disk a write
-through a memory map is a SIGBUS that kills the process with no message. :class:`RowFile` writes
-rows with ``os.pwrite`` instead, so that a full disk is an ``OSError`` that becomes a
-:class:`~mvmr.errors.DiskFullError`; :func:`reserve` allocates the blocks of every file before any
-row is computed where the file system supports ``posix_fallocate``.
+Rows are not written through a memory map, where a full disk is a SIGBUS that kills the process
+with no message: with ``os.pwrite`` it is an ``OSError`` that becomes a
+:class:`~mvmr.errors.DiskFullError`. :func:`reserve` allocates every file's blocks before any row
+is computed where the file system supports ``posix_fallocate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -24,9 +25,8 @@ __all__ = ["RowFile", "npy_bytes", "reserve", "rank_checksums"]
 
 
 class RowFile:
-    """A preallocated ``.npy`` file of a cache, written row by row with ``os.pwrite`` (so that a full
-    disk is an OSError, never the SIGBUS a memory map gets) and turned into a DiskFullError that
-    names the file's final path ``final`` and the ``needed`` bytes of the whole cache."""
+    """A preallocated ``.npy`` file of a cache, written row by row; a full disk is a DiskFullError
+    naming the file's final path ``final`` and the ``needed`` bytes of the whole cache."""
 
     def __init__(self, path: Path, final: Path, needed: int) -> None:
         array = np.load(path, mmap_mode="r")
@@ -35,11 +35,20 @@ class RowFile:
         self.final, self.needed = final, needed
         self.fd = os.open(path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
 
+    @contextlib.contextmanager
+    def _disk_full_reported(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(self.final, needed=self.needed, cause=err, what="feature cache file") from err
+            raise
+
     def write_rows(self, row: int, values: np.ndarray) -> None:
         """Write ``values`` (float16 rows) as rows ``row, row + 1, ...`` of the file."""
         data = memoryview(np.ascontiguousarray(values)).cast("B")
         position = self.offset + row * self.row_bytes
-        try:
+        with self._disk_full_reported():
             while data:
                 if hasattr(os, "pwrite"):
                     n = os.pwrite(self.fd, data, position)
@@ -47,19 +56,11 @@ class RowFile:
                     os.lseek(self.fd, position, os.SEEK_SET)
                     n = os.write(self.fd, data)
                 data, position = data[n:], position + n
-        except OSError as err:
-            if is_disk_full(err):
-                raise disk_full_error(self.final, needed=self.needed, cause=err, what="feature cache file") from err
-            raise
 
     def sync(self) -> None:
         """``fsync`` the rows written (a full disk can be reported only now, on some file systems)."""
-        try:
+        with self._disk_full_reported():
             os.fsync(self.fd)
-        except OSError as err:
-            if is_disk_full(err):
-                raise disk_full_error(self.final, needed=self.needed, cause=err, what="feature cache file") from err
-            raise
 
     def close(self) -> None:
         """Close the file descriptor."""

@@ -1,20 +1,11 @@
 """Distance covariance and distance correlation (Szekely et al., 2007) for batches of any shape.
 
-These are the paper's eqs. (2), (3) and appendix A (eqs. 11-14). ``x`` and ``y`` hold the same
-``B`` samples as rows and may have different feature dimensions (8192 against 140,000 is normal).
-
-Numerics, chosen for training and tested:
-
-- Work is done in float32 (float64 stays float64), with autocast switched off, so the
-  functions are safe to call inside an fp16/bf16 autocast region.
-- Memory is O(B^2 + B*D): distances come from one Gram matrix of the rows, never from a
-  (B, B, D) difference tensor. The rows are centred first only when their offset would cost
-  precision (a mean far from 0 next to their spread), which real inputs rarely have.
-- Gradients are finite everywhere: a zero distance (the diagonal, or two identical samples) has
-  gradient 0 instead of the 1/sqrt(0) of a naive square root, and a constant input gives
-  dCor = 0 with a zero gradient instead of 0/0.
-- NaN or inf in the input raises ``ValueError`` naming the tensor (it would otherwise
-  silently poison every entry of the distance matrix). The check costs O(B), not O(B*D).
+The paper's eqs. (2), (3) and appendix A (eqs. 11-14). ``x`` and ``y`` hold the same ``B`` samples
+as rows, of any feature dimensions. Work is in float32 (float64 stays float64) with autocast off.
+Memory is O(B^2 + B*D): distances come from one Gram matrix, the rows centred first only when their
+offset would cost precision. Gradients are finite everywhere (0 at a zero distance; a constant
+input gives dCor = 0 with a zero gradient). NaN or inf in the input raises ``ValueError`` naming
+the tensor (an O(B) check).
 """
 
 from __future__ import annotations
@@ -45,22 +36,17 @@ def _safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
 
 
-#: Skip the batch-centring pass when the rows' offset is small next to their spread: with
-#: rho = mean |x_i|^2 / mean |x_i - mean|^2 <= 16, the distances d_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j
-#: lose at most 4 bits to cancellation (float32: ~1e-6 relative). Real inputs mostly sit below it
-#: (pixels ~4, ScatNet ~4, HOG ~2, a projector's output ~1.5); for an input above it (a ReLU
-#: network's pooled features ~16, or 1000 + noise) the Gram matrix is computed again from centred
-#: rows. (At 64, the 2-process DDP test's weights drifted 1.6e-5 from one process after four
-#: LARS steps: rounding noise, but a tolerance we keep.)
+#: Skip the batch-centring pass when rho = mean |x_i|^2 / mean |x_i - mean|^2 <= 16: the distances
+#: d_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j then lose at most 4 bits to cancellation. Real inputs mostly
+#: sit below it (pixels, ScatNet ~4, HOG ~2, projector outputs ~1.5); above it (pooled ReLU features
+#: ~16, 1000 + noise) the Gram matrix is recomputed from centred rows. (At 64 the 2-process DDP
+#: test drifted 1.6e-5 from one process after four LARS steps.)
 _MAX_OFFSET_RATIO = 16.0
 
 
 def _badly_offset(gram: Tensor) -> Tensor:
-    """rho > _MAX_OFFSET_RATIO, from the Gram matrix alone (O(B^2), a 0-dim bool tensor).
-
-    The spread comes from a subtraction that itself cancels, so a badly offset batch shows up
-    as a tiny or non-positive spread: both read as "badly offset", the answer that matters.
-    """
+    """rho > _MAX_OFFSET_RATIO from the Gram matrix alone (a 0-dim bool tensor); a spread that
+    cancels to tiny or non-positive also reads as "badly offset", the answer that matters."""
     mean_sq = gram.diagonal().mean()
     spread = mean_sq - gram.mean()  # mean_i |x_i - mu|^2 = mean_i |x_i|^2 - |mu|^2
     return spread * _MAX_OFFSET_RATIO < mean_sq
@@ -83,11 +69,8 @@ def _gram(x: Tensor) -> Tensor:
 
 
 def _distances(x: Tensor, name: str) -> Tensor:
-    """Euclidean distance matrix (B, B) of the rows of x, from one Gram matrix.
-
-    Distances are translation invariant, so the rows are centred (one more pass over x and one
-    more Gram matrix) only when the offset check says the plain Gram matrix lost precision.
-    """
+    """Euclidean distance matrix (B, B) of the rows of x, from one Gram matrix (from centred rows
+    only when the offset check says the plain one lost precision)."""
     gram = _gram(x)
     sq_norms = gram.diagonal()
     # NaN/inf anywhere in a row reaches its squared norm, hence their sum: an O(B) check.
@@ -109,13 +92,9 @@ def _double_centre(m: Tensor) -> Tensor:
 
 
 def _distance_backward(x: Tensor, d: Tensor, grad_sym: Tensor) -> Tensor:
-    """Gradient wrt x of <G, D(x)> given grad_sym = G + G^T.
-
-    With W = grad_sym / d, and W = 0 where d = 0 (the subgradient 0 at coincident points,
-    instead of the 1/sqrt(0) of autograd's sqrt), grad_x_i = sum_j W_ij (x_i - x_j): the graph
-    Laplacian (diag(W 1) - W) applied to x, one (B, B) x (B, D) matmul. It needs x itself, not
-    the centred rows: the Laplacian's rows sum to 0.
-    """
+    """Gradient wrt x of <G, D(x)> given grad_sym = G + G^T: with W = grad_sym / d (0 where d = 0,
+    the subgradient at coincident points), grad_x_i = sum_j W_ij (x_i - x_j), i.e. the graph
+    Laplacian (diag(W 1) - W) applied to x in one matmul."""
     w = grad_sym.div_(d).masked_fill_(d <= 0, 0.0)  # grad_sym is ours to overwrite
     degree = w.sum(dim=1)
     laplacian = w.neg_()
@@ -124,12 +103,8 @@ def _distance_backward(x: Tensor, d: Tensor, grad_sym: Tensor) -> Tensor:
 
 
 class _Distances(torch.autograd.Function):
-    """x (B, D) -> its distance matrix D(x), or A = J D(x) J (eq. 3) with ``centre=True``: one node
-    in the graph instead of a dozen.
-
-    Backward: for A, dL/dD = J (dL/dA) J first; then the distance backward above. The (B, B) work
-    is a few passes, the (B, D) work one matmul.
-    """
+    """x (B, D) -> its distance matrix D(x), or A = J D(x) J (eq. 3) with ``centre=True``, as one
+    graph node; backward: for A, dL/dD = J (dL/dA) J, then :func:`_distance_backward`."""
 
     @staticmethod
     def forward(ctx, x: Tensor, name: str, centre: bool) -> Tensor:  # type: ignore[override]
@@ -148,11 +123,8 @@ class _Distances(torch.autograd.Function):
 
 
 def pairwise_distances(x: Tensor, *, name: str = "x") -> Tensor:
-    """Euclidean distance matrix (B, B) between the rows of ``x`` (B, D), gradient-safe at 0.
-
-    Raises ValueError naming ``name`` if a row holds NaN or inf (checked in O(B) on the Gram
-    diagonal, which any non-finite entry reaches).
-    """
+    """Euclidean distance matrix (B, B) between the rows of ``x`` (B, D), gradient-safe at 0; raises
+    ValueError naming ``name`` if a row holds NaN or inf."""
     return _Distances.apply(x, name, False)
 
 
@@ -172,11 +144,9 @@ def _dcov_sq(a: Tensor, b: Tensor) -> Tensor:
 class _CorrelationOfCentred(torch.autograd.Function):
     """R^2 = <A, B> / sqrt(<A, A> <B, B>) of two double-centred matrices (means over B^2 entries).
 
-    One graph node with an analytic backward: dR^2/dA = (B / s - R^2 A / <A, A>) / B^2 with
-    s = sqrt(<A, A> <B, B>). A precomputed ``<A, A>`` (shared by several terms) comes in as an
-    input and gets its own gradient, -R^2 / (2 <A, A>), which flows back through A from there.
-    Where s = 0 (a constant input) R^2 is 0 with a zero gradient; the value is clamped to [0, 1]
-    (rounding only) and, as with ``clamp``, a clamped value passes no gradient.
+    Analytic backward: dR^2/dA = (B / s - R^2 A / <A, A>) / B^2 with s = sqrt(<A, A> <B, B>); a
+    precomputed ``<A, A>`` input gets its own gradient, -R^2 / (2 <A, A>). Where s = 0 (a constant
+    input) R^2 is 0 with a zero gradient; a value clamped to [0, 1] passes no gradient.
     """
 
     @staticmethod
@@ -224,12 +194,14 @@ def distance_correlation_from_centered(
     return r2 if squared else _safe_sqrt(r2)
 
 
-def _check_pair(x: Tensor, y: Tensor) -> None:
+def _centred_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """The double-centred distance matrices of ``x`` and ``y``, checked to hold the same samples."""
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise TypeError("x and y must be torch.Tensors")
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
         raise ValueError(f"x and y must hold the same samples as rows: got shapes {tuple(x.shape)} and "
                          f"{tuple(y.shape)} (batch sizes must match)")
+    return double_centered_distances(x, name="x"), double_centered_distances(y, name="y")
 
 
 def distance_covariance(x: Tensor, y: Tensor) -> Tensor:
@@ -239,8 +211,7 @@ def distance_covariance(x: Tensor, y: Tensor) -> Tensor:
         x: (B, ...) samples; trailing dimensions are flattened.
         y: (B, ...) samples of the same batch, any feature dimension.
     """
-    _check_pair(x, y)
-    a, b = double_centered_distances(x, name="x"), double_centered_distances(y, name="y")
+    a, b = _centred_pair(x, y)
     if a.dtype != b.dtype:
         a, b = a.double(), b.double()
     return _dcov_sq(a, b)
@@ -253,20 +224,9 @@ def distance_correlation(x: Tensor, y: Tensor, *, squared: bool = True) -> Tenso
 
         dCor(x, y) = dCov^2(x, y) / sqrt(dVar(x) dVar(y)),   dVar(x) = dCov^2(x, x),
 
-    which is R^2 in Szekely's notation and equals ``dcor.distance_correlation_sqr``. With
-    ``squared=False`` it returns R, its square root, which is what the authors' public code
-    computes. The result lies in [0, 1]; it is 1 for x = a*y + b (a != 0), invariant to
-    scaling, translation and orthogonal rotation of either input, and 0 when either input is
-    constant.
-
-    Args:
-        x: (B, ...) samples; trailing dimensions are flattened. B >= 2.
-        y: (B, ...) the same samples in another space; the dimension may differ from x.
-        squared: return R^2 (paper) or R (reference code).
-
-    Raises:
-        ValueError: B < 2, different B, or NaN/inf in the input.
+    which is R^2 in Szekely's notation (``dcor.distance_correlation_sqr``); ``squared=False``
+    returns R, what the authors' public code computes. It lies in [0, 1], is 1 for x = a*y + b
+    (a != 0) and 0 when either input is constant. ``x`` and ``y`` are (B, ...) samples (B >= 2,
+    trailing dimensions flattened, which may differ); ValueError for B < 2, different B or NaN/inf.
     """
-    _check_pair(x, y)
-    a, b = double_centered_distances(x, name="x"), double_centered_distances(y, name="y")
-    return distance_correlation_from_centered(a, b, squared=squared)
+    return distance_correlation_from_centered(*_centred_pair(x, y), squared=squared)

@@ -96,18 +96,10 @@ class MVMRLoss(nn.Module):
 
     def forward(self, z: Tensor, z_aug: Tensor,
                 representations: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Compute the loss.
-
-        Args:
-            z: clean-view embedding (B, D).
-            z_aug: augmented-view embedding (B, D).
-            representations: name -> (B, ...) fixed representations of the clean view.
-
-        Returns:
-            ``(loss, terms)``: the scalar loss and a dict of detached terms for logging:
-            ``mse``, ``var_z``, ``var_z_aug``, ``l1``, ``dcor_views``, ``dcor/<name>`` for each
-            representation, ``l2``, ``l3`` and ``loss``.
-        """
+        """``(loss, terms)`` for the clean-view embedding ``z`` (B, D), the augmented-view ``z_aug``
+        (B, D) and ``representations`` ``{name: (B, ...)}`` of the clean view; ``terms`` holds the
+        detached ``mse``, ``var_z``, ``var_z_aug``, ``l1``, ``dcor_views``, ``dcor/<name>``, ``l2``,
+        ``l3`` and ``loss``."""
         representations = dict(representations or {})
         if z.ndim != 2 or z.shape != z_aug.shape:
             raise ValueError(f"z and z_aug must both be (B, D) with the same shape, got {tuple(z.shape)} and "

@@ -1,9 +1,8 @@
 """Feature sources: how the fixed representations z*_k of a batch's clean images reach the loss.
 
-Every source maps ``(clean images, dataset indices) -> {name: (B, D_k)}``
-(:class:`FeatureSource`): :class:`LiveSource` computes on the device, :class:`CachedSource`
-reads a feature cache (built once, shared by the ranks), :class:`PrecomputedSource` reads
-embeddings computed elsewhere. A frozen teacher is a representation, live or cached.
+Every :class:`FeatureSource` maps ``(clean images, dataset indices) -> {name: (B, D_k)}``:
+:class:`LiveSource` computes on the device, :class:`CachedSource` reads a feature cache and
+:class:`PrecomputedSource` embeddings computed elsewhere; a frozen teacher runs live or cached.
 """
 
 from mvmr.sources.base import FeatureSource

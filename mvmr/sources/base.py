@@ -15,14 +15,8 @@ __all__ = ["FeatureSource"]
 class FeatureSource(ABC):
     """Gives the fixed representations ``{name: (B, D_k)}`` of a batch of clean images.
 
-    A source may compute them on the device (:class:`~mvmr.sources.LiveSource`), read them from a
-    feature cache (:class:`~mvmr.sources.CachedSource`) or from precomputed embeddings
-    (:class:`~mvmr.sources.PrecomputedSource`); a frozen teacher is a representation like any
-    other, so it runs live or cached through the same two classes. The training module holds a
-    list of sources and never asks which kind each one is.
-
-    A source is not an ``nn.Module``: it has no trainable state and stays out of the model's
-    ``state_dict``, its checkpoints and its optimiser.
+    The training module holds a list of sources and never asks which kind each one is. A source is
+    not an ``nn.Module``: it stays out of the ``state_dict``, the checkpoints and the optimiser.
     """
 
     @property
@@ -31,11 +25,8 @@ class FeatureSource(ABC):
         """The representation names it gives, in order (the loss terms ``dcor/<name>``)."""
 
     def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:
-        """Make the features available on ``device`` (move a model, open or build a cache).
-
-        Called once by every rank before training (the trainer does it in ``setup``); ``group``
-        is the ranks that share any one-off work (default: ``torch.distributed``'s).
-        """
+        """Make the features available on ``device`` (move a model, open or build a cache); called once
+        by every rank before training, ``group`` sharing any one-off work (default: ``torch.distributed``'s)."""
 
     @abstractmethod
     def __call__(self, images: Tensor, index: Tensor) -> dict[str, Tensor]:

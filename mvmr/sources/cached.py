@@ -21,22 +21,16 @@ __all__ = ["CachedSource"]
 
 class CachedSource(FeatureSource):
     """Deterministic representations (hand-crafted ones or a frozen teacher), computed once into a
-    feature cache and read back by the batch's dataset indices.
-
-    :meth:`prepare` opens the cache at ``root`` when it matches the data and settings, or builds
-    it with every rank of the run computing its share (:func:`mvmr.cache.open_or_build`); a cache
-    made for other data or settings is refused, naming the field.
+    feature cache (:meth:`prepare`: :func:`mvmr.cache.open_or_build`, every rank computing its share)
+    and read back by the batch's dataset indices.
 
     Args:
-        root: the cache folder.
         representations: ``{name: representation}``, all deterministic.
         dataset: the clean images at ``image_size``, indexed like the training batches' ``index``.
-        image_size: their side.
         project_dim, seed: the cache's random projection (see :mod:`mvmr.cache.build`).
         rebuild: replace a cache built for another configuration instead of refusing it.
-        check_all: when the cache exists, check every chunk of it against its checksums before
-            using it (a full read), and rebuild it if one is damaged; otherwise each chunk is
-            checked when its rows are first read, and a damaged one stops the reader.
+        check_all: check every chunk of an existing cache before using it (a full read) and rebuild
+            it if one is damaged; otherwise a damaged chunk stops the reader when first read.
         build_options: :func:`mvmr.cache.build_cache` options (batch_size, num_workers, progress).
     """
 
@@ -48,8 +42,7 @@ class CachedSource(FeatureSource):
         self.dataset, self.image_size, self.project_dim, self.seed = dataset, int(image_size), project_dim, int(seed)
         self.rebuild, self.check_all, self.build_options = rebuild, check_all, build_options
         self.cache: FeatureCache | None = None
-        #: seconds this process spent building the cache (None: it opened an existing one)
-        self.build_seconds: float | None = None
+        self.build_seconds: float | None = None  # spent building the cache (None: an existing one was opened)
 
     @property
     def names(self) -> list[str]:

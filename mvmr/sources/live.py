@@ -12,33 +12,27 @@ from mvmr.representations.projection import RandomProjection
 from mvmr.sources.base import FeatureSource
 from mvmr.utils.distributed import ProcessGroup
 
-__all__ = ["LiveSource"]
+__all__ = ["LiveSource", "MAX_PROJECTION_BYTES"]
+
+#: The largest projection matrix (float32) a live source keeps on the device.
+MAX_PROJECTION_BYTES = 4 * 2**30
 
 
 class LiveSource(FeatureSource):
-    """Computes its representations of the clean images at every step, on their device.
+    """Computes its representations (``{name: module}``, (B, C, H, W) in [0, 1] -> (B, ...)) of the
+    clean images at every step, on their device, under ``no_grad`` in float32, flattened to (B, D_k):
+    for representations that cannot be cached (``augmented_pixels``) or without a cache folder.
 
-    They run under ``no_grad`` in float32 (autocast off), and are flattened to (B, D_k). Use it for
-    representations that cannot be cached (``augmented_pixels`` draws a new augmentation every
-    call) or when no cache folder is configured; a frozen teacher run at every step is a
-    ``LiveSource({"teacher": teacher})``.
-
-    Args:
-        representations: ``{name: module}``, each mapping (B, C, H, W) in [0, 1] to (B, ...).
-        project_dim: compress every representation wider than this with the same seeded Gaussian
-            projection the feature cache applies (:class:`~mvmr.representations.RandomProjection`,
-            keyed by the name), so that cached and live features of a run agree; None keeps them
-            as they are.
-        seed: the projection seed.
-        max_projection_bytes: a projection matrix is made once and kept on the device; one
-            larger than this (float32) is refused with a message instead of being regenerated at
-            every step (cache such a representation, or lower ``project_dim``).
+    ``project_dim`` compresses every representation wider than it with the seeded Gaussian
+    projection the feature cache applies (:class:`~mvmr.representations.RandomProjection`, keyed by
+    the name), so that cached and live features agree. The matrix is kept on the device; one larger
+    than :data:`MAX_PROJECTION_BYTES` is refused with a message.
     """
 
-    def __init__(self, representations: Mapping[str, nn.Module], *, project_dim: int | None = None, seed: int = 0,
-                 max_projection_bytes: int = 4 * 2**30) -> None:
+    def __init__(self, representations: Mapping[str, nn.Module], *, project_dim: int | None = None,
+                 seed: int = 0) -> None:
         self.representations = dict(representations)
-        self.project_dim, self.seed, self.max_projection_bytes = project_dim, int(seed), int(max_projection_bytes)
+        self.project_dim, self.seed = project_dim, int(seed)
         self._projections: dict[str, RandomProjection] = {}
 
     @property
@@ -56,7 +50,7 @@ class LiveSource(FeatureSource):
         proj = self._projections.get(name)
         if proj is None or proj.in_dim != in_dim:
             size = in_dim * self.project_dim * 4
-            if size > self.max_projection_bytes:
+            if size > MAX_PROJECTION_BYTES:
                 raise ConfigError(
                     f"representations.project_dim: projecting {name!r} ({in_dim:,} values per image) to "
                     f"{self.project_dim} at every step needs a {size / 2**30:.1f} GiB matrix on the device; cache it "

@@ -14,14 +14,9 @@ __all__ = ["PrecomputedSource"]
 
 
 class PrecomputedSource(FeatureSource):
-    """One representation read from a :class:`~mvmr.representations.teachers.PrecomputedEmbeddings` file.
-
-    Args:
-        embeddings: the memory-mapped ``(N, D)`` file; row ``i`` embeds image ``i`` of the dataset
-            it was computed for.
-        rows: when the run trains on a subset of that dataset, the file's row of each training
-            index (None: the index is the row).
-    """
+    """One representation read from a :class:`~mvmr.representations.teachers.PrecomputedEmbeddings` file
+    (row ``i`` embeds image ``i`` of its dataset); ``rows`` maps each training index of a subset of
+    that dataset to its row (None: the index is the row)."""
 
     def __init__(self, embeddings: Any, *, rows: np.ndarray | None = None) -> None:
         self.embeddings = embeddings

@@ -1,31 +1,17 @@
 """A bad batch: NaN or inf in a batch's inputs or loss, skipped up to a limit or stopping the run.
 
-By default (``trainer.skip_nonfinite_batches: 0``) the first non-finite loss stops the run with
-:class:`~mvmr.training.callbacks.NonFiniteLossError`, naming the step and every loss term (one
-corrupt image, a teacher that overflows, a learning rate that diverges). With a limit ``N > 0``,
-:class:`BadBatches` lets the module skip such a batch instead:
+With ``trainer.skip_nonfinite_batches: 0`` the first non-finite loss stops the run
+(:class:`~mvmr.training.callbacks.NonFiniteLossError`, naming the step and every loss term). With
+a limit ``N > 0``, :class:`BadBatches` lets the module skip such a batch: its step returns a loss
+of 0 reaching every parameter (every DDP rank runs the same backward pass) and ``optimizer_step``
+drops the update (under accumulation the window's other batches still step); Lightning still
+counts the step, so schedule, checkpoints and exact resume stay in step. Buffers the forward pass
+changed (BatchNorm statistics) are restored from a copy. A warning names the step, the dataset
+indices of images holding NaN/inf and the reason; the count is logged (``train/skipped_nonfinite``)
+and checkpointed, so the limit holds across resumes; the ``N + 1``-th bad batch stops the run.
 
-- the batch's training step returns a loss of 0 that reaches every parameter (so that under DDP
-  every rank runs the same backward pass) and the module's ``optimizer_step`` drops the update:
-  the gradients are cleared and the closure returns None, so the optimiser (and an AMP grad
-  scaler) skips every parameter; under gradient accumulation the bad micro-batch adds 0 to the
-  window and the others still make their step. Lightning still counts the step, so the schedule,
-  the checkpoints and an exact resume stay in step. The buffers the forward pass changed
-  (BatchNorm's running statistics, which a NaN image would poison for good) are restored from a
-  copy taken before it;
-- a warning names the step, the epoch, the batch, the dataset indices of the images that hold
-  NaN or inf (when the inputs are the cause) and the reason;
-- the count is logged as ``train/skipped_nonfinite`` and kept in the checkpoints, so the limit
-  holds for the whole run across resumes;
-- the ``N + 1``-th bad batch stops the run as with a limit of 0, saying how many were skipped.
-
-Under DDP every rank must take the same decision (a rank that skipped its backward pass while
-the others ran theirs would wait forever in the gradient all-reduce, and Lightning refuses a
-``training_step`` that returns None under DDP): the "bad" flag is max-reduced over the ranks each
-step, so all ranks skip, or all stop, together, and a skipped step still runs a (zero) backward
-pass on every rank. That reduction
-also runs with a limit of 0 under DDP, so that a NaN on one rank stops every rank with the
-message instead of leaving the others waiting.
+Under DDP the "bad" flag is max-reduced over the ranks every step (also with a limit of 0), so all
+ranks skip, or stop, together instead of one waiting forever in the gradient all-reduce.
 """
 
 from __future__ import annotations
@@ -36,7 +22,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from mvmr.training.callbacks import NonFiniteLossError
+from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, max_over_ranks
 
 __all__ = ["BadBatches", "nonfinite_inputs"]
 
@@ -63,18 +49,14 @@ def nonfinite_inputs(batch: Any) -> list[int]:
 
 
 class BadBatches:
-    """The skip policy of one training module (see the module docstring).
-
-    Args:
-        limit: how many non-finite batches may be skipped in a run; 0 stops at the first.
-    """
+    """The skip policy of one training module: skip up to ``limit`` non-finite batches in a run
+    (0 stops at the first); see the module docstring."""
 
     def __init__(self, limit: int = 0) -> None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"skip_nonfinite_batches must be an int >= 0, got {limit!r}")
         self.limit = limit
-        #: the batches skipped so far in this run (restored from checkpoints)
-        self.skipped = 0
+        self.skipped = 0  # in this run, restored from checkpoints
 
     def active(self, trainer: L.Trainer | None) -> bool:
         """Whether the step must take the guarded path: a limit is set, or several ranks must agree."""
@@ -101,11 +83,7 @@ class BadBatches:
     @staticmethod
     def any_rank(trainer: L.Trainer, bad: bool, device: torch.device) -> bool:
         """``bad`` on any rank (one tiny all-reduce under DDP; the local flag otherwise)."""
-        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            flag = torch.tensor([int(bad)], dtype=torch.int64, device=device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            return bool(flag.item())
-        return bad
+        return bool(max_over_ranks(trainer, int(bad), device))
 
     def skip(self, trainer: L.Trainer, batch: Any, batch_idx: int, problem: str | None) -> str:
         """Count one bad batch; return the warning to show, or raise :class:`NonFiniteLossError`
@@ -118,9 +96,7 @@ class BadBatches:
         if self.skipped > self.limit:
             limit = (f"{self.limit} bad batch(es) were skipped already, the limit trainer.skip_nonfinite_batches="
                      f"{self.limit}" if self.limit else "trainer.skip_nonfinite_batches=0")
-            raise NonFiniteLossError(f"non-finite batch at {where}{culprits}; {limit}. Training stopped; the last "
-                                     f"checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
-                                     f"or check the data. Cause: {reason}")
+            raise NonFiniteLossError(f"non-finite batch at {where}{culprits}; {limit}. {STOP_ADVICE} Cause: {reason}")
         return (f"skipped a non-finite batch at {where}{culprits} ({self.skipped} of at most {self.limit}, "
                 f"trainer.skip_nonfinite_batches): no optimiser update, buffers restored. Cause: {reason}")
 

@@ -1,10 +1,5 @@
-"""From a config to the pieces of a run: the data, the model, the feature sources and the module.
-
-:func:`build_data` makes the method's two-view training items and the probe's held-out images;
-:func:`build_sources` turns ``representations`` and ``teacher`` into feature sources (cached when
-a cache folder is set and the representation is deterministic, live otherwise); :func:`build_module`
-puts the method's loss and the sources on the model.
-"""
+"""From a config to the pieces of a run: the data (:func:`build_data`), the feature sources
+(:func:`build_sources`) and the training module (:func:`build_module`)."""
 
 from __future__ import annotations
 
@@ -33,9 +28,8 @@ __all__ = ["PretrainData", "build_data", "build_representations", "build_sources
 
 @dataclass
 class PretrainData:
-    """The datasets of a run: ``base`` (clean images at image size), the method's two-view
-    training items, the training indices (into ``base``) and the held-out labelled validation
-    indices of the online probe."""
+    """A run's clean images at image size (``base``), the method's two-view items, the training
+    indices into ``base`` and the online probe's held-out labelled validation indices."""
 
     base: Any
     views: Any
@@ -134,13 +128,9 @@ def teacher_source(config: Config, dataset: Any) -> FeatureSource | None:
 
 
 def build_sources(config: Config, dataset: Any) -> list[FeatureSource]:
-    """The feature sources of a run on the clean images ``dataset``.
-
-    With ``representations.cache_dir`` the deterministic representations come from one feature
-    cache (built once, its rows shared among the ranks) and the others (``augmented_pixels``) are
-    computed live; without it all are computed live. ``representations.project_dim`` compresses
-    wide ones with the same seeded projection in both cases. The teacher comes last.
-    """
+    """The feature sources of a run on the clean images ``dataset``: with ``representations.cache_dir``
+    the deterministic representations come from one feature cache and the others are computed live
+    (all live without it), then the teacher."""
     r, seed = config.representations, config.trainer.seed
     reps = build_representations(config)
     cached = {k: v for k, v in reps.items() if r.cache_dir is not None and getattr(v, "deterministic", False)}

@@ -1,15 +1,5 @@
-"""What a run tells the person who started it: its plan, an ETA, and where the results are.
-
-:class:`RunConsole` prints, on rank zero only and once each:
-
-1. when training starts, what the run will do: data, model, method, representations (and
-   teacher), devices, and how many optimiser steps;
-2. after the first optimiser steps, an estimate of the time left (the first step, which warms up
-   caches and kernels, is not counted in the rate);
-3. when fitting ends, the run folder and where every logger put its metrics.
-
-Lines go through ``tqdm.write``, so that a progress bar on the terminal is not broken.
-"""
+"""What a run tells the person who started it (rank zero only, through ``tqdm.write`` so that a
+progress bar is not broken): its plan, an ETA after the first steps, and where the results are."""
 
 from __future__ import annotations
 
@@ -55,26 +45,15 @@ def _count(n: float) -> str:
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
 
 
-def _duration(seconds: float) -> str:
-    return str(dt.timedelta(seconds=int(round(seconds))))
-
-
 class RunConsole(L.Callback):
-    """Prints a run's plan at the start, an ETA after the first steps, and its results at the end.
-
-    Args:
-        config: the run's config.
-        data: the run's data (sizes of the training and probe sets).
-        run_dir: the run folder.
-        resumed_from: the checkpoint the run continues from, if any.
-        out: where to print (default: standard output).
-    """
+    """Prints a run's plan at the start, an ETA after the first steps (the first step, which warms
+    up caches and kernels, is left out of the rate), and its results at the end. ``data`` gives the
+    sizes of the training and probe sets; ``out`` defaults to standard output."""
 
     def __init__(self, config: Config, data: PretrainData, run_dir: str | Path, *, resumed_from: str | None = None,
                  out: IO[str] | None = None) -> None:
         self.config, self.data, self.run_dir = config, data, Path(run_dir)
-        self.resumed_from = resumed_from
-        self.out = out
+        self.resumed_from, self.out = resumed_from, out
         self._first: tuple[int, float] | None = None  # (global step, time) after the session's first step
         self._eta_done = False
 
@@ -122,7 +101,7 @@ class RunConsole(L.Callback):
                 self._first = (step, now)
             return
         done = step - self._first[0]
-        if step - self._first[0] + 1 < ETA_AFTER_STEPS or done <= 0:
+        if done + 1 < ETA_AFTER_STEPS or done <= 0:
             return
         self._eta_done = True
         per_step = (now - self._first[1]) / done
@@ -134,14 +113,13 @@ class RunConsole(L.Callback):
             return
         left = (total - step) * per_step
         end = (dt.datetime.now() + dt.timedelta(seconds=left)).strftime("%H:%M")
-        self._print(trainer, f"mvmr: ETA {_duration(left)} for the {int(total) - step} steps left of {int(total)} "
-                             f"({per_step:.2f} s per step, done around {end})")
+        self._print(trainer, f"mvmr: ETA {dt.timedelta(seconds=int(round(left)))} for the {int(total) - step} steps "
+                             f"left of {int(total)} ({per_step:.2f} s per step, done around {end})")
 
     def results(self, trainer: L.Trainer) -> str:
         """Where the run's results are, as printed at the end."""
-        last = self.run_dir / "checkpoints" / "last.ckpt"
         lines = [f"mvmr: results in {self.run_dir}",
-                 f"  checkpoint  {last}",
+                 f"  checkpoint  {self.run_dir / 'checkpoints' / 'last.ckpt'}",
                  f"  config      {self.run_dir / 'config.yaml'}"]
         if (self.run_dir / "plots").is_dir():
             lines.append(f"  plots       {self.run_dir / 'plots'}")

@@ -1,18 +1,11 @@
 """Experiment loggers by name (``trainer.loggers``), through Lightning's own logger classes.
 
-- ``csv``: ``<run>/csv/version_K/metrics.csv`` (the plots are drawn from it);
-- ``tensorboard``: ``<run>/tensorboard/version_K/``;
-- ``wandb``: Weights & Biases (``pip install 'mvmr[wandb]'``), project ``WANDB_PROJECT`` or the
-  run's ``name``, files under ``<run>/wandb/``; ``WANDB_MODE=offline`` keeps everything local
-  (``wandb sync <run>/wandb/offline-run-*`` uploads it later);
-- ``mlflow``: MLflow (``pip install 'mvmr[mlflow]'``), experiment named like the run, tracking at
-  ``MLFLOW_TRACKING_URI`` or, without it, in MLflow's file store at ``<run>/mlruns`` (MLflow 3
-  keeps that store in maintenance mode and refuses it unless ``MLFLOW_ALLOW_FILE_STORE=true``,
-  which mvmr then sets; for a shared tracker, point ``MLFLOW_TRACKING_URI`` at a server).
-
-Every one receives the same metrics (every loss term) and the run's config as hyper-parameters.
-A missing optional package is a :class:`~mvmr.errors.ConfigError` that names the key and the
-extra to install.
+``csv`` (``<run>/csv/version_K/metrics.csv``, which the plots read), ``tensorboard``
+(``<run>/tensorboard/version_K/``), ``wandb`` (project ``WANDB_PROJECT`` or the run's ``name``,
+files under ``<run>/wandb/``; ``WANDB_MODE=offline`` stays local) and ``mlflow`` (experiment named
+like the run, at ``MLFLOW_TRACKING_URI`` or else the file store ``<run>/mlruns``, for which
+``MLFLOW_ALLOW_FILE_STORE=true`` is set). Each gets every loss term and the config; a missing
+optional package is a :class:`~mvmr.errors.ConfigError` naming the extra to install.
 """
 
 from __future__ import annotations
@@ -35,27 +28,18 @@ LOGGER_NAMES: dict[str, str] = {"csv": "lightning", "tensorboard": "tensorboard"
                                 "mlflow": "mlflow"}
 
 
-def _need(package: str, name: str, index: int) -> None:
-    if importlib.util.find_spec(package) is None:
-        raise ConfigError(f"trainer.loggers[{index}]: {name!r} needs the {package} package: "
-                          f"pip install 'mvmr[{name}]'")
-
-
 def build_loggers(names: Sequence[str], run_dir: str | os.PathLike[str], *, run_name: str) -> list[Logger]:
-    """Lightning loggers for ``names`` (the values of ``trainer.loggers``), writing under ``run_dir``.
-
-    Args:
-        names: ``csv``, ``tensorboard``, ``wandb``, ``mlflow``, each once.
-        run_dir: the run folder.
-        run_name: the W&B project and the MLflow experiment (the config's ``name``).
-    """
+    """Lightning loggers for ``names`` (``csv``, ``tensorboard``, ``wandb``, ``mlflow``), writing under
+    ``run_dir``; ``run_name`` (the config's ``name``) is the W&B project and the MLflow experiment."""
     run_dir = Path(run_dir)
     loggers: list[Logger] = []
     for i, name in enumerate(names):
         if name not in LOGGER_NAMES:
             raise ConfigError(f"trainer.loggers[{i}]: expected one of {', '.join(map(repr, LOGGER_NAMES))}, "
                               f"got {name!r}")
-        _need(LOGGER_NAMES[name], name, i)
+        if importlib.util.find_spec(LOGGER_NAMES[name]) is None:
+            raise ConfigError(f"trainer.loggers[{i}]: {name!r} needs the {LOGGER_NAMES[name]} package: "
+                              f"pip install 'mvmr[{name}]'")
         if name == "csv":
             loggers.append(CSVLogger(str(run_dir), name="csv"))
         elif name == "tensorboard":
@@ -111,9 +95,8 @@ def logger_location(logger: Logger) -> str:
 
 
 class CloseLoggers(L.Callback):
-    """Finish the W&B run when fitting ends, so that its files are complete before the process ends
-    and a second run in the same process starts a run of its own. (Lightning finalises MLflow, CSV
-    and TensorBoard itself.)"""
+    """Finish the W&B run when fitting ends, so that its files are complete and a second run in the
+    same process starts its own (Lightning finalises the other loggers itself)."""
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if any(isinstance(logger, WandbLogger) for logger in trainer.loggers):

@@ -1,13 +1,9 @@
 """The Lightning modules: a base that optimises and runs an online linear probe, and the method module.
 
-The split follows solo-learn's idea: :class:`BaseSSLModule` owns everything a self-supervised
-method shares (optimiser and schedule, the online linear probe on detached features, logging of
-lr and throughput); a method subclasses it and implements :meth:`BaseSSLModule.ssl_step`, which
-returns its loss, its loss terms (logged as they are) and the clean-view encoder features the
-probe trains on. :class:`MVMRModule` adds the MV-MR loss on top of :class:`~mvmr.models.MVMRModel`.
-
-Batches are ``(x_clean, x_aug, index, label)`` (see :class:`~mvmr.data.TwoViews`) for training
-and ``(image, label)`` for the probe's validation; label -1 marks an unlabelled image.
+:class:`BaseSSLModule` owns what every method shares (optimiser, schedule, online probe on detached
+features, lr and throughput logs); a method implements :meth:`BaseSSLModule.ssl_step`.
+:class:`MVMRModule` adds the method's loss on top of :class:`~mvmr.models.MVMRModel`. Training
+batches are ``(x_clean, x_aug, index, label)``, validation batches ``(image, label)``; label -1 is unlabelled.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ from torch import Tensor, nn
 from mvmr.config import OptimConfig, ProbeConfig
 from mvmr.sources import FeatureSource
 from mvmr.training.bad_batches import BadBatches
-from mvmr.training.callbacks import NonFiniteLossError, nonfinite_loss_message
+from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, nonfinite_loss_message
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
 from mvmr.training.sampling import mix_seed
 
@@ -47,19 +43,16 @@ class BaseSSLModule(L.LightningModule):
     """Optimisation, online linear probe and common logging for a self-supervised method.
 
     Args:
-        model: a module with ``features(x) -> (B, F)`` (the encoder under training).
-        feature_dim: F.
-        optim: optimiser and schedule settings.
-        probe: online probe settings; the probe is a linear layer trained with cross-entropy on
-            DETACHED clean-view features of the labelled training images (it never changes the
-            encoder) and validated on images held out from the labelled training data.
-        num_classes: classes of the probe (None disables the probe).
+        model: a module with ``features(x) -> (B, F)`` (the encoder under training); F = ``feature_dim``.
+        probe: the online probe, a linear layer trained with cross-entropy on DETACHED clean-view
+            features of the labelled training images (it never changes the encoder), validated on
+            labelled training images held out; ``num_classes=None`` disables it.
         batch_size: per-process batch size, for the lr scaling rule and throughput.
-        seed: base seed; each batch reseeds the global RNG from ``(seed, epoch, batch, rank)``,
-            so random representations (e.g. augmented pixels) are the same after a resume.
+        seed: each batch reseeds the global RNG from ``(seed, epoch, batch, rank)``, so random
+            representations (e.g. augmented pixels) are the same after a resume.
         hparams: plain-dict hyper-parameters stored in checkpoints (the resolved config).
         skip_nonfinite_batches: skip up to this many batches whose inputs or loss are NaN/inf
-            (no optimiser update; see :mod:`mvmr.training.bad_batches`); 0 stops at the first.
+            (see :mod:`mvmr.training.bad_batches`); 0 stops at the first.
     """
 
     def __init__(
@@ -92,12 +85,10 @@ class BaseSSLModule(L.LightningModule):
         self._skipping = False  # the current batch is a skipped bad one
         self._accumulated = False  # a kept batch contributed gradients to the current accumulation window
 
-    # -- the method's part ----------------------------------------------------------------
     def ssl_step(self, batch: Any) -> StepOutput:
         """Compute the method's loss on a training batch."""
         raise NotImplementedError
 
-    # -- probe --------------------------------------------------------------------------------
     def _probe_loss(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
         """Cross-entropy and accuracy over the labelled rows (label >= 0); (0, 0, 0) without any."""
         assert self.classifier is not None
@@ -110,7 +101,6 @@ class BaseSSLModule(L.LightningModule):
         acc = (logits[mask].argmax(dim=1) == labels[mask]).float().mean()
         return loss, acc, n
 
-    # -- Lightning hooks ------------------------------------------------------------------
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         torch.manual_seed(mix_seed("step", self.seed, self.current_epoch, batch_idx, self.global_rank))
 
@@ -144,10 +134,8 @@ class BaseSSLModule(L.LightningModule):
         return policy.zero_loss(self)  # gradient 0 for every parameter: all ranks run the same backward pass
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        """Lightning's step, except that a skipped bad batch (see :mod:`mvmr.training.bad_batches`)
-        updates nothing: when no other batch of the accumulation window contributed, the gradients are
-        dropped and the closure returns None, so the optimiser (and an AMP grad scaler) skips every
-        parameter, as Lightning does for a ``training_step`` that returns None in one process."""
+        """Lightning's step, except that a window of only skipped bad batches updates nothing (the
+        closure returns None, so the optimiser and an AMP grad scaler skip every parameter)."""
         if not self.bad_batches.active(self._trainer):
             return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
 
@@ -231,8 +219,6 @@ class BaseSSLModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         trainer = self.trainer
-        # optimiser steps over the whole run: ceil(batches per epoch per process / accumulation) x
-        # epochs, capped by max_steps (Lightning's count; DDP shards are already per process)
         total = trainer.estimated_stepping_batches
         per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
         if not math.isfinite(float(total)):
@@ -245,19 +231,15 @@ class BaseSSLModule(L.LightningModule):
 class MVMRModule(BaseSSLModule):
     """A method's loss on the projector outputs of its two views, with fixed target features.
 
-    MV-MR (paper section 4.1) is the general case: ``loss(z, z_aug, targets)`` where ``targets``
-    are the representations of the clean view from the feature sources. VICReg and Barlow Twins
-    run through the same module with their own loss and no sources.
+    MV-MR (paper section 4.1) is the general case, ``loss(z, z_aug, targets)`` with the clean
+    view's representations from the feature sources; VICReg and Barlow Twins use no sources.
 
     Args:
-        model: an encoder + projector (:class:`~mvmr.models.MVMRModel`: ``forward_with_features``,
-            ``features``, ``forward``).
+        model: an encoder + projector (:class:`~mvmr.models.MVMRModel`).
         loss: ``loss(z_a, z_b, targets) -> (scalar, terms)`` (:class:`~mvmr.losses.MVMRLoss`, or a
             method's, see :mod:`mvmr.methods`).
-        sources: where the targets come from (:mod:`mvmr.sources`: live, cached, teacher,
-            precomputed). Not submodules: they stay out of the state dict, the checkpoints and the
-            optimiser. Prepared (caches opened or built, models moved) in :meth:`setup`; call
-            ``source.prepare(device)`` yourself to use the module without a trainer.
+        sources: where the targets come from (:mod:`mvmr.sources`), prepared in :meth:`setup`
+            (call ``source.prepare(device)`` yourself without a trainer).
         order: the order of the targets in the loss and the logs (default: the sources' order).
         **kwargs: :class:`BaseSSLModule` arguments.
     """
@@ -300,8 +282,6 @@ class MVMRModule(BaseSSLModule):
                     raise
                 raise NonFiniteLossError(
                     f"non-finite values at optimiser step {self.global_step} (epoch {self.current_epoch}, "
-                    f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. Training stopped; "
-                    f"the last checkpoint holds finite weights. Try a lower optim.lr, trainer.precision=32-true, "
-                    f"or check the data."
+                    f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. {STOP_ADVICE}"
                 ) from err
         return StepOutput(loss=loss, terms=terms, features=features, embeddings=z_a)

@@ -1,10 +1,7 @@
 """Optimisers (Adam, AdamW, LARS) and the warm-up + cosine learning-rate schedule.
 
-The schedule is a function of the OPTIMISER step (one step per ``accumulate_grad_batches``
-batches), so its length must be counted in optimiser steps:
-``ceil(batches_per_epoch / accumulate) * epochs`` with ``batches_per_epoch`` the per-process
-count (under DDP each process sees 1/world of the data). Lightning computes exactly this as
-``trainer.estimated_stepping_batches``, which :meth:`BaseSSLModule.configure_optimizers` uses.
+The schedule counts OPTIMISER steps (one per ``accumulate_grad_batches`` per-process batches):
+Lightning's ``trainer.estimated_stepping_batches``, read by :class:`BaseSSLModule`.
 """
 
 from __future__ import annotations
@@ -18,47 +15,24 @@ from torch.optim import Optimizer
 
 from mvmr.config import OptimConfig
 
-__all__ = [
-    "LARS",
-    "split_decay_params",
-    "build_optimizer",
-    "effective_lr",
-    "warmup_cosine",
-    "lr_schedule",
-    "DeferredLambdaLR",
-]
+__all__ = ["LARS", "split_decay_params", "build_optimizer", "effective_lr", "warmup_cosine", "lr_schedule",
+           "DeferredLambdaLR"]
 
 
 class LARS(Optimizer):
     """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017).
 
-    For each parameter ``p`` with gradient ``g`` in a group whose ``lars_exclude`` is False::
-
-        g <- g + weight_decay * p
-        g <- g * trust_coefficient * ||p|| / ||g||     (when both norms are > 0)
-
-    Groups with ``lars_exclude=True`` (biases and normalisation parameters, see
-    :func:`split_decay_params`) get neither weight decay nor the adaptation: a plain momentum
-    step. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
+    In a group whose ``lars_exclude`` is False, ``g <- g + weight_decay * p`` then
+    ``g <- g * trust_coefficient * ||p|| / ||g||`` (when both norms are > 0); excluded groups (biases
+    and norm parameters) get neither. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
     """
 
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float,
-        *,
-        momentum: float = 0.9,
-        weight_decay: float = 0.0,
-        trust_coefficient: float = 0.001,
-        eps: float = 1e-8,
-    ) -> None:
+    def __init__(self, params: Iterable[Any], lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0,
+                 trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:
         if lr <= 0:
             raise ValueError(f"LARS lr must be > 0, got {lr}")
-        defaults = dict(
-            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient,
-            eps=eps, lars_exclude=False,
-        )
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      trust_coefficient=trust_coefficient, eps=eps, lars_exclude=False))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -90,24 +64,16 @@ class LARS(Optimizer):
         return loss
 
 
-def _is_no_decay(name: str, param: nn.Parameter) -> bool:
-    """Biases and normalisation weights: every parameter with fewer than two dimensions."""
-    return param.ndim < 2 or name.endswith(".bias")
-
-
 def split_decay_params(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two parameter groups: weights (with ``weight_decay``) and biases/norm parameters (without,
-    and excluded from LARS adaptation)."""
+    """Two parameter groups: weights (with ``weight_decay``) and biases/norm parameters (any with
+    fewer than two dimensions; without weight decay, and excluded from LARS adaptation)."""
     decay, no_decay = [], []
     for name, param in module.named_parameters():
         if param.requires_grad:
-            (no_decay if _is_no_decay(name, param) else decay).append(param)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": weight_decay, "lars_exclude": False})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "lars_exclude": True})
-    return groups
+            (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
+              {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+    return [g for g in groups if g["params"]]
 
 
 def effective_lr(cfg: OptimConfig, effective_batch_size: int) -> float:
@@ -152,21 +118,15 @@ def lr_schedule(cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float, b
     """The lr multiplier per optimiser step: warm-up (``cfg.warmup_epochs``) then cosine down to
     ``cfg.min_lr`` at ``total_steps``, or constant after the warm-up with ``scheduler="constant"``."""
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-    if cfg.scheduler == "constant":
-        return warmup_cosine(total_steps, warmup, 1.0)
-    min_ratio = cfg.min_lr / base_lr if base_lr > 0 else 0.0
-    return warmup_cosine(total_steps, warmup, min(1.0, min_ratio))
+    min_ratio = 1.0 if cfg.scheduler == "constant" else min(1.0, cfg.min_lr / base_lr if base_lr > 0 else 0.0)
+    return warmup_cosine(total_steps, warmup, min_ratio)
 
 
 class DeferredLambdaLR(torch.optim.lr_scheduler.LambdaLR):
-    """A LambdaLR whose multiplier is bound later (:meth:`bind`), once the number of optimiser
-    steps is known; until then the multiplier is 1.
-
-    Lightning can only count the steps (``trainer.estimated_stepping_batches``) after it has set
-    up the training data, and setting the data up inside ``configure_optimizers`` (before a
-    checkpoint is restored) would stop it from restoring the loader's position on resume. The
-    module therefore binds the schedule in ``on_train_start``. The state dict holds only the step
-    counter, so a resumed run follows the schedule of its (possibly changed) config.
+    """A LambdaLR whose multiplier is bound later (:meth:`bind`, in the module's ``on_train_start``),
+    once Lightning can count the optimiser steps (counting them in ``configure_optimizers`` would set
+    the data up before a checkpoint restores the loader's position); until then it is 1. The state
+    dict holds only the step counter, so a resumed run follows its (possibly changed) config.
     """
 
     def __init__(self, optimizer: Optimizer) -> None:

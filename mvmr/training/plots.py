@@ -10,12 +10,8 @@ __all__ = ["read_metrics", "write_plots"]
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
-    """Every logged metric of a run as ``{name: [(step, value), ...]}``, sorted by step.
-
-    Reads ``<run>/csv/version_*/metrics.csv`` (one version per session, so a resumed run has
-    several); where sessions overlap (a resume replays steps after its checkpoint) the later
-    session wins.
-    """
+    """Every logged metric of a run as ``{name: [(step, value), ...]}``, sorted by step, from
+    ``<run>/csv/version_*/metrics.csv`` (one per session; where a resume replays steps the later wins)."""
     files = sorted(
         Path(run_dir).glob("csv/version_*/metrics.csv"),
         key=lambda p: int(p.parent.name.split("_")[-1]) if p.parent.name.split("_")[-1].isdigit() else -1,

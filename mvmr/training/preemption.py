@@ -1,32 +1,16 @@
 """Preemption: on SIGTERM, or SLURM's SIGUSR1 warning, write the resume checkpoint and exit cleanly.
 
-Shared clusters end jobs with a signal: SIGTERM when a job is preempted or cancelled (SIGKILL
-follows after a grace time), and, with ``#SBATCH --signal=USR1@90``, SIGUSR1 some time before the
-time limit. :class:`Preemption` turns either into:
-
-1. the signal handler only records the signal (it may land anywhere in a step);
-2. at the end of the current batch, once the optimiser step is complete (under gradient
-   accumulation: the end of the accumulation window), every rank agrees that a signal came (a
-   max-reduce under DDP, so that all ranks stop at the same step), and ``checkpoints/last.ckpt``
-   is written by its one writer, :class:`~mvmr.training.callbacks.LastCheckpoint`: a mid-epoch
-   checkpoint that resumes at the next batch, to the same weights as an uninterrupted run
-   (the run stops at the next hook, once Lightning has logged the batch's metrics: before the
-   next batch, or before validation at the end of an epoch);
-3. under SLURM, on the requeue signal (SIGUSR1), Lightning's SLURM environment
-   (``SLURMEnvironment(auto_requeue=True, requeue_signal=SIGUSR1)``, which :func:`slurm_environment`
-   configures) requeues the job with ``scontrol requeue``; the copy of the state that Lightning's
-   handler also writes (``hpc_ckpt_N.ckpt``) is removed, so that ``last.ckpt`` stays the one
-   resume point and ``--resume none`` really starts afresh;
-4. :class:`~mvmr.errors.Preempted` is raised: a ``SystemExit`` with status 128 + the signal
-   number, after a message naming the checkpoint. The requeued (or restarted) job continues with
-   ``--resume auto``.
+:class:`Preemption`'s handler only records the signal. At the end of the batch that completes the
+optimiser step, the ranks agree on it (a max-reduce under DDP, so all stop at the same step) and
+:class:`~mvmr.training.callbacks.LastCheckpoint` writes ``last.ckpt``, which resumes at the next
+batch to the same weights as an uninterrupted run. Under SLURM, on SIGUSR1, Lightning's handler
+(:func:`slurm_environment`) requeues the job and the ``hpc_ckpt_N.ckpt`` it writes is removed, so
+``last.ckpt`` stays the one resume point. At the next hook (after the batch's metrics are logged)
+:class:`~mvmr.errors.Preempted` is raised: a ``SystemExit`` with status 128 + the signal number.
 
 DataLoader workers ignore both signals (:class:`IgnorePreemptionSignals`): SLURM signals every
-process of the job, and a worker ended by SIGTERM, or one that ran Lightning's SLURM handler,
-would stop the run before the checkpoint. A signal that arrives before training starts (while a
-feature cache is built, say) ends the process as it would without mvmr: the half-built cache is a
-temporary folder that the next build removes. One that arrives during validation is acted on at
-the next training batch.
+process, and a worker that died would stop the run before the checkpoint. A signal before training
+starts ends the process as usual; one during validation is acted on at the next training batch.
 """
 
 from __future__ import annotations
@@ -35,14 +19,13 @@ import signal
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import lightning as L
-import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment
 
 from mvmr.errors import Preempted
-from mvmr.training.callbacks import LastCheckpoint
+from mvmr.training.callbacks import LastCheckpoint, max_over_ranks
 
 __all__ = ["PREEMPTION_SIGNALS", "Preemption", "IgnorePreemptionSignals", "slurm_environment"]
 
@@ -51,8 +34,7 @@ PREEMPTION_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1
 
 
 def slurm_environment() -> SLURMEnvironment | None:
-    """Lightning's SLURM environment with automatic requeue on SIGUSR1, when this process was started
-    by SLURM (``srun``/``sbatch``); None elsewhere."""
+    """Lightning's SLURM environment, requeueing on SIGUSR1, when SLURM started this process; else None."""
     if not SLURMEnvironment.detect():
         return None
     return SLURMEnvironment(auto_requeue=True, requeue_signal=signal.SIGUSR1)
@@ -73,24 +55,16 @@ class IgnorePreemptionSignals:
 
 
 class Preemption(L.Callback):
-    """Checkpoint and stop at the end of the batch in which a preemption signal arrived.
+    """Checkpoint (through ``last``, the run's one writer of ``last.ckpt``) and stop at the end of
+    the batch in which one of :data:`PREEMPTION_SIGNALS` arrived."""
 
-    Args:
-        last: the run's one writer of ``last.ckpt``; its :meth:`~LastCheckpoint.save` writes the
-            preemption checkpoint.
-        signals: the signals to act on (default :data:`PREEMPTION_SIGNALS`).
-    """
-
-    def __init__(self, last: LastCheckpoint, signals: Sequence[int] = PREEMPTION_SIGNALS) -> None:
+    def __init__(self, last: LastCheckpoint) -> None:
         self.last = last
-        self.signals = tuple(signal.Signals(s) for s in signals)
-        #: the first signal received since training started (None: none)
-        self.received: int | None = None
+        self.received: int | None = None  # the first signal since training started
         self._previous: dict[signal.Signals, Any] = {}
         self._step_seen = 0
         self._pending: Preempted | None = None
 
-    # -- signal handling --------------------------------------------------------------------
     def _handle(self, signum: int, frame: Any) -> None:
         if self.received is None:  # only a flag: the work happens at the next batch boundary
             self.received = int(signum)
@@ -98,7 +72,7 @@ class Preemption(L.Callback):
     def _install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # Python delivers signals to the main thread only
-        for sig in self.signals:
+        for sig in PREEMPTION_SIGNALS:
             self._previous[sig] = signal.getsignal(sig)  # Lightning's, installed by now
             signal.signal(sig, self._handle)
 
@@ -108,7 +82,6 @@ class Preemption(L.Callback):
                 signal.signal(sig, handler)
         self._previous = {}
 
-    # -- Lightning hooks --------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received, self._step_seen, self._pending = None, trainer.global_step, None
         self._install()
@@ -125,7 +98,8 @@ class Preemption(L.Callback):
         self._step_seen = trainer.global_step
         if self._pending is not None:
             return
-        signum = self._agreed_signal(trainer)
+        # the signal any rank received (the highest number if several), the same on every rank
+        signum = max_over_ranks(trainer, self.received or 0, trainer.strategy.root_device) or None
         if signum is None or not stepped:
             return
         self.last.save(trainer)  # collective under DDP: every rank is here, at the same step
@@ -155,16 +129,6 @@ class Preemption(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._raise_pending(trainer)  # after LastCheckpoint's and ModelCheckpoint's saves of the same state
-
-    # -- helpers ----------------------------------------------------------------------------
-    def _agreed_signal(self, trainer: L.Trainer) -> int | None:
-        """The signal any rank received (the highest number if several), the same on every rank."""
-        local = self.received or 0
-        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-            flag = torch.tensor([local], dtype=torch.int64, device=trainer.strategy.root_device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # one tiny collective a batch
-            local = int(flag.item())
-        return local or None
 
     def _requeue(self, trainer: L.Trainer, signum: int) -> bool:
         """Under SLURM with auto-requeue and on its requeue signal: run Lightning's handler (it requeues

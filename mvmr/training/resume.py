@@ -1,15 +1,10 @@
 """Where a run resumes: the newest checkpoint of the run folder that really loads.
 
-``resume="auto"`` tries ``checkpoints/last.ckpt`` first, then the numbered ``epochNNNN.ckpt``,
-newest first. Each candidate is read the way the trainer will read it
-(:func:`mvmr.models.read_lightning_checkpoint`, ``torch.load(weights_only=True)``) and must hold a
-training state (``global_step`` and ``optimizer_states``). A candidate that is truncated, is not a
-checkpoint at all, or pickles objects is skipped; when one is skipped a warning names the one taken
-and why each newer one was not. When none loads, :class:`~mvmr.errors.CheckpointError` names
-every file tried and its reason: the run never starts afresh over a folder of checkpoints on its own.
-
-Checkpoints are written atomically (:class:`~mvmr.training.callbacks.AtomicCheckpointIO`), so a
-torn file is not one of ours being cut short: it is a copy or a file system that failed.
+``resume="auto"`` tries ``checkpoints/last.ckpt``, then ``epochNNNN.ckpt`` newest first, reading
+each as the trainer will (``weights_only=True``) and requiring a training state. A torn, foreign or
+pickling candidate is skipped with a warning naming why; when none loads,
+:class:`~mvmr.errors.CheckpointError` names every file tried: a run never starts afresh over a
+folder of checkpoints on its own. (Our writes are atomic, so a torn file means a failed copy or disk.)
 """
 
 from __future__ import annotations
@@ -54,13 +49,9 @@ def _reason(err: Exception) -> str:
 
 
 def find_resume_checkpoint(run_dir: str | Path, resume: str | os.PathLike[str] | None) -> str | None:
-    """The checkpoint to resume from.
-
-    ``None``/``"none"``: start afresh; ``"auto"``: the newest checkpoint of ``<run>/checkpoints``
-    that loads (see the module docstring), or None when the folder holds none at all; otherwise the
-    given checkpoint path, which must exist (it is not replaced by another one if it is corrupt:
-    the trainer then fails naming it).
-    """
+    """The checkpoint to resume from: None for ``None``/``"none"``; for ``"auto"`` the newest one of
+    ``<run>/checkpoints`` that loads (None when there is none); otherwise the given path, which must
+    exist (a corrupt one is not replaced by another: the trainer then fails naming it)."""
     if resume is None or str(resume).lower() in ("none", "never", "false", ""):
         return None
     if str(resume) == "auto":

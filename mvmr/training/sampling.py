@@ -1,20 +1,12 @@
-"""A reproducible, resumable, rank-aware training loader.
+"""A reproducible, resumable, rank-aware training loader: all randomness is a function of (seed, epoch, index).
 
-Everything random about the data is a function of ``(seed, epoch, index)``:
-
-- :class:`EpochBatchSampler` shuffles with a generator seeded by ``(seed, epoch)``, keeps the
-  items ``rank::world_size`` of that order (every process gets the same number of items) and
-  yields batches of ``(epoch, index)`` pairs, dropping the last incomplete batch (MV-MR needs
-  batch statistics; a batch of 1 has none).
-- :class:`EpochItems` wraps :class:`~mvmr.data.TwoViews` (built with ``seed=``): it receives the
-  pair, selects the epoch and returns ``views[index]``, so the augmentation of an item is the
-  same in any process, any DataLoader worker and after a resume.
-- :class:`ResumableLoader` is a DataLoader with ``state_dict``/``load_state_dict``, which
-  Lightning stores in the checkpoint: a run resumed from a mid-epoch checkpoint skips the
-  batches it already trained on, instead of restarting the epoch.
-
-With ``world_size`` processes and per-process batch ``b``, the global batch of step ``t`` is the
-set ``order[t*b*W : (t+1)*b*W]``: the same images a single process with batch ``b*W`` sees.
+:class:`EpochBatchSampler` shuffles with a generator seeded by ``(seed, epoch)``, keeps the items
+``rank::world_size`` (the same count on every rank) and yields batches of ``(epoch, index)``,
+dropping the last incomplete batch. :class:`EpochItems` sets the views' epoch and returns
+``views[index]``, so an item's augmentation is the same in any process, worker or resume.
+:class:`ResumableLoader` has ``state_dict``/``load_state_dict``, which Lightning checkpoints, so a
+mid-epoch resume skips the batches already trained on. The global batch of step ``t`` is
+``order[t*b*W : (t+1)*b*W]``, the one a single process with batch ``b*W`` sees.
 """
 
 from __future__ import annotations
@@ -49,19 +41,10 @@ class _EpochHook:
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of ``(epoch, index)`` over ``indices``, shuffled per epoch, sharded per rank."""
 
-    def __init__(
-        self,
-        indices: np.ndarray | list[int],
-        batch_size: int,
-        *,
-        seed: int = 0,
-        shuffle: bool = True,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
+    def __init__(self, indices: np.ndarray | list[int], batch_size: int, *, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size = int(batch_size)
-        self.seed, self.shuffle = int(seed), bool(shuffle)
+        self.batch_size, self.seed = int(batch_size), int(seed)
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         self.sampler = _EpochHook(self)
@@ -82,10 +65,8 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def order(self, epoch: int) -> np.ndarray:
         """This rank's items of ``epoch``, in order (before batching)."""
-        idx = self.indices
-        if self.shuffle:
-            gen = np.random.default_rng(mix_seed("sampler", self.seed, epoch))
-            idx = idx[gen.permutation(len(idx))]
+        gen = np.random.default_rng(mix_seed("sampler", self.seed, epoch))
+        idx = self.indices[gen.permutation(len(self.indices))]
         per_rank = len(idx) // self.world_size
         return idx[: per_rank * self.world_size][self.rank :: self.world_size]
 
@@ -95,9 +76,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         epoch = self.epoch
         order = self.order(epoch)
-        start = 0
-        if self._skip is not None and self._skip[0] == epoch:
-            start = self._skip[1]
+        start = self._skip[1] if self._skip is not None and self._skip[0] == epoch else 0
         self._skip = None
         for b in range(start, len(self)):
             yield [(epoch, int(i)) for i in order[b * self.batch_size : (b + 1) * self.batch_size]]
@@ -122,10 +101,8 @@ class EpochItems(Dataset):
 class ResumableLoader(DataLoader):
     """A DataLoader over :class:`EpochItems` whose position Lightning saves in checkpoints.
 
-    ``progress`` returns ``(batches trained on in the current epoch, batches in an epoch)``; the
-    trainer sets it to read Lightning's loop counters (the DataLoader itself runs ahead of
-    training by its prefetch, so it cannot count). Lightning calls :meth:`load_state_dict` on
-    resume before it creates the epoch's iterator.
+    ``progress() -> (batches trained on in the current epoch, batches per epoch)`` is set by the
+    trainer to read Lightning's loop counters (the loader runs ahead by its prefetch, so cannot count).
     """
 
     def __init__(self, items: EpochItems, batch_sampler: EpochBatchSampler, **kwargs: Any) -> None:

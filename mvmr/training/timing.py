@@ -23,9 +23,8 @@ __all__ = ["StepTimer", "time_steps"]
 
 
 class StepTimer(L.Callback):
-    """Wall time of every training batch: forward of both views, targets, loss, backward and the
-    optimiser step (``on_train_batch_start`` to ``on_train_batch_end``; data loading excluded), and
-    the interval from one batch's end to the next's (data loading included)."""
+    """Wall time of every training batch from its start to its end (``seconds``, data loading
+    excluded) and from one batch's end to the next's (``intervals``, data loading included)."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
@@ -55,12 +54,11 @@ class StepTimer(L.Callback):
 def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: PretrainData | None = None,
                model: nn.Module | None = None, feature_dim: int | None = None) -> dict[str, Any]:
     """Time ``steps`` training steps (after ``warmup``) of ``config`` through the real module and
-    Lightning trainer (one device, no logging, checkpoints into a temporary folder). Caches the
-    config names are built if missing, outside the timed steps.
+    trainer (one device, no logging, a temporary folder; missing caches are built before timing).
 
-    Returns ``{"seconds" (median compute time of a step), "all" (every timed step),
-    "interval" (median time between step ends, data loading included), "images_per_s",
-    "batch_size", "cache_build_seconds" (per cached source; None when it already existed)}``.
+    Returns ``{"seconds" (median step), "all" (every timed step), "interval" (median time between
+    step ends, data loading included), "images_per_s", "batch_size", "cache_build_seconds"
+    (per cached source; None when it already existed)}``.
     """
     total = warmup + steps
     t = replace(config.trainer, max_steps=total, max_epochs=max(config.trainer.max_epochs, total), devices=1,

@@ -1,22 +1,14 @@
 """``pretrain(config) -> run_dir``: the run's data, module and Lightning Trainer, from a config.
 
-A run folder holds::
+A run folder holds ``config.yaml`` (the resolved configuration), ``checkpoints/last.ckpt`` (the
+resume point, rewritten every epoch and every N steps when asked), ``checkpoints/epochNNNN.ckpt``
+(every ``trainer.checkpoint_every_n_epochs``), the loggers' folders (``csv/version_K/``,
+``tensorboard/``, ``wandb/``, ``mlruns/``), ``plots/*.png`` and, when distilling, ``teacher-cache/``.
 
-    config.yaml              the resolved configuration (every default written out)
-    checkpoints/last.ckpt    rewritten every epoch (and every N steps when asked); resume point
-    checkpoints/epochNNNN.ckpt   kept every ``trainer.checkpoint_every_n_epochs`` epochs
-    csv/version_K/metrics.csv, tensorboard/version_K/   logs, one version per session
-                             (``trainer.loggers``; also wandb/ and mlruns/, see mvmr.training.loggers)
-    plots/*.png              loss and distance-correlation curves, written at the end
-    teacher-cache/           distillation: the teacher's embeddings of the clean images, filled once
-                             (``teacher.cache_dir`` moves it)
-
-``resume="auto"`` continues from ``checkpoints/last.ckpt`` when it exists (or, when that file is
-torn or corrupt, from the newest numbered checkpoint that loads: :mod:`mvmr.training.resume`). A
-run interrupted mid-epoch resumes at the next batch (see :mod:`mvmr.training.sampling`) with the
-same data order and augmentations, so it ends with the same weights as an uninterrupted run. On
-SIGTERM (or SLURM's SIGUSR1 warning) the run writes ``last.ckpt`` at the end of the current batch
-and exits (:mod:`mvmr.training.preemption`); under SLURM it requeues itself.
+``resume="auto"`` continues from ``last.ckpt``, or from the newest checkpoint that loads
+(:mod:`mvmr.training.resume`), at the next batch with the same data order and augmentations
+(:mod:`mvmr.training.sampling`): the same weights as an uninterrupted run. On SIGTERM or SIGUSR1
+the run writes ``last.ckpt`` at the end of the batch and exits (:mod:`mvmr.training.preemption`).
 """
 
 from __future__ import annotations
@@ -47,12 +39,8 @@ __all__ = ["PretrainDataModule", "build_trainer", "find_resume_checkpoint", "pre
 
 
 class PretrainDataModule(L.LightningDataModule):
-    """The two-view training loader (and the probe's validation loader) of a :class:`PretrainData`.
-
-    Builds the loaders at fit time, when the process's rank and the world size are known; the
-    training loader resumes mid-epoch from a checkpoint. Any LightningModule that takes
-    ``(views, index)`` batches can train on it (MV-MR, distillation, the peer methods).
-    """
+    """The two-view training loader (resuming mid-epoch) and the probe's validation loader of a
+    :class:`PretrainData`, built at fit time when the rank and world size are known."""
 
     def __init__(self, data: PretrainData, config: Config) -> None:
         super().__init__()
@@ -86,10 +74,8 @@ class PretrainDataModule(L.LightningDataModule):
         return loader
 
 
-# --------------------------------------------------------------------------------------------
-# trainer
-# --------------------------------------------------------------------------------------------
 def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback] = (), **overrides: Any) -> L.Trainer:
+    """The Lightning Trainer of ``config`` writing into ``run_dir``; ``overrides`` replace its arguments."""
     t = config.trainer
     ckpt_dir = run_dir / "checkpoints"
     last = LastCheckpoint(ckpt_dir / "last.ckpt", every_n_steps=t.checkpoint_every_n_steps)
@@ -122,7 +108,7 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         use_distributed_sampler=False,  # our sampler shards by rank itself
         num_sanity_val_steps=0, enable_progress_bar=t.progress_bar,
         enable_model_summary=t.progress_bar and not notices_hidden(),  # the run's plan gives the size
-        callbacks=cbs, plugins=[AtomicCheckpointIO(), *_cluster_environment()],
+        callbacks=cbs, plugins=[AtomicCheckpointIO(), *filter(None, [slurm_environment()])],
     )
     if "logger" not in overrides:
         kwargs["logger"] = build_loggers(t.loggers, run_dir, run_name=config.name) or False
@@ -130,12 +116,6 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
         return L.Trainer(**kwargs)
-
-
-def _cluster_environment() -> list[Any]:
-    """Under SLURM: Lightning's SLURM environment, requeueing the job on SIGUSR1 (see :mod:`mvmr.training.preemption`)."""
-    env = slurm_environment()
-    return [env] if env is not None else []
 
 
 def pretrain(

@@ -1,16 +1,11 @@
 """Atomic file writes: a reader (or a crash) sees the old file or the new one, never a partial one.
 
-Every writer here goes through :func:`atomic_write`: the content goes to a new temporary file in
-the destination's folder (so that the rename never crosses file systems), which is flushed and
-``fsync``-ed, then ``os.replace``-d over the destination (atomic on POSIX and Windows); the folder
-is ``fsync``-ed too where the platform allows it, so that the rename survives a power cut. On any
-error the temporary file is removed and the destination is left as it was. Missing parent folders
-are created; every function returns the destination path.
-
-**A full disk.** The bytes reach the file through :func:`os.write` (one low-level write for every
-writer, which is also where the tests inject ``ENOSPC``). When the file system is full, or the
-quota spent, whether at a write, at ``fsync`` or at ``close``, the temporary file is removed and a
-:class:`~mvmr.errors.DiskFullError` names the file, the bytes it needs and the bytes free.
+Every writer goes through :func:`atomic_write`: a new temporary file in the destination's folder
+(so the rename never crosses file systems) is written with :func:`os.write`, flushed, ``fsync``-ed
+and ``os.replace``-d over the destination, then the folder is ``fsync``-ed where possible. On any
+error the temporary file is removed and the destination left as it was; a full disk or quota, at
+a write, ``fsync`` or ``close``, raises a :class:`~mvmr.errors.DiskFullError` naming the file, the
+bytes it needs and the bytes free. Every function returns the destination path.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """A full disk, reported clearly: which file, how much space it needs, how much is left.
 
-Every writer of the library (:mod:`mvmr.utils.atomic`, the checkpoint IO, the feature cache
-build) turns the operating system's ``ENOSPC`` ("no space left on device") and ``EDQUOT`` ("disk
-quota exceeded", common on cluster file systems) into a :class:`~mvmr.errors.DiskFullError` with
-:func:`disk_full_error`, after removing its temporary file. :func:`require_free_space` refuses a
-large write before it starts (a feature cache build checks the space of all its files up front,
-instead of failing hours later).
+Every writer of the library turns ``ENOSPC`` and ``EDQUOT`` (quota exceeded) into a
+:class:`~mvmr.errors.DiskFullError` with :func:`disk_full_error`, after removing its temporary file;
+:func:`require_free_space` refuses a large write (a feature cache) before it starts.
 """
 
 from __future__ import annotations
@@ -53,15 +50,9 @@ def format_bytes(n: int | None) -> str:
 
 def disk_full_error(path: str | os.PathLike[str], *, needed: int | None, written: int | None = None,
                     cause: OSError | None = None, what: str = "file") -> DiskFullError:
-    """The :class:`~mvmr.errors.DiskFullError` for a failed write of ``path``.
-
-    Args:
-        path: the file (or folder) that could not be written.
-        needed: the bytes the write needs in all (None if not known in advance).
-        written: how many bytes had been written when the disk filled (a lower bound of ``needed``).
-        cause: the original OSError (its errno and text go into the message).
-        what: what was being written ("checkpoint", "feature cache", ...), for the message.
-    """
+    """The :class:`~mvmr.errors.DiskFullError` for a failed write of ``path`` (a file or folder), which
+    needs ``needed`` bytes in all (None: unknown), of which ``written`` were written when the disk
+    filled; ``cause`` is the original OSError, ``what`` names what was written ("checkpoint", ...)."""
     free = free_bytes(path)
     code = cause.errno if cause is not None else errno.ENOSPC
     reason = os.strerror(code) if code is not None else "no space left on device"

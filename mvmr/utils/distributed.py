@@ -1,8 +1,8 @@
 """The process group as the library sees it: one process, or every rank of ``torch.distributed``.
 
-Work that must happen once per run (building a feature cache, fingerprinting a dataset) runs
-through :class:`ProcessGroup`: rank 0 decides, the others wait and receive its answer. With a
-single process every method is trivial, so the same code path serves both cases.
+Once-per-run work (building a feature cache, fingerprinting a dataset) runs through
+:class:`ProcessGroup`: rank 0 decides, the others receive its answer; with one process every
+method is trivial, so the same code path serves both cases.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ProcessGroup:
-    """``rank`` of ``world_size`` processes, with a barrier and object broadcast / gather."""
+    """``rank`` of ``world_size`` processes, with object broadcast / gather."""
 
     rank: int = 0
     world_size: int = 1
@@ -32,10 +32,6 @@ class ProcessGroup:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
 
     def broadcast(self, obj: T) -> T:
         """Rank 0's ``obj`` on every rank (picklable objects)."""
@@ -68,15 +64,6 @@ class ProcessGroup:
                 raise value
             raise RuntimeError(f"rank 0 failed: {value}") from value
         return value
-
-    def check_all(self, error: BaseException | None) -> None:
-        """Raise on every rank when any rank reports an error (the first one, naming its rank)."""
-        found = first_error(self.all_gather(None if error is None else repr(error)))
-        if found is not None:
-            rank, message = found
-            if error is not None:
-                raise error
-            raise RuntimeError(f"rank {rank} failed: {message}")
 
 
 def first_error(reports: list[str | None]) -> tuple[int, str] | None:
