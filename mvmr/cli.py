@@ -19,29 +19,13 @@ from mvmr.plugins import import_plugins
 from mvmr.training.quiet import clean_output
 
 #: Sub-commands in the order ``mvmr --help`` lists them.
-COMMANDS: tuple[str, ...] = (
-    "demo",
-    "pretrain",
-    "distill",
-    "evaluate",
-    "cache",
-    "plan",
-    "export",
-    "report",
-    "ablate",
-    "info",
-)
-
-
-def _available_commands() -> list[str]:
-    return [c for c in COMMANDS if importlib.util.find_spec(f"mvmr.commands.{c}") is not None]
+COMMANDS: tuple[str, ...] = ("demo", "pretrain", "distill", "evaluate", "cache", "plan", "export", "report", "ablate",
+                             "info")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mvmr",
-        description="MV-MR: self-supervised learning and label-free distillation with distance correlation.",
-    )
+    parser = argparse.ArgumentParser(prog="mvmr", description="MV-MR: self-supervised learning and label-free "
+                                                              "distillation with distance correlation.")
     parser.add_argument("--version", action="version", version=f"mvmr {mvmr.__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show everything: full tracebacks on errors, and all of Lightning's messages and warnings "
@@ -50,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="import MODULE first, so that the representations, teachers or methods it registers can be "
                              "named in the config (repeatable; installed packages can use entry points instead)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _available_commands():
+    for name in (c for c in COMMANDS if importlib.util.find_spec(f"mvmr.commands.{c}") is not None):
         module = importlib.import_module(f"mvmr.commands.{name}")
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)

@@ -6,15 +6,15 @@ import argparse
 from typing import Any
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, *, config_help: str) -> None:
-    """``--config`` (required), ``--resume``, ``--out``; call :func:`add_overrides` after the command's own."""
+def add_run_arguments(parser: argparse.ArgumentParser, *, config_help: str = "config file or shipped name",
+                      resume: bool = True) -> None:
+    """``--config`` (required), ``--resume`` (unless ``resume=False``), ``--out`` and the ``KEY=VALUE`` overrides."""
     parser.add_argument("--config", required=True, metavar="YAML", help=config_help)
-    parser.add_argument("--resume", default="auto", metavar="auto|none|PATH",
-                        help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start afresh; or a checkpoint")
+    if resume:
+        parser.add_argument("--resume", default="auto", metavar="auto|none|PATH",
+                            help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start "
+                                 "afresh; or a checkpoint")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
-
-
-def add_overrides(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_epochs=10")
 
 
@@ -22,7 +22,4 @@ def load_run_config(args: argparse.Namespace) -> Any:
     """The config named by ``--config``, with the overrides and ``--out`` applied."""
     from mvmr.config import load_config
 
-    overrides = list(args.overrides)
-    if args.out is not None:
-        overrides.append(f"output_dir={args.out}")
-    return load_config(args.config, overrides)
+    return load_config(args.config, [*args.overrides, *([f"output_dir={args.out}"] if args.out is not None else [])])

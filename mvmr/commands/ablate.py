@@ -8,10 +8,8 @@ Example::
     mvmr ablate --table 8 --config cifar10 --collect              # only (re)write the table and chart
 
 Each row is the base config plus the row's overrides (after the ``KEY=VALUE`` overrides given
-here), pretrained in ``<out>/table<N>/<row>/`` and evaluated with a linear probe and k-NN
-(:mod:`mvmr.evaluation`) on the same labelled data for every row. Rows whose ``result.json``
-exists are skipped, so an interrupted ablation continues where it stopped. The collected table
-(``<out>/table<N>/table<N>.md``, the paper's layout with the paper's numbers beside ours) and a
+here), pretrained in ``<out>/table<N>/<row>/`` and evaluated as :mod:`mvmr.workflows.ablation`
+describes; finished rows are skipped. The collected table (``<out>/table<N>/table<N>.md``) and a
 bar chart (``table<N>.png``) are written at the end.
 """
 
@@ -20,6 +18,9 @@ from __future__ import annotations
 import argparse
 
 HELP = "run the paper's ablation tables 5-8 from one base config (resumable; --launcher print for clusters)"
+#: the defaults of the evaluation flags (a flag that differs is passed on to each row's command)
+_PROBE_DEFAULTS = {"probe_kind": None, "probe_root": None, "probe_train_split": "train", "probe_test_split": "test",
+                   "probe_train_size": None, "probe_test_size": None, "probe_epochs": 100, "probe_lr": 1e-4}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,25 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("evaluation (the same for every row)")
     g.add_argument("--probe-kind", default=None, help="labelled dataset kind (default: the config's data.kind)")
     g.add_argument("--probe-root", default=None, help="labelled dataset root (default: the config's data.root)")
-    g.add_argument("--probe-train-split", default="train")
-    g.add_argument("--probe-test-split", default="test")
+    g.add_argument("--probe-train-split")
+    g.add_argument("--probe-test-split")
     g.add_argument("--probe-train-size", type=int, default=None, metavar="N", help="fixed random subset of the train split")
     g.add_argument("--probe-test-size", type=int, default=None, metavar="N", help="fixed random subset of the test split")
-    g.add_argument("--probe-epochs", type=int, default=100, help="linear probe epochs (paper: 100)")
-    g.add_argument("--probe-lr", type=float, default=1e-4, help="linear probe lr (paper: 1e-4)")
+    g.add_argument("--probe-epochs", type=int, help="linear probe epochs (paper: 100)")
+    g.add_argument("--probe-lr", type=float, help="linear probe lr (paper: 1e-4)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides applied to the base config of every row")
+    parser.set_defaults(**_PROBE_DEFAULTS)
 
 
 def _probe_args(args: argparse.Namespace) -> list[str]:
     """The evaluation flags as given (passed on to the per-row commands of --launcher print)."""
-    out: list[str] = []
-    defaults = {"probe_kind": None, "probe_root": None, "probe_train_split": "train", "probe_test_split": "test",
-                "probe_train_size": None, "probe_test_size": None, "probe_epochs": 100, "probe_lr": 1e-4}
-    out += [f"--reuse={d}" for d in args.reuse]
-    for name, default in defaults.items():
-        value = getattr(args, name)
-        if value != default:
-            out += ["--" + name.replace("_", "-"), str(value)]
+    out = [f"--reuse={d}" for d in args.reuse]
+    for name, default in _PROBE_DEFAULTS.items():
+        if getattr(args, name) != default:
+            out += ["--" + name.replace("_", "-"), str(getattr(args, name))]
     return out
 
 
@@ -89,12 +87,8 @@ def run(args: argparse.Namespace) -> int:
     probe = ablation.ProbeSettings(kind=args.probe_kind, root=args.probe_root, train_split=args.probe_train_split,
                                    test_split=args.probe_test_split, train_size=args.probe_train_size,
                                    test_size=args.probe_test_size, epochs=args.probe_epochs, lr=args.probe_lr)
-    results = {}
-    for row in rows:
-        if args.collect:
-            results[row.key] = ablation.load_row_result(out / row.key)
-        else:
-            results[row.key] = ablation.run_row(configs[row.key], probe, key=row.key, reuse=args.reuse)
+    results = {} if args.collect else {row.key: ablation.run_row(configs[row.key], probe, key=row.key, reuse=args.reuse)
+                                       for row in rows}
     all_rows = ablation.table_rows(args.table, base)
     for row in all_rows:  # the table shows every finished row of this table, not only this call's
         if results.get(row.key) is None:

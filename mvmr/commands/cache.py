@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from mvmr.commands._run_args import add_overrides, load_run_config
+from mvmr.commands._run_args import add_run_arguments, load_run_config
 
 HELP = "build a config's feature caches (deterministic representations, teacher) before training"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="YAML", help="config file or shipped name")
-    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
+    add_run_arguments(parser, resume=False)
     parser.add_argument("--device", default=None, help="device for the representations (default: cuda if available)")
     parser.add_argument("--rebuild", action="store_true", help="replace a cache built for another configuration")
-    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:

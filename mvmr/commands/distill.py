@@ -10,20 +10,16 @@ The same trainer, checkpoints, logs, resume and DDP support as ``mvmr pretrain``
 is MV-MR with the teacher's embedding of the clean view as one more representation (the config's
 ``teacher`` section; ``representations.items: []`` distils from the teacher alone). The teacher's
 embeddings are computed once per dataset into ``<run>/teacher-cache`` (``teacher.cache: false``
-runs it at every step instead).
-
-``--evaluate`` then writes the run's report (``results.md``, ``distill_report.md``): linear-probe
-accuracy of the student, the teacher, a random student and, with ``--compare-ssl`` (or
-``--ssl-run DIR``), the same student trained by MV-MR self-supervision alone with the same
-budget; parameter counts; step time with the cached teacher vs the teacher run every step.
-Running the command again on a finished run only re-evaluates (the training resumes at its end).
+runs it at every step instead). ``--evaluate`` then writes the run's report
+(:mod:`mvmr.workflows.distill_report`). Running the command again on a finished run only
+re-evaluates (the training resumes at its end).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from mvmr.commands._run_args import add_overrides, add_run_arguments, load_run_config
+from mvmr.commands._run_args import add_run_arguments, load_run_config
 
 HELP = "label-free distillation of a frozen teacher into a student with MV-MR (resumable), and its report"
 
@@ -39,7 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssl-run", default=None, metavar="DIR",
                         help="an existing self-supervised run folder to add to the report instead (implies --evaluate)")
     parser.add_argument("--no-timing", action="store_true", help="leave the step-time comparison out of the report")
-    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:

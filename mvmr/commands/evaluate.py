@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +106,11 @@ def _test_split(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mvmr.data import DatasetSubset
+    from mvmr.data import DatasetSubset, build_dataset
     from mvmr.errors import ConfigError
     from mvmr.evaluation import encoders
     from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels
     from mvmr.evaluation.extractor import FeatureExtractor
-    from mvmr.evaluation.results import format_metrics_table, save_result
     from mvmr.evaluation.subsets import stratified_limit
 
     progress = not args.no_progress
@@ -121,37 +119,30 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "voc07" and not args.data:
         raise ConfigError("--data must point at the VOCdevkit folder for voc07")
     run_dir = Path(args.out) if args.out else _default_run_dir(args)
-    random_source = bool(args.encoder and args.encoder.startswith("random:"))
 
     def build_extractor(image_size: int | None, channels: int) -> FeatureExtractor:
-        small = args.small_images == "yes" or (args.small_images == "auto" and image_size is not None and image_size <= 96)
+        small = args.small_images == "yes" or (args.small_images == "auto" and image_size is not None
+                                               and image_size <= 96)
         return encoders.resolve_encoder(
             checkpoint=args.checkpoint, encoder=args.encoder, weights=args.weights, representation=args.representation,
-            arch=args.arch, encoder_prefix=args.encoder_prefix, small_images=small, in_chans=channels, seed=args.seed,
-        )
+            arch=args.arch, encoder_prefix=args.encoder_prefix, small_images=small, in_chans=channels, seed=args.seed)
 
     if args.protocol == "voc07":
         from mvmr.evaluation.voc07 import run_voc07
 
         extractor = build_extractor(args.image_size or 224, 3)
-        result = run_voc07(
+        return _finish(run_dir, [run_voc07(
             extractor, args.data, config=_linear_config(args, progress), size=args.image_size or 224,
             train_split=args.train_split or "trainval", test_split=args.test_split or "test",
-            encoder=extractor.description, interpolation=args.ap,
-        )
-        return _finish(run_dir, [result], save_result, format_metrics_table)
-
-    from mvmr.data import build_dataset
+            encoder=extractor.description, interpolation=args.ap)])
 
     def load(split: str, channels: int | None, limit: int | None) -> Any:
         ds = build_dataset(args.dataset, args.data, split=split, size=args.image_size, download=False,
                            skip_corrupt=args.skip_corrupt, channels=channels)
-        if limit is not None:
-            ds = DatasetSubset(ds, stratified_limit(dataset_labels(ds), limit, seed=args.seed))
-        return ds
+        return ds if limit is None else DatasetSubset(ds, stratified_limit(dataset_labels(ds), limit, seed=args.seed))
 
     train_split, test_split = args.train_split or "train", _test_split(args)
-    if random_source:
+    if args.encoder and args.encoder.startswith("random:"):  # a random encoder's stem follows the images' size
         channels = args.channels or 3
         train_ds = load(train_split, channels, args.limit_train)
         extractor = build_extractor(int(train_ds[0][0].shape[-1]), channels)
@@ -167,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "linear":
         from mvmr.evaluation.frozen import run_linear
 
-        results = [run_linear(extractor, train_ds, test_ds, config=_linear_config(args, progress), image_size=args.image_size, **common)]
+        results = [run_linear(extractor, train_ds, test_ds, config=_linear_config(args, progress),
+                              image_size=args.image_size, **common)]
     elif args.protocol == "knn":
         from mvmr.evaluation.knn import run_knn
 
@@ -175,40 +167,49 @@ def run(args: argparse.Namespace) -> int:
     elif args.protocol == "finetune":
         from mvmr.evaluation.finetune import FinetuneConfig, run_finetune
 
+        if args.subset_file and args.fraction is not None:
+            raise ConfigError("give --fraction or --subset-file, not both")
         config = FinetuneConfig(
             fraction=None if args.subset_file else (args.fraction if args.fraction is not None else 0.01),
             subset_file=args.subset_file, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 128,
-            weight_decay=args.weight_decay, val_fraction=0.0 if args.val_fraction is None else args.val_fraction, seed=args.seed,
-            augment=True if args.augment is None else args.augment, device=args.device,
-            num_workers=args.num_workers, progress=progress,
-        )
-        if args.subset_file and args.fraction is not None:
-            raise ConfigError("give --fraction or --subset-file, not both")
-        results = [run_finetune(extractor, train_ds, test_ds, config=config, out_dir=run_dir, image_size=args.image_size, **common)]
+            weight_decay=args.weight_decay, val_fraction=args.val_fraction or 0.0, seed=args.seed,
+            augment=args.augment is not False, device=args.device, num_workers=args.num_workers, progress=progress)
+        results = [run_finetune(extractor, train_ds, test_ds, config=config, out_dir=run_dir,
+                                image_size=args.image_size, **common)]
     elif args.protocol == "embed":
         from mvmr.evaluation.embed import run_embed
 
         results = [run_embed(extractor, test_ds, run_dir, config=_embed_config(args, progress), **common)]
-    else:
-        results = _run_all(args, extractor, train_ds, test_ds, run_dir, progress, common)
-    return _finish(run_dir, results, save_result, format_metrics_table)
+    else:  # all: linear + knn (one extraction of every split, evaluate_frozen) + embed of the test features
+        from mvmr.evaluation.embed import embed_result
+        from mvmr.evaluation.frozen import evaluate_frozen
+
+        if args.augment:
+            raise ConfigError("--augment is not available with 'all' (it shares one feature extraction); "
+                              "run 'linear --augment'")
+        evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=_linear_config(args, progress),
+                                     knn=_knn_config(args, progress), **common)
+        results = [*evaluation.results, embed_result(
+            *evaluation.test_features, run_dir, config=_embed_config(args, progress),
+            class_names=evaluation.linear.details["classes"], **common)]
+    return _finish(run_dir, results)
 
 
 def _linear_config(args: argparse.Namespace, progress: bool) -> Any:
     from mvmr.evaluation.linear import LinearConfig
 
-    return LinearConfig(
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 256, weight_decay=args.weight_decay,
-        val_fraction=0.1 if args.val_fraction is None else args.val_fraction, seed=args.seed, augment=bool(args.augment),
-        standardize=not args.no_standardize, device=args.device,
-        num_workers=args.num_workers, progress=progress,
-    )
+    return LinearConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size or 256,
+                        weight_decay=args.weight_decay, val_fraction=0.1 if args.val_fraction is None else
+                        args.val_fraction, seed=args.seed, augment=bool(args.augment),
+                        standardize=not args.no_standardize, device=args.device, num_workers=args.num_workers,
+                        progress=progress)
 
 
 def _knn_config(args: argparse.Namespace, progress: bool) -> Any:
     from mvmr.evaluation.knn import KNNConfig
 
-    return KNNConfig(k=args.k, temperature=args.temperature, device=args.device, num_workers=args.num_workers, progress=progress)
+    return KNNConfig(k=args.k, temperature=args.temperature, device=args.device, num_workers=args.num_workers,
+                     progress=progress)
 
 
 def _embed_config(args: argparse.Namespace, progress: bool) -> Any:
@@ -218,26 +219,13 @@ def _embed_config(args: argparse.Namespace, progress: bool) -> Any:
                        num_workers=args.num_workers, progress=progress)
 
 
-def _run_all(args: argparse.Namespace, extractor: Any, train_ds: Any, test_ds: Any, run_dir: Path, progress: bool,
-             common: dict[str, Any]) -> list[Any]:
-    """linear + knn (:func:`~mvmr.evaluation.frozen.evaluate_frozen`) + embed on one extraction of every split."""
-    from mvmr.errors import ConfigError
-    from mvmr.evaluation.embed import embed_result
-    from mvmr.evaluation.frozen import evaluate_frozen
+def _finish(run_dir: Path, results: list[Any]) -> int:
+    """Save and print each result, then say where they are."""
+    from mvmr.evaluation.results import format_metrics_table, save_result
 
-    if args.augment:
-        raise ConfigError("--augment is not available with 'all' (it shares one feature extraction); run 'linear --augment'")
-    evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=_linear_config(args, progress),
-                                 knn=_knn_config(args, progress), **common)
-    embed = embed_result(*evaluation.test_features, run_dir, config=_embed_config(args, progress),
-                         class_names=evaluation.linear.details["classes"], **common)
-    return [*evaluation.results, embed]
-
-
-def _finish(run_dir: Path, results: list[Any], save_result: Any, format_metrics_table: Any) -> int:
     for result in results:
-        json_path, md_path = save_result(run_dir, result)
+        md_path = save_result(run_dir, result)[1]
         print(format_metrics_table(result))
         print()
-    print(f"results: {md_path}  ({', '.join(str(run_dir / 'results' / (r.key + '.json')) for r in results)})", file=sys.stdout)
+    print(f"results: {md_path}  ({', '.join(str(run_dir / 'results' / (r.key + '.json')) for r in results)})")
     return 0

@@ -6,14 +6,10 @@ Example::
     mvmr export runs/stl10/checkpoints/last.ckpt --out exported/timm --format timm
     mvmr export runs/stl10/checkpoints/last.ckpt --out exported/hf --format hf
 
-``--format safetensors`` (the default) writes ``backbone.safetensors`` and ``backbone.pt`` (a plain
-state dict with metadata: encoder name, input channels, normalisation), loadable with
-:func:`mvmr.models.load_backbone`, and the run's ``config.yaml``. ``timm`` writes timm's folder
-(``timm.create_model("local-dir:DIR", pretrained=True)``), ``torchvision`` a state dict for
-``torchvision.models.<arch>()`` without ``fc``, ``hf`` a Hugging Face Hub folder for
-``mvmr.from_pretrained`` and ``huggingface_hub.upload_folder``; these three come with a
-``README.md`` model card. The command prints the files and the lines that load them. The
-checkpoint is read with ``torch.load(weights_only=True)``.
+The formats are those of :mod:`mvmr.workflows.export` (``safetensors``, the default: mvmr's
+backbone files; ``timm``, ``torchvision`` and ``hf``, each with a ``README.md`` model card). The
+command prints the files and the lines that load them. The checkpoint is read with
+``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from mvmr.commands._run_args import add_overrides, load_run_config
+from mvmr.commands._run_args import add_run_arguments, load_run_config
 
 HELP = "the cost of a run before its launch: dimensions, bytes, FLOPs, memory, cache size, wall time"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, metavar="YAML", help="config file or shipped name")
-    parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
+    add_run_arguments(parser, resume=False)
     parser.add_argument("--images", type=int, default=None, metavar="N", help="training images (default: count the data)")
     parser.add_argument("--measure", type=int, default=0, metavar="STEPS", help="time this many real training steps here")
     parser.add_argument("--throughput", type=float, default=None, metavar="IMG_PER_S",
@@ -33,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU run "
                              "from a CPU-only login node")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:

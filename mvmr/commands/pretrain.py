@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 
-from mvmr.commands._run_args import add_overrides, add_run_arguments, load_run_config
+from mvmr.commands._run_args import add_run_arguments, load_run_config
 
 HELP = "self-supervised MV-MR pretraining from a YAML config (resumable)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, config_help="config file or shipped name (stl10, cifar10, ...)")
-    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:

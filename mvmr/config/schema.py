@@ -15,11 +15,13 @@ strict (``1`` is not ``true``, ``2.0`` is not ``2``); :data:`Float` takes ints a
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, with_config
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, with_config
 from pydantic_core import PydanticCustomError
+from typing_extensions import dataclass_transform
 
 __all__ = ["AugmentationConfig", "DataConfig", "ModelConfig", "LossConfig", "RepresentationSpec",
            "RepresentationsConfig", "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig",
@@ -38,30 +40,47 @@ def _path_as_text(value: object) -> object:
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
+def _valid(test: Callable[[Any], Any], rule: str) -> AfterValidator:
+    """A check of one option's value: an error ``<rule>, got <value>`` when ``test(value)`` is false."""
+    def check(value: Any) -> Any:
+        if not test(value):
+            raise PydanticCustomError("invalid_value", "{rule}, got {got}", {"rule": rule, "got": repr(value)})
+        return value
+    return AfterValidator(check)
+
+
 Int = StrictInt
 Bool = StrictBool
 Float = Annotated[float, BeforeValidator(_refuse_bool)]
 Text = Annotated[str, BeforeValidator(_path_as_text)]
-_SECTION = ConfigDict(extra="forbid")
+_T = TypeVar("_T")
+_FRACTION_OR_COUNT = _valid(lambda v: not isinstance(v, float) or v <= 1.0,
+                            "a fraction must be <= 1.0 (or give an int number of batches)")
 
 
-@with_config(_SECTION)
-@dataclass
+@dataclass_transform(field_specifiers=(field,))
+def _section(cls: type[_T]) -> type[_T]:
+    """A config section: a dataclass in which pydantic refuses unknown keys."""
+    return with_config(ConfigDict(extra="forbid"))(dataclass(cls))
+
+
+@_section
 class AugmentationConfig:
     """Switches of the paper's augmentation (section 7) of the augmented view."""
 
     crop: Annotated[Bool, Field(description="random resized crop")] = True
-    crop_scale: Annotated[list[Float], Field(description="the crop's area as a fraction of the image, [min, max] "
-                                                         "(torchvision's default, which the paper does not change)")] \
-        = field(default_factory=lambda: [0.08, 1.0])
+    crop_scale: Annotated[list[Float], _valid(lambda s: len(s) == 2 and 0.0 < s[0] <= s[1] <= 1.0,
+                                              "expected [min, max] with 0 < min <= max <= 1"),
+                          Field(description="the crop's area as a fraction of the image, [min, max] (torchvision's "
+                                            "default, which the paper does not change)")] = field(
+        default_factory=lambda: [0.08, 1.0])
     flip: Annotated[Bool, Field(description="horizontal flip, p = 0.5")] = True
     color: Annotated[Bool, Field(description="colour jitter 0.8/0.8/0.8/0.2, p = 0.8")] = True
     grayscale: Annotated[Bool, Field(description="grayscale, p = 0.2")] = True
     blur: Annotated[Bool, Field(description="Gaussian blur, kernel 0.1 of the image size, sigma in [0.1, 2]")] = True
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class DataConfig:
     """The pretraining data. ``batch_size`` is per process (global = batch_size x devices x nodes)."""
 
@@ -89,14 +108,16 @@ class DataConfig:
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class ModelConfig:
     """The encoder and its projector."""
 
     encoder: Annotated[Text, Field(description="backbone, e.g. resnet18 or resnet50")] = "resnet50"
     small_images: Annotated[Bool, Field(description="3x3 stem without max-pool, for ~32 px images")] = False
-    projector: Annotated[Text, Field(description="widths like 8192-8192-8192; '' = no projector")] = "8192-8192-8192"
+    projector: Annotated[Text, _valid(lambda p: re.fullmatch(r"(\d+(-\d+)*)?", p)
+                                      and all(int(w) > 0 for w in p.split("-") if w),
+                                      "expected widths like '8192-8192-8192' or ''"),
+                         Field(description="widths like 8192-8192-8192; '' = no projector")] = "8192-8192-8192"
     sync_batchnorm: Annotated[Bool, Field(description="synchronise BatchNorm statistics across GPUs")] = False
     mean: Annotated[list[Float] | None, Field(description="input normalisation mean per channel; null = ImageNet's "
                                                           "for 3 channels, 0.5 otherwise")] = None
@@ -104,8 +125,7 @@ class ModelConfig:
         description="input normalisation std per channel, given together with mean")] = None
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class LossConfig:
     """Arguments of :class:`mvmr.losses.MVMRLoss`: L = L1 + L2 + L3 (paper eqs. 4-10)."""
 
@@ -126,8 +146,7 @@ class LossConfig:
                                                           "the global batch")] = True
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class RepresentationSpec:
     """One representation Z*_k of L3: registry name, weight beta_k and constructor arguments."""
 
@@ -143,8 +162,7 @@ def _paper_representations() -> list[RepresentationSpec]:
     return [RepresentationSpec(name=n) for n in ("pixels", "scatnet", "augmented_pixels", "hog", "local_std")]
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class RepresentationsConfig:
     """The hand-crafted representations of L3 and where their deterministic features are cached."""
 
@@ -156,15 +174,16 @@ class RepresentationsConfig:
                                                                "than this; null = store them as they are")] = None
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class OptimConfig:
     """Optimiser and learning-rate schedule (linear warm-up then cosine, stepped per optimiser step)."""
 
     optimizer: Annotated[Literal["adam", "adamw", "lars"], Field(description="the optimiser")] = "adam"
     lr: Annotated[Float, Field(gt=0.0, description="base learning rate")] = 1e-4
     weight_decay: Annotated[Float, Field(ge=0.0, description="weight decay")] = 0.0
-    betas: Annotated[list[Float], Field(description="Adam's two betas, in [0, 1)")] = field(
+    betas: Annotated[list[Float], _valid(lambda b: len(b) == 2 and all(0.0 <= x < 1.0 for x in b),
+                                         "expected two numbers in [0, 1)"),
+                     Field(description="Adam's two betas, in [0, 1)")] = field(
         default_factory=lambda: [0.9, 0.999])
     momentum: Annotated[Float, Field(ge=0.0, lt=1.0, description="LARS momentum")] = 0.9
     trust_coefficient: Annotated[Float, Field(gt=0.0, description="LARS eta")] = 0.001
@@ -176,15 +195,19 @@ class OptimConfig:
     base_batch_size: Annotated[Int, Field(ge=1, description="the batch size lr is given for")] = 256
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class TrainerConfig:
     """Lightning Trainer settings."""
 
     max_epochs: Annotated[Int, Field(ge=1, description="training epochs")] = 1000
     max_steps: Annotated[Int, Field(ge=-1, description="optimiser steps; -1 = no limit")] = -1
     accelerator: Annotated[Text, Field(description="Lightning accelerator: auto, cpu, gpu, ...")] = "auto"
-    devices: Annotated[Int | Text, Field(description="a count, -1 (all), 'auto' or ids like '0,1'")] = "auto"
+    devices: Annotated[Int | Text,
+                       _valid(lambda d: not isinstance(d, str) or d == "auto" or re.fullmatch(r"-1|\d+(,\d+)*,?", d),
+                              "expected a count, 'auto' or a list like '0,1'"),
+                       _valid(lambda d: not isinstance(d, int) or d > 0 or d == -1,
+                              "expected a positive count, -1 or 'auto'"),
+                       Field(description="a count, -1 (all), 'auto' or ids like '0,1'")] = "auto"
     num_nodes: Annotated[Int, Field(ge=1, description="machines")] = 1
     strategy: Annotated[Text, Field(description="Lightning strategy: auto, ddp, ...")] = "auto"
     precision: Annotated[Literal["64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true"],
@@ -200,8 +223,10 @@ class TrainerConfig:
                                                                    "or inf (no optimiser update; counted and logged as "
                                                                    "train/skipped_nonfinite); the next one stops the "
                                                                    "run. 0 = stop at the first")] = 0
-    limit_train_batches: Annotated[Int | Float, Field(gt=0, description="batches (int) or a fraction <= 1.0")] = 1.0
-    limit_val_batches: Annotated[Int | Float, Field(ge=0, description="batches (int) or a fraction <= 1.0")] = 1.0
+    limit_train_batches: Annotated[Int | Float, _FRACTION_OR_COUNT,
+                                   Field(gt=0, description="batches (int) or a fraction <= 1.0")] = 1.0
+    limit_val_batches: Annotated[Int | Float, _FRACTION_OR_COUNT,
+                                 Field(ge=0, description="batches (int) or a fraction <= 1.0")] = 1.0
     check_val_every_n_epoch: Annotated[Int, Field(ge=1, description="validation interval in epochs")] = 1
     seed: Annotated[Int, Field(description="seed of everything random, data subsets included")] = 0
     deterministic: Annotated[Bool, Field(description="deterministic PyTorch algorithms")] = False
@@ -213,8 +238,7 @@ class TrainerConfig:
         default_factory=lambda: ["csv", "tensorboard"])
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class ProbeConfig:
     """Online linear probe on detached encoder features (a progress monitor, not the evaluation)."""
 
@@ -224,8 +248,7 @@ class ProbeConfig:
     num_classes: Annotated[Int | None, Field(ge=2, description="classes; null = the dataset's class list")] = None
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class TeacherConfig:
     """The frozen teacher of label-free distillation (paper sec. 5.2, fig. 2).
 
@@ -251,8 +274,7 @@ class TeacherConfig:
     batch_size: Annotated[Int, Field(ge=1, description="teacher batch while it fills the cache")] = 64
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class EvaluationConfig:
     """The linear probe of a run's report (``mvmr distill --evaluate``).
 
@@ -276,8 +298,7 @@ class EvaluationConfig:
                                                          "every step), after one warm-up step")] = 3
 
 
-@with_config(_SECTION)
-@dataclass
+@_section
 class Config:
     """A whole run."""
 

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from mvmr.config import Config, validate
 from mvmr.errors import CheckpointError
-from mvmr.representations.teachers import build_teacher
+from mvmr.representations.teachers import build_teacher, parse_teacher_spec
 from mvmr.training.timing import time_steps
 
 __all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps"]
@@ -68,6 +68,7 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
 
 
 def _encoder_params(extractor: torch.nn.Module) -> int:
+    """The parameters of an extractor's backbone."""
     return sum(p.numel() for p in extractor.backbone.parameters())  # type: ignore[union-attr]
 
 
@@ -107,17 +108,13 @@ def distill_report(
     student = resolve_encoder(checkpoint=student_ckpt)
     in_chans = int(student.metadata.get("in_chans", 3))
     candidates: list[tuple[str, str, Any, int | None]] = [
-        ("student", f"MV-MR distilled {m.encoder} (student)", student, _encoder_params(student)),
-    ]
-    from mvmr.representations.teachers import parse_teacher_spec
-
+        ("student", f"MV-MR distilled {m.encoder} (student)", student, _encoder_params(student))]
+    teacher = None  # embeddings: teachers cannot embed new images
     if parse_teacher_spec(t.spec)[0] != "embeddings":
         teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
         extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
                                      feature_dim=int(teacher.embed_dim), trainable=False)
         candidates.append(("teacher", f"teacher {t.spec}", extractor, int(teacher.num_parameters)))
-    else:
-        teacher = None
     if ssl_ckpt is not None:
         ssl = resolve_encoder(checkpoint=ssl_ckpt)
         candidates.append(("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl, _encoder_params(ssl)))
@@ -132,22 +129,17 @@ def distill_report(
         result = evaluate_frozen(extractor, train, test, linear=probe, encoder=label, dataset=data_desc).linear
         result.variant = key
         save_result(run, result)
-        rows.append({"row": key, "model": label, "parameters": params, "feature_dim": result.metrics.get("feature_dim"),
-                     "test_top1": result.metrics.get("test_top1"), "test_top5": result.metrics.get("test_top5"),
-                     "val_top1": result.metrics.get("val_top1"), "chosen_epoch": result.metrics.get("chosen_epoch"),
+        metrics = {k: result.metrics.get(k) for k in ("feature_dim", "test_top1", "test_top5", "val_top1",
+                                                        "chosen_epoch")}
+        rows.append({"row": key, "model": label, "parameters": params, **metrics,
                      "seconds": time.perf_counter() - start})
-
     timings: list[dict[str, Any]] = []
-    if timing:
-        modes = [True] if teacher is None else [True, False]
-        for cache in modes:
-            echo(f"timing {e.timing_steps} training steps, teacher {'cached' if cache else 'run every step'} ...")
-            timings.append(time_teacher_steps(config, cache=cache, steps=e.timing_steps))
-    report = {
-        "run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc,
-        "probe": probe.summary(), "rows": rows, "timings": timings,
-        "device": _device_name(config),
-    }
+    modes = ((True,) if teacher is None else (True, False)) if timing else ()
+    for cache in modes:
+        echo(f"timing {e.timing_steps} training steps, teacher {'cached' if cache else 'run every step'} ...")
+        timings.append(time_teacher_steps(config, cache=cache, steps=e.timing_steps))
+    report = {"run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc, "probe": probe.summary(),
+              "rows": rows, "timings": timings, "device": _device_name(config)}
     text = format_report(report)
     (run / "distill_report.md").write_text(text, encoding="utf-8")
     (run / "distill_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
@@ -166,8 +158,8 @@ def time_teacher_steps(config: Config, *, cache: bool, steps: int = 3) -> dict[s
 
 
 def _device_name(config: Config) -> str:
-    acc = config.trainer.accelerator
-    if torch.cuda.is_available() and acc in ("auto", "gpu", "cuda"):
+    """The device the steps were timed on, in words."""
+    if torch.cuda.is_available() and config.trainer.accelerator in ("auto", "gpu", "cuda"):
         return torch.cuda.get_device_name(0)
     import platform
 
@@ -176,9 +168,8 @@ def _device_name(config: Config) -> str:
 
 
 def _fmt_params(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+    """A parameter count in k or M."""
+    return "-" if n is None else f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
 
 
 def _fmt(value: Any, spec: str = ".1f") -> str:

@@ -45,15 +45,15 @@ def run_folder_of(checkpoint: str | os.PathLike[str]) -> Path:
 
 
 def _run_results(run_dir: Path) -> list[ProtocolResult]:
+    """The run's evaluation results; none without a results/ folder (the card says so)."""
     try:
         return load_results(run_dir)
-    except DataError:  # no results/ folder: the card says so
+    except DataError:
         return []
 
 
 def _normalisation(trained: TrainedModel) -> str:
-    model = trained.model
-    return f"mean={list(model.mean_values)}, std={list(model.std_values)}"
+    return f"mean={list(trained.model.mean_values)}, std={list(trained.model.std_values)}"
 
 
 def _usage(format: str, trained: TrainedModel, out: Path | None) -> str:
@@ -119,6 +119,5 @@ def export_run(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], 
             raise CheckpointError(f"--format hf needs huggingface_hub: pip install 'mvmr[hub]' ({exc})") from exc
         return Export(save_pretrained_encoder(model, out, model_card=card), usage)
     out.mkdir(parents=True, exist_ok=True)
-    readme = out / "README.md"
-    readme.write_text(card, encoding="utf-8")
-    return Export([*paths, readme], usage)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return Export([*paths, out / "README.md"], usage)

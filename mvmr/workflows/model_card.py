@@ -32,18 +32,10 @@ def describe_data(config: Config) -> str:
     return f"{d.kind} `{where}`, split `{d.split}`{subset}, {d.image_size} px, channels: {channels}"
 
 
-def _hub_dataset(config: Config) -> str | None:
-    """The Hub id of the training data (None for local data)."""
-    d = config.data
-    if d.kind != "hf" or d.name is None or Path(d.name).expanduser().exists():
-        return None
-    return d.name
-
-
 def _training_rows(config: Config, epochs: int, steps: int) -> list[tuple[str, str]]:
+    """The rows of the card's training table."""
     method = get_method(config.method)
     m, o = config.model, config.optim
-    reps = ", ".join(f"{s.name} (weight {s.weight:g})" for s in config.representations.items) or "none"
     rows = [
         ("method", f"`{config.method}`: {method.description}" if method.description else f"`{config.method}`"),
         ("encoder", f"`{m.encoder}`{' (small-image stem)' if m.small_images else ''}, projector "
@@ -54,13 +46,15 @@ def _training_rows(config: Config, epochs: int, steps: int) -> list[tuple[str, s
         ("optimiser", f"{o.optimizer}, lr {o.lr:g}, weight decay {o.weight_decay:g}, {o.scheduler} schedule"),
     ]
     if method.uses_targets:
-        rows.append(("representations", reps))
+        rows.append(("representations", ", ".join(f"{s.name} (weight {s.weight:g})"
+                                                  for s in config.representations.items) or "none"))
     if config.teacher.spec is not None:
         rows.append(("teacher", f"`{config.teacher.spec}` (beta {config.teacher.beta:g})"))
     return rows
 
 
 def _results_section(results: Sequence[ProtocolResult]) -> list[str]:
+    """Every evaluation result with its data, encoder, settings and metrics table."""
     if not results:
         return ["No evaluation results were found in the run folder (`mvmr evaluate ... --out RUN_DIR` writes "
                 "them to `RUN_DIR/results/`).", ""]
@@ -88,9 +82,9 @@ def model_card(config: Config, *, epochs: int, steps: int, results: Sequence[Pro
     """
     metadata: dict[str, object] = {"library_name": library_name, "tags": list(_TAGS),
                                    "pipeline_tag": "image-feature-extraction"}
-    dataset = _hub_dataset(config)
-    if dataset is not None:
-        metadata["datasets"] = [dataset]
+    d = config.data
+    if d.kind == "hf" and d.name is not None and not Path(d.name).expanduser().exists():  # a Hub dataset id
+        metadata["datasets"] = [d.name]
     heading = title or f"{config.name}: {config.model.encoder} trained with {config.method}"
     lines = ["---", yaml.safe_dump(metadata, sort_keys=False).rstrip(), "---", "", f"# {heading}", "",
              "An image encoder trained with mvmr (MV-MR, Kinakh, Drozdova and Voloshynovskiy, 2023: multi-view, "

@@ -92,11 +92,12 @@ class Plan:
 
 
 def _world_size(config: Config) -> int:
+    """The processes of a run: devices per node (all GPUs here for 'auto' and -1) times nodes."""
     devices = config.trainer.devices
-    if isinstance(devices, str):
-        count = len([d for d in devices.split(",") if d]) if devices not in ("auto", "-1") else max(1, torch.cuda.device_count())
+    if devices in ("auto", "-1", -1):
+        count = torch.cuda.device_count()
     else:
-        count = max(1, torch.cuda.device_count()) if devices == -1 else devices
+        count = devices if isinstance(devices, int) else len([d for d in devices.split(",") if d])
     return max(1, int(count)) * config.trainer.num_nodes
 
 
@@ -127,10 +128,9 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
         return []
     r, out = config.representations, []
     sample = torch.rand(timing_images, *shape, device=device)
-    modules: list[tuple[str, Any, bool]] = []
-    for spec in r.items:
-        rep = build_representation(spec.name, **spec.kwargs)
-        modules.append((spec.name, rep, r.cache_dir is not None and rep.deterministic))
+    reps = [(spec.name, build_representation(spec.name, **spec.kwargs)) for spec in r.items]
+    modules: list[tuple[str, Any, bool]] = [(name, rep, r.cache_dir is not None and rep.deterministic)
+                                            for name, rep in reps]
     t = config.teacher
     if t.spec is not None:
         if parse_teacher_spec(t.spec)[0] == "embeddings":

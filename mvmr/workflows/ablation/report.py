@@ -1,6 +1,10 @@
-"""An ablation's outputs: launcher commands, the table in the paper's layout (Markdown), a bar chart.
+"""An ablation's outputs: a SLURM array job that runs its rows, the table in the paper's layout, a bar chart.
 
-:func:`launcher_commands` gives one shell command per row, for a cluster's job launcher.
+:func:`sbatch_script` gives a complete script for ``sbatch``: the resource directives, a
+preemption warning (``--signal=USR1@90`` with ``--requeue``: Lightning's SLURM environment writes
+a checkpoint and requeues the job, and the row resumes from it), and one ``srun mvmr ablate ...
+--rows <row>`` per array task. Each row is resumable and writes ``<out>/table<N>/<row>/result.json``;
+``mvmr ablate ... --collect`` gathers the table once the array has finished.
 
 :func:`collect_markdown` writes the paper's left-hand columns, our numbers (linear top-1/top-5,
 k-NN top-1, wall time) and the paper's numbers in columns beside ours; :func:`plot_table` draws
@@ -10,25 +14,57 @@ our linear top-1 beside the paper's.
 from __future__ import annotations
 
 import os
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mvmr.workflows.ablation.tables import AblationRow
 
-__all__ = ["format_value", "collect_markdown", "plot_table"]
+__all__ = ["SlurmResources", "sbatch_script", "format_value", "collect_markdown", "plot_table"]
+
+
+@dataclass(frozen=True)
+class SlurmResources:
+    """What each row's job asks SLURM for (``gpus_per_node = 0``: one CPU task)."""
+
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    time: str = "24:00:00"
+    partition: str | None = None
+
+
+def sbatch_script(table: int, config: str, rows: Sequence[AblationRow], out: str, extra_args: Sequence[str],
+                  overrides: Sequence[str], resources: SlurmResources = SlurmResources()) -> str:
+    """A SLURM array-job script running every row of ``rows`` (task i runs row i)."""
+    r = resources
+    distributed = [f"trainer.num_nodes={r.nodes}", f"trainer.devices={r.gpus_per_node}", "trainer.accelerator=gpu",
+                   "trainer.strategy=ddp"] if r.gpus_per_node else ["trainer.accelerator=cpu", "trainer.devices=1"]
+    lines = ["#!/bin/bash", f"#SBATCH --job-name=mvmr-table{table}", f"#SBATCH --array=0-{len(rows) - 1}",
+             f"#SBATCH --nodes={r.nodes}", f"#SBATCH --ntasks-per-node={max(1, r.gpus_per_node)}",
+             f"#SBATCH --cpus-per-task={r.cpus_per_task}", f"#SBATCH --time={r.time}",
+             f"#SBATCH --output={out}/table{table}/slurm-%A_%a.out", "#SBATCH --signal=USR1@90", "#SBATCH --requeue"]
+    if r.gpus_per_node:
+        lines.append(f"#SBATCH --gres=gpu:{r.gpus_per_node}")
+    if r.partition:
+        lines.append(f"#SBATCH --partition={r.partition}")
+    keys = " ".join(shlex.quote(row.key) for row in rows)
+    head = ["mvmr", "ablate", "--table", str(table), "--config", str(config), "--rows"]
+    tail = ["--out", str(out), *extra_args, *overrides, *distributed]
+    lines += ["", f"# {len(rows)} rows of the paper's Table {table}; each task runs one, resumable",
+              "set -euo pipefail", f"ROWS=({keys})", f"mkdir -p {shlex.quote(str(out))}/table{table}",
+              "srun " + shlex.join(head) + ' "${ROWS[$SLURM_ARRAY_TASK_ID]}" ' + shlex.join(tail), ""]
+    return "\n".join(lines)
 
 
 def format_value(value: Any, digits: int = 2) -> str:
     """A number with ``digits`` decimals; "—" for missing and NaN values; anything else as text."""
-    if value is None:
-        return "—"
     try:
         v = float(value)
     except (TypeError, ValueError):
-        return str(value)
-    if v != v:  # NaN
-        return "—"
-    return f"{v:.{digits}f}"
+        return "—" if value is None else str(value)
+    return "—" if v != v else f"{v:.{digits}f}"  # v != v: NaN
 
 
 def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None]) -> str:

@@ -41,26 +41,14 @@ __all__ = [
 TABLES = (5, 6, 7, 8)
 
 #: Table 6's columns: registry name -> the paper's column title, in the paper's order.
-REPRESENTATIONS: dict[str, str] = {
-    "pixels": "Original image",
-    "scatnet": "ScatNet",
-    "augmented_pixels": "Augmented image",
-    "hog": "HOG",
-    "local_std": "LSD",
-}
+REPRESENTATIONS: dict[str, str] = {"pixels": "Original image", "scatnet": "ScatNet",
+                                   "augmented_pixels": "Augmented image", "hog": "HOG", "local_std": "LSD"}
 
 #: Table 7's columns: ``data.augmentation`` switch -> the paper's column title.
-AUGMENTATIONS: dict[str, str] = {
-    "crop": "Random Crop",
-    "flip": "Horizontal Flip",
-    "color": "Color",
-    "grayscale": "Grayscale",
-    "blur": "Blur",
-}
+AUGMENTATIONS: dict[str, str] = {"crop": "Random Crop", "flip": "Horizontal Flip", "color": "Color",
+                                 "grayscale": "Grayscale", "blur": "Blur"}
 
-# ------------------------------------------------------------------------------------------
-# The paper's numbers (STL10, ResNet50, 100 epochs, batch 64; linear probe top-1 / top-5)
-# ------------------------------------------------------------------------------------------
+# The paper's numbers (STL10, ResNet50, 100 epochs, batch 64; linear probe top-1 / top-5).
 #: Table 5: (L1, L2, L3) -> (top-1, top-5)
 _PAPER_T5: list[tuple[tuple[bool, bool, bool], float, float]] = [
     ((True, False, False), 50.86, 93.95),
@@ -128,29 +116,18 @@ def _mark(flag: bool) -> str:
     return "✓" if flag else ""
 
 
-def _count_group(n: int, noun: str) -> str:
-    """A group heading such as "1 loss" or "3 losses"."""
-    if n == 1:
-        return f"{n} {noun}"
-    return f"{n} {noun}" + ("es" if noun.endswith("s") else "s")
-
-
 def _table5() -> list[AblationRow]:
     """Table 5: every combination of the loss terms L1, L2, L3."""
+    off = {"L1": ["loss.lambda_=0", "loss.mu=0"], "L2": ["loss.alpha=0"],
+           "L3": ["loss.beta=0", "representations.items=[]"]}
     rows = []
     for flags, top1, top5 in _PAPER_T5:
-        l1, l2, l3 = flags
-        overrides: list[str] = []
-        if not l1:
-            overrides += ["loss.lambda_=0", "loss.mu=0"]
-        if not l2:
-            overrides += ["loss.alpha=0"]
-        if not l3:
-            overrides += ["loss.beta=0", "representations.items=[]"]
-        key = "+".join(n for n, f in zip(("L1", "L2", "L3"), flags) if f)
-        rows.append(AblationRow(key=key, group=_count_group(sum(flags), "loss"),
-                                cells={"L1": _mark(l1), "L2": _mark(l2), "L3": _mark(l3)},
-                                overrides=overrides, paper_top1=top1, paper_top5=top5))
+        on = dict(zip(off, flags))
+        rows.append(AblationRow(key="+".join(n for n in off if on[n]),
+                                group=f"{sum(flags)} loss" + ("" if sum(flags) == 1 else "es"),
+                                cells={n: _mark(on[n]) for n in off},
+                                overrides=[o for n in off if not on[n] for o in off[n]], paper_top1=top1,
+                                paper_top5=top5))
     return rows
 
 
@@ -177,22 +154,14 @@ def _table6(base: Any) -> list[AblationRow]:
             items = [specs[n] for n in combo]
             override = "representations.items=" + json.dumps(items, separators=(", ", ": "))
             values = printed.get(bits, [])
-            note = ""
-            top1 = top5 = None
-            if len(values) == 1:
-                top1, top5 = values[0]
-            elif len(values) > 1:
-                note = "printed twice: " + " / ".join(f"{a:g}" for a, _ in values)
-            else:
-                note = "not in the printed table"
-            if bits == "01111":
-                note = "printed with 3 marks; the only missing 4-subset"
+            top1, top5 = values[0] if len(values) == 1 else (None, None)
+            note = ("printed with 3 marks; the only missing 4-subset" if bits == "01111" else
+                    "printed twice: " + " / ".join(f"{a:g}" for a, _ in values) if len(values) > 1 else
+                    "" if values else "not in the printed table")
+            override_beta = []
             if base is not None and isinstance(base.loss.beta, dict):
-                beta = {n: base.loss.beta.get(n, 1.0) for n in combo}
-                override_beta = ["loss.beta=" + json.dumps(beta)]
-            else:
-                override_beta = []
-            rows.append(AblationRow(key="+".join(combo), group=_count_group(k, "feature"),
+                override_beta = ["loss.beta=" + json.dumps({n: base.loss.beta.get(n, 1.0) for n in combo})]
+            rows.append(AblationRow(key="+".join(combo), group=f"{k} feature" + ("" if k == 1 else "s"),
                                     cells={REPRESENTATIONS[n]: _mark(n in combo) for n in names},
                                     overrides=[override, *override_beta], paper_top1=top1, paper_top5=top5,
                                     paper_note=note))
@@ -201,34 +170,23 @@ def _table6(base: Any) -> list[AblationRow]:
 
 def _table7() -> list[AblationRow]:
     """Table 7: the paper's five augmentation sets."""
-    rows = []
-    for on, top1, top5 in _PAPER_T7:
-        overrides = [f"data.augmentation.{a}={'true' if a in on else 'false'}" for a in AUGMENTATIONS]
-        rows.append(AblationRow(key="+".join(on), group="", cells={t: _mark(a in on) for a, t in AUGMENTATIONS.items()},
-                                overrides=overrides, paper_top1=top1, paper_top5=top5))
-    return rows
+    return [AblationRow(key="+".join(on), group="", cells={t: _mark(a in on) for a, t in AUGMENTATIONS.items()},
+                        overrides=[f"data.augmentation.{a}={'true' if a in on else 'false'}" for a in AUGMENTATIONS],
+                        paper_top1=top1, paper_top5=top5) for on, top1, top5 in _PAPER_T7]
 
 
 def _table8() -> list[AblationRow]:
     """Table 8: the paper's 19 projector sizes."""
-    rows = []
-    for spec, top1 in _PAPER_T8:
-        note = "printed as 1024-1024-1021" if spec == "1024-1024-1024" else ""
-        rows.append(AblationRow(key=spec or "none", group="", cells={"Projector size": spec or "without projector"},
-                                overrides=[f"model.projector='{spec}'"], paper_top1=top1, paper_note=note))
-    return rows
+    return [AblationRow(key=spec or "none", group="", cells={"Projector size": spec or "without projector"},
+                        overrides=[f"model.projector='{spec}'"], paper_top1=top1,
+                        paper_note="printed as 1024-1024-1021" if spec == "1024-1024-1024" else "")
+            for spec, top1 in _PAPER_T8]
 
 
 def table_rows(table: int, base: Any = None) -> list[AblationRow]:
     """Every row of ``table`` (5, 6, 7 or 8); Table 6 takes its representation kwargs from ``base``."""
-    if table == 5:
-        return _table5()
-    if table == 6:
-        return _table6(base)
-    if table == 7:
-        return _table7()
-    if table == 8:
-        return _table8()
+    if table in TABLES:
+        return {5: _table5, 6: lambda: _table6(base), 7: _table7, 8: _table8}[table]()
     raise ConfigError(f"--table: expected one of {', '.join(map(str, TABLES))}, got {table!r}")
 
 
