@@ -88,8 +88,8 @@ def run_demo(
     out: str | Path | None = None,
     fresh: bool = False,
     overrides: Sequence[str] = (),
-    probe_train: int = 5000,
-    probe_test: int = 5000,
+    probe_train: int = 10000,
+    probe_test: int = 10000,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Pretrain with ``configs/demo.yaml``, probe three feature sets, print and save a table."""
