@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +15,15 @@ FEATURE_DIM = 16
 #: deterministic, cheap representations (augmented_pixels is random; scatnet is slow)
 DETERMINISTIC_REPS = "[{name: pixels}, {name: hog, kwargs: {cell: 4}}, {name: local_std}]"
 CHEAP_REPS = "[{name: pixels}, {name: hog, kwargs: {cell: 4}}, {name: local_std}, {name: augmented_pixels}]"
+
+
+def run_metrics(run_dir: Path) -> list[dict[str, str]]:
+    """Every row of a run's CSV logs (all versions, oldest first)."""
+    rows = []
+    for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
+        with path.open(newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows
 
 
 def tiny_model(seed: int = 0, *, projector_bn: bool = True) -> nn.Module:

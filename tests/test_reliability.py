@@ -8,7 +8,6 @@ lost (a resume ends with the weights of an uninterrupted run), and that no parti
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -31,7 +30,9 @@ from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _faults import FullDisk, leftovers  # noqa: E402
-from _training_support import DETERMINISTIC_REPS, FEATURE_DIM, tiny_config, tiny_model  # noqa: E402
+from _training_support import (  # noqa: E402
+    DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FAULTS_SCRIPT = Path(__file__).with_name("_faults.py")
@@ -46,14 +47,6 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
-
-
-def _metrics(run_dir: Path) -> list[dict[str, str]]:
-    rows = []
-    for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
-        with path.open(newline="") as f:
-            rows.extend(csv.DictReader(f))
-    return rows
 
 
 @pytest.fixture(scope="module")

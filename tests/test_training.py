@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import subprocess
@@ -21,18 +20,12 @@ from mvmr.training.sampling import EpochBatchSampler
 from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _training_support import DETERMINISTIC_REPS, FEATURE_DIM, tiny_config, tiny_model  # noqa: E402
+from _training_support import (  # noqa: E402
+    DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
-
-
-def _metrics(run_dir: Path) -> list[dict[str, str]]:
-    rows = []
-    for path in sorted(run_dir.glob("csv/version_*/metrics.csv")):
-        with path.open(newline="") as f:
-            rows.extend(csv.DictReader(f))
-    return rows
 
 
 def _state(run_dir: Path) -> dict[str, torch.Tensor]:
