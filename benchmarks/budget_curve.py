@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> None:
 
 def collect(args: argparse.Namespace) -> str:
     out, rows = Path(args.out), args.rows.split(",")
-    budgets = [int(b) for b in args.budgets.split(",")]
+    budgets = sorted(int(b) for b in args.budgets.split(","))
     series: dict[str, list[tuple[int, list[float]]]] = {}
     head = "| row | " + " | ".join(f"{b} ep" for b in budgets) + " |"
     lines = [head, "|---|" + "---:|" * len(budgets)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Union
 
 import torch
@@ -86,8 +86,11 @@ class LinearClassifier(nn.Module):
         self.register_buffer("mean", torch.zeros(in_dim) if mean is None else mean.detach().float().clone())
         self.register_buffer("std", torch.ones(in_dim) if std is None else std.detach().float().clone())
 
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.mean) / self.std
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear((features - self.mean) / self.std)
+        return self.linear(self.standardize(features))
 
     def folded(self) -> nn.Linear:
         """The equivalent plain ``nn.Linear`` on raw features."""
@@ -146,18 +149,13 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
     ``val`` is held-out *training* data: the epoch with the highest val top-1 (val mAP when
     ``multilabel``: (N, C) targets 1/0/-1, binary cross-entropy) wins, the earliest on ties; None or
     empty keeps the last epoch. With ``config.lrs``, the learning rate is chosen the same way
-    (``val_metrics["chosen_lr"]``). There is deliberately no test argument.
+    (``val_metrics["chosen_lr"]``): one classifier per lr, trained in lockstep on the same batches, so
+    each equals its single-lr fit exactly. There is deliberately no test argument.
     """
     val = val if val is not None and val[0].shape[0] > 0 else None
     key = "val_map" if multilabel else "val_top1"
-    if config.lrs:
-        if val is None:
-            raise ConfigError("choosing the learning rate (lrs) needs held-out training data (val_fraction > 0)")
-        fits = [fit_with_selection(train, val, num_classes=num_classes, config=replace(config, lr=lr, lrs=()),
-                                   multilabel=multilabel) for lr in config.lrs]
-        best = max(range(len(fits)), key=lambda i: (fits[i].val_metrics[key], -i))  # the first lr wins ties
-        fits[best].val_metrics["chosen_lr"] = config.lrs[best]
-        return fits[best]
+    if config.lrs and val is None:
+        raise ConfigError("choosing the learning rate (lrs) needs held-out training data (val_fraction > 0)")
     dev = resolve_device(config.device)
     # Epoch 1's training features (also the standardisation statistics); fixed ones stay on the device.
     first = tuple(t.to(dev) for t in (train(1) if callable(train) else train))
@@ -166,42 +164,63 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
     if config.standardize:
         x_first = first[0].float()
         mean, std = x_first.mean(dim=0), x_first.std(dim=0, unbiased=False).clamp_min(1e-6)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        classifier = LinearClassifier(feature_dim, num_classes, mean=mean, std=std)
-    classifier.to(dev)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    heads = []
+    for lr in config.lrs or (config.lr,):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            classifier = LinearClassifier(feature_dim, num_classes, mean=mean, std=std).to(dev)
+        optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=config.weight_decay)
+        heads.append(_Head(classifier, optimizer, best_epoch=config.epochs))
     generator = torch.Generator().manual_seed(config.seed)
-    best_epoch, best_state = config.epochs, None
-    best_metrics: dict[str, float] = {}
-    history: list[dict[str, float]] = []
     for epoch in range(1, config.epochs + 1):
         x, y = first if epoch == 1 or not callable(train) else tuple(t.to(dev) for t in train(epoch))
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{x.shape[0]} training features but {y.shape[0]} labels")
-        classifier.train()
         order = torch.randperm(x.shape[0], generator=generator).to(dev)
-        total = torch.zeros((), device=dev)
+        totals = [torch.zeros((), device=dev) for _ in heads]
+        for head in heads:
+            head.classifier.train()
         for start in range(0, x.shape[0], config.batch_size):
             idx = order[start : start + config.batch_size]
-            logits = classifier(x[idx])
-            loss = _masked_bce(logits, y[idx]) if multilabel else F.cross_entropy(logits, y[idx].long())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * idx.numel()
-        record = {"epoch": epoch, "train_loss": float(total) / max(int(x.shape[0]), 1)}
-        if val is not None:
-            metrics = evaluate_classifier(classifier, *val, multilabel=multilabel, prefix="val_")
-            record.update(metrics)
-            if metrics[key] > best_metrics.get(key, -math.inf):
-                best_epoch, best_metrics = epoch, metrics
-                best_state = copy.deepcopy(classifier.state_dict())
-        history.append(record)
-    if best_state is not None:
-        classifier.load_state_dict(best_state)
-    classifier.eval()
-    return SelectedClassifier(classifier=classifier, chosen_epoch=best_epoch, val_metrics=best_metrics, history=history)
+            zb, yb = heads[0].classifier.standardize(x[idx]), y[idx]  # the heads share the statistics
+            losses = [_masked_bce(h.classifier.linear(zb), yb) if multilabel
+                      else F.cross_entropy(h.classifier.linear(zb), yb.long()) for h in heads]
+            for head in heads:
+                head.optimizer.zero_grad(set_to_none=True)
+            torch.stack(losses).sum().backward()  # the heads share no parameter: each gets its own gradient
+            for head, loss, total in zip(heads, losses, totals):
+                head.optimizer.step()
+                total += loss.detach() * idx.numel()
+        for head, total in zip(heads, totals):
+            record = {"epoch": epoch, "train_loss": float(total) / max(int(x.shape[0]), 1)}
+            if val is not None:
+                metrics = evaluate_classifier(head.classifier, *val, multilabel=multilabel, prefix="val_")
+                record.update(metrics)
+                if metrics[key] > head.best_metrics.get(key, -math.inf):
+                    head.best_epoch, head.best_metrics = epoch, metrics
+                    head.best_state = copy.deepcopy(head.classifier.state_dict())
+            head.history.append(record)
+    best = max(range(len(heads)), key=lambda i: (heads[i].best_metrics.get(key, -math.inf), -i))  # first lr on ties
+    head = heads[best]
+    if head.best_state is not None:
+        head.classifier.load_state_dict(head.best_state)
+    head.classifier.eval()
+    if config.lrs:
+        head.best_metrics["chosen_lr"] = config.lrs[best]
+    return SelectedClassifier(classifier=head.classifier, chosen_epoch=head.best_epoch, val_metrics=head.best_metrics,
+                              history=head.history)
+
+
+@dataclass
+class _Head:
+    """One classifier of :func:`fit_with_selection` (one per learning rate) and its best epoch so far."""
+
+    classifier: LinearClassifier
+    optimizer: torch.optim.Optimizer
+    best_epoch: int
+    best_state: dict[str, torch.Tensor] | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def linear_on_features(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None,
