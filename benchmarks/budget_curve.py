@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="feature-cache folder (default: <out>/rep-cache)")
     p.add_argument("--collect", action="store_true", help="run nothing: write the table and the plot")
     p.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
+    p.add_argument("--earlier", default=None,
+                   help="JSON of points measured earlier with the same settings ({budget: {row: [top1, ...]}}, "
+                        "plus 'source'); used, and marked, where <out> has no run of that row and budget")
     p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
     return p.parse_args(argv)
 
@@ -91,31 +94,40 @@ def run(args: argparse.Namespace) -> None:
 
 def collect(args: argparse.Namespace) -> str:
     out, rows = Path(args.out), args.rows.split(",")
-    budgets = sorted(int(b) for b in args.budgets.split(","))
+    earlier = json.loads(Path(args.earlier).read_text()) if args.earlier else {}
+    budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
     series: dict[str, list[tuple[int, list[float]]]] = {}
+    marked: set[tuple[str, int]] = set()
     head = "| row | " + " | ".join(f"{b} ep" for b in budgets) + " |"
     lines = [head, "|---|" + "---:|" * len(budgets)]
     for row in rows:
         cells = []
         for b in budgets:
             vals = [r["linear_top1"] for s in (0, 1) if (r := _result(out / f"e{b}", f"{row}@{s}"))]
+            mark = ""
+            if not vals and earlier.get(str(b), {}).get(row):
+                vals, mark = list(earlier[str(b)][row]), " †"
+                marked.add((row, b))
             series.setdefault(row, []).append((b, vals))
             if not vals:
                 cells.append("not run")
             elif len(vals) == 1:
-                cells.append(f"{vals[0]:.2f}")
+                cells.append(f"{vals[0]:.2f}{mark}")
             else:
-                cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f} (2 seeds)")
+                cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f} ({len(vals)} seeds){mark}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     refs = {ref: _result(out / "reference", ref) for ref in args.references.split(",") if ref}
     lines += ["", "| reference (no training) | linear top-1 | k-NN top-1 |", "|---|---:|---:|"]
     lines += [f"| {k} | {r['linear_top1']:.2f} | {r['knn_top1']:.2f} |" if r else f"| {k} | not run | — |"
               for k, r in refs.items()]
-    _plot(series, refs, out / "budget_curve.png")
+    if marked:
+        lines += ["", f"† measured earlier with the same settings, not in {out}: {earlier.get('source', args.earlier)}"]
+    _plot(series, refs, out / "budget_curve.png", marked)
     return "\n".join(lines) + "\n"
 
 
-def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path) -> None:
+def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path,
+          marked: set[tuple[str, int]] = frozenset()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,14 +138,19 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
         pts = [(b, statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for b, v in points if v]
         if pts:
             xs, ys, sds = zip(*pts)
-            ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=row)
+            line = ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=row)[0]
+            hollow = [(x, y) for x, y, _ in pts if (row, x) in marked]  # points from --earlier: hollow
+            if hollow:
+                ax.plot(*zip(*hollow), "o", markersize=9, markerfacecolor="white", color=line.get_color())
+    if marked:
+        ax.plot([], [], "o", markersize=9, markerfacecolor="white", color="grey", label="† measured earlier")
     styles = iter(["--", ":", "-.", (0, (5, 1))])
     for name, r in refs.items():
         if r:
             ax.axhline(r["linear_top1"], color="grey", linestyle=next(styles), linewidth=1.2,
                        label=f"{name} ({r['linear_top1']:.1f})")
     ax.set_xscale("log")
-    ax.set_xticks([b for b, _ in next(iter(series.values()))])
+    ax.set_xticks(sorted({b for points in series.values() for b, _ in points}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("pretraining epochs on 10,000 CIFAR-10 images")
     ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
