@@ -95,7 +95,9 @@ class LastCheckpoint(L.Callback):
 
     def save(self, trainer: L.Trainer) -> None:
         """Write ``last.ckpt`` now (every rank must call it: the save is collective under DDP)."""
-        trainer.save_checkpoint(self.path)
+        # the full state (optimiser, schedulers, loops, callbacks): exact resume needs all of it; saying
+        # so also keeps Lightning from logging that it "defaulted" to a full save
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
