@@ -186,3 +186,42 @@ def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:
     dirs = [ablation.row_config("cifar10", r, [f"representations.cache_dir={tmp_path}"], tmp_path).representations.cache_dir
             for r in rows]
     assert all(Path(d).parent == tmp_path for d in dirs) and dirs[0] != dirs[1]
+
+
+def test_a_resumed_row_reports_the_pretraining_time_of_every_session(tmp_path: Path, monkeypatch) -> None:
+    """An interrupted row (a preemption signal raises SystemExit) keeps its first session's time; the
+    resumed session adds to it, so ``pretrain_s`` is the whole pretraining, not the last part."""
+    from types import SimpleNamespace
+
+    from mvmr.errors import Preempted
+    from mvmr.workflows.ablation import runner
+
+    now = [1000.0]
+    monkeypatch.setattr(runner, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    sessions = iter([(100.0, True), (50.0, False)])  # (seconds it runs, interrupted?)
+
+    def pretrain(config, *, resume, trainer_overrides):
+        assert resume == "auto"
+        seconds, interrupted = next(sessions)
+        now[0] += seconds
+        if interrupted:
+            raise Preempted("stopped", signum=15, checkpoint="last.ckpt", step=3)
+
+    def evaluate(*args, **kwargs):
+        now[0] += 7.0
+        return SimpleNamespace(results=[], summary=lambda: {"linear_top1": 50.0, "knn_top1": 45.0})
+
+    monkeypatch.setattr("mvmr.training.trainer.pretrain", pretrain)
+    monkeypatch.setattr(runner, "probe_datasets", lambda probe, config: ([], []))
+    monkeypatch.setattr(runner, "last_checkpoint", lambda run_dir: run_dir / "last.ckpt")
+    monkeypatch.setattr(runner, "resolve_encoder", lambda checkpoint: checkpoint)
+    monkeypatch.setattr(runner, "evaluate_frozen", evaluate)
+    row = ablation.select_rows(ablation.table_rows(5), ["L1"])[0]
+    cfg = ablation.row_config("cifar10", row, [], tmp_path)
+    run_dir = Path(cfg.output_dir)
+    with pytest.raises(SystemExit):
+        ablation.run_row(cfg, ablation.ProbeSettings(), key="L1", log=lambda line: None)
+    assert ablation.load_row_result(run_dir) is None  # not finished: the next call resumes it
+    res = ablation.run_row(cfg, ablation.ProbeSettings(), key="L1", log=lambda line: None)
+    assert (res["pretrain_s"], res["pretrain_sessions"], res["eval_s"], res["wall_s"]) == (150.0, 2, 7.0, 157.0)
+    assert ablation.load_row_result(run_dir)["pretrain_s"] == 150.0

@@ -36,6 +36,8 @@ __all__ = ["ProbeSettings", "probe_datasets", "RESULT_FILE", "load_row_result", 
 
 #: The result of a row, inside its run folder.
 RESULT_FILE = "result.json"
+#: Pretraining seconds of a row summed over its sessions (an interrupted and resumed row has several).
+PRETRAIN_TIME_FILE = "pretrain_time.json"
 
 
 @dataclass
@@ -129,10 +131,31 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _timed_pretrain(config: Any, run_dir: Path, trainer_overrides: dict[str, Any]) -> tuple[float, int]:
+    """Pretrain (resuming) and return (seconds over all sessions, number of sessions).
+
+    Each session's time is added to ``<run>/pretrain_time.json`` even when it ends by an exception
+    (a preemption signal raises ``SystemExit``), so a row resumed after an interruption reports its
+    whole pretraining time, not only its last session's.
+    """
+    path = run_dir / PRETRAIN_TIME_FILE
+    before = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"seconds": 0.0, "sessions": 0}
+    t0 = time.perf_counter()
+    try:
+        trainer.pretrain(config, resume="auto", trainer_overrides=trainer_overrides)
+    finally:
+        spent = {"seconds": float(before["seconds"]) + time.perf_counter() - t0, "sessions": int(before["sessions"]) + 1}
+        atomic_write_json(path, spent)
+    return spent["seconds"], spent["sessions"]
+
+
 def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[str, Any] | None = None,
             trainer_overrides: Mapping[str, Any] | None = None,
             reuse: Sequence[str | os.PathLike[str]] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
     """Pretrain ``config`` (resuming an interrupted run) and evaluate it; skipped when finished.
+
+    ``pretrain_s`` in the result sums every session of an interrupted and resumed row
+    (``pretrain_sessions`` says how many there were); ``peak_rss_mib`` is the last session's.
 
     The config's ``method`` says what trains (MV-MR or a peer method from the registry).
     ``reuse``: folders of other ablations/benchmarks; a finished row there with the identical
@@ -152,8 +175,7 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
         log(f"[reuse] {key or run_dir}: identical config and probe in {src}")
         return res
     log(f"[run] {key or run_dir} -> {run_dir}")
-    t0 = time.perf_counter()
-    trainer.pretrain(config, resume="auto", trainer_overrides=dict(trainer_overrides or {}))
+    pretrain_s, sessions = _timed_pretrain(config, run_dir, dict(trainer_overrides or {}))
     t1 = time.perf_counter()
     train_ds, test_ds = probe_datasets(probe, config)
     evaluation = evaluate_frozen(resolve_encoder(checkpoint=last_checkpoint(run_dir)), train_ds, test_ds,
@@ -163,10 +185,11 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
         save_result(run_dir, protocol_result)
     metrics = evaluation.summary()
     t2 = time.perf_counter()
-    result = {"key": key, **metrics, "pretrain_s": round(t1 - t0, 1), "eval_s": round(t2 - t1, 1),
-              "wall_s": round(t2 - t0, 1), "peak_rss_mib": round(peak_rss_mib(), 1), "seed": config.trainer.seed,
-              "epochs": config.trainer.max_epochs, "pretrain_method": config.method, "probe": asdict(probe),
+    wall_s = pretrain_s + t2 - t1  # every session's pretraining, then this session's evaluation
+    result = {"key": key, **metrics, "pretrain_s": round(pretrain_s, 1), "pretrain_sessions": sessions,
+              "eval_s": round(t2 - t1, 1), "wall_s": round(wall_s, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
+              "seed": config.trainer.seed, "epochs": config.trainer.max_epochs, "pretrain_method": config.method, "probe": asdict(probe),
               "config": to_dict(config), **dict(extra or {})}
     save_row_result(run_dir, result)
-    log(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {t2 - t0:.0f} s")
+    log(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall_s:.0f} s")
     return result
