@@ -96,3 +96,28 @@ def test_measured_plan_projects_the_wall_time(cifar10_root: Path, tmp_path: Path
     assert out["step_seconds"] == pytest.approx(8 / 80)
     assert out["wall_seconds"] == pytest.approx(out["total_batches"] * 8 / 80)
     assert out["decode_images_per_second"] == pytest.approx(80)
+
+
+def test_representation_timing_leaves_out_the_first_call_at_a_batch_size(monkeypatch) -> None:
+    """A representation's first call at a new batch size pays one-off costs (kymatio: ~3.4x per image
+    at batch 4); the plan warms up on the timed batch itself, so only the steady cost is counted."""
+    from types import SimpleNamespace
+
+    from mvmr.workflows import plan as plan_module
+
+    now = [0.0]
+    monkeypatch.setattr(plan_module, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+
+    class OneOffCostPerShape(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: set[int] = set()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] not in self.seen:  # a new batch size: 100 s of one-off work
+                self.seen.add(x.shape[0])
+                now[0] += 100.0
+            now[0] += 0.5 * x.shape[0]  # the steady cost: 0.5 s per image
+            return x.flatten(1)
+
+    assert plan_module._time_per_image(OneOffCostPerShape(), torch.zeros(8, 1, 4, 4)) == 0.5

@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--measure", type=int, default=0, metavar="STEPS", help="time this many real training steps here")
     parser.add_argument("--throughput", type=float, default=None, metavar="IMG_PER_S",
                         help="images per second per process measured elsewhere (e.g. benchmarks/gpu_check.py)")
-    parser.add_argument("--timing-images", type=int, default=4, metavar="N",
-                        help="images to time each representation on (0: skip; the cache build time is then open)")
+    parser.add_argument("--timing-images", type=int, default=32, metavar="N",
+                        help="the batch each representation is timed on, after a warm-up on the same batch (0: skip; "
+                             "the cache build time is then open)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU run "
                              "from a CPU-only login node")
