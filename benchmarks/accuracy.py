@@ -20,7 +20,8 @@ training images) and weighted k-NN top-1 (k = 20), via :func:`mvmr.evaluation.ev
 Defaults: 10,000 fixed training images for pretraining, the full training set (50,000) for
 the probes, the full test set (10,000) for evaluation. Each row runs in its own subprocess so
 that its peak memory (``ru_maxrss``) is its own; a row whose ``<out>/<row>/result.json`` exists
-is skipped (resumable). Output: ``<out>/accuracy.md`` (one Markdown table) and ``accuracy.png``.
+is skipped, and an interrupted one resumes from its last checkpoint (written at every epoch's end
+and when SIGTERM stops it), its ``pretrain (s)`` summing its sessions. Output: ``<out>/accuracy.md`` (one Markdown table) and ``accuracy.png``.
 
 Example (a small CPU run)::
 
@@ -233,8 +234,10 @@ def collect(args: argparse.Namespace) -> str:
             lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — |")
             continue
         f = ablation.format_value
+        sessions = int(r.get("pretrain_sessions", 1))  # a row interrupted and resumed ran in several
+        pretrain = f(r["pretrain_s"], 0) + (f" ({sessions} sessions)" if sessions > 1 else "")
         lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
-                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {f(r['pretrain_s'], 0)} | "
+                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {pretrain} | "
                      f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
     # seed spread of the methods with several seeds
     spread = []
