@@ -6,7 +6,7 @@ Run on a machine with a GPU (about 5 minutes on one H100)::
 
 and without one, inside the test suite, the same code at tiny sizes on the CPU::
 
-    python benchmarks/gpu_check.py --smoke --out /tmp/gpu-check
+    python benchmarks/gpu_check.py --smoke --out runs/gpu-check-smoke
 
 What it does:
 
