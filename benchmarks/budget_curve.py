@@ -11,6 +11,12 @@ Phases:
 2. a second seed (1) for both rows of every pair whose seed-0 linear top-1 differ by less than
    ``--close`` points at a budget (decided from the finished results, so it is reproducible).
 
+Points measured before, in runs whose folders are gone (another machine, an earlier session), come
+from ``--earlier``: a JSON file with one linear top-1 per seed (``{budget: {row: [seed 0, seed 1]}}``,
+``null`` for a seed not run; ``"reference": {row: {"linear_top1": .., "knn_top1": ..}}``; ``"source"``).
+A point in ``<out>`` wins over the same seed's earlier point; a run with an earlier point is not
+scheduled again, and both the table (†) and the plot (hollow) mark cells that use earlier points.
+
 Output: ``<out>/budget_curve.md`` (one table: mean +- sd over the seeds run, and the seeds) and
 ``<out>/budget_curve.png`` (linear top-1 against epochs, the reference rows as horizontal lines).
 
@@ -49,8 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--collect", action="store_true", help="run nothing: write the table and the plot")
     p.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
     p.add_argument("--earlier", default=None,
-                   help="JSON of points measured earlier with the same settings ({budget: {row: [top1, ...]}}, "
-                        "plus 'source'); used, and marked, where <out> has no run of that row and budget")
+                   help="JSON of points measured earlier with the same settings ({budget: {row: [seed 0, seed 1]}}, "
+                        "'reference' and 'source'; see the module docstring): each fills a seed <out> lacks, marked")
     p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
     return p.parse_args(argv)
 
@@ -60,24 +66,48 @@ def _result(out: Path, key: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def second_seed_rows(out: Path, budget: int, rows: list[str], close: float) -> list[str]:
+def _earlier(args: argparse.Namespace) -> dict:
+    return json.loads(Path(args.earlier).read_text()) if args.earlier else {}
+
+
+def point(out: Path, earlier: dict, budget: int, row: str, seed: int) -> tuple[float | None, bool]:
+    """Linear top-1 of ``row@seed`` at ``budget``: from its run in ``out``, else from ``earlier``
+    (then the flag is True), else None."""
+    if r := _result(out / f"e{budget}", f"{row}@{seed}"):
+        return r["linear_top1"], False
+    seeds = earlier.get(str(budget), {}).get(row) or []
+    value = seeds[seed] if seed < len(seeds) else None
+    return value, value is not None
+
+
+def reference(out: Path, earlier: dict, name: str) -> tuple[dict | None, bool]:
+    """A reference row's result from its run in ``out``, else from ``earlier`` (flag True), else None."""
+    if r := _result(out / "reference", name):
+        return r, False
+    r = earlier.get("reference", {}).get(name)
+    return r, r is not None
+
+
+def second_seed_rows(out: Path, budget: int, rows: list[str], close: float, earlier: dict | None = None) -> list[str]:
     """Rows that need seed 1 at ``budget``: both members of every pair closer than ``close``."""
-    first = {r: _result(out / f"e{budget}", f"{r}@0") for r in rows}
+    first = {r: point(out, earlier or {}, budget, r, 0)[0] for r in rows}
     need: set[str] = set()
     for a, b in combinations(rows, 2):
-        if first[a] and first[b] and abs(first[a]["linear_top1"] - first[b]["linear_top1"]) < close:
+        if first[a] is not None and first[b] is not None and abs(first[a] - first[b]) < close:
             need |= {a, b}
     return [r for r in rows if r in need]
 
 
 def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
     """(folder, row key, epochs) still missing, in the order they run; epochs None: a reference row."""
-    out, rows = Path(args.out), args.rows.split(",")
+    out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = [int(b) for b in args.budgets.split(",")]
-    todo = [(out / "reference", ref, None) for ref in args.references.split(",") if ref]
-    todo += [(out / f"e{b}", f"{r}@0", b) for b in budgets for r in rows]
-    todo += [(out / f"e{b}", f"{r}@1", b) for b in budgets for r in second_seed_rows(out, b, rows, args.close)]
-    return [t for t in todo if _result(t[0], t[1]) is None]
+    todo = [(out / "reference", ref, None) for ref in args.references.split(",")
+            if ref and reference(out, earlier, ref)[0] is None]
+    seed1 = {b: second_seed_rows(out, b, rows, args.close, earlier) for b in budgets}
+    todo += [(out / f"e{b}", f"{r}@{s}", b) for s in (0, 1) for b in budgets
+             for r in (rows if s == 0 else seed1[b]) if point(out, earlier, b, r, s)[0] is None]
+    return todo
 
 
 def run(args: argparse.Namespace) -> None:
@@ -93,8 +123,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def collect(args: argparse.Namespace) -> str:
-    out, rows = Path(args.out), args.rows.split(",")
-    earlier = json.loads(Path(args.earlier).read_text()) if args.earlier else {}
+    out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
     series: dict[str, list[tuple[int, list[float]]]] = {}
     marked: set[tuple[str, int]] = set()
@@ -103,10 +132,10 @@ def collect(args: argparse.Namespace) -> str:
     for row in rows:
         cells = []
         for b in budgets:
-            vals = [r["linear_top1"] for s in (0, 1) if (r := _result(out / f"e{b}", f"{row}@{s}"))]
-            mark = ""
-            if not vals and earlier.get(str(b), {}).get(row):
-                vals, mark = list(earlier[str(b)][row]), " †"
+            points = [p for s in (0, 1) if (p := point(out, earlier, b, row, s))[0] is not None]
+            vals, mark = [v for v, _ in points], ""
+            if any(was_earlier for _, was_earlier in points):
+                mark = " †"
                 marked.add((row, b))
             series.setdefault(row, []).append((b, vals))
             if not vals:
@@ -116,12 +145,14 @@ def collect(args: argparse.Namespace) -> str:
             else:
                 cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f} ({len(vals)} seeds){mark}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    refs = {ref: _result(out / "reference", ref) for ref in args.references.split(",") if ref}
+    found = {ref: reference(out, earlier, ref) for ref in args.references.split(",") if ref}
+    refs = {k + (" †" if e else ""): r for k, (r, e) in found.items()}  # the plot's legend marks them too
     lines += ["", "| reference (no training) | linear top-1 | k-NN top-1 |", "|---|---:|---:|"]
-    lines += [f"| {k} | {r['linear_top1']:.2f} | {r['knn_top1']:.2f} |" if r else f"| {k} | not run | — |"
-              for k, r in refs.items()]
-    if marked:
-        lines += ["", f"† measured earlier with the same settings, not in {out}: {earlier.get('source', args.earlier)}"]
+    lines += [f"| {k} | {r['linear_top1']:.2f}{' †' if e else ''} | {r['knn_top1']:.2f} |" if r
+              else f"| {k} | not run | — |" for k, (r, e) in found.items()]
+    if marked or any(e for _, e in found.values()):
+        lines += ["", f"† uses points measured earlier with the same settings, not in {out}: "
+                      f"{earlier.get('source', args.earlier)}"]
     _plot(series, refs, out / "budget_curve.png", marked)
     return "\n".join(lines) + "\n"
 

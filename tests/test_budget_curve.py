@@ -58,3 +58,22 @@ def test_collect_averages_seeds_marks_earlier_points_and_draws_the_plot(tmp_path
     assert "| b | 30.00 | not run | 39.00 † |" in md
     assert "| ref | 35.00 | 34.00 |" in md and "an older table" in md
     assert (out / "budget_curve.png").stat().st_size > 10_000
+
+
+def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path: Path) -> None:
+    bc = _driver()
+    out = tmp_path / "budget"
+    _finish(out, "e10", "a@1", 48.0)  # seed 1 ran here; seed 0 of both rows ran in a folder that is gone
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"source": "a lost folder", "10": {"a": [47.0, 99.0], "b": [46.0, None]},
+                                   "reference": {"ref": {"linear_top1": 35.0, "knn_top1": 30.0}}}))
+    args = bc.parse_args(["--out", str(out), "--budgets", "10", "--rows", "a,b", "--references", "ref,other",
+                          "--earlier", str(earlier)])
+    # a@0, b@0 and ref are earlier points; a and b are 1 point apart, so b@1 is the only run left
+    assert [(p.name, k) for p, k, _ in bc.runs_to_do(args)] == [("reference", "other"), ("e10", "b@1")]
+    md = bc.collect(args)
+    assert "| a | 47.50 ± 0.71 (2 seeds) † |" in md  # the run's 48.0 wins over the earlier 99.0 of seed 1
+    assert "| b | 46.00 † |" in md
+    assert "| ref | 35.00 † | 30.00 |" in md and "| other | not run | — |" in md and "a lost folder" in md
+    _finish(out, "e10", "b@1", 45.0)
+    assert "| b | 45.50 ± 0.71 (2 seeds) † |" in bc.collect(args)
