@@ -164,7 +164,7 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
     for row, points in series.items():
         pts = [(b, statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for b, v in points if v]
         if pts:
@@ -186,7 +186,7 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
     ax.set_xlabel("pretraining epochs on 10,000 CIFAR-10 images")
     ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
     ax.set_title("Accuracy against the pretraining budget (resnet18, 32 px)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
