@@ -23,15 +23,23 @@ Output: ``<out>/budget_curve.md`` (one table: mean +- sd over the seeds run, and
     python benchmarks/budget_curve.py --out runs/cpu/budget            # everything, resumable
     python benchmarks/budget_curve.py --out runs/cpu/budget --collect  # only the table and the plot
     python benchmarks/budget_curve.py --out runs/cpu/budget --plan     # list the runs, run nothing
+    python benchmarks/budget_curve.py --out runs/cpu/budget --parallel 2  # two runs at a time (CPU)
+
+With ``--parallel N`` up to N runs go at once, each with ``OMP_NUM_THREADS`` = cores / N (unless
+set) and its output in ``<folder>/<key>.log``: on a 2-core CPU two one-thread runs make more steps
+per second than one two-thread run (docs/benchmarks.md). Until the feature cache holds a finished
+build, trained rows run one at a time, so that a single run fills it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import time
 from itertools import combinations
 from pathlib import Path
 
@@ -42,6 +50,7 @@ TABLE_10K = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--batch
              "--projector", "1024-1024-1024", "--lr", "1e-3", "--probe-epochs", "100"]
 TRAINED = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
 REFERENCES = ["random", "rep_pixels", "rep_hog", "rep_scatnet"]
+POLL_S = 0.5  # how often run() looks for finished runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="feature-cache folder (default: <out>/rep-cache)")
     p.add_argument("--collect", action="store_true", help="run nothing: write the table and the plot")
     p.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="runs at a time, each with OMP_NUM_THREADS = cores / N and its own log file "
+                        "(<folder>/<key>.log); 1: one at a time, output to this terminal")
     p.add_argument("--earlier", default=None,
                    help="JSON of points measured earlier with the same settings ({budget: {row: [seed 0, seed 1]}}, "
                         "'reference' and 'source'; see the module docstring): each fills a seed <out> lacks, marked")
@@ -110,16 +122,65 @@ def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
     return todo
 
 
+def row_command(args: argparse.Namespace, folder: Path, key: str, epochs: int | None, cache: str) -> list[str]:
+    """The ``benchmarks/accuracy.py`` call for one run (reference rows: ``epochs`` None)."""
+    return [sys.executable, str(HERE / "accuracy.py"), *TABLE_10K, "--seeds", "0,1", "--all-seeds",
+            "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra]
+
+
+def _cache_ready(cache: str) -> bool:
+    """Whether ``cache`` holds a finished feature-cache build (its manifest is written last)."""
+    return any((p / "manifest.json").is_file() for p in Path(cache).glob("*") if p.is_dir())
+
+
 def run(args: argparse.Namespace) -> None:
+    """Run what :func:`runs_to_do` lists, ``args.parallel`` at a time; a failed run is reported, not fatal."""
+    if args.parallel < 1:
+        raise SystemExit(f"--parallel must be at least 1, not {args.parallel}")
     cache = args.cache or str(Path(args.out) / "rep-cache")
-    for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1
-        for folder, key, epochs in runs_to_do(args):
-            if phase == 1 and key.endswith("@1"):
-                continue
-            cmd = [sys.executable, str(HERE / "accuracy.py"), *TABLE_10K, "--seeds", "0,1", "--all-seeds",
-                   "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra]
-            print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder}", flush=True)
-            subprocess.call(cmd)
+    env = dict(os.environ)
+    if args.parallel > 1:
+        threads = str(max(1, (os.cpu_count() or 1) // args.parallel))
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, threads)
+    failed: list[str] = []
+    started: set[tuple[Path, str]] = set()
+    for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1 (and does not retry its failures)
+        queue = [job for job in runs_to_do(args)
+                 if (phase == 2 or not job[1].endswith("@1")) and (job[0], job[1]) not in started]
+        started |= {(job[0], job[1]) for job in queue}
+        running: list[tuple[subprocess.Popen, str, bool]] = []
+        while queue or running:
+            for proc, key, _ in [r for r in running if r[0].poll() is not None]:
+                running = [r for r in running if r[0] is not proc]
+                if proc.returncode:
+                    failed.append(key)
+                    print(f"[budget] {key} failed (exit {proc.returncode})", flush=True)
+            trained_running = any(trained for _, _, trained in running)
+            while queue and len(running) < args.parallel:
+                folder, key, epochs = queue[0]
+                trained = epochs is not None
+                if trained and trained_running and not _cache_ready(cache):
+                    break  # the first trained run fills the cache alone
+                queue.pop(0)
+                cmd = row_command(args, folder, key, epochs, cache)
+                if args.parallel == 1:
+                    print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder}", flush=True)
+                    out = None
+                else:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    log = folder / f"{key}.log"
+                    print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder} (log: {log})", flush=True)
+                    out = open(log, "a", encoding="utf-8")
+                running.append((subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None),
+                                key, trained))
+                if out is not None:
+                    out.close()  # the child holds its own descriptor
+                trained_running = trained_running or trained
+            if running:
+                time.sleep(POLL_S)
+    if failed:
+        print(f"[budget] {len(failed)} run(s) failed: {', '.join(failed)}; run again to retry them", flush=True)
 
 
 def collect(args: argparse.Namespace) -> str:
@@ -186,7 +247,8 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
     ax.set_xlabel("pretraining epochs on 10,000 CIFAR-10 images")
     ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
     ax.set_title("Accuracy against the pretraining budget (resnet18, 32 px)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
+    if ax.get_legend_handles_labels()[0]:  # nothing finished yet: an empty plot, without a legend
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,3 +77,73 @@ def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path:
     assert "| ref | 35.00 † | 30.00 |" in md and "| other | not run | — |" in md and "a lost folder" in md
     _finish(out, "e10", "b@1", 45.0)
     assert "| b | 45.50 ± 0.71 (2 seeds) † |" in bc.collect(args)
+
+
+_FAKE_ROW = """
+import json, os, sys, time
+folder, key, log, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+start = time.time()
+time.sleep(pause)  # long enough for a run started beside it to begin before it ends
+top1 = {"a": 40.0, "b": 39.0, "c": 20.0}.get(key.split("@")[0], 30.0)
+os.makedirs(os.path.join(folder, key), exist_ok=True)
+with open(os.path.join(folder, key, "result.json"), "w") as f:
+    json.dump({"key": key, "linear_top1": top1, "knn_top1": top1 - 1}, f)
+with open(log, "a") as f:
+    f.write(json.dumps([key, start, time.time(), os.environ.get("OMP_NUM_THREADS")]) + "\\n")
+print("fake row", key)
+"""
+
+
+def _run_fake(bc, tmp_path: Path, parallel: int, cache_ready: bool, monkeypatch, pause: float = 1.0) -> list[list]:
+    script, log = tmp_path / "fake_row.py", tmp_path / "runs.jsonl"
+    script.write_text(_FAKE_ROW)
+    out = tmp_path / "budget"
+    cache = tmp_path / "cache"
+    if cache_ready:
+        (cache / "reps-x").mkdir(parents=True)
+        (cache / "reps-x" / "manifest.json").write_text("{}")
+    monkeypatch.setattr(bc, "row_command", lambda args, folder, key, epochs, c: [
+        sys.executable, str(script), str(folder), key, str(log), str(pause)])
+    monkeypatch.setattr(bc, "POLL_S", 0.02)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(bc.os, "cpu_count", lambda: 4)
+    bc.main(["--out", str(out), "--budgets", "1", "--rows", "a,b,c", "--references", "ref",
+             "--cache", str(cache), "--parallel", str(parallel)])
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _most_at_once(runs: list[list], keys: set[str] | None = None) -> int:
+    spans = [(s, e) for k, s, e, _ in runs if keys is None or k in keys]
+    return max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+
+
+def test_parallel_runs_share_the_cores_and_still_schedule_the_second_seeds(tmp_path: Path, monkeypatch) -> None:
+    bc = _driver()
+    runs = _run_fake(bc, tmp_path, parallel=2, cache_ready=True, monkeypatch=monkeypatch)
+    keys = [k for k, *_ in runs]
+    assert sorted(keys) == ["a@0", "a@1", "b@0", "b@1", "c@0", "ref"]  # a, b within 3 points: seed 1 of both
+    assert _most_at_once(runs) == 2  # never more than --parallel
+    assert {omp for *_, omp in runs} == {"2"}  # 4 cores / 2 runs
+    assert min(s for k, s, *_ in runs if k.endswith("@1")) >= max(e for k, _, e, _ in runs if k.endswith("@0"))
+    assert "fake row a@0" in (tmp_path / "budget" / "e1" / "a@0.log").read_text()  # each run's own log
+    assert (tmp_path / "budget" / "budget_curve.md").is_file()
+
+
+def test_parallel_trained_runs_wait_for_the_first_to_fill_the_feature_cache(tmp_path: Path, monkeypatch) -> None:
+    bc = _driver()
+    runs = _run_fake(bc, tmp_path, parallel=3, cache_ready=False, monkeypatch=monkeypatch)
+    trained = {k for k, *_ in runs if k != "ref"}
+    assert _most_at_once(runs, trained) == 1  # no run ever finished a cache build here: one at a time
+    assert _most_at_once(runs) == 2  # the reference row (no cache) ran beside the first trained one
+
+
+def test_one_at_a_time_inherits_the_environment_and_a_failed_run_is_reported(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    bc = _driver()
+    runs = _run_fake(bc, tmp_path, parallel=1, cache_ready=False, monkeypatch=monkeypatch, pause=0.05)
+    assert _most_at_once(runs) == 1 and {omp for *_, omp in runs} == {None}
+    monkeypatch.setattr(bc, "row_command", lambda *a: [sys.executable, "-c", "raise SystemExit(3)"])
+    bc.main(["--out", str(tmp_path / "other"), "--budgets", "1", "--rows", "a", "--references", "",
+             "--parallel", "2"])
+    assert "a@0 failed (exit 3)" in capsys.readouterr().out
