@@ -153,7 +153,7 @@ def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir
 
     gpu = torch.cuda.is_available()
     return [
-        "data.kind=imagefolder", f"data.root={data_root}", "data.split=train", "data.subset=null",
+        f"name=mvmr-{args.dataset}", "data.kind=imagefolder", f"data.root={data_root}", "data.split=train", "data.subset=null",
         f"data.image_size={image_size(args)}",
         f"data.batch_size={args.batch_size}", f"data.num_workers={args.num_workers}", "data.val_fraction=0",
         "model.encoder=resnet18", "model.small_images=false", f"model.projector='{args.projector}'",

@@ -1,0 +1,35 @@
+"""``benchmarks/accuracy.py``: the config each row trains with (no training here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from mvmr.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _driver():
+    sys.path.insert(0, str(REPO / "benchmarks"))  # accuracy.py imports its sibling _data.py
+    try:
+        spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return module
+
+
+@pytest.mark.parametrize(("dataset", "size"), [("cifar10", 32), ("imagenette", 64)])
+def test_rows_are_named_after_their_dataset_and_train_at_its_size(tmp_path: Path, dataset: str, size: int) -> None:
+    acc = _driver()
+    args = acc.parse_args(["--dataset", dataset, "--epochs", "3", "--out", str(tmp_path)])
+    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 1, tmp_path / "run")
+                         + acc.METHODS["vicreg"][1])
+    assert config.name == f"mvmr-{dataset}"  # the loggers' run name: an Imagenette run is not "mvmr-cifar10"
+    assert config.data.image_size == size and config.trainer.max_epochs == 3 and config.trainer.seed == 1
+    assert config.method == "vicreg" and config.output_dir == str(tmp_path / "run")
