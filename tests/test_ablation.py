@@ -225,3 +225,33 @@ def test_a_resumed_row_reports_the_pretraining_time_of_every_session(tmp_path: P
     res = ablation.run_row(cfg, ablation.ProbeSettings(), key="L1", log=lambda line: None)
     assert (res["pretrain_s"], res["pretrain_sessions"], res["eval_s"], res["wall_s"]) == (150.0, 2, 7.0, 157.0)
     assert ablation.load_row_result(run_dir)["pretrain_s"] == 150.0
+
+
+def test_a_running_row_keeps_writing_its_pretraining_time_so_a_hard_kill_loses_little(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """A SIGKILL runs no ``finally``: the time so far must already be on disk while pretraining runs."""
+    import json
+    import threading
+
+    from mvmr.workflows.ablation import runner
+
+    monkeypatch.setattr(runner, "TIME_FLUSH_S", 0.01)
+    (tmp_path / runner.PRETRAIN_TIME_FILE).write_text(json.dumps({"seconds": 100.0, "sessions": 1}))  # killed before
+    seen: list[dict] = []
+    mid_session = threading.Event()
+
+    def pretrain(config, *, resume, trainer_overrides):
+        path = tmp_path / runner.PRETRAIN_TIME_FILE
+        for _ in range(500):  # up to 5 s for the first flush
+            record = json.loads(path.read_text())
+            if record["sessions"] == 2:
+                seen.append(record)
+                mid_session.set()
+                return
+            threading.Event().wait(0.01)
+
+    monkeypatch.setattr("mvmr.training.trainer.pretrain", pretrain)
+    seconds, sessions = runner._timed_pretrain(None, tmp_path, {})
+    assert mid_session.is_set() and seen[0]["seconds"] > 100.0  # written during the session, added to the first
+    assert sessions == 2 and seconds >= seen[0]["seconds"]
+    assert json.loads((tmp_path / runner.PRETRAIN_TIME_FILE).read_text()) == {"seconds": seconds, "sessions": 2}

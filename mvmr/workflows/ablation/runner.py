@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,6 +39,9 @@ __all__ = ["ProbeSettings", "probe_datasets", "RESULT_FILE", "load_row_result", 
 RESULT_FILE = "result.json"
 #: Pretraining seconds of a row summed over its sessions (an interrupted and resumed row has several).
 PRETRAIN_TIME_FILE = "pretrain_time.json"
+#: Seconds between two writes of a running session's time so far to PRETRAIN_TIME_FILE: a process
+#: killed outright (SIGKILL, out of memory, a lost machine) runs no ``finally`` and loses at most this.
+TIME_FLUSH_S = 60.0
 
 
 @dataclass
@@ -134,19 +138,34 @@ def peak_rss_mib() -> float:
 def _timed_pretrain(config: Any, run_dir: Path, trainer_overrides: dict[str, Any]) -> tuple[float, int]:
     """Pretrain (resuming) and return (seconds over all sessions, number of sessions).
 
-    Each session's time is added to ``<run>/pretrain_time.json`` even when it ends by an exception
-    (a preemption signal raises ``SystemExit``), so a row resumed after an interruption reports its
-    whole pretraining time, not only its last session's.
+    Each session's time is added to ``<run>/pretrain_time.json`` when it ends, by an exception too
+    (a preemption signal raises ``SystemExit``), and every :data:`TIME_FLUSH_S` seconds while it
+    runs, so a row resumed after an interruption, even a hard kill, reports its whole pretraining
+    time, not only its last session's.
     """
     path = run_dir / PRETRAIN_TIME_FILE
     before = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"seconds": 0.0, "sessions": 0}
     t0 = time.perf_counter()
+
+    def spent() -> dict[str, Any]:
+        return {"seconds": float(before["seconds"]) + time.perf_counter() - t0, "sessions": int(before["sessions"]) + 1}
+
+    stop = threading.Event()
+
+    def flush() -> None:
+        while not stop.wait(TIME_FLUSH_S):
+            atomic_write_json(path, spent())
+
+    flusher = threading.Thread(target=flush, name="mvmr-pretrain-time", daemon=True)
+    flusher.start()
     try:
         trainer.pretrain(config, resume="auto", trainer_overrides=trainer_overrides)
     finally:
-        spent = {"seconds": float(before["seconds"]) + time.perf_counter() - t0, "sessions": int(before["sessions"]) + 1}
-        atomic_write_json(path, spent)
-    return spent["seconds"], spent["sessions"]
+        stop.set()
+        flusher.join()
+        total = spent()
+        atomic_write_json(path, total)
+    return total["seconds"], total["sessions"]
 
 
 def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[str, Any] | None = None,
