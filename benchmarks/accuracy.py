@@ -32,12 +32,13 @@ Example (a small CPU run)::
 from __future__ import annotations
 
 import argparse
-import subprocess
+import signal
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+from _children import Children  # noqa: E402
 from _data import SHARED_DATA, TEST_DATA, extract_once  # noqa: E402
 
 #: --dataset -> (archive in ../shared/data, its folder, test split, image size)
@@ -85,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--probe-epochs", type=int, default=100)
     p.add_argument("--seeds", default="0,1", help="seeds of the MV-MR paper and VICReg rows (the others use the first)")
     p.add_argument("--all-seeds", action="store_true", help="every trained row with every seed")
-    p.add_argument("--rows", nargs="+", default=None, help="only these rows (method or method@seed, e.g. vicreg@1)")
+    p.add_argument("--rows", nargs="+", default=None, help="only these rows (method or method@seed, e.g. vicreg@1; space- or comma-separated)")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="cache the deterministic representations under DIR (one sub-folder per representation set and seed)")
@@ -143,7 +144,10 @@ def all_rows(args: argparse.Namespace) -> list[tuple[str, str, int]]:
         rows += [(f"{method}@{s}", method, s) for s in use]
     rows += [(ref, ref, seeds[0]) for ref in REFERENCES]
     if args.rows:
-        wanted = set(args.rows)
+        wanted = {w.strip() for r in args.rows for w in r.split(",") if w.strip()}  # "a b" or "a,b"
+        unknown = sorted(w for w in wanted if not any(w in (key, method) for key, method, _ in rows))
+        if unknown:
+            raise SystemExit(f"unknown row(s) {', '.join(unknown)} (with --seeds {args.seeds}); --list shows the rows")
         rows = [r for r in rows if r[0] in wanted or r[1] in wanted]
     return rows
 
@@ -301,14 +305,20 @@ def main(argv: list[str] | None = None) -> int:
         root = data_root(args)
         pretrain_root(root, args.pretrain_size)
         forwarded = [a for a in (sys.argv[1:] if argv is None else argv)]
-        for key, _, _ in all_rows(args):
-            if ablation.load_row_result(Path(args.out) / key) is not None:
-                print(f"[skip] {key}: result exists", flush=True)
-                continue
-            print(f"[row] {key}", flush=True)
-            rc = subprocess.call([sys.executable, str(Path(__file__).resolve()), *forwarded, "--_row", key])
-            if rc != 0:
-                print(f"[fail] {key}: exit status {rc}", flush=True)
+        with Children() as children:  # SIGTERM here stops the row running (it checkpoints) and the rest
+            for key, _, _ in all_rows(args):
+                if children.stopping:
+                    break
+                if ablation.load_row_result(Path(args.out) / key) is not None:
+                    print(f"[skip] {key}: result exists", flush=True)
+                    continue
+                print(f"[row] {key}", flush=True)
+                rc = children.start([sys.executable, str(Path(__file__).resolve()), *forwarded, "--_row", key]).wait()
+                if rc != 0:
+                    print(f"[fail] {key}: exit status {rc}", flush=True)
+        if children.stopping:
+            print("[stop] SIGTERM: the running row was stopped (it resumes from its checkpoint next time)", flush=True)
+            return 128 + signal.SIGTERM
     md = collect(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +45,8 @@ from itertools import combinations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _children import Children  # noqa: E402
 
 #: the settings of the 10k table in docs/results.md (encoder, projector, optimiser, probe)
 TABLE_10K = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--batch-size", "64",
@@ -145,42 +148,49 @@ def run(args: argparse.Namespace) -> None:
             env.setdefault(var, threads)
     failed: list[str] = []
     started: set[tuple[Path, str]] = set()
-    for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1 (and does not retry its failures)
-        queue = [job for job in runs_to_do(args)
-                 if (phase == 2 or not job[1].endswith("@1")) and (job[0], job[1]) not in started]
-        started |= {(job[0], job[1]) for job in queue}
-        running: list[tuple[subprocess.Popen, str, bool]] = []
-        while queue or running:
-            for proc, key, _ in [r for r in running if r[0].poll() is not None]:
-                running = [r for r in running if r[0] is not proc]
-                if proc.returncode:
-                    failed.append(key)
-                    print(f"[budget] {key} failed (exit {proc.returncode})", flush=True)
-            trained_running = any(trained for _, _, trained in running)
-            while queue and len(running) < args.parallel:
-                folder, key, epochs = queue[0]
-                trained = epochs is not None
-                if trained and trained_running and not _cache_ready(cache):
-                    break  # the first trained run fills the cache alone
-                queue.pop(0)
-                cmd = row_command(args, folder, key, epochs, cache)
-                if args.parallel == 1:
-                    print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder}", flush=True)
-                    out = None
-                else:
-                    folder.mkdir(parents=True, exist_ok=True)
-                    log = folder / f"{key}.log"
-                    print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder} (log: {log})", flush=True)
-                    out = open(log, "a", encoding="utf-8")
-                running.append((subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None),
-                                key, trained))
-                if out is not None:
-                    out.close()  # the child holds its own descriptor
-                trained_running = trained_running or trained
-            if running:
-                time.sleep(POLL_S)
+    with Children() as children:  # SIGTERM here stops the running rows (they checkpoint) and the rest
+        for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1 (and does not retry its failures)
+            queue = [job for job in runs_to_do(args)
+                     if (phase == 2 or not job[1].endswith("@1")) and (job[0], job[1]) not in started]
+            started |= {(job[0], job[1]) for job in queue}
+            keys: dict[subprocess.Popen, tuple[str, bool]] = {}
+            while (queue and not children.stopping) or children.running:
+                for proc in children.finished():
+                    if proc.returncode:
+                        failed.append(keys[proc][0])
+                        print(f"[budget] {keys[proc][0]} failed (exit {proc.returncode})", flush=True)
+                trained_running = any(keys[p][1] for p in children.running)
+                while queue and not children.stopping and len(children.running) < args.parallel:
+                    folder, key, epochs = queue[0]
+                    trained = epochs is not None
+                    if trained and trained_running and not _cache_ready(cache):
+                        break  # the first trained run fills the cache alone
+                    queue.pop(0)
+                    cmd = row_command(args, folder, key, epochs, cache)
+                    if args.parallel == 1:
+                        print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder}", flush=True)
+                        out = None
+                    else:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        log = folder / f"{key}.log"
+                        print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder} (log: {log})",
+                              flush=True)
+                        out = open(log, "a", encoding="utf-8")
+                    proc = children.start(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+                    if out is not None:
+                        out.close()  # the child holds its own descriptor
+                    keys[proc] = (key, trained)
+                    trained_running = trained_running or trained
+                if children.running:
+                    time.sleep(POLL_S)
+            if children.stopping:
+                break
     if failed:
         print(f"[budget] {len(failed)} run(s) failed: {', '.join(failed)}; run again to retry them", flush=True)
+    if children.stopping:
+        print("[budget] SIGTERM: the running rows were stopped (they resume from their checkpoints next time)",
+              flush=True)
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 def collect(args: argparse.Namespace) -> str:

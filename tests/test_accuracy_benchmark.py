@@ -33,3 +33,12 @@ def test_rows_are_named_after_their_dataset_and_train_at_its_size(tmp_path: Path
     assert config.name == f"mvmr-{dataset}"  # the loggers' run name: an Imagenette run is not "mvmr-cifar10"
     assert config.data.image_size == size and config.trainer.max_epochs == 3 and config.trainer.seed == 1
     assert config.method == "vicreg" and config.output_dir == str(tmp_path / "run")
+
+
+def test_rows_are_chosen_by_method_or_key_and_an_unknown_row_is_an_error() -> None:
+    acc = _driver()
+    pick = lambda *argv: [key for key, _, _ in acc.all_rows(acc.parse_args(["--seeds", "0,1", *argv]))]  # noqa: E731
+    assert pick("--rows", "vicreg@1,random") == pick("--rows", "vicreg@1", "random") == ["vicreg@1", "random"]
+    assert pick("--rows", "vicreg") == ["vicreg@0", "vicreg@1"]
+    with pytest.raises(SystemExit, match="unknown row.*vicreg@2"):
+        pick("--rows", "vicreg@2")  # seed 2 is not among --seeds: it would silently run nothing

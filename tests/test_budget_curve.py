@@ -147,3 +147,23 @@ def test_one_at_a_time_inherits_the_environment_and_a_failed_run_is_reported(tmp
     bc.main(["--out", str(tmp_path / "other"), "--budgets", "1", "--rows", "a", "--references", "",
              "--parallel", "2"])
     assert "a@0 failed (exit 3)" in capsys.readouterr().out
+
+
+def test_sigterm_stops_the_running_rows_and_starts_no_more(tmp_path: Path, monkeypatch) -> None:
+    """``kill <driver>`` (or a scheduler's SIGTERM) reaches the rows it runs: they stop, nothing new starts."""
+    import os
+    import signal
+    import threading
+
+    import pytest
+
+    bc = _driver()
+    threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM)).start()  # while the first two rows run
+    with pytest.raises(SystemExit) as stopped:
+        _run_fake(bc, tmp_path, parallel=2, cache_ready=True, monkeypatch=monkeypatch, pause=30.0)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    log = tmp_path / "runs.jsonl"
+    assert not log.exists()  # no row finished: the two running got the signal instead of their 30 s
+    started = sorted(p.name for p in (tmp_path / "budget").rglob("*.log"))
+    assert started == ["a@0.log", "ref.log"]  # and no third row was started after it
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the driver's handler is gone again
