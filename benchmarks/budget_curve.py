@@ -133,7 +133,9 @@ def row_command(args: argparse.Namespace, folder: Path, key: str, epochs: int | 
 
 def _cache_ready(cache: str) -> bool:
     """Whether ``cache`` holds a finished feature-cache build (its manifest is written last)."""
-    return any((p / "manifest.json").is_file() for p in Path(cache).glob("*") if p.is_dir())
+    from mvmr.cache.manifest import MANIFEST
+
+    return any((p / MANIFEST).is_file() for p in Path(cache).glob("*") if p.is_dir())
 
 
 def run(args: argparse.Namespace) -> None:
