@@ -188,6 +188,21 @@ def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:
     assert all(Path(d).parent == tmp_path for d in dirs) and dirs[0] != dirs[1]
 
 
+def test_the_seed_picks_a_cache_folder_only_when_it_draws_a_projection(tmp_path: Path) -> None:
+    """Unprojected features do not depend on the seed: every seed shares one cache (one build,
+    not one per seed). A projection is drawn from the seed, so projected caches differ by seed."""
+    row = ablation.select_rows(ablation.table_rows(6, load_config("cifar10")), ["pixels"])[0]
+
+    def folder(*extra: str) -> str:
+        overrides = [f"representations.cache_dir={tmp_path}", *extra]
+        return ablation.row_config("cifar10", row, overrides, tmp_path).representations.cache_dir
+
+    assert folder("trainer.seed=0") == folder("trainer.seed=1")
+    projected = "representations.project_dim=64"
+    assert folder(projected, "trainer.seed=0") != folder(projected, "trainer.seed=1")
+    assert folder(projected, "trainer.seed=0") != folder("trainer.seed=0")
+
+
 def test_a_resumed_row_reports_the_pretraining_time_of_every_session(tmp_path: Path, monkeypatch) -> None:
     """An interrupted row (a preemption signal raises SystemExit) keeps its first session's time; the
     resumed session adds to it, so ``pretrain_s`` is the whole pretraining, not the last part."""

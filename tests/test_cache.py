@@ -288,6 +288,16 @@ def test_mismatch_refused_naming_the_field(tmp_path, small_images):
     assert not [p for p in tmp_path.iterdir() if p.name != "c"]  # no leftovers
 
 
+def test_an_unprojected_cache_opens_for_any_seed(tmp_path, small_images):
+    """Without a projection the seed changes nothing in the features, so another seed reuses the
+    cache rather than refusing or rebuilding it."""
+    root = tmp_path / "c"
+    built = build(root, small_images, seed=0).manifest["build_id"]
+    opened = open_or_build(root, dataset=tensor_dataset(small_images), representations=[FlatPixels(), AvgPool(2)],
+                           image_size=8, batch_size=4, progress=False, fingerprint="fp-a", seed=7)
+    assert opened.manifest["build_id"] == built
+
+
 def test_projected_cache_equals_on_the_fly_projection(tmp_path, small_images):
     cache = build(tmp_path / "c", small_images, project_dim=100, seed=5)
     proj = RandomProjection(192, 100, 5, key="flat")

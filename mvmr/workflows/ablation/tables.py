@@ -221,14 +221,16 @@ def with_shared_cache(config: Any) -> Any:
     """``representations.cache_dir`` replaced by a sub-folder named after what the cache holds.
 
     A :class:`~mvmr.representations.FeatureCache` only opens for exactly the representations,
-    data, image size, projection and seed it was built for. Rows that differ in any of these
-    get different sub-folders; rows that agree share one cache (built by the first of them).
-    A config without a cache directory is returned unchanged.
+    data, image size and projection it was built for, and for the seed of that projection. Rows
+    that differ in any of these get different sub-folders; rows that agree share one cache (built
+    by the first of them). Without ``project_dim`` nothing in the cache depends on the seed, so
+    rows of every seed share one cache. A config without a cache directory is returned unchanged.
     """
     r = config.representations
     if r.cache_dir is None or Path(r.cache_dir).name.startswith("reps-"):
         return config
-    what = json.dumps({"items": to_dict(r.items), "project_dim": r.project_dim, "seed": config.trainer.seed,
+    seed = config.trainer.seed if r.project_dim is not None else None  # the seed only draws the projection
+    what = json.dumps({"items": to_dict(r.items), "project_dim": r.project_dim, "seed": seed,
                        "data": [config.data.kind, str(config.data.root), config.data.split, config.data.image_size,
                                 config.data.subset, config.data.channels]}, sort_keys=True)
     sub = "reps-" + hashlib.sha256(what.encode()).hexdigest()[:12]
