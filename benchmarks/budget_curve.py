@@ -271,8 +271,11 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.plan:
-        for folder, key, epochs in runs_to_do(args):
+        todo = runs_to_do(args)
+        for folder, key, epochs in todo:
             print(f"{key:20s} {epochs if epochs else '-':>4} epochs  {folder}")
+        if not todo:
+            print("nothing left to run: every cell has its seeds (--collect writes the table and the plot)")
         return 0
     if not args.collect:
         run(args)

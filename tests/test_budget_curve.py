@@ -60,7 +60,7 @@ def test_collect_averages_seeds_marks_earlier_points_and_draws_the_plot(tmp_path
     assert (out / "budget_curve.png").stat().st_size > 10_000
 
 
-def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path: Path) -> None:
+def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path: Path, capsys) -> None:
     bc = _driver()
     out = tmp_path / "budget"
     _finish(out, "e10", "a@1", 48.0)  # seed 1 ran here; seed 0 of both rows ran in a folder that is gone
@@ -77,6 +77,10 @@ def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path:
     assert "| ref | 35.00 † | 30.00 |" in md and "| other | not run | — |" in md and "a lost folder" in md
     _finish(out, "e10", "b@1", 45.0)
     assert "| b | 45.50 ± 0.71 (2 seeds) † |" in bc.collect(args)
+    plan = ["--out", str(out), "--budgets", "10", "--rows", "a,b", "--references", "ref,other", "--earlier", str(earlier), "--plan"]
+    assert bc.main(plan) == 0 and "other" in capsys.readouterr().out  # one reference row still to run
+    _finish(out, "reference", "other", 20.0)
+    assert bc.main(plan) == 0 and capsys.readouterr().out.startswith("nothing left to run")
 
 
 _FAKE_ROW = """
