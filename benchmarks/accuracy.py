@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", nargs="+", default=None, help="only these rows (method or method@seed, e.g. vicreg@1; space- or comma-separated)")
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--cache", default=None, metavar="DIR",
-                   help="cache the deterministic representations under DIR (one sub-folder per representation set and seed)")
+                   help="cache the deterministic representations under DIR (one sub-folder per representation set; per seed too only with a projection)")
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--print-overrides", action="store_true",
                    help="print the config overrides of the MV-MR rows (seed 0) and exit, e.g. to give `mvmr ablate` the same base")
