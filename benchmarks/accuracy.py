@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 from _children import Children  # noqa: E402
 from _data import SHARED_DATA, TEST_DATA, extract_once  # noqa: E402
+from _targets import paper_items  # noqa: E402
 
 #: --dataset -> (archive in ../shared/data, its folder, test split, image size)
 DATASETS: dict[str, tuple[str, str, str, int]] = {
@@ -54,6 +55,15 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "l1": ("MV-MR, L1 only", ["loss.alpha=0", "loss.beta=0", "representations.items=[]"]),
     "l1_l2": ("MV-MR, L1+L2", ["loss.beta=0", "representations.items=[]"]),
     "l1_l3": ("MV-MR, L1+L3", ["loss.alpha=0"]),
+    # issue 27: ScatNet (and HOG) learnt through a cosine regression head (SimReg) as well as, or instead
+    # of, dCor; ScatNet's 15,552 values are regressed in the cache's seeded projection to 4,096 (the
+    # other representations have at most 3,072 at 32 px and are left as they are)
+    "sc_cos": ("MV-MR, ScatNet by cosine", [paper_items(scatnet="cosine"), "representations.project_dim=4096"]),
+    "sc_dcos": ("MV-MR, ScatNet by dCor+cosine", [paper_items(scatnet="dcor+cosine"), "representations.project_dim=4096"]),
+    "sc_hog_dcos": ("MV-MR, ScatNet+HOG by dCor+cosine",
+                    [paper_items(scatnet="dcor+cosine", hog="dcor+cosine"), "representations.project_dim=4096"]),
+    "sc_dcos_aug": ("MV-MR, ScatNet by dCor+cosine, augmented view",
+                    [paper_items(scatnet="dcor+cosine@augmented"), "representations.project_dim=4096"]),
     "vicreg": ("VICReg (lightly)", ["method=vicreg"]),
     "barlow_twins": ("Barlow Twins (lightly)", ["method=barlow_twins"]),
 }

@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _targets import paper_items  # noqa: E402
+
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -48,6 +51,12 @@ CANDIDATES: dict[str, list[str]] = {
     "p4-crop0.6-lr3e-3": [*_R2, _GENTLE, "optim.lr=3e-3"],
     "p5-lr1e-2": [*_R2, _GENTLE, "optim.lr=1e-2"],
     "p6-b32-lr3e-3": [*_R2[1:], "data.batch_size=32", _GENTLE, "optim.lr=3e-3"],
+    # issue 27 (round 3, q*): the demo's settings (p2) with ScatNet, and HOG, learnt through a cosine regression
+    # head as well as, or instead of, dCor; and VICReg (lightly) with the same budget, the demo's peer
+    "q1-sc-dcos": [*_R2, _GENTLE, paper_items(scatnet="dcor+cosine")],
+    "q2-sc-cos": [*_R2, _GENTLE, paper_items(scatnet="cosine")],
+    "q3-sc-hog-dcos": [*_R2, _GENTLE, paper_items(scatnet="dcor+cosine", hog="dcor+cosine")],
+    "q4-vicreg": [*_R2, _GENTLE, "method=vicreg", "representations.items=[]"],
 }
 
 

@@ -489,6 +489,15 @@ class FingerprintedImages(TensorDataset):
         return "fp-shared-build"
 
 
+def _view_bank(images: torch.Tensor):  # noqa: ANN202
+    """Two stored augmented views of each image (rows, parameters and all)."""
+    from mvmr.data import AugmentedViewBank
+    from mvmr.transforms import PaperAugmentation
+
+    labelled = TensorDataset(images, torch.zeros(len(images), dtype=torch.long))
+    return AugmentedViewBank(labelled, size=32, augmentation=PaperAugmentation(32), count=2, seed=5)
+
+
 def _build_worker(rank: int, world: int, port: int, root: str, images_file: str, queue) -> None:
     import torch.distributed as dist
 
@@ -503,6 +512,8 @@ def _build_worker(rank: int, world: int, port: int, root: str, images_file: str,
         cache = open_or_build(root, dataset=FingerprintedImages(images), representations=[CountingPixels(), LocalStd()],
                               image_size=32, batch_size=8, progress=False, group=current_group())
         queue.put((rank, CountingPixels.seen, FingerprintedImages.calls))
+        open_or_build(root + "-views", dataset=_view_bank(images), representations=[LocalStd()], image_size=32,
+                      batch_size=8, progress=False, group=current_group())  # stored views: the same sharded build
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -539,7 +550,13 @@ def test_two_ranks_share_the_build_and_equal_one_process(tmp_path, cifar_images)
     for name in single.names:
         np.testing.assert_array_equal(shared.array(name), single.array(name), err_msg=name)
     assert shared.fingerprint == single.fingerprint
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "images.pt", "one"]  # no temp folder left
+    views = FeatureCache.open(tmp_path / "ddp-views")  # 100 stored views: 50 made and embedded by each rank
+    assert views.manifest["shards"] == [{"rank": 0, "rows": [0, 50]}, {"rank": 1, "rows": [50, 100]}]
+    one = build_cache(tmp_path / "one-views", dataset=_view_bank(images), representations=[LocalStd()], image_size=32,
+                      batch_size=8, progress=False)
+    np.testing.assert_array_equal(views.view_parameters(np.arange(100)), one.view_parameters(np.arange(100)))
+    np.testing.assert_array_equal(views.array("local_std"), one.array("local_std"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp-views", "images.pt", "one", "one-views"]
 
 
 def test_cache_command_builds_what_pretrain_reads(tmp_path, cifar10_root, capsys):

@@ -357,32 +357,37 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
         "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
         f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
     ])
-    assert [r["features"].split()[0] for r in result["rows"]] == ["MV-MR", "random", "raw"]
+    assert [r["features"].split()[0] for r in result["rows"]] == ["MV-MR", "VICReg", "random", "raw"]
+    assert result["peer"] == "vicreg" and (tmp_path / "demo" / "vicreg" / "checkpoints" / "last.ckpt").is_file()
+    peer = (tmp_path / "demo" / "vicreg" / "config.yaml").read_text()
+    assert "method: vicreg" in peer and "items: []" in peer and "subset: 48" in peer  # the same budget
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["rows"])
     assert all(r["probe_lr"] in PROBE_LRS for r in result["rows"])  # the lr was chosen from the grid for every row
     text = "\n".join(lines)
-    assert "| features" in text and ("beats" in text or "does NOT beat" in text)
+    assert "| features" in text and "VICReg at the same budget" in text
     for name in ("config.yaml", "checkpoints/last.ckpt", "plots/losses.png", "demo_results.md"):
         assert (tmp_path / "demo" / name).is_file(), name
     # the deterministic representations were cached in the run folder, and --fresh removes them
     assert any((tmp_path / "demo" / "reps-cache").iterdir())
-    run_demo(out=tmp_path / "demo", fresh=True, probe_train=200, probe_test=100, echo=lines.append, overrides=[
+    run_demo(out=tmp_path / "demo", fresh=True, probe_train=200, probe_test=100, echo=lines.append, peer=None, overrides=[
         "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
         f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
         "representations.cache_dir=null",
     ])
     assert not (tmp_path / "demo" / "reps-cache").exists()
+    assert (tmp_path / "demo" / "vicreg").exists()  # --fresh removes only what this run trains: peer=None kept it
 
 
-def test_demo_verdict_states_both_gaps_plainly() -> None:
+def test_demo_verdict_states_every_gap_plainly() -> None:
     from mvmr.workflows.demo import demo_verdict
 
-    win = demo_verdict(0.87, 0.81, 0.845)
-    assert "beats its untrained encoder (+6.0 points)" in win and "beats raw pixels (+2.5 points)" in win
-    assert "do not get past" not in win
-    loss = demo_verdict(0.83, 0.81, 0.845)
-    assert "beats its untrained encoder (+2.0 points)" in loss
-    assert "does NOT beat raw pixels (-1.5 points)" in loss and "do not get past" in loss
+    win = demo_verdict(0.87, 0.81, 0.845, vicreg=0.84)
+    assert "beats VICReg at the same budget (+3.0 points) and beats its untrained encoder (+6.0 points)" in win
+    assert "Raw pixels, a reference rather than a target, score 84.5 (below MV-MR by 2.5 points)" in win
+    assert "docs/results.md" not in win
+    loss = demo_verdict(0.83, 0.81, 0.845, vicreg=0.835)
+    assert "does NOT beat VICReg at the same budget (-0.5 points)" in loss and "(+2.0 points)" in loss
+    assert "above MV-MR by 1.5 points" in loss and "docs/results.md" in loss
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:

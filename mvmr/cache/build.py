@@ -19,6 +19,11 @@ every file is checked and reserved before any row is computed, and rows are writ
 after the temporary folder is removed. With ``project_dim``, wider representations are compressed
 by a :class:`~mvmr.representations.projection.RandomProjection` seeded by ``(seed, name)``, the same
 on every rank and on the live path.
+
+A dataset with ``view_columns`` (:class:`~mvmr.data.AugmentedViewBank`) yields ``(image, parameters)``
+items; the parameters of every row are stored too, as float64 ``views.npy`` under the same rules
+(preallocated, written by the rank that made the image, checksummed), so that a reader can make the
+very same image again (:meth:`~mvmr.cache.FeatureCache.view_parameters`).
 """
 
 from __future__ import annotations
@@ -36,9 +41,10 @@ import torch
 from numpy.lib.format import open_memmap
 from torch.utils.data import DataLoader, Subset
 
-from mvmr.cache.manifest import (DTYPE, FLOAT16_MAX, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MARKER, CacheError,
-                                 CacheMismatchError, IncompleteCacheError, dataset_fingerprint, expected_manifest,
-                                 item_image, manifest_entry, named_representations, read_manifest)
+from mvmr.cache.manifest import (DTYPE, FLOAT16_MAX, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MARKER, VIEWS_DTYPE,
+                                 VIEWS_FILE, CacheError, CacheMismatchError, IncompleteCacheError, dataset_fingerprint,
+                                 expected_manifest, item_image, manifest_entry, named_representations, read_manifest,
+                                 views_entry)
 from mvmr.cache.integrity import CorruptCacheError, integrity_entry
 from mvmr.cache.store import FeatureCache
 from mvmr.cache.writing import RowFile, npy_bytes, rank_checksums, reserve
@@ -151,7 +157,10 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         raise CacheError(f"dataset images are {shape[1]}x{shape[2]} but image_size={image_size}; "
                          f"the cache must be built on the clean images at the training size")
     entries = [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)]
+    views = views_entry(dataset)
     needed = sum(npy_bytes(n, e["dim"]) for e in entries)
+    if views is not None:
+        needed += npy_bytes(n, len(views["columns"]), VIEWS_DTYPE)
 
     def prepare() -> tuple[str, str]:
         fp = fingerprint if fingerprint is not None else dataset_fingerprint(dataset)
@@ -165,9 +174,12 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         try:
             tmp.mkdir()
             (tmp / MARKER).write_text("mvmr feature cache; valid only when manifest.json exists\n")
-            for e in entries:  # preallocated, so that every rank can write its rows in place
-                open_memmap(tmp / e["file"], mode="w+", dtype=DTYPE, shape=(n, e["dim"])).flush()
-                reserve(tmp / e["file"])
+            files = [(e["file"], DTYPE, e["dim"]) for e in entries]
+            if views is not None:
+                files.append((VIEWS_FILE, VIEWS_DTYPE, len(views["columns"])))
+            for file, dtype, dim in files:  # preallocated, so that every rank can write its rows in place
+                open_memmap(tmp / file, mode="w+", dtype=dtype, shape=(n, dim)).flush()
+                reserve(tmp / file)
         except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
             if is_disk_full(err):
@@ -186,8 +198,9 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
                              f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
         _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
               num_workers=num_workers, device=torch.device(device), progress=progress and group.is_main,
-              label="" if not group.distributed else f" (rank 0 of {group.world_size})")
-        checksums = {e["file"]: rank_checksums(tmp / e["file"], start, stop) for e in entries}
+              label="" if not group.distributed else f" (rank 0 of {group.world_size})", views=views is not None)
+        written = [e["file"] for e in entries] + ([VIEWS_FILE] if views is not None else [])
+        checksums = {file: rank_checksums(tmp / file, start, stop) for file in written}
     except Exception as err:
         error = err
     except BaseException:  # KeyboardInterrupt / SystemExit of a single process: leave nothing behind
@@ -206,13 +219,14 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
     def commit() -> None:
         try:
             integrity = {}
-            for e in entries:  # each rank's chunks, plus those that straddle two ranks
-                partial = {c: crc for _, _, sums in reports for c, crc in sums.get(e["file"], {}).items()}
-                integrity[e["file"]] = integrity_entry(tmp / e["file"], partial)
+            for file in [e["file"] for e in entries] + ([VIEWS_FILE] if views is not None else []):
+                # each rank's chunks, plus those that straddle two ranks
+                partial = {c: crc for _, _, sums in reports for c, crc in sums.get(file, {}).items()}
+                integrity[file] = integrity_entry(tmp / file, partial)
             manifest = {
                 "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True, "n": n, "image_size": image_size,
                 "image_shape": list(shape), "dataset_fingerprint": fp, "project_dim": project_dim, "seed": seed,
-                "dtype": "float16", "representations": entries, "torch_version": torch.__version__,
+                "dtype": "float16", "representations": entries, "views": views, "torch_version": torch.__version__,
                 "shards": [{"rank": r, "rows": rows} for r, (_, rows, _) in enumerate(reports)],
                 "integrity": integrity,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_id": uuid.uuid4().hex,
@@ -232,6 +246,8 @@ def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple
     """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``
     (the temporary folder of the cache ``root``, of ``needed`` bytes in all: for messages)."""
     files = {e["name"]: RowFile(folder / e["file"], root / e["file"], needed) for e in entries}
+    if options.get("views"):
+        files[VIEWS_FILE] = RowFile(folder / VIEWS_FILE, root / VIEWS_FILE, needed)
     try:
         _fill_rows(files, dataset, pairs, entries, start, stop, **options)
         for f in files.values():
@@ -243,7 +259,7 @@ def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple
 
 def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, Representation]],
                entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int,
-               device: torch.device, progress: bool, label: str) -> None:
+               device: torch.device, progress: bool, label: str, views: bool = False) -> None:
     from tqdm.auto import tqdm
 
     projections: dict[str, RandomProjection] = {}
@@ -275,11 +291,14 @@ def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, R
 
     loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, pin_memory=device.type == "cuda",
-                        collate_fn=_stack_images)
+                        collate_fn=_stack_views if views else _stack_images)
     row = start
     desc = "caching " + ",".join(name for name, _ in pairs) + label
     with torch.no_grad(), tqdm(total=stop - start, unit="img", desc=desc, disable=not progress) as bar:
-        for images in loader:
+        for batch in loader:
+            images = batch[0] if views else batch
+            if views:  # the parameters that made these images, exactly as drawn
+                files[VIEWS_FILE].write_rows(row, batch[1].numpy().astype(VIEWS_DTYPE))
             images = images.to(device, non_blocking=True)
             b = images.shape[0]
             for (name, rep), entry in zip(pairs, entries):
@@ -305,6 +324,14 @@ def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, R
 def _stack_images(items: list[Any]) -> torch.Tensor:
     """DataLoader collate: stack the clean image of each item, ignore the rest."""
     return torch.stack([item_image(item) for item in items])
+
+
+def _stack_views(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """DataLoader collate of ``(image, parameters)`` items: the images and their (B, P) float64 parameters."""
+    params = [item[1] for item in items]
+    if not all(isinstance(p, torch.Tensor) and p.ndim == 1 and p.dtype == torch.float64 for p in params):
+        raise CacheError("a dataset with view_columns must yield (image, float64 parameter vector) items")
+    return _stack_images(items), torch.stack(params)
 
 
 def _check_replaceable(root: Path, overwrite: bool) -> None:

@@ -8,7 +8,9 @@ its name, class, settings (``rep.config()`` if JSON-serialisable, else ``repr(re
 ``dim`` and projection; the dataset fingerprint, image size and shape, ``N``, ``project_dim``, seed,
 dtype, the rows of each rank (``shards``), the PyTorch version, and (version 2) every file's
 ``integrity`` (:mod:`mvmr.cache.integrity`). A value that is not finite or beyond the float16 range
-makes the build fail naming the representation: values are never clipped or rescaled.
+makes the build fail naming the representation: values are never clipped or rescaled. A cache of
+stored augmented views (the dataset has ``view_columns``) also holds ``views.npy``, the float64
+parameters of every row's view, and the manifest's ``views`` entry names its columns.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from mvmr.representations.base import Representation
 from mvmr.representations.projection import BLOCK_ROWS, derive_seed
 
 __all__ = [
-    "FORMAT_VERSION", "FORMAT_NAME", "MANIFEST", "MARKER", "DTYPE", "FLOAT16_MAX",
+    "FORMAT_VERSION", "FORMAT_NAME", "MANIFEST", "MARKER", "DTYPE", "FLOAT16_MAX", "VIEWS_FILE", "VIEWS_DTYPE",
+    "view_columns", "views_entry",
     "CacheError", "CacheMismatchError", "IncompleteCacheError",
     "dataset_fingerprint", "describe_representation", "named_representations", "item_image",
     "manifest_entry", "read_manifest", "check_manifest", "expected_manifest",
@@ -40,6 +43,9 @@ MANIFEST = "manifest.json"
 MARKER = ".mvmr-feature-cache"
 DTYPE = np.float16
 FLOAT16_MAX = float(np.finfo(np.float16).max)
+#: The stored views' parameters (exact: float64), in caches of datasets with ``view_columns``.
+VIEWS_FILE = "views.npy"
+VIEWS_DTYPE = np.float64
 
 
 class CacheError(MVMRError, ValueError):
@@ -79,6 +85,22 @@ def dataset_fingerprint(dataset: Any, *, samples: int = 8) -> str:
             digest.update(f"\x00{index}\x00{tuple(image.shape)}".encode())
             digest.update(image.numpy().tobytes())
     return "sha256-sampled:" + digest.hexdigest()[:32]
+
+
+def view_columns(dataset: Any) -> tuple[str, ...] | None:
+    """The parameter columns of a dataset of stored views (its ``view_columns``), None for plain images."""
+    columns = getattr(dataset, "view_columns", None)
+    return None if columns is None else tuple(str(c) for c in columns)
+
+
+def views_entry(dataset: Any) -> dict[str, Any] | None:
+    """The manifest's ``views`` entry of a dataset of stored views (None for plain images): the file, its
+    columns and the settings that decided the views (``dataset.view_settings()``: count, seed, ...)."""
+    columns = view_columns(dataset)
+    if columns is None:
+        return None
+    settings = dataset.view_settings() if callable(getattr(dataset, "view_settings", None)) else {}
+    return _json({"file": VIEWS_FILE, "dtype": "float64", "columns": list(columns), "settings": settings})
 
 
 def _json(value: Any) -> Any:
@@ -151,6 +173,7 @@ def expected_manifest(*, dataset: Any, representations: Sequence[Representation]
     pairs = named_representations(representations)
     shape = tuple(item_image(dataset[0]).shape) if len(dataset) else None
     return {
+        "views": views_entry(dataset),
         "n": len(dataset),
         "dataset_fingerprint": fingerprint if fingerprint is not None else dataset_fingerprint(dataset),
         "image_size": image_size, "project_dim": project_dim, "seed": seed,
@@ -188,7 +211,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-_EXPECT_KEYS = {"n", "dataset_fingerprint", "image_size", "project_dim", "seed", "dtype", "representations"}
+_EXPECT_KEYS = {"n", "dataset_fingerprint", "image_size", "project_dim", "seed", "dtype", "representations", "views"}
 
 
 def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
@@ -206,11 +229,22 @@ def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str,
     unknown = set(expect) - _EXPECT_KEYS
     if unknown:
         raise ValueError(f"unknown cache expectation keys {sorted(unknown)}; known: {sorted(_EXPECT_KEYS)}")
+    if "views" in expect:  # first: a changed count, seed or augmentation also changes the fingerprint
+        cached, current = manifest.get("views") or {}, expect["views"] or {}
+        if bool(cached) != bool(current):
+            what = {True: "stored augmented views", False: "features of the clean images"}
+            raise differ("views", what[bool(cached)], what[bool(current)])
+        for key in sorted(set(cached.get("settings", {})) | set(current.get("settings", {}))):
+            if cached.get("settings", {}).get(key) != current.get("settings", {}).get(key):
+                raise differ(f"views.{key}", cached.get("settings", {}).get(key), current.get("settings", {}).get(key))
+        if cached.get("columns") != current.get("columns"):
+            raise differ("views.columns", cached.get("columns"), current.get("columns"))
     for key in ("dataset_fingerprint", "image_size", "n", "project_dim", "dtype"):
         if key in expect and manifest.get(key) != expect[key]:
             raise differ(key, manifest.get(key), expect[key])
     if "seed" in expect and manifest.get("project_dim") is not None and manifest.get("seed") != expect["seed"]:
         raise differ("seed", manifest.get("seed"), expect["seed"])
+
     if "representations" not in expect:
         return
     cached_by_name = {r["name"]: r for r in manifest["representations"]}

@@ -17,9 +17,10 @@ import torch
 from torch.utils.data import Dataset
 
 from mvmr.cache.integrity import ChunkVerifier, CorruptCacheError, check_file
-from mvmr.cache.manifest import DTYPE, CacheError, IncompleteCacheError, check_manifest, read_manifest
+from mvmr.cache.manifest import (DTYPE, VIEWS_DTYPE, CacheError, IncompleteCacheError, check_manifest,
+                                 read_manifest)
 
-__all__ = ["FeatureCache", "CachedDataset"]
+__all__ = ["FeatureCache", "CachedDataset", "StoredViewParameters"]
 
 
 class FeatureCache:
@@ -53,12 +54,20 @@ class FeatureCache:
             check_manifest(root, cache.manifest, expect)
         for name in cache.names:
             cache.array(name)  # every file present, with its size, header, shape and dtype
+        if cache.view_columns is not None:
+            cache._views_array()
         return cache
 
     @property
     def names(self) -> list[str]:
         """Representation names, in build order."""
         return list(self._reps)
+
+    @property
+    def view_columns(self) -> list[str] | None:
+        """The columns of the stored views' parameters (:meth:`view_parameters`); None without stored views."""
+        views = self.manifest.get("views")
+        return None if not views else list(views["columns"])
 
     @property
     def dims(self) -> dict[str, int]:
@@ -90,32 +99,57 @@ class FeatureCache:
 
     def array(self, name: str) -> np.ndarray:
         """The read-only ``(N, D_k)`` float16 memory map of one representation."""
+        try:
+            entry = self._reps[name]
+        except KeyError:
+            raise KeyError(f"no representation {name!r} in cache; it has {self.names}") from None
+        return self._mapped(name, entry["file"], int(entry["dim"]), DTYPE)
+
+    def _views_array(self) -> np.ndarray:
+        """The read-only ``(N, P)`` float64 memory map of the stored views' parameters."""
+        columns = self.view_columns
+        if columns is None:
+            raise CacheError(f"the feature cache at {self.root} stores no augmented views (no view parameters)")
+        return self._mapped("\x00views", self.manifest["views"]["file"], len(columns), VIEWS_DTYPE)
+
+    def _mapped(self, key: str, file: str, dim: int, dtype: type) -> np.ndarray:
+        """The memory map of ``file`` (N, dim) of ``dtype``, checked when first opened, kept under ``key``."""
         if self._pid != os.getpid():  # a forked worker: its own memory maps, its own checks
             self._arrays, self._verifiers, self._pid = {}, {}, os.getpid()
-        arr = self._arrays.get(name)
+        arr = self._arrays.get(key)
         if arr is None:
-            try:
-                entry = self._reps[name]
-            except KeyError:
-                raise KeyError(f"no representation {name!r} in cache; it has {self.names}") from None
-            path = self.root / entry["file"]
-            integrity = (self.manifest.get("integrity") or {}).get(entry["file"])
+            path = self.root / file
+            integrity = (self.manifest.get("integrity") or {}).get(file)
             if integrity is None:
                 raise CorruptCacheError(f"feature cache manifest {self.root / 'manifest.json'} has no integrity record "
-                                        f"for {entry['file']}; rebuild the cache")
+                                        f"for {file}; rebuild the cache")
             check_file(path, integrity, header=self.verify)
             try:
                 arr = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as err:
                 raise IncompleteCacheError(f"feature cache file {path} is unreadable ({err}); rebuild it") from None
-            expected = (len(self), int(entry["dim"]))
-            if arr.shape != expected or arr.dtype != DTYPE:
+            expected = (len(self), dim)
+            if arr.shape != expected or arr.dtype != dtype:
                 raise IncompleteCacheError(f"feature cache file {path} has shape {arr.shape} / {arr.dtype}, "
-                                           f"expected {expected} / float16; rebuild it")
+                                           f"expected {expected} / {np.dtype(dtype).name}; rebuild it")
             if self.verify:
-                self._verifiers[name] = ChunkVerifier(path, arr, integrity)
-            self._arrays[name] = arr
+                self._verifiers[key] = ChunkVerifier(path, arr, integrity)
+            self._arrays[key] = arr
         return arr
+
+    def view_parameters(self, rows: np.ndarray | Sequence[int] | torch.Tensor) -> np.ndarray:
+        """The stored parameters (``(len(rows), P)`` float64, columns :attr:`view_columns`) of the views in
+        ``rows``, checked against their checksums like every read."""
+        array = self._views_array()
+        idx = np.asarray(rows.detach().cpu() if isinstance(rows, torch.Tensor) else rows, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            bad = int(idx[(idx < 0) | (idx >= len(self))][0])
+            raise IndexError(f"view {bad} out of range for a feature cache of {len(self)} views")
+        unique, inverse = np.unique(idx, return_inverse=True)
+        verifier = self._verifiers.get("\x00views")
+        if verifier is not None:
+            verifier.check_rows(unique)
+        return np.array(array[unique], dtype=np.float64)[inverse]
 
     def verify_all(self, names: Sequence[str] | None = None) -> None:
         """Check every chunk of every file now (a full read), raising
@@ -123,6 +157,11 @@ class FeatureCache:
         for name in names if names is not None else self.names:
             self.array(name)
             verifier = self._verifiers.get(name)
+            if verifier is not None:
+                verifier.check_all()
+        if names is None and self.view_columns is not None:
+            self._views_array()
+            verifier = self._verifiers.get("\x00views")
             if verifier is not None:
                 verifier.check_all()
 
@@ -180,3 +219,31 @@ class CachedDataset(Dataset):
         item = self.dataset[index]
         item = tuple(item) if isinstance(item, (tuple, list)) else (item,)
         return (*item, self.cache[index])
+
+
+class StoredViewParameters:
+    """``rows -> (len(rows), P)`` float64: the stored views' parameters of the cache at ``root``, which is
+    opened at the first call (it may be built after this reader is made: the training data exist
+    before the run's feature sources build their caches). Pickles as its path, for DataLoader workers."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self._cache: FeatureCache | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"root": str(self.root)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["root"])  # type: ignore[misc]
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            try:
+                self._cache = FeatureCache.open(self.root)
+            except FileNotFoundError:
+                raise CacheError(f"no stored views at {self.root}: the teacher's feature source builds them before "
+                                 f"training (prepare())") from None
+        return self._cache.view_parameters(rows)
+
+    def __repr__(self) -> str:
+        return f"StoredViewParameters({str(self.root)!r})"

@@ -45,7 +45,7 @@ class RowFile:
             raise
 
     def write_rows(self, row: int, values: np.ndarray) -> None:
-        """Write ``values`` (float16 rows) as rows ``row, row + 1, ...`` of the file."""
+        """Write ``values`` (rows of the file's dtype) as rows ``row, row + 1, ...`` of the file."""
         data = memoryview(np.ascontiguousarray(values)).cast("B")
         position = self.offset + row * self.row_bytes
         with self._disk_full_reported():
@@ -67,9 +67,9 @@ class RowFile:
         os.close(self.fd)
 
 
-def npy_bytes(n: int, dim: int) -> int:
-    """The size of an ``(n, dim)`` float16 ``.npy`` file (header of at most 128 bytes for 2-d arrays)."""
-    return 128 + n * dim * np.dtype(DTYPE).itemsize
+def npy_bytes(n: int, dim: int, dtype: type = DTYPE) -> int:
+    """The size of an ``(n, dim)`` ``.npy`` file of ``dtype`` (header of at most 128 bytes for 2-d arrays)."""
+    return 128 + n * dim * np.dtype(dtype).itemsize
 
 
 def reserve(path: Path) -> None:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     device = args.device or (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu")
     data = build_data(config)
-    sources = [s for s in build_sources(config, data.base) if isinstance(s, CachedSource)]
+    sources = [s for s in build_sources(config, data).all if isinstance(s, CachedSource)]
     if not sources:
         raise ConfigError("representations.cache_dir: nothing to cache; set representations.cache_dir (and/or a "
                           "cached teacher) in the config or as an override")
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                          for name, d in cache.dims.items())
         verb = "built" if source.build_seconds is not None else "reused"
         if not dist.is_initialized() or dist.get_rank() == 0:
-            print(f"feature cache {cache.root} ({verb}): {len(cache)} images, {dims}")
+            what = "images" if cache.view_columns is None else "stored augmented views"
+            print(f"feature cache {cache.root} ({verb}): {len(cache)} {what}, {dims}")
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

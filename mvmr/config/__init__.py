@@ -13,13 +13,13 @@ key: ``loss.l3: expected one of 'maximize', 'minimize', got 'foo'``) and :mod:`~
 from mvmr.config.load import (CONFIG_DIR, apply_overrides, load_config, resolve_config_path, save_config,
                               shipped_configs, to_yaml)
 from mvmr.config.schema import (AugmentationConfig, Config, DataConfig, EvaluationConfig, LossConfig, ModelConfig,
-                                OptimConfig, ProbeConfig, RepresentationsConfig, RepresentationSpec, TeacherConfig,
-                                TrainerConfig)
+                                OptimConfig, ProbeConfig, RegressionConfig, RepresentationsConfig, RepresentationSpec,
+                                TeacherConfig, TrainerConfig)
 from mvmr.config.validate import from_dict, to_dict, validate
 
 __all__ = [
     "AugmentationConfig", "DataConfig", "ModelConfig", "LossConfig", "RepresentationSpec", "RepresentationsConfig",
-    "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig", "EvaluationConfig", "Config",
+    "RegressionConfig", "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig", "EvaluationConfig", "Config",
     "CONFIG_DIR", "shipped_configs", "resolve_config_path", "load_config", "from_dict", "to_dict", "to_yaml",
     "save_config", "apply_overrides", "validate",
 ]

@@ -24,8 +24,9 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import dataclass_transform
 
 __all__ = ["AugmentationConfig", "DataConfig", "ModelConfig", "LossConfig", "RepresentationSpec",
-           "RepresentationsConfig", "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig",
-           "EvaluationConfig", "Config", "Int", "Bool", "Float", "Text"]
+           "RepresentationsConfig", "RegressionConfig", "OptimConfig", "TrainerConfig", "ProbeConfig", "TeacherConfig",
+           "EvaluationConfig", "Config", "Int", "Bool", "Float", "Text", "Objective", "TargetView", "OBJECTIVES",
+           "VIEWS"]
 
 
 def _refuse_bool(value: object) -> object:
@@ -146,15 +147,33 @@ class LossConfig:
                                                           "the global batch")] = True
 
 
+#: How the student learns a fixed target (a hand-crafted representation or a teacher):
+#: ``dcor``: beta_k (1 - dCor(z_aug, z*_k)), the paper's L3; ``cosine``: a regression head on the student
+#: predicts z*_k with 2 - 2 cos (SimReg), weighted by beta_k too; ``dcor+cosine``: both.
+Objective = Literal["dcor", "cosine", "dcor+cosine"]
+OBJECTIVES: tuple[str, ...] = ("dcor", "cosine", "dcor+cosine")
+#: Which image a fixed target describes: ``clean``, the clean view x (the paper; cacheable), or
+#: ``augmented``, the very augmented view the student sees (computed on it at every step).
+TargetView = Literal["clean", "augmented"]
+VIEWS: tuple[str, ...] = ("clean", "augmented")
+
+
 @_section
 class RepresentationSpec:
-    """One representation Z*_k of L3: registry name, weight beta_k and constructor arguments."""
+    """One representation Z*_k of L3: registry name, weight beta_k, constructor arguments, and how the
+    student learns it (``objective``) from which image (``view``)."""
 
     name: Annotated[Text, Field(description="pixels, scatnet, augmented_pixels, hog, local_std or a plugin's")] = (
         "pixels")
     weight: Annotated[Float, Field(ge=0.0, description="multiplies the representation's beta_k")] = 1.0
     kwargs: Annotated[dict[str, Any], Field(description="constructor arguments, e.g. {orientations: 24}")] = field(
         default_factory=dict)
+    objective: Annotated[Objective, Field(description="dcor: beta_k (1 - dCor(z_aug, z*_k)) (the paper); cosine: a "
+                                                      "regression head predicts z*_k with 2 - 2 cos (the regression "
+                                                      "section); dcor+cosine: both")] = "dcor"
+    view: Annotated[TargetView, Field(description="the image z*_k describes: clean (the paper; cacheable) or "
+                                                  "augmented (the student's own augmented view, computed live at "
+                                                  "every step)")] = "clean"
 
 
 def _paper_representations() -> list[RepresentationSpec]:
@@ -172,6 +191,32 @@ class RepresentationsConfig:
                                                         "null = compute them every step")] = None
     project_dim: Annotated[Int | None, Field(ge=1, description="with a cache: random-project representations wider "
                                                                "than this; null = store them as they are")] = None
+
+
+@_section
+class RegressionConfig:
+    """The regression heads of the fixed targets whose objective includes ``cosine`` (SimReg).
+
+    One head per such target, an MLP on the student's augmented view, trained with 2 - 2 cos
+    against the target and used only in training: checkpoints hold the heads (a run resumes
+    exactly), ``mvmr export`` and ``from_pretrained`` never carry them. A target wider than
+    ``max_target_dim`` must come through the cache's seeded projection
+    (``representations.project_dim``), so that the head stays small.
+    """
+
+    input: Annotated[Literal["features", "embedding"], Field(
+        description="what the heads read: the encoder's features h (the representation that is kept) or the "
+                    "projector's embedding z")] = "features"
+    depth: Annotated[Int, Field(ge=1, description="Linear layers per head (hidden ones Linear-BatchNorm-ReLU); 1 = "
+                                                  "linear")] = 2
+    width: Annotated[Int, Field(ge=1, description="hidden width of each head")] = 2048
+    weight: Annotated[Float, Field(ge=0.0, description="multiplies every cosine term (on top of its beta_k)")] = 1.0
+    target_norm: Annotated[Literal["none", "center", "standardize"], Field(
+        description="the target before the cosine: as it is, minus its batch mean, or standardised per dimension "
+                    "with batch statistics (the global batch under DDP); a common component (e.g. of non-negative "
+                    "pooled features) otherwise dominates the cosine")] = "center"
+    max_target_dim: Annotated[Int, Field(ge=1, description="the widest target a head predicts; wider ones need "
+                                                           "representations.project_dim")] = 8192
 
 
 @_section
@@ -252,9 +297,11 @@ class ProbeConfig:
 class TeacherConfig:
     """The frozen teacher of label-free distillation (paper sec. 5.2, fig. 2).
 
-    Its embedding of the clean view is one more representation Z*_k of L3: the loss becomes
-    L1 + L2 + beta * (1 - dCor(z_aug, teacher)) [+ the hand-crafted representations of
-    ``representations.items``; an empty list distils from the teacher alone].
+    Its embedding is one more fixed target Z*_k: with the defaults (the paper), of the clean view,
+    learnt through L3, so the loss becomes L1 + L2 + beta * (1 - dCor(z_aug, teacher)) [+ the
+    hand-crafted representations of ``representations.items``; an empty list distils from the
+    teacher alone]. ``objective`` adds or swaps in a cosine regression head, ``view: augmented``
+    lets the teacher embed the student's own view, and ``cached_views`` stores such views.
     """
 
     spec: Annotated[Text | None, Field(description="open_clip:<model> | hf-clip:<dir> | torchvision:<name> | "
@@ -270,8 +317,20 @@ class TeacherConfig:
         default_factory=dict)
     cache: Annotated[Bool, Field(description="embed each clean image once into a FeatureCache (the clean view is "
                                              "deterministic); false runs the teacher every step")] = True
-    cache_dir: Annotated[Text | None, Field(description="null = <output_dir>/teacher-cache")] = None
+    cache_dir: Annotated[Text | None, Field(description="null = <output_dir>/teacher-cache (stored views: "
+                                                        "<output_dir>/teacher-views-<K>)")] = None
     batch_size: Annotated[Int, Field(ge=1, description="teacher batch while it fills the cache")] = 64
+    objective: Annotated[Objective, Field(description="dcor: beta (1 - dCor(z_aug, teacher)) (the paper); cosine: a "
+                                                      "regression head predicts the teacher's embedding with 2 - 2 cos "
+                                                      "(SimReg; the regression section); dcor+cosine: both")] = "dcor"
+    view: Annotated[TargetView, Field(description="the image the teacher embeds: clean (the paper; cached once) or "
+                                                  "augmented (the student's own augmented view: a teacher forward "
+                                                  "pass per step, or a read with cached_views)")] = "clean"
+    cached_views: Annotated[Int, Field(ge=0, description="with view: augmented, K > 0 draws K augmented views of each "
+                                                         "image once (seeded), stores the teacher's embedding and the "
+                                                         "view's parameters in the cache, and gives the student one "
+                                                         "stored view per step, re-created from its parameters; 0 = "
+                                                         "off")] = 0
 
 
 @_section
@@ -316,6 +375,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     representations: RepresentationsConfig = field(default_factory=RepresentationsConfig)
+    regression: RegressionConfig = field(default_factory=RegressionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)

@@ -234,6 +234,15 @@ def _check_teacher(teacher: TeacherConfig, prefix: str) -> None:
     size = teacher.options.get("input_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
         raise ConfigError(f"{prefix}options.input_size: expected an int >= 8, got {size!r}")
+    if teacher.cached_views > 0 and teacher.view != "augmented":
+        raise ConfigError(f"{prefix}cached_views: stored views are augmented views the teacher embeds; set "
+                          f"{prefix}view: augmented (or {prefix}cached_views: 0)")
+    if teacher.cached_views > 0 and not teacher.cache:
+        raise ConfigError(f"{prefix}cache: cached_views={teacher.cached_views} stores the teacher's embeddings of the "
+                          f"views in its cache; set {prefix}cache: true (or {prefix}cached_views: 0)")
+    if kind == "embeddings" and teacher.view == "augmented":
+        raise ConfigError(f"{prefix}view: {teacher.spec!r} holds precomputed embeddings of the clean images; only a "
+                          f"teacher that runs can embed the augmented view (view: clean)")
     if kind == "embeddings":
         if teacher.weights is not None:
             raise ConfigError(f"{prefix}weights: {teacher.spec!r} is a file of precomputed embeddings, it has no "

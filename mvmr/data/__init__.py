@@ -6,6 +6,8 @@ training items ``(x_clean, x_aug, index, label)``.
 
 - :func:`build_dataset` (kinds: imagefolder, folder, stl10, cifar10, cifar100, fashion_mnist, hf)
 - :class:`TwoViews` (the augmentation is :class:`mvmr.transforms.PaperAugmentation`)
+- :class:`AugmentedViewBank` / :class:`StoredViews`: K augmented views of each image drawn once, the
+  teacher's embeddings and the views' parameters stored, the student's view re-created from them
 - :func:`make_loader`, :func:`split_train_val`, :class:`DatasetSubset`, :func:`random_subset`
 """
 
@@ -19,16 +21,20 @@ from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
 from mvmr.data.folders import FileImageDataset
 from mvmr.data.image_utils import resize_center_crop
 from mvmr.data.loaders import DatasetSubset, make_loader, random_subset, seed_worker, split_train_val
-from mvmr.data.views import TwoViews
+from mvmr.data.stored_views import AugmentedViewBank, StoredViews
+from mvmr.data.views import TwoAugmentedViews, TwoViews
 
 __all__ = [
     "ArrayImageDataset",
+    "AugmentedViewBank",
     "DATASET_KINDS",
     "DatasetSubset",
     "FASHION_MNIST_ROOT",
     "FileImageDataset",
     "ImageDataset",
     "MemmapImages",
+    "StoredViews",
+    "TwoAugmentedViews",
     "TwoViews",
     "build_dataset",
     "make_loader",

@@ -46,11 +46,14 @@ class FrozenEvaluation:
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers in one flat dict: ``linear_top1``, ``linear_top5``, ``knn_top1`` (NaN
-        when not measured), ``chosen_epoch``, ``num_train``, ``num_val``, ``num_test``, ``feature_dim``."""
+        when not measured), ``val_top1`` (the linear probe on the hold-out of the training images that
+        chose its epoch: validation data, for choosing settings; NaN without a hold-out),
+        ``chosen_epoch``, ``num_train``, ``num_val``, ``num_test``, ``feature_dim``."""
         lin = self.linear.metrics
         return {
             "linear_top1": float(lin["test_top1"]),
             "linear_top5": float(lin.get("test_top5", float("nan"))),
+            "val_top1": float(lin.get("val_top1", float("nan"))),
             "knn_top1": float(self.knn.metrics["test_top1"]) if self.knn is not None else float("nan"),
             "chosen_epoch": int(lin["chosen_epoch"]),
             **{key: int(lin[key]) for key in ("num_train", "num_val", "num_test", "feature_dim")},

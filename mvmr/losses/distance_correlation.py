@@ -4,8 +4,8 @@ The paper's eqs. (2), (3) and appendix A (eqs. 11-14). ``x`` and ``y`` hold the 
 as rows, of any feature dimensions. Work is in float32 (float64 stays float64) with autocast off.
 Memory is O(B^2 + B*D): distances come from one Gram matrix, the rows centred first only when their
 offset would cost precision. Gradients are finite everywhere (0 at a zero distance; a constant
-input gives dCor = 0 with a zero gradient). NaN or inf in the input raises ``ValueError`` naming
-the tensor (an O(B) check).
+input gives dCor = 0 with a zero gradient). NaN or inf in the input raises :class:`NonFiniteInputError`
+(a ``ValueError``) naming the tensor (an O(B) check).
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["pairwise_distances", "double_centered_distances", "distance_covariance", "distance_correlation",
+__all__ = ["NonFiniteInputError", "pairwise_distances", "double_centered_distances", "distance_covariance", "distance_correlation",
            "distance_correlation_from_centered"]
+
+
+class NonFiniteInputError(ValueError):
+    """NaN or inf in the input of a loss: raised by the distance correlation and the cosine regression,
+    and caught by type (a training step turns it into a skipped or stopped batch)."""
 
 
 def _as_rows(x: Tensor, name: str) -> Tensor:
@@ -76,7 +81,7 @@ def _distances(x: Tensor, name: str) -> Tensor:
     # NaN/inf anywhere in a row reaches its squared norm, hence their sum: an O(B) check.
     finite, offset = torch.stack([torch.isfinite(sq_norms.sum()), _badly_offset(gram)]).tolist()  # one sync
     if not finite:
-        raise ValueError(f"non-finite values (NaN or inf, or overflow when squared) in {name}")
+        raise NonFiniteInputError(f"non-finite values (NaN or inf, or overflow when squared) in {name}")
     if offset:
         gram = _gram(x - x.mean(dim=0, keepdim=True))
     sq_norms = gram.diagonal().clone()

@@ -28,12 +28,19 @@ def effective_betas(config: Config) -> float | dict[str, float]:
 
 
 def mvmr_loss(config: Config) -> nn.Module:
-    """The :class:`~mvmr.losses.MVMRLoss` of ``config.loss`` (paper eqs. 4-10)."""
+    """The :class:`~mvmr.losses.MVMRLoss` of ``config.loss`` (paper eqs. 4-10); its L3 holds the fixed
+    targets whose objective includes ``dcor`` (the others are regressed by heads, see
+    :class:`~mvmr.models.TargetRegression`)."""
     if config.method_kwargs:
         raise ConfigError(f"method_kwargs: MV-MR takes its settings from the loss section, not method_kwargs "
                           f"(got {sorted(config.method_kwargs)})")
-    c = config.loss
-    return MVMRLoss(lambda_=c.lambda_, mu=c.mu, alpha=c.alpha, beta=effective_betas(config), gamma=c.gamma, eps=c.eps,
+    c, beta = config.loss, effective_betas(config)
+    if isinstance(beta, dict):
+        objectives = {s.name: s.objective for s in config.representations.items}
+        if config.teacher.spec is not None:
+            objectives[config.teacher.name] = config.teacher.objective
+        beta = {name: value for name, value in beta.items() if "dcor" in objectives[name]}
+    return MVMRLoss(lambda_=c.lambda_, mu=c.mu, alpha=c.alpha, beta=beta, gamma=c.gamma, eps=c.eps,
                     l3=c.l3, squared=c.squared, mse=c.mse, gather_distributed=c.gather_distributed)
 
 

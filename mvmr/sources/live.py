@@ -39,6 +39,13 @@ class LiveSource(FeatureSource):
     def names(self) -> list[str]:
         return list(self.representations)
 
+    def dims(self, channels: int, height: int, width: int) -> dict[str, int]:
+        out = {}
+        for name, rep in self.representations.items():
+            dim = int(rep.output_dim(channels, height, width))  # type: ignore[operator]
+            out[name] = dim if self.project_dim is None or dim <= self.project_dim else self.project_dim
+        return out
+
     def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:
         for rep in self.representations.values():
             rep.to(device).eval()

@@ -26,6 +26,9 @@ class PrecomputedSource(FeatureSource):
     def names(self) -> list[str]:
         return list(self.embeddings.names)
 
+    def dims(self, channels: int, height: int, width: int) -> dict[str, int]:
+        return {name: int(self.embeddings.dim) for name in self.names}
+
     def __call__(self, images: Tensor, index: Tensor) -> dict[str, Tensor]:
         if self.rows is not None:
             index = self.rows[index.detach().cpu()]

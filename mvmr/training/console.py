@@ -25,19 +25,24 @@ __all__ = ["ETA_AFTER_STEPS", "RunConsole", "describe_sources"]
 ETA_AFTER_STEPS = 3
 
 
-def describe_sources(sources: list[Any]) -> str:
-    """The targets of a run's loss in one line: each source's names and how they are computed."""
+def describe_sources(sources: list[Any], augmented: list[Any] = (), objectives: dict[str, str] | None = None) -> str:
+    """The targets of a run's loss in one line: each source's names, how they are computed, of which
+    view, and (where it is not the paper's dCor) the objective."""
     parts = []
-    for source in sources:
-        names = ", ".join(source.names)
-        if isinstance(source, CachedSource):
-            parts.append(f"{names} (cached in {source.root})")
-        elif isinstance(source, LiveSource):
-            parts.append(f"{names} (computed every step)")
-        elif isinstance(source, PrecomputedSource):
-            parts.append(f"{names} (precomputed embeddings)")
-        else:
-            parts.append(f"{names} ({type(source).__name__})")
+    for view, group in (("clean", sources), ("augmented", augmented)):
+        for source in group:
+            names = ", ".join(f"{n} [{objectives[n]}]" if objectives and objectives.get(n, "dcor") != "dcor" else n
+                              for n in source.names)
+            of = " of the augmented view" if view == "augmented" else ""
+            if isinstance(source, CachedSource):
+                stored = " (stored views)" if view == "augmented" else ""
+                parts.append(f"{names}{of} (cached in {source.root}{stored})")
+            elif isinstance(source, LiveSource):
+                parts.append(f"{names}{of} (computed every step)")
+            elif isinstance(source, PrecomputedSource):
+                parts.append(f"{names} (precomputed embeddings)")
+            else:
+                parts.append(f"{names}{of} ({type(source).__name__})")
     return "; ".join(parts) or "none (the method needs no representations)"
 
 
@@ -80,7 +85,10 @@ class RunConsole(L.Callback):
             f"  method   {c.method}: {method.description}" if method.description else f"  method   {c.method}",
         ]
         if method.uses_targets:
-            lines.append(f"  targets  {describe_sources(list(getattr(pl_module, 'sources', [])))}")
+            targets = describe_sources(list(getattr(pl_module, "sources", [])),
+                                       list(getattr(pl_module, "augmented_sources", [])),
+                                       getattr(pl_module, "objectives", None))
+            lines.append(f"  targets  {targets}")
         lines += [
             f"  devices  {accelerator} x {trainer.num_devices} on {trainer.num_nodes} node(s) = {trainer.world_size} "
             f"process(es), precision {trainer.precision}",

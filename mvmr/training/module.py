@@ -2,8 +2,10 @@
 
 :class:`BaseSSLModule` owns what every method shares (optimiser, schedule, online probe on detached
 features, lr and throughput logs); a method implements :meth:`BaseSSLModule.ssl_step`.
-:class:`MVMRModule` adds the method's loss on top of :class:`~mvmr.models.MVMRModel`. Training
-batches are ``(x_clean, x_aug, index, label)``, validation batches ``(image, label)``; label -1 is unlabelled.
+:class:`MVMRModule` adds the method's loss and the fixed targets' objectives on top of
+:class:`~mvmr.models.MVMRModel`. Training batches are ``(x_clean, x_aug, index, label)``, or
+``(x_clean, x_aug, index, view_row, label)`` with stored views; validation batches ``(image, label)``;
+label -1 is unlabelled.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mvmr.config import OptimConfig, ProbeConfig
+from mvmr.losses import NonFiniteInputError, distance_correlation
+from mvmr.models import TargetRegression
 from mvmr.sources import FeatureSource
 from mvmr.training.bad_batches import BadBatches
 from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, nonfinite_loss_message
@@ -88,6 +92,10 @@ class BaseSSLModule(L.LightningModule):
     def ssl_step(self, batch: Any) -> StepOutput:
         """Compute the method's loss on a training batch."""
         raise NotImplementedError
+
+    def trained_parts(self) -> list[nn.Module]:
+        """What the optimiser trains besides the online probe (the model; a method adds its heads)."""
+        return [self.model]
 
     def _probe_loss(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
         """Cross-entropy and accuracy over the labelled rows (label >= 0); (0, 0, 0) without any."""
@@ -209,7 +217,7 @@ class BaseSSLModule(L.LightningModule):
         cfg, trainer = self.optim_cfg, self.trainer
         effective_batch = self.batch_size * trainer.world_size * trainer.accumulate_grad_batches
         self.base_lr = effective_lr(cfg, effective_batch)
-        groups = split_decay_params(self.model, cfg.weight_decay)
+        groups = [group for part in self.trained_parts() for group in split_decay_params(part, cfg.weight_decay)]
         if self.classifier is not None:
             groups.append({"params": list(self.classifier.parameters()), "lr": self.probe_cfg.lr,
                            "weight_decay": self.probe_cfg.weight_decay, "lars_exclude": True})
@@ -229,57 +237,104 @@ class BaseSSLModule(L.LightningModule):
 
 
 class MVMRModule(BaseSSLModule):
-    """A method's loss on the projector outputs of its two views, with fixed target features.
+    """A method's loss on the projector outputs of its two views, with fixed targets.
 
-    MV-MR (paper section 4.1) is the general case, ``loss(z, z_aug, targets)`` with the clean
-    view's representations from the feature sources; VICReg and Barlow Twins use no sources.
+    MV-MR (paper section 4.1) is the general case, ``loss(z, z_aug, targets)`` with the fixed targets
+    z*_k from the feature sources; VICReg and Barlow Twins use no sources. Each target has an
+    objective: ``dcor`` targets go to ``loss`` (L3), ``cosine`` ones to ``regression`` (a head per
+    target on the augmented view, 2 - 2 cos), ``dcor+cosine`` ones to both; every target is logged
+    as ``dcor/<name>`` (a monitor where it is not in the loss) and, with a head, ``cos/<name>``.
 
     Args:
         model: an encoder + projector (:class:`~mvmr.models.MVMRModel`).
         loss: ``loss(z_a, z_b, targets) -> (scalar, terms)`` (:class:`~mvmr.losses.MVMRLoss`, or a
             method's, see :mod:`mvmr.methods`).
-        sources: where the targets come from (:mod:`mvmr.sources`), prepared in :meth:`setup`
-            (call ``source.prepare(device)`` yourself without a trainer).
+        sources: the targets that describe the clean view, keyed by dataset index
+            (:mod:`mvmr.sources`), prepared in :meth:`setup` (call ``source.prepare(device)`` yourself
+            without a trainer).
+        augmented_sources: the targets that describe the student's augmented view, keyed by the
+            batch's view keys (the stored view's row, else the dataset index).
+        objectives: ``{name: "dcor" | "cosine" | "dcor+cosine"}``; missing names are ``dcor``.
+        regression: the heads of the targets with a cosine objective (None without any); trained with
+            the model, saved in checkpoints, never exported.
+        regression_input: what the heads read of the augmented view: ``features`` (encoder) or
+            ``embedding`` (projector).
         order: the order of the targets in the loss and the logs (default: the sources' order).
         **kwargs: :class:`BaseSSLModule` arguments.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, sources: Sequence[FeatureSource] = (), *,
+                 augmented_sources: Sequence[FeatureSource] = (), objectives: Mapping[str, str] | None = None,
+                 regression: TargetRegression | None = None, regression_input: str = "features",
                  order: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.loss_fn = loss
         self.sources = list(sources)
-        names = [name for source in self.sources for name in source.names]
+        self.augmented_sources = list(augmented_sources)
+        names = [name for source in self.sources + self.augmented_sources for name in source.names]
         if len(set(names)) != len(names):
             raise ValueError(f"two feature sources give the same representation: {names}")
         self.order = list(order) if order is not None else names
         if sorted(self.order) != sorted(names):
             raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
+        self.objectives = {name: (objectives or {}).get(name, "dcor") for name in names}
+        unknown = {k: v for k, v in self.objectives.items() if v not in ("dcor", "cosine", "dcor+cosine")}
+        if unknown or set(objectives or {}) - set(names):
+            raise ValueError(f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, got {objectives}")
+        regressed = [n for n in self.order if "cosine" in self.objectives[n]]
+        if (regression is None) != (not regressed) or (regression is not None and set(regression.names) != set(regressed)):
+            raise ValueError(f"the regression heads must cover exactly the cosine targets {regressed}, got "
+                             f"{None if regression is None else regression.names}")
+        if regression_input not in ("features", "embedding"):
+            raise ValueError(f"regression_input must be 'features' or 'embedding', got {regression_input!r}")
+        self.regression = regression
+        self.regression_input = regression_input
+
+    def trained_parts(self) -> list[nn.Module]:
+        return [self.model] + ([self.regression] if self.regression is not None else [])
 
     def setup(self, stage: str) -> None:
         if stage == "fit":
-            for source in self.sources:
+            for source in self.sources + self.augmented_sources:
                 source.prepare(self.trainer.strategy.root_device)
 
     @torch.no_grad()
-    def targets(self, x_clean: Tensor, index: Tensor) -> dict[str, Tensor]:
-        """``{name: float32 (B, D_k)}``: every source's features of the clean view, in ``order``."""
+    def targets(self, x_clean: Tensor, index: Tensor, x_aug: Tensor | None = None,
+                view_key: Tensor | None = None) -> dict[str, Tensor]:
+        """``{name: float32 (B, D_k)}`` in ``order``: the clean sources' features of ``x_clean`` (by
+        ``index``) and the augmented sources' of ``x_aug`` (by ``view_key``, default ``index``)."""
         out: dict[str, Tensor] = {}
         for source in self.sources:
             out.update(source(x_clean, index))
+        if self.augmented_sources:
+            if x_aug is None:
+                raise ValueError("targets of the augmented view need x_aug")
+            for source in self.augmented_sources:
+                out.update(source(x_aug, index if view_key is None else view_key))
         return {name: out[name] for name in self.order}
 
     def ssl_step(self, batch: Any) -> StepOutput:
-        x_a, x_b, index, _ = batch
+        x_a, x_b, index, *extra, _ = batch
+        view_key = extra[0] if extra else None
         features, z_a = self.model.forward_with_features(x_a)
-        z_b = self.model(x_b)
-        targets = self.targets(x_a, index)
-        with torch.autocast(device_type=z_a.device.type, enabled=False):  # the loss in float32, even under AMP
+        h_b, z_b = self.model.forward_with_features(x_b)
+        targets = self.targets(x_a, index, x_b, view_key)
+        with torch.autocast(device_type=z_a.device.type, enabled=False):  # the losses in float32, even under AMP
             try:
-                loss, terms = self.loss_fn(z_a.float(), z_b.float(), targets)
-            except ValueError as err:
-                if "non-finite" not in str(err):
-                    raise
+                dcor_targets = {n: t for n, t in targets.items() if "dcor" in self.objectives[n]}
+                loss, terms = self.loss_fn(z_a.float(), z_b.float(), dcor_targets)
+                terms = dict(terms)
+                squared = bool(getattr(self.loss_fn, "squared", True))
+                for name in (n for n in self.order if n not in dcor_targets):  # monitored, not trained
+                    terms[f"dcor/{name}"] = distance_correlation(z_b.detach().float(), targets[name], squared=squared)
+                if self.regression is not None:
+                    student = h_b if self.regression_input == "features" else z_b
+                    regression, regression_terms = self.regression(
+                        student.float(), {n: targets[n] for n in self.regression.names})
+                    loss = loss + regression
+                    terms.update(regression_terms)
+                    terms["loss"] = loss.detach()
+            except NonFiniteInputError as err:
                 raise NonFiniteLossError(
                     f"non-finite values at optimiser step {self.global_step} (epoch {self.current_epoch}, "
                     f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. {STOP_ADVICE}"

@@ -83,5 +83,6 @@ def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: Pretrai
     return {"seconds": median, "all": timed, "interval": statistics.median(intervals) if intervals else median,
             "images_per_s": cfg.data.batch_size / median,
             "batch_size": cfg.data.batch_size,
-            "cache_build_seconds": {name: s.build_seconds for s in module.sources if isinstance(s, CachedSource)
+            "cache_build_seconds": {name: s.build_seconds for s in module.sources + module.augmented_sources
+                                    if isinstance(s, CachedSource)
                                     for name in s.names}}

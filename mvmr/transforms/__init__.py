@@ -6,7 +6,9 @@
 - :mod:`mvmr.transforms.normalization`: the ImageNet and "half" mean/std, defined once.
 """
 
-from mvmr.transforms.augmentation import PaperAugmentation, augment_batch
+from mvmr.transforms.augmentation import (PARAMETER_COLUMNS, PaperAugmentation, augment_batch, parameters_to_vector,
+                                          vector_to_parameters)
 from mvmr.transforms.batched import BatchAugmentation
 
-__all__ = ["BatchAugmentation", "PaperAugmentation", "augment_batch"]
+__all__ = ["BatchAugmentation", "PARAMETER_COLUMNS", "PaperAugmentation", "augment_batch", "parameters_to_vector",
+           "vector_to_parameters"]

@@ -9,12 +9,20 @@ the "augmented image" representation (:class:`mvmr.representations.AugmentedPixe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-__all__ = ["PaperAugmentation", "augment_batch"]
+__all__ = ["PaperAugmentation", "augment_batch", "PARAMETER_COLUMNS", "parameters_to_vector", "vector_to_parameters"]
+
+#: The columns of one augmentation's parameters as a float64 vector (:func:`parameters_to_vector`):
+#: the crop box (-1 without a crop), the flip, whether the colour jitter ran and its four factors and
+#: order (0 when it did not run), the grayscale, whether the blur ran and its sigma.
+PARAMETER_COLUMNS: tuple[str, ...] = (
+    "crop_top", "crop_left", "crop_height", "crop_width", "flip", "jitter", "brightness", "contrast",
+    "saturation", "hue", "order_0", "order_1", "order_2", "order_3", "gray", "blur", "sigma")
 
 
 def _pair(size: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -74,6 +82,15 @@ class PaperAugmentation:
                               (-self.hue, self.hue))
         self.blur_sigma = (0.1, 2.0)
         self.blur_kernel = _blur_kernel(self.size)
+
+    def config(self) -> dict[str, Any]:
+        """Every setting that changes the drawn views, JSON-able (it identifies stored views in a cache)."""
+        return {"size": list(self.size), "crop": self.crop, "flip": self.flip, "color": self.color,
+                "grayscale": self.grayscale, "blur": self.blur, "crop_scale": list(self.crop_scale),
+                "crop_ratio": list(self.crop_ratio), "blur_p": self.blur_p, "flip_p": self.flip_p,
+                "color_p": self.color_p, "grayscale_p": self.grayscale_p,
+                "jitter": [self.brightness, self.contrast, self.saturation, self.hue],
+                "blur_sigma": list(self.blur_sigma), "blur_kernel": self.blur_kernel}
 
     def __repr__(self) -> str:
         parts = [p for p in ("crop", "flip", "color", "grayscale", "blur") if getattr(self, p)]
@@ -170,6 +187,33 @@ def augment_batch(images: torch.Tensor, aug: PaperAugmentation,
     if images.shape[0] == 0:
         return images.new_empty((0, images.shape[1], *aug.size))
     return torch.stack([aug(img, generator=generator) for img in images])
+
+
+def parameters_to_vector(params: dict[str, Any]) -> np.ndarray:
+    """The parameters of :meth:`PaperAugmentation.draw` as a float64 vector of :data:`PARAMETER_COLUMNS`.
+
+    Every value is a Python float or int, so the vector holds it exactly and
+    :func:`vector_to_parameters` gives back the very same parameters: a view made again from a stored
+    vector has the same pixels as the first one.
+    """
+    crop = params["crop"] if params["crop"] is not None else (-1, -1, -1, -1)
+    jitter, order = params["jitter"], params["order"]
+    return np.array([*crop, float(params["flip"]), float(jitter is not None), *(jitter or (0.0, 0.0, 0.0, 0.0)),
+                     *(order or (0, 0, 0, 0)), float(params["gray"]), float(params["sigma"] is not None),
+                     params["sigma"] if params["sigma"] is not None else 0.0], dtype=np.float64)
+
+
+def vector_to_parameters(vector: np.ndarray | Sequence[float]) -> dict[str, Any]:
+    """The inverse of :func:`parameters_to_vector`: the dict :meth:`PaperAugmentation.apply` takes."""
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
+    if v.shape[0] != len(PARAMETER_COLUMNS) or not np.isfinite(v).all():
+        raise ValueError(f"expected {len(PARAMETER_COLUMNS)} finite augmentation parameters "
+                         f"({', '.join(PARAMETER_COLUMNS)}), got {v.shape[0]} values: {v.tolist()}")
+    crop = None if v[2] < 0 else tuple(int(x) for x in v[0:4])
+    jitter = bool(v[5])
+    return {"crop": crop, "flip": bool(v[4]), "jitter": tuple(float(x) for x in v[6:10]) if jitter else None,
+            "order": [int(x) for x in v[10:14]] if jitter else None, "gray": bool(v[14]),
+            "sigma": float(v[16]) if v[15] else None}
 
 
 def _blur_kernel(size: tuple[int, int]) -> int:

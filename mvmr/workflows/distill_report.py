@@ -34,7 +34,8 @@ from mvmr.errors import CheckpointError
 from mvmr.representations.teachers import build_teacher, parse_teacher_spec
 from mvmr.training.timing import time_steps
 
-__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps"]
+__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps",
+           "teacher_modes"]
 
 
 def ssl_baseline_config(config: Config, out: str | Path) -> Config:
@@ -134,10 +135,9 @@ def distill_report(
         rows.append({"row": key, "model": label, "parameters": params, **metrics,
                      "seconds": time.perf_counter() - start})
     timings: list[dict[str, Any]] = []
-    modes = ((True,) if teacher is None else (True, False)) if timing else ()
-    for cache in modes:
-        echo(f"timing {e.timing_steps} training steps, teacher {'cached' if cache else 'run every step'} ...")
-        timings.append(time_teacher_steps(config, cache=cache, steps=e.timing_steps))
+    for mode in (teacher_modes(config) if teacher is not None else ["cached"]) if timing else ():
+        echo(f"timing {e.timing_steps} training steps, teacher {_MODE_LABELS[mode]} ...")
+        timings.append(time_teacher_steps(config, mode=mode, steps=e.timing_steps))
     report = {"run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc, "probe": probe.summary(),
               "rows": rows, "timings": timings, "device": _device_name(config)}
     text = format_report(report)
@@ -149,12 +149,33 @@ def distill_report(
     return report
 
 
-def time_teacher_steps(config: Config, *, cache: bool, steps: int = 3) -> dict[str, Any]:
-    """The step time of ``config`` with its teacher cached (``cache=True``) or run at every step,
-    through the real trainer path (:func:`mvmr.training.timing.time_steps`)."""
-    result = time_steps(replace(config, teacher=replace(config.teacher, cache=cache)), steps=steps)
+#: how the report names each way of getting the teacher's features
+_MODE_LABELS = {"cached": "cached (read by index)", "live": "teacher run every step",
+                "stored": "stored views (read by view)", "live_augmented": "teacher run every step on the augmented view"}
+
+
+def teacher_modes(config: Config) -> list[str]:
+    """The ways of getting this run's teacher features that the report times: the run's own first, then
+    the one it saves (a clean view cached or run every step; stored views or the teacher on every
+    augmented view)."""
+    t = config.teacher
+    if t.view == "clean":
+        return ["cached", "live"] if t.cache else ["live", "cached"]
+    return ["stored", "live_augmented"] if t.cached_views > 0 else ["live_augmented"]
+
+
+def time_teacher_steps(config: Config, *, mode: str = "cached", steps: int = 3) -> dict[str, Any]:
+    """The step time of ``config`` with its teacher's features got one way (:func:`teacher_modes`: ``cached``,
+    ``live``, ``stored``, ``live_augmented``), through the real trainer path
+    (:func:`mvmr.training.timing.time_steps`)."""
+    t = config.teacher
+    teacher = {"cached": replace(t, view="clean", cache=True, cached_views=0),
+               "live": replace(t, view="clean", cache=False, cached_views=0),
+               "stored": replace(t, view="augmented", cache=True, cached_views=max(1, t.cached_views)),
+               "live_augmented": replace(t, view="augmented", cached_views=0)}[mode]
+    result = time_steps(replace(config, teacher=teacher), steps=steps)
     build = result.pop("cache_build_seconds").get(config.teacher.name)
-    return {"mode": "cached" if cache else "live", **result, "cache_build_seconds": build}
+    return {"mode": mode, **result, "cache_build_seconds": build}
 
 
 def _device_name(config: Config) -> str:
@@ -191,8 +212,8 @@ def format_report(report: dict[str, Any]) -> str:
                       f"steps after one warm-up; {report['device']}):", "",
                   "| teacher features | step time (s) | images/s | batch |", "|---|---:|---:|---:|"]
         base = report["timings"][0]["seconds"]
-        for tm in report["timings"]:
-            label = "cached (read by index)" if tm["mode"] == "cached" else "teacher run every step"
-            ratio = "" if tm["mode"] == "cached" else f" ({tm['seconds'] / base:.1f}x)"
+        for i, tm in enumerate(report["timings"]):
+            label = _MODE_LABELS.get(tm["mode"], tm["mode"])
+            ratio = "" if i == 0 else f" ({tm['seconds'] / base:.1f}x)"
             lines.append(f"| {label} | {tm['seconds']:.3f}{ratio} | {tm['images_per_s']:.1f} | {tm['batch_size']} |")
     return "\n".join(lines) + "\n"

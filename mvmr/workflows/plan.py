@@ -32,6 +32,7 @@ from mvmr.methods import get_method
 from mvmr.models import build_model
 from mvmr.representations import build as build_representation
 from mvmr.representations.teachers import build_teacher, parse_teacher_spec
+from mvmr.transforms import PARAMETER_COLUMNS
 from mvmr.training.timing import time_steps
 
 __all__ = ["Plan", "RepresentationPlan", "make_plan", "format_plan"]
@@ -137,8 +138,10 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
     r, out = config.representations, []
     sample = torch.rand(timing_images, *shape, device=device)
     reps = [(spec.name, build_representation(spec.name, **spec.kwargs)) for spec in r.items]
-    modules: list[tuple[str, Any, bool]] = [(name, rep, r.cache_dir is not None and rep.deterministic)
-                                            for name, rep in reps]
+    views = {spec.name: spec.view for spec in r.items}
+    # (name, module, cached, stored views per image): targets of the augmented view are computed live
+    modules: list[tuple[str, Any, bool, int]] = [
+        (name, rep, r.cache_dir is not None and rep.deterministic and views[name] == "clean", 1) for name, rep in reps]
     t = config.teacher
     if t.spec is not None:
         if parse_teacher_spec(t.spec)[0] == "embeddings":
@@ -147,14 +150,22 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
                                           2 * global_batch**2 * emb.dim / 1e9))
         else:
             teacher = build_teacher(t.spec, weights=t.weights, name=t.name, allow_random=True, **t.options)
-            modules.append((t.name, teacher, t.cache))
-    for name, module, cached in modules:
+            stored = t.cached_views if t.view == "augmented" else 0
+            modules.append((t.name, teacher, t.cache and (t.view == "clean" or stored > 0), max(1, stored)))
+    for name, module, cached, per_image in modules:
         raw = int(module.embed_dim) if hasattr(module, "embed_dim") else int(module.output_dim(*shape))
         dim = r.project_dim if (r.project_dim is not None and raw > r.project_dim and name != t.name) else raw
         seconds = _time_per_image(module.to(device).eval(), sample) if timing_images else None
-        out.append(RepresentationPlan(name, "cache" if cached else "live", raw, dim, global_batch * dim * 4,
-                                      dim * 2 if cached else 0, 2 * global_batch**2 * dim / 1e9, seconds))
+        source = ("cache" if per_image == 1 else f"cache ({per_image} stored views)") if cached else "live"
+        disk = per_image * (dim * 2 + (_VIEW_PARAMETER_BYTES if per_image > 1 else 0)) if cached else 0
+        out.append(RepresentationPlan(name, source, raw, dim, global_batch * dim * 4, disk,
+                                      2 * global_batch**2 * dim / 1e9,
+                                      None if seconds is None else seconds * (per_image if cached else 1)))
     return out
+
+
+#: the float64 parameters of one stored view
+_VIEW_PARAMETER_BYTES = len(PARAMETER_COLUMNS) * 8
 
 
 def _model_costs(config: Config, shape: tuple[int, int, int]) -> tuple[float, int, int]:
@@ -222,7 +233,7 @@ def make_plan(config: Config, *, images: int | None = None, measure_steps: int =
     }
     if device.type == "cpu":  # the process itself: Python, torch, the libraries (a GPU's memory starts empty)
         memory["process baseline (measured)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    cached = [r for r in reps if r.source == "cache"]
+    cached = [r for r in reps if r.source.startswith("cache")]
     plan = Plan(
         config=name or config.name, method=config.method, device=str(device), world_size=world,
         batch_size=d.batch_size, global_batch=gb, image_size=d.image_size, images=n, train_images=n_train,

@@ -230,7 +230,9 @@ def with_shared_cache(config: Any) -> Any:
     if r.cache_dir is None or Path(r.cache_dir).name.startswith("reps-"):
         return config
     seed = config.trainer.seed if r.project_dim is not None else None  # the seed only draws the projection
-    what = json.dumps({"items": to_dict(r.items), "project_dim": r.project_dim, "seed": seed,
+    # what the cache holds: the clean view's representations (their objective and weight do not change it)
+    held = [{"name": s.name, "kwargs": to_dict(s.kwargs)} for s in r.items if s.view == "clean"]
+    what = json.dumps({"items": held, "project_dim": r.project_dim, "seed": seed,
                        "data": [config.data.kind, str(config.data.root), config.data.split, config.data.image_size,
                                 config.data.subset, config.data.channels]}, sort_keys=True)
     sub = "reps-" + hashlib.sha256(what.encode()).hexdigest()[:12]
