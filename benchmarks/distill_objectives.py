@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override for every trained row (repeatable)")
     p.add_argument("--tag", default="base", help="folder name of this recipe (use one per --set combination)")
     p.add_argument("--parallel", type=int, default=1, help="rows at once (each on cores/N threads)")
+    p.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / --parallel)")
     p.add_argument("--collect", action="store_true", help="run nothing; write the table and plot of every finished row")
     p.add_argument("--records", default=None, metavar="FILE", help="with --collect: write every result to this JSON")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)
@@ -205,7 +206,7 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"[skip] {spec}: result exists", flush=True)
         else:
             todo.append(spec)
-    threads = max(1, (os.cpu_count() or 1) // max(1, args.parallel))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // max(1, args.parallel))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     failed = []
     with Children() as children:

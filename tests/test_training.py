@@ -453,10 +453,14 @@ def test_slurm_variables_select_lightnings_slurm_environment(tmp_path: Path, mon
     """Under `srun` on 2 nodes x 2 GPUs, rank 3 of the job is node 1's second process: Lightning's
     SLURM environment reads that from SLURM's variables (what docs/distributed.md's script relies on)."""
     from lightning.fabric.plugins.environments import SLURMEnvironment
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from mvmr.config import load_config
     from mvmr.training.trainer import build_trainer
 
+    # building the trainer sets Lightning's process-wide rank_zero_only.rank to SLURM's rank 3: put it back
+    # afterwards, or every later run in this process logs nothing (no CSV rows, no rank-zero output)
+    monkeypatch.setattr(rank_zero_only, "rank", getattr(rank_zero_only, "rank", 0))
     slurm = {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2", "SLURM_NODEID": "1",
              "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "1234", "SLURM_JOB_NAME": "mvmr-stl10",
              "SLURM_NODELIST": "gpu[01-02]"}
