@@ -68,6 +68,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {
                    [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096"]),
     "sc_cos_lin": ("MV-MR, ScatNet by cosine, linear head",
                    [paper_items(scatnet="cosine"), "representations.project_dim=4096", "regression.depth=1"]),
+    "sc_cos_aug_lin": ("MV-MR, ScatNet by cosine, augmented view, linear head",
+                       [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096", "regression.depth=1"]),
     "sc_hog_cos": ("MV-MR, ScatNet+HOG by cosine",
                    [paper_items(scatnet="cosine", hog="cosine"), "representations.project_dim=4096"]),
     "det_cos": ("MV-MR, pixels+ScatNet+HOG+local std by cosine",

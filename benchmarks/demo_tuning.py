@@ -57,6 +57,11 @@ CANDIDATES: dict[str, list[str]] = {
     "q2-sc-cos": [*_R2, _GENTLE, paper_items(scatnet="cosine")],
     "q3-sc-hog-dcos": [*_R2, _GENTLE, paper_items(scatnet="dcor+cosine", hog="dcor+cosine")],
     "q4-vicreg": [*_R2, _GENTLE, "method=vicreg", "representations.items=[]"],
+    # twice the steps (VICReg beside MV-MR on half the cores each leaves the time for them), both methods
+    "q7-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE],
+    "q8-vicreg-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE, "method=vicreg", "representations.items=[]"],
+    "q5-sc-cos-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine"), "regression.depth=1"],
+    "q6-sc-cos-aug-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine@augmented"), "regression.depth=1"],
 }
 
 

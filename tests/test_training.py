@@ -147,11 +147,13 @@ pretrain(config, model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, 
 def test_ddp_two_processes_match_one_process(cifar10_root: Path, tmp_path: Path) -> None:
     # Same global batch (2 x 4 vs 1 x 8), dCor and variance over the gathered batch
     # (loss.gather_distributed=true), deterministic representations only (augmented_pixels draws
-    # per process), no BatchNorm anywhere (see tiny_model): the weights must agree. LARS, not
-    # Adam: the last projector bias has an exactly-zero gradient (every loss term is shift
+    # per process), no BatchNorm anywhere (see tiny_model; a linear regression head): the weights
+    # must agree, the head's included (its target is centred with the global batch's mean). LARS,
+    # not Adam: the last projector bias has an exactly-zero gradient (every loss term is shift
     # invariant), and Adam turns its float noise into +-lr steps, which differ between runs.
-    common = [f"representations.items={DETERMINISTIC_REPS}", "loss.gather_distributed=true", "trainer.max_epochs=1",
-              "optim.optimizer=lars", "optim.lr=0.5", "optim.trust_coefficient=0.02"]
+    reps = DETERMINISTIC_REPS.replace("{cell: 4}}", "{cell: 4}, objective: dcor+cosine}")
+    common = [f"representations.items={reps}", "regression.depth=1", "loss.gather_distributed=true",
+              "trainer.max_epochs=1", "optim.optimizer=lars", "optim.lr=0.5", "optim.trust_coefficient=0.02"]
     ddp_over = [*common, "data.batch_size=4", "trainer.devices=2", "trainer.strategy=ddp"]
     script = tmp_path / "ddp_fit.py"
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(cifar10_root),
@@ -166,6 +168,7 @@ def test_ddp_two_processes_match_one_process(cifar10_root: Path, tmp_path: Path)
                       model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
     a, b = _state(tmp_path / "ddp"), _state(single)
     assert torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
+    assert any(k.startswith("regression.") for k in a) and a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=lambda m, key=key: f"{key}: {m}")
     losses = [[float(r["train/loss"]) for r in _metrics(run) if r.get("train/loss")] for run in (tmp_path / "ddp", single)]

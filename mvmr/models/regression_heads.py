@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mvmr.losses.cosine_regression import cosine_regression_loss
-from mvmr.losses.distributed import gather_no_grad
+from mvmr.losses.distributed import gather_no_grad, gather_with_grad
 
 __all__ = ["RegressionHead", "TargetRegression", "normalize_targets", "TARGET_NORMS"]
 
@@ -94,7 +94,9 @@ class TargetRegression(nn.Module):
         weights: ``w_k`` of every target (float), or ``{name: w_k}``.
         depth, width: each head's shape (:class:`RegressionHead`).
         target_norm: how each target is normalised first (:func:`normalize_targets`).
-        gather_distributed: under torch.distributed, normalise with the global batch's statistics.
+        gather_distributed: under torch.distributed, compute the loss on the global batch (the predictions
+            gathered with their gradients, the targets centred with the global batch's statistics), so
+            that loss and gradients equal a single process on the concatenated batch.
 
     ``forward(student, targets) -> (loss, terms)``: ``targets`` must hold exactly the regressed names;
     ``terms`` has ``cos/<name>``, the mean cosine between prediction and target (1 = perfect), and
@@ -145,9 +147,11 @@ class TargetRegression(nn.Module):
             target = targets[name]
             if target.ndim != 2 or target.shape[0] != student.shape[0]:
                 raise ValueError(f"target {name!r} has shape {tuple(target.shape)}, expected ({student.shape[0]}, D)")
-            target = normalize_targets(target, self.target_norm,  # type: ignore[arg-type]
-                                       gather_distributed=self.gather_distributed)
-            loss, cos = cosine_regression_loss(self.head(name)(student), target)
+            prediction = self.head(name)(student)
+            if self.gather_distributed:  # the global batch on every rank: the loss and gradients of one process
+                prediction, target = gather_with_grad(prediction), gather_no_grad(target)
+            target = normalize_targets(target, self.target_norm, gather_distributed=False)  # type: ignore[arg-type]
+            loss, cos = cosine_regression_loss(prediction, target)
             total = total + self.weights[name] * loss
             terms[f"cos/{name}"] = cos.detach()
         terms["regression"] = total.detach()
