@@ -60,6 +60,9 @@ CANDIDATES: dict[str, list[str]] = {
     # twice the steps (VICReg beside MV-MR on half the cores each leaves the time for them), both methods
     "q7-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE],
     "q8-vicreg-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE, "method=vicreg", "representations.items=[]"],
+    # every deterministic target of the student's own augmented view (dCor, as in the paper)
+    "q9-all-aug": [*_R2, _GENTLE, paper_items(pixels="dcor@augmented", scatnet="dcor@augmented", hog="dcor@augmented",
+                                              local_std="dcor@augmented")],
     "q5-sc-cos-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine"), "regression.depth=1"],
     "q6-sc-cos-aug-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine@augmented"), "regression.depth=1"],
 }
@@ -124,9 +127,9 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
     if done.is_file():
         return json.loads(done.read_text())
     config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}", *overrides])
-    d = config.data  # candidates with the same images and representations share one feature cache
+    d = config.data  # candidates with the same images and cached representations share one feature cache
     key = f"{d.image_size}px-{d.channels}ch-subset{d.subset}-seed{config.trainer.seed}-" + "+".join(
-        r.name for r in config.representations.items)
+        r.name for r in config.representations.items if r.view == "clean")
     config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}",
                                   f"representations.cache_dir={out / 'caches' / key}", *overrides])
     start = time.perf_counter()

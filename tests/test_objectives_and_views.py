@@ -353,3 +353,45 @@ def test_heads_stay_out_of_exports(cifar10_root: Path, tmp_path: Path) -> None:
     written = export_checkpoint(ckpt, tmp_path / "export")
     exported = load_file(str(next(p for p in written if p.suffix == ".safetensors")))
     assert set(exported) == set(trained.model.encoder.state_dict())  # the backbone, nothing else
+
+
+# --------------------------------------------------------------------------------------------
+# mvmr plan and mvmr cache know stored views and the augmented view's targets
+# --------------------------------------------------------------------------------------------
+def test_plan_costs_stored_views_and_live_augmented_targets(imagenette_root: Path, tmp_path: Path) -> None:
+    from mvmr.workflows.plan import make_plan
+
+    common = ["data.split=val", "data.image_size=32", "data.subset=40", "representations.items=[{name: hog, view: "
+              "augmented}, {name: local_std}]", f"representations.cache_dir={tmp_path / 'reps'}", *LITE0]
+    clean = make_plan(tiny_config(imagenette_root, tmp_path, common), timing_images=0)
+    stored = make_plan(tiny_config(imagenette_root, tmp_path, [*common, "teacher.view=augmented",
+                                                                "teacher.cached_views=4"]), timing_images=0)
+    live = make_plan(tiny_config(imagenette_root, tmp_path, [*common, "teacher.view=augmented"]), timing_images=0)
+    sources = {p: {r.name: r.source for r in plan.representations} for p, plan in
+               (("clean", clean), ("stored", stored), ("live", live))}
+    assert sources["clean"] == {"hog": "live", "local_std": "cache", "teacher": "cache"}  # hog: of the augmented view
+    assert sources["stored"]["teacher"] == "cache (4 stored views)" and sources["live"]["teacher"] == "live"
+    teacher_bytes = 1280 * 2 * 40  # float16 rows of the 40 clean images
+    assert stored.cache_bytes - clean.cache_bytes == 3 * teacher_bytes + 4 * 40 * 17 * 8  # 4 views + parameters
+    assert live.cache_bytes == clean.cache_bytes - teacher_bytes
+
+
+def test_cache_command_builds_stored_views_that_the_run_reads(imagenette_root: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from mvmr.cli import main
+
+    common = ["--config", str(_saved(tiny_config(imagenette_root, tmp_path / "run", [
+        "data.split=val", "data.image_size=32", "data.subset=24", "data.batch_size=8", "data.val_fraction=0.0",
+        "representations.items=[]", "probe.enabled=false", "trainer.max_steps=2", *LITE0, "teacher.view=augmented",
+        "teacher.cached_views=3", "teacher.objective=dcor+cosine", "regression.width=16"]), tmp_path))]
+    assert main(["cache", *common]) == 0
+    assert "(built): 72 stored augmented views, teacher=1280" in capsys.readouterr().out
+    built = FeatureCache.open(tmp_path / "run" / "teacher-views-3").manifest["build_id"]
+    assert main(["pretrain", *common]) == 0
+    assert FeatureCache.open(tmp_path / "run" / "teacher-views-3").manifest["build_id"] == built  # read, not rebuilt
+
+
+def _saved(config, tmp_path: Path) -> Path:  # noqa: ANN001
+    from mvmr.config import save_config
+
+    return save_config(config, tmp_path / "config.yaml")
