@@ -32,6 +32,8 @@ Example (a small CPU run)::
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import sys
 import time
@@ -87,6 +89,8 @@ REFERENCES: dict[str, str] = {
     "rep_local_std": "local std (LSD) alone",
     "rep_pixels": "pixels alone",
     "rep_scatnet": "ScatNet alone",
+    "rep_scatnet_p4096": "ScatNet alone, seeded projection to 4096 (the regressed target)",
+    "rep_scatnet_p512": "ScatNet alone, seeded projection to 512 (the encoder's width)",
 }
 
 
@@ -118,6 +122,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--print-overrides", action="store_true",
                    help="print the config overrides of the MV-MR rows (seed 0) and exit, e.g. to give `mvmr ablate` the same base")
     p.add_argument("--collect", action="store_true", help="run nothing; write the table from finished rows")
+    p.add_argument("--records", default=None, metavar="FILE",
+                   help="also write the finished rows' results (metrics, settings, times, machine) to this JSON")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # internal: run this one row here
     return p.parse_args(argv)
 
@@ -226,11 +232,19 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     if method == "random":
         extractor = resolve_encoder(encoder="random:resnet18", small_images=False, seed=seed)
     else:
-        name = method[len("rep_"):]
+        name, _, projected = method[len("rep_"):].partition("_p")
         specs = {s.name: s for s in _load("cifar10").representations.items}  # the paper's kwargs
         kwargs = dict(specs[name].kwargs) if name in specs else {}
-        extractor = FeatureExtractor(build(name, **kwargs), mean=None, std=None, description=f"representation:{name}",
-                                     trainable=False)
+        rep = build(name, **kwargs)
+        if projected:  # the cache's seeded Gaussian projection, as a regressed target or at the encoder's width
+            from torch import nn
+
+            from mvmr.representations.projection import RandomProjection
+
+            raw = rep.output_dim(3, image_size(args), image_size(args))
+            rep = nn.Sequential(rep, nn.Flatten(), RandomProjection(raw, int(projected), seed, key=name))
+        extractor = FeatureExtractor(rep, mean=None, std=None, description=f"representation:{name}"
+                                     + (f" projected to {projected}" if projected else ""), trainable=False)
     train_ds, test_ds = ablation.probe_datasets(probe)
     evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=probe.linear_config(), knn=probe.knn_config(),
                                  encoder=method, dataset=str(root))
@@ -250,7 +264,7 @@ def collect(args: argparse.Namespace) -> str:
     from mvmr.workflows import ablation
 
     rows = all_rows(args)
-    head = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "feature dim",
+    head = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "val top-1", "feature dim",
             "pretrain (s)", "eval (s)", "wall (s)", "peak RSS (MiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * (len(head) - 5)) + "|"]
     results = {}
@@ -259,13 +273,13 @@ def collect(args: argparse.Namespace) -> str:
         results[key] = r
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         if r is None:
-            lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — |")
+            lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — | — |")
             continue
         f = ablation.format_value
         sessions = int(r.get("pretrain_sessions", 1))  # a row interrupted and resumed ran in several
         pretrain = f(r["pretrain_s"], 0) + (f" ({sessions} sessions)" if sessions > 1 else "")
         lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
-                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {r['feature_dim']} | {pretrain} | "
+                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {f(r.get('val_top1'))} | {r['feature_dim']} | {pretrain} | "
                      f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
     # seed spread of the methods with several seeds
     spread = []
@@ -283,6 +297,32 @@ def collect(args: argparse.Namespace) -> str:
         md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
     _plot(args, rows, results, Path(args.out) / "accuracy.png")
     return md
+
+
+def write_records(args: argparse.Namespace, path: Path) -> None:
+    """The finished rows' results as one JSON list (commit it under docs/results/): every metric, the
+    row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
+    import platform
+
+    import torch
+
+    from mvmr.workflows import ablation
+
+    keep = ("key", "linear_top1", "linear_top5", "knn_top1", "val_top1", "feature_dim", "num_train", "num_val",
+            "num_test", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "peak_rss_mib", "seed", "epochs",
+            "budget", "pretrain_images", "threads", "method")
+    records = []
+    for key, method, _ in all_rows(args):
+        r = ablation.load_row_result(Path(args.out) / key)
+        if r is None:
+            continue
+        label = METHODS[method][0] if method in METHODS else REFERENCES[method]
+        records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
+                        "overrides": METHODS[method][1] if method in METHODS else [],
+                        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    print(f"records: {path} ({len(records)} rows)")
 
 
 def _plot(args: argparse.Namespace, rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
@@ -346,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
     md = collect(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.records:
+        write_records(args, Path(args.records))
     (out / "accuracy.md").write_text(md, encoding="utf-8")
     print(md, end="")
     print(f"\nwritten: {out / 'accuracy.md'}, {out / 'accuracy.png'}")

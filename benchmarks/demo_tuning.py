@@ -162,12 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None, help="run one ad-hoc candidate with the overrides given after the options")
     p.add_argument("--probe-train", type=int, default=10000, help="probe training images (the demo's)")
     p.add_argument("--probe-test", type=int, default=10000, help="held-out images scored (the demo's)")
+    p.add_argument("--records", default=None, metavar="FILE", help="also write every finished candidate's result "
+                                                                   "to this JSON (commit it under docs/results/)")
+    p.add_argument("--collect", action="store_true", help="run nothing: write the table (and records) only")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
 
     out = Path(args.out)
     data = validation_copy(Path(args.source), out / "fashion-mnist-val")
-    todo = {args.name: list(args.overrides)} if args.name else {
+    todo = {} if args.collect else {args.name: list(args.overrides)} if args.name else {
         k: v for k, v in CANDIDATES.items() if args.only is None or k in args.only}
     for name, overrides in todo.items():
         print(f"[run] {name}: {' '.join(overrides)}", flush=True)
@@ -176,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{', '.join(f'{k} {100 * v:.1f}' for k, v in r['baselines'].items())}", flush=True)
     table = summarise(out)
     (out / "tuning.md").write_text(table, encoding="utf-8")
+    if args.records:
+        records = [json.loads(p.read_text()) for p in sorted(out.glob("*/tuning.json"))]
+        Path(args.records).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     print(table, end="")
     return 0
 
