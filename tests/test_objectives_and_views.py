@@ -395,3 +395,15 @@ def _saved(config, tmp_path: Path) -> Path:  # noqa: ANN001
     from mvmr.config import save_config
 
     return save_config(config, tmp_path / "config.yaml")
+
+
+def test_the_distillation_report_times_the_runs_own_teacher_mode_first(imagenette_root: Path, tmp_path: Path) -> None:
+    from mvmr.workflows.distill_report import teacher_modes
+
+    def modes(*over: str) -> list[str]:
+        return teacher_modes(tiny_config(imagenette_root, tmp_path, [*LITE0, *over]))
+
+    assert modes() == ["cached", "live"]
+    assert modes("teacher.cache=false") == ["live", "cached"]
+    assert modes("teacher.view=augmented") == ["live_augmented"]
+    assert modes("teacher.view=augmented", "teacher.cached_views=4") == ["stored", "live_augmented"]
