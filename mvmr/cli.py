@@ -42,9 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed, with ``KEY=VALUE`` overrides accepted anywhere among the flags.
+
+    argparse stops a ``nargs="*"`` positional at the first flag, so ``a=1 --evaluate b=2`` would leave
+    ``b=2`` unrecognised; such left-overs join the command's overrides in their order on the command
+    line (a later value of a key wins). Anything else left over is the usual usage error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    late = [a for a in extra if "=" in a and not a.startswith("-")]
+    unknown = [a for a in extra if a not in late]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
+    if late:
+        args.overrides = [*(args.overrides or []), *late]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return 0
