@@ -13,6 +13,7 @@ import csv
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import warnings
@@ -49,7 +50,25 @@ def short_run(cifar10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> t
                           capture_output=True, text=True, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
+    (tmp / "command.txt").write_text("\n".join(["pretrain", "--config", str(tmp / "run.yaml"), *overrides]))
     return run, output, data
+
+
+def test_resume_auto_on_a_finished_run_says_that_nothing_was_trained(short_run, tmp_path: Path) -> None:
+    """The same command again, on a copy of the finished run (``--resume auto`` is the default)."""
+    run, _, _ = short_run
+    copy = tmp_path / "run"
+    shutil.copytree(run / "checkpoints", copy / "checkpoints")
+    command = (run.parent / "command.txt").read_text().splitlines()
+    command = [a for a in command if not a.startswith(("output_dir=", "trainer.loggers="))]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    again = subprocess.run([sys.executable, "-m", "mvmr", *command, f"output_dir={copy}", "trainer.loggers=[csv]"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert f"mvmr: mvmr is finished: {copy / 'checkpoints' / 'last.ckpt'} is at step 7 of 7 (epoch 1); " \
+           "nothing was trained" in output, output
+    assert "mvmr: training" not in output and "mvmr: ETA" not in output and "mvmr: results in" in output, output
 
 
 def test_the_run_prints_its_plan_an_eta_and_its_results_once_and_nothing_of_lightnings(short_run) -> None:

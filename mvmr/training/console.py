@@ -61,6 +61,7 @@ class RunConsole(L.Callback):
         self.resumed_from, self.out = resumed_from, out
         self._first: tuple[int, float] | None = None  # (global step, time) after the session's first step
         self._eta_done = False
+        self._trained = False  # on_train_start ran: Lightning skips it when a resumed run has no step left
 
     def _print(self, trainer: L.Trainer, text: str) -> None:
         if trainer.is_global_zero:
@@ -76,7 +77,8 @@ class RunConsole(L.Callback):
         accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
         total = trainer.estimated_stepping_batches
         steps = f"{int(total)} optimiser steps" if math.isfinite(total) else "until stopped"
-        resumed = f", resuming at step {trainer.global_step} from {self.resumed_from}" if self.resumed_from else ""
+        resumed = (f", resuming at epoch {trainer.current_epoch}, step {trainer.global_step} from {self.resumed_from}"
+                   if self.resumed_from else "")
         lines = [
             f"mvmr: training {c.name} into {self.run_dir}",
             f"  data     {d.kind} {where} split {d.split}: {len(self.data.train_indices)} training images{probe}, "
@@ -97,6 +99,7 @@ class RunConsole(L.Callback):
         return "\n".join(lines)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trained = True
         self._print(trainer, self.plan(trainer, pl_module))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -137,4 +140,9 @@ class RunConsole(L.Callback):
         return "\n".join(lines)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._trained and self.resumed_from:
+            total = trainer.estimated_stepping_batches
+            of = f" of {int(total)}" if math.isfinite(total) else ""
+            self._print(trainer, f"mvmr: {self.config.name} is finished: {self.resumed_from} is at step "
+                                 f"{trainer.global_step}{of} (epoch {trainer.current_epoch}); nothing was trained")
         self._print(trainer, self.results(trainer))
