@@ -186,6 +186,8 @@ def test_roundtrip_matches_fresh_computation(tmp_path, small_images):
     assert manifest["dataset_fingerprint"] == "fp-a"
     pool = manifest["representations"][1]
     assert pool["config"] == {"factor": 2} and pool["class"].endswith("AvgPool")
+    # without its own config(), the base class identifies a representation by its repr
+    assert manifest["representations"][0]["config"] == {"repr": "FlatPixels(name='flat', deterministic=True)"}
     assert pool["raw_dim"] == pool["dim"] == 48 and pool["projection"] is None
     # reopen read-only
     again = FeatureCache.open(tmp_path / "c")

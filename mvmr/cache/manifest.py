@@ -4,7 +4,7 @@
 unrelated folder, which is never deleted), one ``(N, D_k)`` float16 ``<k>-<name>.npy`` per
 representation (row ``i``: ``dataset[i]``) and ``manifest.json``, written last: without a valid one
 the cache is incomplete and never read. The manifest records the format version; per representation
-its name, class, settings (``rep.config()`` if JSON-serialisable, else ``repr(rep)``), ``raw_dim``,
+its name, class, settings (``rep.config()``, JSON-serialisable), ``raw_dim``,
 ``dim`` and projection; the dataset fingerprint, image size and shape, ``N``, ``project_dim``, seed,
 dtype, the rows of each rank (``shards``), the PyTorch version, and (version 2) every file's
 ``integrity`` (:mod:`mvmr.cache.integrity`). A value that is not finite or beyond the float16 range
@@ -111,14 +111,10 @@ def _json(value: Any) -> Any:
 def describe_representation(rep: Representation) -> dict[str, Any]:
     """The ``class`` and ``config`` that identify a representation's settings in a manifest."""
     cls = type(rep)
-    method = getattr(rep, "config", None)
-    if callable(method):
-        try:
-            config: Any = _json(method())
-        except TypeError as err:
-            raise CacheError(f"{cls.__qualname__}.config() is not JSON serialisable: {err}") from None
-    else:
-        config = repr(rep)
+    try:
+        config: Any = _json(rep.config())
+    except TypeError as err:
+        raise CacheError(f"{cls.__qualname__}.config() is not JSON serialisable: {err}") from None
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "config": config}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -37,6 +37,16 @@ class Representation(nn.Module):
             raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
         if not images.is_floating_point():
             raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
+
+    def config(self) -> dict[str, Any]:
+        """The settings that change this representation's output, as JSON-serialisable values.
+
+        :class:`~mvmr.cache.FeatureCache` stores them in its manifest and refuses a cache whose
+        settings differ (a stale cache). Override it to list your settings; the default identifies the
+        module by its ``repr`` (its ``extra_repr`` and its children), which is safe but brittle: a
+        changed ``repr`` makes earlier caches stale.
+        """
+        return {"repr": repr(self)}
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, deterministic={self.deterministic}"
