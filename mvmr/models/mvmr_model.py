@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mvmr.errors import ConfigError
+from mvmr.models.weight_files import load_state_dict_strict, read_state_dict
 from mvmr.transforms.normalization import default_mean_std
 
 __all__ = ["EncoderSpec", "TORCHVISION_ENCODERS", "build_encoder", "encoder_spec", "MVMRModel", "Projector",
@@ -94,8 +95,6 @@ def build_encoder(name: str, *, small_images: bool = False, in_chans: int = 3,
                           f"'timm:<model name>'")
     module.mvmr_spec = EncoderSpec(name=name, small_images=bool(small_images), in_chans=in_chans, feature_dim=dim)
     if weights is not None:
-        from mvmr.models.state_io import load_state_dict_strict, read_state_dict
-
         state, _ = read_state_dict(weights)
         load_state_dict_strict(module, state, source=f"weights file {weights}")
     return module, dim

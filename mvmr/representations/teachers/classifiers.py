@@ -78,7 +78,7 @@ def build_torchvision_teacher(model_name: str, *, spec: str, weights: str | Path
                                        f"with internet from torchvision.models.{enum_entry}.get_state_dict()), "
                                        f"weights='{entry.name}' to use torchvision's cache/download"))
     elif _is_enum_name(enum, str(weights)):
-        from mvmr.models.state_io import load_state_dict_strict
+        from mvmr.models.weight_files import load_state_dict_strict
 
         load_state_dict_strict(model, _torchvision_download(entry, spec=spec),
                                source=f"weights file {Path(entry.url)} (teacher {spec!r})")

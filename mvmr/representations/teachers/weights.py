@@ -83,7 +83,7 @@ def weights_fingerprint(path: str | Path) -> dict[str, Any]:
 def load_weights_file(model: nn.Module, path: str | Path, *, spec: str, hint: str = "") -> dict[str, Any]:
     """Load the state dict in file ``path`` (:func:`mvmr.models.read_state_dict`) into ``model`` with
     ``strict=True``; returns the file's fingerprint. Unreadable or mismatching weights raise a CheckpointError."""
-    from mvmr.models.state_io import load_state_dict_strict, read_state_dict
+    from mvmr.models.weight_files import load_state_dict_strict, read_state_dict
 
     file = require_weights_file(path, spec=spec, hint=hint)
     try:
