@@ -588,3 +588,27 @@ def test_cache_command_builds_what_pretrain_reads(tmp_path, cifar10_root, capsys
     assert FeatureCache.open(cache_dir).dims == {"pixels": 512, "local_std": 512}
     assert main(["cache", "--config", "stl10", *common, "representations.cache_dir=null"]) == 2
     assert "nothing to cache" in capsys.readouterr().err
+
+
+def test_every_store_checks_its_row_indices_the_same_way(tmp_path, small_images):
+    """The feature cache and precomputed teacher embeddings share one index check (mvmr.utils.row_index):
+    unordered and repeated rows come back in the order asked, an int gives one row, and a float or
+    out-of-range index is an error that names the store."""
+    from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
+
+    cache = build(tmp_path / "c", small_images)
+    table = np.arange(30, dtype=np.float32).reshape(10, 3)
+    np.save(tmp_path / "emb.npy", table)
+    emb = PrecomputedEmbeddings(tmp_path / "emb.npy", dataset_length=10)
+    order = [7, 2, 7, 0]
+    torch.testing.assert_close(cache.get(torch.tensor(order))["flat"], cache.get(order)["flat"])
+    torch.testing.assert_close(cache.get(order)["flat"][1], cache.get(2)["flat"])
+    assert emb.get(np.array(order))["teacher"].tolist() == table[order].tolist()
+    assert emb.get(3)["teacher"].shape == (3,) and cache.get(3)["pool"].shape == (48,)
+    for store, what in ((cache, "a feature cache of 10 items"), (emb, "teacher embeddings of 10 rows")):
+        with pytest.raises(IndexError, match=f"index 10 out of range for {what}"):
+            store.get([1, 10])
+        with pytest.raises(IndexError, match=f"index -1 out of range for {what}"):
+            store.get(torch.tensor([-1]))
+        with pytest.raises(TypeError, match="must be integers, got dtype float"):
+            store.get(np.array([1.0]))

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from mvmr.cache.integrity import ChunkVerifier, CorruptCacheError, check_file
 from mvmr.cache.manifest import (DTYPE, VIEWS_DTYPE, CacheError, IncompleteCacheError, check_manifest,
                                  read_manifest)
+from mvmr.utils.row_index import row_index
 
 __all__ = ["FeatureCache", "CachedDataset", "StoredViewParameters"]
 
@@ -141,11 +142,8 @@ class FeatureCache:
         """The stored parameters (``(len(rows), P)`` float64, columns :attr:`view_columns`) of the views in
         ``rows``, checked against their checksums like every read."""
         array = self._views_array()
-        idx = np.asarray(rows.detach().cpu() if isinstance(rows, torch.Tensor) else rows, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            bad = int(idx[(idx < 0) | (idx >= len(self))][0])
-            raise IndexError(f"view {bad} out of range for a feature cache of {len(self)} views")
-        unique, inverse = np.unique(idx, return_inverse=True)
+        index = row_index(rows, len(self), what=f"a feature cache of {len(self)} views")
+        unique, inverse = index.unique, index.inverse
         verifier = self._verifiers.get("\x00views")
         if verifier is not None:
             verifier.check_rows(unique)
@@ -173,19 +171,8 @@ class FeatureCache:
         ``(D_k,)`` tensors. ``names`` selects representations (default: all); ``device`` moves
         the result (default: CPU).
         """
-        scalar = isinstance(indices, (int, np.integer)) or (isinstance(indices, torch.Tensor) and indices.ndim == 0)
-        if isinstance(indices, torch.Tensor):
-            idx = indices.detach().to("cpu").reshape(-1).numpy()
-        else:
-            idx = np.asarray(indices).reshape(-1)
-        if idx.size and not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"cache indices must be integers, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64, copy=False)
-        n = len(self)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            bad = int(idx[(idx < 0) | (idx >= n)][0])
-            raise IndexError(f"index {bad} out of range for a feature cache of {n} items")
-        unique, inverse = np.unique(idx, return_inverse=True)  # each row read once, in disk order
+        rows = row_index(indices, len(self), what=f"a feature cache of {len(self)} items")
+        unique, inverse = rows.unique, rows.inverse
         out: dict[str, torch.Tensor] = {}
         for name in names if names is not None else self.names:
             array = self.array(name)
@@ -193,7 +180,7 @@ class FeatureCache:
             if verifier is not None:
                 verifier.check_rows(unique)  # the chunks of these rows, each once per process
             tensor = torch.from_numpy(np.asarray(array[unique], dtype=np.float32)[inverse])
-            if scalar:
+            if rows.scalar:
                 tensor = tensor[0]
             out[name] = tensor.to(device) if device is not None else tensor
         return out

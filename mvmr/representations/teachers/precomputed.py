@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from mvmr.errors import DataError
+from mvmr.utils.row_index import row_index
 from mvmr.representations.teachers.weights import weights_fingerprint
 
 __all__ = ["PrecomputedEmbeddings"]
@@ -87,20 +88,10 @@ class PrecomputedEmbeddings:
     def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *,
             device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """``{name: float32 (B, D)}`` for the dataset indices (an int gives ``(D,)``)."""
-        scalar = isinstance(indices, (int, np.integer)) or (isinstance(indices, torch.Tensor) and indices.ndim == 0)
-        if isinstance(indices, torch.Tensor):
-            idx = indices.detach().to("cpu").reshape(-1).numpy()
-        else:
-            idx = np.asarray(indices).reshape(-1)
-        if idx.size and not np.issubdtype(idx.dtype, np.integer):
-            raise TypeError(f"embedding indices must be integers, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64, copy=False)
-        if idx.size and (idx.min() < 0 or idx.max() >= self._n):
-            bad = int(idx[(idx < 0) | (idx >= self._n)][0])
-            raise IndexError(f"index {bad} out of range for teacher embeddings of {self._n} rows")
-        unique, inverse = np.unique(idx, return_inverse=True)
+        index = row_index(indices, self._n, what=f"teacher embeddings of {self._n} rows")
+        unique, inverse = index.unique, index.inverse
         rows = torch.from_numpy(np.asarray(self._rows()[unique], dtype=np.float32)[inverse])
-        rows = rows[0] if scalar else rows
+        rows = rows[0] if index.scalar else rows
         return {self.name: rows.to(device) if device is not None else rows}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
