@@ -142,3 +142,20 @@ def test_clean_output_shows_each_warning_once(recwarn: pytest.WarningsRecorder) 
     with clean_output(enabled=False):  # --debug
         warnings.warn("an internal detail", DeprecationWarning)
     assert len(recwarn) == 3
+
+
+def test_lightnings_own_warnings_are_hidden_unless_debug() -> None:
+    """A warning Lightning issues (here through its rank_zero_warn, as for a non-empty checkpoint folder)
+    is hidden in normal output and shown with --debug; mvmr's and the user's own warnings still show."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_warn
+
+    shown = {}
+    for debug in (False, True):
+        with warnings.catch_warnings(record=True) as seen:  # what reaches the user, recorded
+            warnings.simplefilter("always")
+            with clean_output(enabled=not debug):
+                rank_zero_warn("Checkpoint directory runs/x exists and is not empty.")
+                warnings.warn("a warning of our own")
+        shown[debug] = [str(w.message) for w in seen]
+    assert shown[False] == ["a warning of our own"], shown
+    assert shown[True] == ["Checkpoint directory runs/x exists and is not empty.", "a warning of our own"], shown
