@@ -13,7 +13,8 @@ import torch
 
 from mvmr.cli import main
 from mvmr.config import load_config, shipped_configs
-from mvmr.workflows.plan import make_plan
+from mvmr.errors import DataError
+from mvmr.workflows.plan import format_plan, make_plan
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_support import DETERMINISTIC_REPS, FEATURE_DIM, tiny_config, tiny_model  # noqa: E402
@@ -121,3 +122,25 @@ def test_representation_timing_leaves_out_the_first_call_at_a_batch_size(monkeyp
             return x.flatten(1)
 
     assert plan_module._time_per_image(OneOffCostPerShape(), torch.zeros(8, 1, 4, 4)) == 0.5
+
+
+@pytest.mark.parametrize(("name", "overrides", "images", "known"), [
+    ("stl10", [], 105_000, "stl10 split train+unlabeled"),
+    ("imagenet", [], 1_281_167, "imagenet split train"),
+    ("cifar10", [], 50_000, "cifar10 split train"),
+    ("demo", ["data.subset=null"], 60_000, "fashion_mnist split train"),
+])
+def test_a_shipped_dataset_is_planned_without_its_data(tmp_path: Path, name: str, overrides: list[str], images: int,
+                                                       known: str) -> None:
+    config = load_config(name, [f"data.root={tmp_path / 'absent'}", *overrides])
+    plan = make_plan(config, timing_images=0, device="cuda", name=name)
+    assert plan.images == images
+    assert plan.images_source == f"the known size of {known}; the data is not here"
+    assert f"{images:,} ({plan.images_source})" in format_plan(plan)
+
+
+def test_other_missing_data_asks_for_the_number_of_images(tmp_path: Path) -> None:
+    config = load_config("distill_demo", [f"data.root={tmp_path / 'absent'}"])
+    with pytest.raises(DataError, match=r"image folder not found: .*give the number of images \(--images N\)"):
+        make_plan(config, timing_images=0, device="cuda", name="distill_demo")
+    assert make_plan(config, images=1000, timing_images=0, device="cuda").images_source == "given (--images)"

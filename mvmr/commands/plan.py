@@ -7,7 +7,8 @@ Example::
     mvmr plan --config imagenet --images 1281167 --throughput 1800 --json
 
 Without ``--measure`` or ``--throughput`` (images per second per process, e.g. from
-``benchmarks/gpu_check.py``) the times are left open. ``--images`` plans without the data.
+``benchmarks/gpu_check.py``) the times are left open. Without its files, a shipped dataset (STL10, ImageNet-1K, CIFAR-10/100,
+Fashion-MNIST) is planned at its known size; other data needs ``--images N``.
 """
 
 from __future__ import annotations

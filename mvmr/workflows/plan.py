@@ -20,6 +20,7 @@ import math
 import resource
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,6 +68,7 @@ class Plan:
     image_size: int
     images: int  # in the dataset (the cache holds them all)
     train_images: int  # without the online probe's held-out images
+    images_source: str  # where ``images`` comes from: --images, the data, or a shipped dataset's known size
     representations: list[RepresentationPlan]
     encoder_gflop_per_image: float  # forward + backward, one view
     encoder_tflop_per_step: float  # both views, the process's batch
@@ -102,14 +104,37 @@ def _world_size(config: Config) -> int:
     return max(1, int(count)) * config.trainer.num_nodes
 
 
-def _dataset_size(config: Config, images: int | None) -> int:
+#: Images per split of the datasets whose size is known, by ``(data.kind, data.split)``: a plan costs a
+#: run on them before the data is in place.
+KNOWN_SIZES: dict[tuple[str, str], int] = {
+    ("stl10", "train"): 5_000, ("stl10", "test"): 8_000, ("stl10", "unlabeled"): 100_000,
+    ("stl10", "train+unlabeled"): 105_000,
+    ("cifar10", "train"): 50_000, ("cifar10", "test"): 10_000,
+    ("cifar100", "train"): 50_000, ("cifar100", "test"): 10_000,
+    ("fashion_mnist", "train"): 60_000, ("fashion_mnist", "test"): 10_000,
+}
+#: ImageNet-1K is an image folder: known by the shipped config that reads it, ``(config name, split)``.
+KNOWN_FOLDERS: dict[tuple[str, str], int] = {("imagenet", "train"): 1_281_167, ("imagenet", "val"): 50_000}
+
+
+def _dataset_size(config: Config, images: int | None, name: str = "") -> tuple[int, str]:
+    """The training images and where that number comes from: ``--images``, the data, or the known size
+    of a shipped dataset whose files are not here."""
+    source = "given (--images)"
     if images is None:
         d = config.data
         try:
-            images = len(build_dataset(d.kind, d.root, split=d.split, channels=d.channels))
+            images, source = len(build_dataset(d.kind, d.root, split=d.split, channels=d.channels)), "counted in the data"
         except DataError as err:
-            raise DataError(f"{err}; to plan without the data, give the number of images (--images N)") from err
-    return min(images, config.data.subset) if config.data.subset else images
+            known = KNOWN_SIZES.get((d.kind, d.split))
+            if known is None and d.kind == "imagefolder":
+                known = KNOWN_FOLDERS.get((Path(name).stem if name else "", d.split))
+            if known is None:
+                raise DataError(f"{err}; to plan without the data, give the number of images (--images N)") from err
+            images, source = known, f"the known size of {d.kind if d.kind != 'imagefolder' else Path(name).stem} " \
+                                    f"split {d.split}; the data is not here"
+    n = min(images, config.data.subset) if config.data.subset else images
+    return n, source + (f", data.subset {config.data.subset}" if config.data.subset and config.data.subset < images else "")
 
 
 def _time_per_image(module: torch.nn.Module, images: torch.Tensor, repeats: int = 2) -> float:
@@ -214,7 +239,7 @@ def make_plan(config: Config, *, images: int | None = None, measure_steps: int =
     device = torch.device(device) if device is not None else here
     reps = _targets(config, shape, gb, here, timing_images)  # representations are timed on this machine
     gflop, params, act_per_image = _model_costs(config, shape)
-    n = _dataset_size(config, images)
+    n, images_source = _dataset_size(config, images, name)
     # the online probe's held-out images do not train (split per class: rounded like build_data)
     n_train = n - int(round(n * d.val_fraction)) if d.val_fraction and config.probe.enabled else n
     batches = n_train // gb
@@ -237,6 +262,7 @@ def make_plan(config: Config, *, images: int | None = None, measure_steps: int =
     plan = Plan(
         config=name or config.name, method=config.method, device=str(device), world_size=world,
         batch_size=d.batch_size, global_batch=gb, image_size=d.image_size, images=n, train_images=n_train,
+        images_source=images_source,
         representations=reps,
         encoder_gflop_per_image=gflop, encoder_tflop_per_step=gflop * d.batch_size * 2 / 1e3,
         dcor_gflop_per_step=dcor, memory_bytes=memory, batches_per_epoch=batches, total_batches=int(total),
@@ -291,7 +317,7 @@ def format_plan(p: Plan) -> str:
               f"| step time | {_duration(p.step_seconds)} ({p.step_source}) |",
               f"| images the loader must decode | {'—' if p.decode_images_per_second is None else f'{p.decode_images_per_second:.0f} / s per process'} |",
               "", "| whole run | |", "|---|---:|",
-              f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} |", f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
+              f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} ({p.images_source}) |", f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
               f"| feature cache on disk | {_size(p.cache_bytes) if p.cache_bytes else 'none'} |",
               f"| cache build (all ranks) | {_duration(p.cache_build_seconds)} |",
               f"| **projected wall time** | **{_duration(p.wall_seconds)}** |"]
