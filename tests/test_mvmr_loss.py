@@ -224,3 +224,67 @@ def test_without_gather_the_per_rank_loss_differs():
         full = MVMRLoss()(model(x), model(x_aug), reps)[0]
         half = MVMRLoss()(model(x[:8]), model(x_aug[:8]), {k: v[:8] for k, v in reps.items()})[0]
     assert abs(full.item() - half.item()) > 1e-3
+
+
+# ------------------------------------------- the peers' losses under DDP (real gloo group, global batch)
+
+def _peer_loss(method: str, gather: bool):
+    from mvmr.config import load_config
+    from mvmr.methods import get_method
+
+    config = load_config(None, [f"method={method}", "representations.items=[]", f"loss.gather_distributed={gather}"])
+    return get_method(method).build_loss(config)
+
+
+def _peer_worker(rank: int, world: int, port: int, sizes, method: str, queue):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        model, x, x_aug, _ = _global_problem(sizes)
+        lo, hi = sum(sizes[:rank]), sum(sizes[: rank + 1])
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        loss, _ = _peer_loss(method, True)(ddp(x[lo:hi]), ddp(x_aug[lo:hi]))
+        loss.backward()
+        queue.put((rank, loss.item(), [p.grad.numpy().copy() for p in model.parameters()]))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("method", ["vicreg", "barlow_twins"])
+def test_peer_methods_see_the_global_batch_under_ddp(method: str) -> None:
+    """VICReg and Barlow Twins (lightly's losses) on 2 processes of 5 and 3 images equal one process on
+    the 8 (loss and gradients), as MV-MR does; per-rank statistics would not."""
+    sizes = (5, 3)
+    model, x, x_aug, _ = _global_problem(sizes)
+    loss, _ = _peer_loss(method, False)(model(x), model(x_aug))
+    loss.backward()
+    expected = [p.grad for p in model.parameters()]
+    with torch.no_grad():
+        first_rank_alone = _peer_loss(method, False)(model(x[:5]), model(x_aug[:5]))[0]
+    assert abs(first_rank_alone.item() - loss.item()) > 1e-3 * abs(loss.item())
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_peer_worker, args=(r, 2, port, sizes, method, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    for _, rank_loss, grads in results:
+        assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
+        for got, want in zip(grads, expected):
+            torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_peer_loss_refuses_its_own_gather_flag() -> None:
+    from mvmr.config import load_config
+    from mvmr.errors import ConfigError
+    from mvmr.methods import get_method
+
+    config = load_config(None, ["method=vicreg", "representations.items=[]", "method_kwargs={gather_distributed: true}"])
+    with pytest.raises(ConfigError, match="method_kwargs.gather_distributed: set loss.gather_distributed instead"):
+        get_method("vicreg").build_loss(config)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Callable
 
 from torch import Tensor, nn
 
+from mvmr.losses.distributed import gather_with_grad
+
 if TYPE_CHECKING:  # annotations only
     from mvmr.config import Config
 
@@ -38,12 +40,22 @@ class Method:
 
 
 class PairLoss(nn.Module):
-    """A plain two-view loss ``fn(z_a, z_b) -> scalar`` (lightly's, for example) as a method loss."""
+    """A plain two-view loss ``fn(z_a, z_b) -> scalar`` (lightly's, for example) as a method loss.
 
-    def __init__(self, fn: nn.Module) -> None:
+    With ``gather_distributed`` (``loss.gather_distributed``, the default) and several processes, ``fn``
+    sees the global batch: both embeddings are all-gathered with their gradients first, as MV-MR's loss
+    does, so that batch statistics (VICReg's variance and covariance, Barlow Twins' normalisation and
+    cross-correlation) and the gradients equal one process on the global batch. ``fn`` must then do no
+    gathering of its own.
+    """
+
+    def __init__(self, fn: nn.Module, *, gather_distributed: bool = False) -> None:
         super().__init__()
         self.fn = fn
+        self.gather_distributed = gather_distributed
 
     def forward(self, z_a: Tensor, z_b: Tensor, targets: object = None) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.gather_distributed:
+            z_a, z_b = gather_with_grad(z_a), gather_with_grad(z_b)
         loss = self.fn(z_a, z_b)
         return loss, {"loss": loss.detach()}

@@ -2,8 +2,9 @@
 
 Both take two augmented views of each image (their published recipe) from the same augmentation
 that gives MV-MR its augmented view; ``method_kwargs`` go to the loss (e.g. VICReg's
-``lambda_param``, ``mu_param``, ``nu_param``; Barlow Twins' ``lambda_param``). lightly is
-imported when such a method is built (``pip install 'mvmr[bench]'``).
+``lambda_param``, ``mu_param``, ``nu_param``; Barlow Twins' ``lambda_param``). Under DDP they see the
+global batch when ``loss.gather_distributed`` is on (the default), like MV-MR. lightly is imported
+when such a method is built (``pip install 'mvmr[bench]'``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ def _lightly_loss(class_name: str, config: Config) -> nn.Module:
         import lightly.loss
     except ImportError as err:  # the [bench] extra is optional
         raise ConfigError(f"method: {config.method!r} needs the 'lightly' package: pip install 'mvmr[bench]'") from err
+    if "gather_distributed" in config.method_kwargs:
+        raise ConfigError("method_kwargs.gather_distributed: set loss.gather_distributed instead (mvmr gathers the "
+                          "embeddings with their gradients, so the loss sees the global batch)")
     try:
-        return PairLoss(getattr(lightly.loss, class_name)(**config.method_kwargs))
+        return PairLoss(getattr(lightly.loss, class_name)(**config.method_kwargs),
+                        gather_distributed=config.loss.gather_distributed)
     except TypeError as err:
         raise ConfigError(f"method_kwargs: {err}") from None
 
