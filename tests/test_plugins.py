@@ -175,3 +175,24 @@ def test_module_plugin_with_the_plugin_option(plugin_path: str, tmp_path: Path) 
     config.write_text("base: cifar10.yaml\nplugins: [my_stripes]\nrepresentations:\n  items: [{name: stripes}]\n")
     proc = _mvmr(["info", "--config", str(config)], plugin_path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_one_registry_kind_holds_representations_teachers_built_ins_included_and_methods() -> None:
+    from mvmr.errors import ConfigError
+    from mvmr.methods.registry import METHODS
+    from mvmr.plugins import Registry
+    from mvmr.representations.base import REPRESENTATIONS
+    from mvmr.representations.teachers.factory import TEACHER_KINDS, TEACHERS
+
+    assert all(isinstance(r, Registry) for r in (REPRESENTATIONS, TEACHERS, METHODS))
+    assert {"open_clip", "hf-clip", "torchvision", "timm", "efficientnet-lite0", "embeddings"} <= set(TEACHERS.registered())
+    assert list(TEACHER_KINDS) == list(TEACHERS.registered()) and "hog" in REPRESENTATIONS and "vicreg" in METHODS
+    things: Registry[object] = Registry("thing", "mvmr.methods")
+    item = object()
+    assert things.register("a", item) is item and things.register("a", item) is item  # the same again: no change
+    with pytest.raises(ValueError, match="thing 'a' is already registered"):
+        things.register("a", object())
+    with pytest.raises(ConfigError, match=r"unknown thing 'b'; available: .*\ba\b"):
+        things.get("b")
+    with pytest.raises(ValueError, match="unknown plugin group"):
+        Registry("thing", "mvmr.things")

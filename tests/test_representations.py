@@ -106,7 +106,7 @@ def test_register_a_new_representation() -> None:
         assert rep(torch.rand(2, 3, 4, 5)).shape == (2, rep.output_dim(3, 4, 5))
         assert register("test-edges")(Edges) is Edges  # re-registering the same class is fine
     finally:
-        reps_base._REGISTRY.pop("test-edges", None)
+        reps_base.REPRESENTATIONS.unregister("test-edges")
 
 
 def test_deterministic_flags() -> None:

@@ -7,7 +7,7 @@ from typing import Any, Callable, TypeVar
 import torch
 from torch import nn
 
-from mvmr.plugins import plugin_entry_points
+from mvmr.plugins import Registry
 
 __all__ = ["Representation", "register", "build", "available"]
 
@@ -52,7 +52,8 @@ class Representation(nn.Module):
         return f"name={self.name!r}, deterministic={self.deterministic}"
 
 
-_REGISTRY: dict[str, Callable[..., Representation]] = {}
+#: Representation factories by name: ``@register(name)``, and ``mvmr.representations`` entry points.
+REPRESENTATIONS: Registry[Callable[..., Representation]] = Registry("representation", "mvmr.representations")
 R = TypeVar("R", bound=Callable[..., Representation])
 
 
@@ -66,9 +67,7 @@ def register(name: str) -> Callable[[R], R]:
     """
 
     def decorator(factory: R) -> R:
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"representation {name!r} is already registered")
-        _REGISTRY[name] = factory
+        REPRESENTATIONS.register(name, factory)
         return factory
 
     return decorator
@@ -80,17 +79,11 @@ def build(name: str, **kwargs: object) -> Representation:
     A name registered by an installed package's ``mvmr.representations`` entry point is loaded on
     first use (see :mod:`mvmr.plugins`).
     """
-    if name not in _REGISTRY and (ep := plugin_entry_points("mvmr.representations").get(name)) is not None:
-        register(name)(ep.load())
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown representation {name!r}; available: {', '.join(available())}") from None
-    rep = factory(**kwargs)
+    rep = REPRESENTATIONS.get(name)(**kwargs)
     rep.name = name
     return rep
 
 
 def available() -> list[str]:
     """Names of the registered (and installed plugin) representations, sorted."""
-    return sorted(set(_REGISTRY) | set(plugin_entry_points("mvmr.representations")))
+    return REPRESENTATIONS.names()
