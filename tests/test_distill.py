@@ -95,6 +95,14 @@ def test_shipped_distill_configs() -> None:
     assert (clip.trainer.max_epochs, clip.trainer.precision, clip.representations.items) == (200, "16-mixed", [])
     demo = load_config("distill_demo")
     assert demo.teacher.spec == "efficientnet-lite0" and demo.data.root is None and demo.trainer.accelerator == "cpu"
+    # the demo's default follows the equal-budget evidence; the paper's recipe is the named preset
+    assert (demo.teacher.objective, demo.teacher.view, demo.teacher.cached_views) == ("dcor+cosine", "augmented", 0)
+    paper = load_config("distill_demo_paper")
+    assert (paper.teacher.objective, paper.teacher.view, paper.teacher.cached_views) == ("dcor", "clean", 0)
+    assert (clip.teacher.objective, clip.teacher.view) == ("dcor", "clean")
+    # the preset differs from the demo in the teacher's objective and view (and its run folder) only
+    assert paper.model == demo.model and paper.data == demo.data and paper.optim == demo.optim
+    assert paper.trainer == demo.trainer and paper.evaluation == demo.evaluation and paper.output_dir != demo.output_dir
 
 
 def test_cli_distill_needs_a_teacher_and_a_data_root(capsys: pytest.CaptureFixture[str]) -> None:

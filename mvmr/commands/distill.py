@@ -25,7 +25,7 @@ HELP = "label-free distillation of a frozen teacher into a student with MV-MR (r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, "
+    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, distill_demo_paper, "
                                           "distill_clip_imagenet)")
     parser.add_argument("--evaluate", action="store_true",
                         help="after training, linear-probe student, teacher and a random student, time the steps, write the report")
