@@ -194,6 +194,22 @@ def _worker(rank: int, world: int, port: int, sizes, queue):
         dist.destroy_process_group()
 
 
+def _two_ranks(worker, *args) -> list:
+    """``worker(rank, 2, port, *args, queue)`` in two spawned processes of a gloo group; what each put
+    on the queue, ``(rank, loss, grads)``, once both have exited cleanly."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=worker, args=(r, 2, port, *args, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
+
+
 @pytest.mark.parametrize("sizes", [(8, 8), (5, 3)], ids=["even", "uneven"])
 def test_two_process_gather_equals_single_process(sizes):
     model, x, x_aug, reps = _global_problem(sizes)
@@ -201,17 +217,7 @@ def test_two_process_gather_equals_single_process(sizes):
     loss.backward()
     expected = [p.grad for p in model.parameters()]
 
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, 2, port, sizes, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    for _, rank_loss, grads in results:
+    for _, rank_loss, grads in _two_ranks(_worker, sizes):
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
         for got, want in zip(grads, expected):
             torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-6)
@@ -264,17 +270,7 @@ def test_peer_methods_see_the_global_batch_under_ddp(method: str) -> None:
         first_rank_alone = _peer_loss(method, False)(model(x[:5]), model(x_aug[:5]))[0]
     assert abs(first_rank_alone.item() - loss.item()) > 1e-3 * abs(loss.item())
 
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_peer_worker, args=(r, 2, port, sizes, method, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
-    for _, rank_loss, grads in results:
+    for _, rank_loss, grads in _two_ranks(_peer_worker, sizes, method):
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
         for got, want in zip(grads, expected):
             torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
