@@ -28,6 +28,8 @@ demo: $(STAMP) fashion-mnist
 	$(VENV)/bin/mvmr demo
 
 test: $(STAMP) fashion-mnist
+	$(VENV)/bin/ruff check mvmr
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

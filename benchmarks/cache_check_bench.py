@@ -10,7 +10,7 @@ the checks, one with ``verify=False``), both in the page cache so that disk spee
    alternating). Epoch 1 includes checking every chunk once (a full read of the cache, the worst
    case: a fresh process); epoch 2 is the steady state (a lookup in the verified-chunk table);
 2. **the whole cached MV-MR step** (both views through encoder + projector, the targets read from
-   the cache, the MV-MR loss, backward, Adam step: ``MVMRModule.ssl_step``, the code the trainer
+   the cache, the MV-MR loss, backward, Adam step: ``PretrainingModule.ssl_step``, the code the trainer
    runs) with each copy, interleaved, on real images;
 3. the overhead: the extra read time per step (1) over the step time without checks (2), for
    the first epoch and for the steady state, and the direct ratio of the two step times (2).
@@ -105,7 +105,8 @@ def main() -> None:
     from mvmr.losses import MVMRLoss
     from mvmr.models import build_model
     from mvmr.sources import CachedSource
-    from mvmr.training.module import MVMRModule
+    from mvmr.methods import MVMR
+    from mvmr.training.module import PretrainingModule
     from mvmr.training.sampling import EpochBatchSampler
 
     dims = [int(d) for d in args.dims.split(",")]
@@ -144,8 +145,9 @@ def main() -> None:
             source.cache = cache  # opened above (already verified by part 1: the steady state)
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=True)
-            module = MVMRModule(model, MVMRLoss(), [source], feature_dim=model.spec.feature_dim, optim=OptimConfig(),
-                                probe=ProbeConfig(enabled=False), num_classes=None, batch_size=args.batch)
+            module = PretrainingModule(model, MVMR(MVMRLoss(), [source]), feature_dim=model.spec.feature_dim,
+                                       optim=OptimConfig(), probe=ProbeConfig(enabled=False), num_classes=None,
+                                       batch_size=args.batch)
             variants[name] = (module, torch.optim.Adam(module.model.parameters(), lr=1e-4))
         step_times: dict[str, list[float]] = {name: [] for name in variants}
         order = np.random.default_rng(1).permutation(args.rows)

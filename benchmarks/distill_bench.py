@@ -94,7 +94,7 @@ def _seconds(fn: Callable[[], object]) -> float:
 def step_rows(root: Path, *, batch: int, steps: int, rounds: int, encoder: str, small_images: bool, projector: str,
               image_size: int, workdir: Path) -> tuple[list[list[str]], str]:
     """One distillation step through the real trainer path (``mvmr.workflows.distill_report.time_teacher_steps``:
-    the MVMRModule and Lightning trainer of ``mvmr distill``), teacher cached vs run every step."""
+    the PretrainingModule and Lightning trainer of ``mvmr distill``), teacher cached vs run every step."""
     from mvmr.config import load_config
     from mvmr.workflows.distill_report import time_teacher_steps
 

@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,14 +61,25 @@ FULL = Sizes("resnet50", "8192-8192-8192", 96, 256, 256 * 24, 30, 5, 256, 140_00
 SMOKE = Sizes("resnet18", "64-64", 32, 8, 48, 2, 1, 16, 2_000, 0)
 
 
-class L1Only(nn.Module):
-    """MV-MR's L1 alone (eq. 7: MSE between the views + the variance hinges): the baseline step."""
+def register_l1_only() -> None:
+    """``method: gpu_check_l1``, MV-MR's L1 alone on its two views (eq. 7: MSE between the views + the
+    variance hinges): the baseline step."""
+    from mvmr.losses import variance_hinge
+    from mvmr.methods import MVMR, Method, StepOutput, available_methods, register_method
 
-    def forward(self, z_a: torch.Tensor, z_b: torch.Tensor, targets: object = None) -> tuple[torch.Tensor, dict]:
-        from mvmr.losses import variance_hinge
+    class L1Only(Method):
+        name = "gpu_check_l1"
+        description = "L1 only (gpu_check baseline)"
+        views = MVMR.views  # the clean view and an augmented one
 
-        loss = F.mse_loss(z_a, z_b) + variance_hinge(z_a) + variance_hinge(z_b)
-        return loss, {"loss": loss.detach()}
+        def step(self, model, batch):
+            h, z_a = model.forward_with_features(batch[0])
+            z_b = model(batch[1])
+            loss = F.mse_loss(z_a, z_b) + variance_hinge(z_a) + variance_hinge(z_b)
+            return StepOutput(loss, {"loss": loss.detach()}, h, z_a)
+
+    if "gpu_check_l1" not in available_methods():
+        register_method(L1Only)
 
 
 def synthetic_jpegs(root: Path, n: int, size: int) -> Path:
@@ -101,13 +111,9 @@ def run_cuda_tests() -> str:
 
 def time_variants(sizes: Sizes, data: Path, out: Path, device: str) -> dict[str, dict]:
     from mvmr.config import load_config
-    from mvmr.data import TwoViews
-    from mvmr.methods import Method, available_methods, register_method
     from mvmr.training.timing import time_steps
 
-    if "gpu_check_l1" not in available_methods():
-        register_method(Method("gpu_check_l1", views=TwoViews, build_loss=lambda config: L1Only(),
-                               description="L1 only (gpu_check baseline)"))
+    register_l1_only()
     gpu = device == "cuda"
     base = [f"data.kind=imagefolder", f"data.root={data}", "data.split=train", f"data.image_size={sizes.image_size}",
             f"data.batch_size={sizes.batch}", f"data.num_workers={sizes.workers}", "data.val_fraction=0",

@@ -9,7 +9,7 @@ One encoder, one fixed batch of real images, three variants timed side by side i
   (``augmented_pixels`` is random and always computed).
 
 A step is: both views through encoder + projector, representations, loss, backward, Adam step
-(:meth:`mvmr.training.module.MVMRModule.ssl_step`, the code the trainer runs). Data loading is
+(:meth:`mvmr.training.module.PretrainingModule.ssl_step`, the code the trainer runs). Data loading is
 left out (it is the same for all three). Also prints what each representation costs alone.
 
     python benchmarks/step_bench.py                      # resnet18, small_images, 96 px, B=32, CPU
@@ -65,7 +65,8 @@ def main() -> None:
     from mvmr.models import build_model
     from mvmr.representations import build
     from mvmr.sources import CachedSource, LiveSource
-    from mvmr.training.module import MVMRModule, StepOutput
+    from mvmr.methods import MVMR, Method, StepOutput
+    from mvmr.training.module import PretrainingModule
 
     device = torch.device(args.device)
     data = _images(args.data, args.size, args.batch)
@@ -87,25 +88,26 @@ def main() -> None:
         for source in (live, live_augmented):
             source.prepare(device)
 
-        class L1Only(MVMRModule):
-            def ssl_step(self, b):
+        class L1Only(Method):
+            def step(self, model, b):
                 x_clean, x_aug, _, _ = b
-                h, z = self.model.forward_with_features(x_clean)
-                z_aug = self.model(x_aug)
+                h, z = model.forward_with_features(x_clean)
+                z_aug = model(x_aug)
                 loss = torch.nn.functional.mse_loss(z, z_aug) + variance_hinge(z) + variance_hinge(z_aug)
                 return StepOutput(loss=loss, terms={"loss": loss.detach()}, features=h, embeddings=z)
 
-        def module(cls, sources):
+        def module(method, sources):
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=args.small_images).to(device)
-            m = cls(model, MVMRLoss(), sources, order=REPS if sources else None, feature_dim=model.spec.feature_dim,
-                    optim=OptimConfig(), probe=ProbeConfig(enabled=False), num_classes=None, batch_size=args.batch)
+            method = method or MVMR(MVMRLoss(), sources, order=REPS)
+            m = PretrainingModule(model, method, feature_dim=model.spec.feature_dim, optim=OptimConfig(),
+                                  probe=ProbeConfig(enabled=False), num_classes=None, batch_size=args.batch)
             return m, torch.optim.Adam(m.model.parameters(), lr=1e-4)
 
         variants = {
-            "L1 only": module(L1Only, []),
-            "MV-MR fresh (5 reps)": module(MVMRModule, [live]),
-            "MV-MR cache": module(MVMRModule, [cached, live_augmented]),
+            "L1 only": module(L1Only(), []),
+            "MV-MR fresh (5 reps)": module(None, [live]),
+            "MV-MR cache": module(None, [cached, live_augmented]),
         }
         times: dict[str, list[float]] = {k: [] for k in variants}
         for round_ in range(1 + args.steps):

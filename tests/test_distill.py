@@ -131,7 +131,7 @@ class TeacherWatch(L.Callback):
 
     @staticmethod
     def teacher(pl_module: L.LightningModule) -> torch.nn.Module:
-        (source,) = [s for s in pl_module.sources if "teacher" in s.names]
+        (source,) = [s for s in pl_module.method.sources if "teacher" in s.names]
         return source.representations["teacher"]
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

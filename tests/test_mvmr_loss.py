@@ -235,11 +235,17 @@ def test_without_gather_the_per_rank_loss_differs():
 # ------------------------------------------- the peers' losses under DDP (real gloo group, global batch)
 
 def _peer_loss(method: str, gather: bool):
+    """``loss(z_a, z_b) -> (scalar, terms)`` of a peer method; BYOL's predictions are z_a and z_b, its
+    momentum targets their detached copies."""
     from mvmr.config import load_config
     from mvmr.methods import get_method
 
-    config = load_config(None, [f"method={method}", "representations.items=[]", f"loss.gather_distributed={gather}"])
-    return get_method(method).build_loss(config)
+    config = load_config(None, [f"method={method}", "representations.items=[]", f"loss.gather_distributed={gather}",
+                                "model.projector=8-8"])
+    loss = get_method(method).from_config(config, model=torch.nn.Linear(2, 2), data=None, feature_dim=2).loss_fn
+    if method == "byol":
+        return lambda z_a, z_b: loss(z_a, z_b, z_a.detach(), z_b.detach())
+    return loss
 
 
 def _peer_worker(rank: int, world: int, port: int, sizes, method: str, queue):
@@ -257,9 +263,9 @@ def _peer_worker(rank: int, world: int, port: int, sizes, method: str, queue):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("method", ["vicreg", "barlow_twins"])
+@pytest.mark.parametrize("method", ["vicreg", "barlow_twins", "byol"])
 def test_peer_methods_see_the_global_batch_under_ddp(method: str) -> None:
-    """VICReg and Barlow Twins (lightly's losses) on 2 processes of 5 and 3 images equal one process on
+    """VICReg, Barlow Twins and BYOL (lightly's losses) on 2 processes of 5 and 3 images equal one process on
     the 8 (loss and gradients), as MV-MR does; per-rank statistics would not."""
     sizes = (5, 3)
     model, x, x_aug, _ = _global_problem(sizes)
@@ -279,8 +285,8 @@ def test_peer_methods_see_the_global_batch_under_ddp(method: str) -> None:
 def test_a_peer_loss_refuses_its_own_gather_flag() -> None:
     from mvmr.config import load_config
     from mvmr.errors import ConfigError
-    from mvmr.methods import get_method
+    from mvmr.methods.lightly_methods import lightly_loss
 
     config = load_config(None, ["method=vicreg", "representations.items=[]", "method_kwargs={gather_distributed: true}"])
     with pytest.raises(ConfigError, match="method_kwargs.gather_distributed: set loss.gather_distributed instead"):
-        get_method("vicreg").build_loss(config)
+        lightly_loss("VICRegLoss", config)

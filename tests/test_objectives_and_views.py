@@ -138,7 +138,7 @@ def test_a_wide_cosine_target_needs_the_projection(cifar10_root: Path, tmp_path:
         build_module(config, data, tiny_model(), FEATURE_DIM)
     projected = tiny_config(cifar10_root, tmp_path, [items, "data.image_size=64", "representations.project_dim=256"])
     module = build_module(projected, build_data(projected), tiny_model(), FEATURE_DIM)
-    assert module.regression is not None and module.regression.head("pixels").out_dim == 256
+    assert module.method.regression is not None and module.method.regression.head("pixels").out_dim == 256
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def _module(cifar10_root: Path, tmp_path: Path, items: str, extra: list[str] = (
     config = tiny_config(cifar10_root, tmp_path, [f"representations.items={items}", "regression.width=16", *extra])
     data = build_data(config)
     module = build_module(config, data, tiny_model(), FEATURE_DIM)
-    for source in module.sources + module.augmented_sources:
+    for source in module.method.sources + module.method.augmented_sources:
         source.prepare("cpu")
     return module, data
 
@@ -162,9 +162,9 @@ def test_each_objective_reaches_the_loss_it_names(cifar10_root: Path, tmp_path: 
     torch.manual_seed(0)
     items = ("[{name: pixels}, {name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine}]")
     module, data = _module(cifar10_root, tmp_path, items)
-    assert module.objectives == {"pixels": "dcor", "hog": "cosine", "local_std": "dcor+cosine"}
-    assert module.regression is not None and module.regression.names == ["hog", "local_std"]
-    assert set(module.loss_fn.beta if isinstance(module.loss_fn.beta, dict) else {}) <= {"pixels", "local_std"}
+    assert module.method.objectives == {"pixels": "dcor", "hog": "cosine", "local_std": "dcor+cosine"}
+    assert module.method.regression is not None and module.method.regression.names == ["hog", "local_std"]
+    assert set(module.method.loss_fn.beta if isinstance(module.method.loss_fn.beta, dict) else {}) <= {"pixels", "local_std"}
     batch = _batch(data)
     out = module.ssl_step(batch)
     t = out.terms
@@ -175,15 +175,15 @@ def test_each_objective_reaches_the_loss_it_names(cifar10_root: Path, tmp_path: 
     assert t["loss"].item() == pytest.approx((t["l1"] + t["l2"] + t["l3"] + t["regression"]).item(), rel=1e-5)
     assert out.loss.item() == pytest.approx(t["loss"].item(), rel=1e-6)
     out.loss.backward()  # the heads learn with the model
-    assert all(p.grad is not None for p in module.regression.parameters())
+    assert all(p.grad is not None for p in module.method.regression.parameters())
 
 
 def test_the_augmented_view_targets_describe_the_students_augmented_images(cifar10_root: Path, tmp_path: Path) -> None:
     module, data = _module(cifar10_root, tmp_path, "[{name: pixels, view: augmented}, {name: local_std}]")
-    assert [s.names for s in module.augmented_sources] == [["pixels"]]
+    assert [s.names for s in module.method.augmented_sources] == [["pixels"]]
     x_clean, x_aug, index, _ = _batch(data)
     assert not torch.equal(x_clean, x_aug)
-    targets = module.targets(x_clean, index, x_aug)
+    targets = module.method.targets(x_clean, index, x_aug)
     torch.testing.assert_close(targets["pixels"], x_aug.flatten(1))  # the augmented view, not the clean one
     assert list(targets) == ["pixels", "local_std"]  # the config's order
 
@@ -194,12 +194,12 @@ def test_a_cosine_only_teacher_is_monitored_by_dcor(imagenette_root: Path, tmp_p
                                                       "regression.width=16"])
     data = build_data(config)
     module = build_module(config, data, tiny_model(), FEATURE_DIM)
-    for source in module.augmented_sources:
+    for source in module.method.augmented_sources:
         source.prepare("cpu")
     x_clean, x_aug, index, _ = _batch(data)
     out = module.ssl_step((x_clean, x_aug, index, torch.zeros(8, dtype=torch.long)))
     assert out.terms["l3"].item() == 0.0  # not in L3
-    teacher = module.augmented_sources[0].representations["teacher"]
+    teacher = module.method.augmented_sources[0].representations["teacher"]
     _, z_aug = module.model.forward_with_features(x_aug)
     expected = distance_correlation(z_aug.detach(), teacher(x_aug))
     assert out.terms["dcor/teacher"].item() == pytest.approx(expected.item(), rel=1e-4)
@@ -300,7 +300,7 @@ def test_stored_views_train_through_the_real_trainer(imagenette_root: Path, tmp_
     cache = FeatureCache.open(tmp_path / "run" / "teacher-views-2")
     assert len(cache) == 96 and cache.view_columns is not None
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert any(k.startswith("regression.") for k in ckpt["state_dict"])
+    assert any(k.startswith("method.regression.") for k in ckpt["state_dict"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def test_heads_resume_exactly_after_a_crash(cifar10_root: Path, tmp_path: Path) 
     pretrain(cut, model=tiny_model(seed=99), feature_dim=FEATURE_DIM)  # resumes from step 5, heads included
     a = read_lightning_checkpoint(Path(full) / "checkpoints" / "last.ckpt")["state_dict"]
     b = read_lightning_checkpoint(tmp_path / "cut" / "checkpoints" / "last.ckpt")["state_dict"]
-    heads = [k for k in a if k.startswith("regression.")]
+    heads = [k for k in a if k.startswith("method.regression.")]
     assert heads and {k.split(".")[2] for k in heads} == {"t_hog", "t_local_std"}
     assert a.keys() == b.keys()
     for key in a:
@@ -347,7 +347,7 @@ def test_heads_stay_out_of_exports(cifar10_root: Path, tmp_path: Path) -> None:
 
     run = pretrain(tiny_config(cifar10_root, tmp_path / "run", [*HEADED, "trainer.max_epochs=1"]))  # resnet18, 16 px
     ckpt = Path(run) / "checkpoints" / "last.ckpt"
-    assert any(k.startswith("regression.") for k in read_lightning_checkpoint(ckpt)["state_dict"])
+    assert any(k.startswith("method.regression.") for k in read_lightning_checkpoint(ckpt)["state_dict"])
     trained = read_trained_model(ckpt)  # a strict load of the model alone
     assert not any("regression" in k for k in trained.model.state_dict())
     written = export_checkpoint(ckpt, tmp_path / "export")

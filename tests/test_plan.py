@@ -38,12 +38,12 @@ def test_plan_gives_the_dims_and_sources_of_the_real_run(cifar10_root: Path, tmp
     # the real targets of the same config: built, prepared, computed on a batch
     data = build_data(config)
     module = build_module(config, data, tiny_model(), FEATURE_DIM)
-    for source in module.sources:
+    for source in module.method.sources:
         source.prepare("cpu")
     idx = torch.as_tensor(data.train_indices[:4])
-    targets = module.targets(torch.stack([data.views[int(i)][0] for i in idx]), idx)
+    targets = module.method.targets(torch.stack([data.views[int(i)][0] for i in idx]), idx)
     assert {r.name: r.dim for r in plan.representations} == {k: v.shape[1] for k, v in targets.items()}
-    cached = {n for s in module.sources if type(s).__name__ == "CachedSource" for n in s.names}
+    cached = {n for s in module.method.sources if type(s).__name__ == "CachedSource" for n in s.names}
     assert {r.name for r in plan.representations if r.source == "cache"} == cached == {"pixels", "hog", "local_std"}
     # the cache it predicts is the cache that was built: float16 rows, one file per representation
     files = sorted((tmp_path / "cache").glob("*.npy"))

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mvmr.data import TwoViews
-from mvmr.methods import Method
+from mvmr.methods import Method, StepOutput
 from mvmr.representations import Representation
 from mvmr.representations.teachers import ImagePreprocess, Teacher
 
@@ -69,14 +69,23 @@ def build_meanpool(arg, *, weights=None, name="teacher", **options):
                    embed_dim=3 * side * side, spec=f"meanpool:{side}", name=name)
 
 
-class InvarianceLoss(nn.Module):
-    def forward(self, z_a, z_b, targets):
+class Invariance(Method):
+    """invariance + variance only, on MV-MR's clean and augmented views (a test plugin)."""
+    name = "invariance"
+    description = "invariance + variance only (a test plugin)"
+
+    @classmethod
+    def views(cls, config, full, *, augmentation, seed):
+        return TwoViews(full, size=config.data.image_size, augmentation=augmentation, seed=seed)
+
+    def step(self, model, batch):
+        h, z_a = model.forward_with_features(batch[0])
+        _, z_b = model.forward_with_features(batch[1])
         loss = F.mse_loss(z_a, z_b) + F.relu(1 - z_a.std(dim=0)).mean() + F.relu(1 - z_b.std(dim=0)).mean()
-        return loss, {"loss": loss.detach(), "invariance": F.mse_loss(z_a, z_b).detach()}
+        return StepOutput(loss, {"loss": loss.detach(), "invariance": F.mse_loss(z_a, z_b).detach()}, h, z_a)
 
 
-INVARIANCE = Method(name="invariance", views=TwoViews, build_loss=lambda config: InvarianceLoss(),
-                    description="invariance + variance only (a test plugin)")
+INVARIANCE = Invariance
 '''
 
 MODULE_PLUGIN = '''

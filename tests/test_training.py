@@ -168,7 +168,7 @@ def test_ddp_two_processes_match_one_process(cifar10_root: Path, tmp_path: Path)
                       model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
     a, b = _state(tmp_path / "ddp"), _state(single)
     assert torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
-    assert any(k.startswith("regression.") for k in a) and a.keys() == b.keys()
+    assert any(k.startswith("method.regression.") for k in a) and a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=lambda m, key=key: f"{key}: {m}")
     losses = [[float(r["train/loss"]) for r in _metrics(run) if r.get("train/loss")] for run in (tmp_path / "ddp", single)]
@@ -269,7 +269,7 @@ class _PoisonLoss(L.Callback):
             return loss, terms
 
     def on_train_start(self, trainer, pl_module) -> None:
-        pl_module.loss_fn = self.Poisoned(pl_module.loss_fn, trainer)
+        pl_module.method.loss_fn = self.Poisoned(pl_module.method.loss_fn, trainer)
 
 
 def test_non_finite_loss_stops_with_step_and_terms(cifar10_root: Path, tmp_path: Path) -> None:

@@ -21,8 +21,9 @@ from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
 from mvmr.data.folders import FileImageDataset
 from mvmr.data.image_utils import resize_center_crop
 from mvmr.data.loaders import DatasetSubset, make_loader, random_subset, seed_worker, split_train_val
+from mvmr.data.pretrain_data import PretrainData
 from mvmr.data.stored_views import AugmentedViewBank, StoredViews
-from mvmr.data.views import TwoAugmentedViews, TwoViews
+from mvmr.data.views import MultiViews, TwoAugmentedViews, TwoViews
 
 __all__ = [
     "ArrayImageDataset",
@@ -33,6 +34,8 @@ __all__ = [
     "FileImageDataset",
     "ImageDataset",
     "MemmapImages",
+    "MultiViews",
+    "PretrainData",
     "StoredViews",
     "TwoAugmentedViews",
     "TwoViews",

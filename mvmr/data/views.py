@@ -1,14 +1,15 @@
 """The two views of an image that a self-supervised method trains on.
 
 - :class:`TwoViews`: MV-MR's pair, the clean view and an augmented view;
-- :class:`TwoAugmentedViews`: two independent augmented views (VICReg, Barlow Twins).
+- :class:`TwoAugmentedViews`: two independent augmented views (VICReg, Barlow Twins, BYOL);
+- :class:`MultiViews`: N views, each the clean image or an augmentation, each at its own size.
 
-Both yield ``(view_a, view_b, index, label)``; the index keys the feature cache.
+They yield ``(view_1, ..., view_N, index, label)``; the index keys the feature cache.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -17,7 +18,7 @@ from mvmr.data.base import hash_parts
 from mvmr.data.image_utils import resize_center_crop, to_float
 from mvmr.errors import DataError
 
-__all__ = ["TwoViews", "TwoAugmentedViews"]
+__all__ = ["TwoViews", "TwoAugmentedViews", "MultiViews"]
 
 Augmentation = Callable[..., torch.Tensor]
 
@@ -130,3 +131,35 @@ class TwoAugmentedViews(TwoViews):
         g = None if self.seed is None else self._generator(int(index))
         a, b = (self.augmentation(image) if g is None else self.augmentation(image, generator=g) for _ in range(2))
         return a.to(torch.float32), b.to(torch.float32), int(index), int(label)
+
+
+class MultiViews(TwoViews):
+    """``(view_1, ..., view_N, index, label)``: N views of one image, each ``(size, augmentation)``.
+
+    An augmentation of None is the clean view (resize + centre crop to ``size``); any other is called
+    on the full-resolution image and must return a ``size`` x ``size`` image. Seeding as in
+    :class:`TwoViews`: with an int ``seed``, the views draw one after the other from the item's generator.
+    """
+
+    def __init__(self, dataset: Dataset, views: Sequence[tuple[int, Augmentation | None]], *,
+                 seed: int | None = None) -> None:
+        if len(views) < 1:
+            raise DataError("MultiViews needs at least one (size, augmentation) view")
+        super().__init__(dataset, size=views[0][0], augmentation=views[0][1] or (lambda image, **_: image), seed=seed)
+        self.views = [(int(size), augmentation) for size, augmentation in views]
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        image, label = self.dataset[index]
+        image = to_float(image)
+        g = None if self.seed is None else self._generator(int(index))
+        out = []
+        for size, augmentation in self.views:
+            if augmentation is None:
+                view = resize_center_crop(image, size).clone()
+            else:
+                view = augmentation(image) if g is None else augmentation(image, generator=g)
+            if tuple(view.shape) != (image.shape[0], size, size):
+                raise DataError(f"view {len(out)} of index {index} has shape {tuple(view.shape)}; expected "
+                                f"{(image.shape[0], size, size)}")
+            out.append(view.to(torch.float32))
+        return (*out, int(index), int(label))

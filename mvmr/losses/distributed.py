@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "gather_with_grad", "gather_no_grad"]
+__all__ = ["is_distributed", "gather_with_grad", "gather_no_grad", "PairLoss"]
 
 
 def is_distributed() -> bool:
@@ -59,3 +59,25 @@ def gather_with_grad(t: Tensor) -> Tensor:
 def gather_no_grad(t: Tensor) -> Tensor:
     """Concatenate ``t`` from every rank along dim 0, for tensors that need no gradient."""
     return torch.cat(_gather_padded(t)[0]) if is_distributed() else t
+
+
+class PairLoss(torch.nn.Module):
+    """A loss of two (or more) embeddings, ``fn(*z) -> scalar`` (lightly's, for example), on the global batch.
+
+    With ``gather_distributed`` (``loss.gather_distributed``, the default) and several processes, ``fn``
+    sees the global batch: every embedding is all-gathered with its gradients first, as MV-MR's loss
+    does, so that batch statistics (VICReg's variance and covariance, Barlow Twins' normalisation and
+    cross-correlation) and the gradients equal one process on the global batch. ``fn`` must then do no
+    gathering of its own. Returns ``(loss, {"loss": detached loss})``.
+    """
+
+    def __init__(self, fn: torch.nn.Module, *, gather_distributed: bool = False) -> None:
+        super().__init__()
+        self.fn = fn
+        self.gather_distributed = gather_distributed
+
+    def forward(self, *z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.gather_distributed:
+            z = tuple(gather_with_grad(t) for t in z)
+        loss = self.fn(*z)
+        return loss, {"loss": loss.detach()}

@@ -1,14 +1,17 @@
-"""Self-supervised methods by name: ``method: mvmr`` (default), ``vicreg``, ``barlow_twins``, or a plugin.
+"""Self-supervised methods by name: ``method: mvmr`` (default), ``vicreg``, ``barlow_twins``, ``byol``, or a plugin.
 
-A :class:`Method` brings its views and its loss; the trainer builds whichever the config names
-(:func:`get_method`). Register your own with :func:`register_method`, or from another package
-through the ``mvmr.methods`` entry-point group (see :mod:`mvmr.plugins`).
+A :class:`Method` owns what it trains beside the model (heads, a predictor, a momentum copy), its
+views and its step; one Lightning module runs any of them (:mod:`mvmr.training.module`). Register
+your own with ``@register_method``, or from another package through the ``mvmr.methods`` entry-point
+group (see :mod:`mvmr.plugins`).
 """
 
-from mvmr.methods.base import Method, PairLoss
-from mvmr.methods.lightly_methods import BARLOW_TWINS, VICREG
-from mvmr.methods.mvmr import MVMR, effective_betas, mvmr_loss
+from mvmr.methods.base import Method, StepOutput
 from mvmr.methods.registry import available_methods, get_method, register_method
+from mvmr.methods.mvmr import MVMR, mvmr_loss  # noqa: E402  (registers the built-ins, in this order)
+from mvmr.methods.lightly_methods import BarlowTwins, LightlyPairMethod, VICReg  # noqa: E402
+from mvmr.methods.byol import BYOL  # noqa: E402
+from mvmr.methods.targets import effective_betas  # noqa: E402
 
-__all__ = ["BARLOW_TWINS", "MVMR", "Method", "PairLoss", "VICREG", "available_methods", "effective_betas",
-           "get_method", "mvmr_loss", "register_method"]
+__all__ = ["BYOL", "BarlowTwins", "LightlyPairMethod", "MVMR", "Method", "StepOutput", "VICReg", "available_methods",
+           "effective_betas", "get_method", "mvmr_loss", "register_method"]

@@ -9,20 +9,23 @@ when such a method is built (``pip install 'mvmr[bench]'``).
 
 from __future__ import annotations
 
-from functools import partial
+from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from mvmr.config import Config
-from mvmr.data.views import TwoAugmentedViews
+from mvmr.data import PretrainData
 from mvmr.errors import ConfigError
-from mvmr.methods.base import Method, PairLoss
+from mvmr.losses import PairLoss
+from mvmr.methods.base import Method, StepOutput
 from mvmr.methods.registry import register_method
 
-__all__ = ["VICREG", "BARLOW_TWINS"]
+__all__ = ["LightlyPairMethod", "VICReg", "BarlowTwins", "lightly_loss"]
 
 
-def _lightly_loss(class_name: str, config: Config) -> nn.Module:
+def lightly_loss(class_name: str, config: Config) -> PairLoss:
+    """``lightly.loss.<class_name>(**config.method_kwargs)`` on the global batch (``loss.gather_distributed``)."""
     try:
         import lightly.loss
     except ImportError as err:  # the [bench] extra is optional
@@ -37,11 +40,36 @@ def _lightly_loss(class_name: str, config: Config) -> nn.Module:
         raise ConfigError(f"method_kwargs: {err}") from None
 
 
-VICREG = register_method(Method(
-    name="vicreg", views=TwoAugmentedViews, build_loss=partial(_lightly_loss, "VICRegLoss"),
-    description="VICReg (lightly): two augmented views; invariance 25, variance 25, covariance 1",
-))
-BARLOW_TWINS = register_method(Method(
-    name="barlow_twins", views=TwoAugmentedViews, build_loss=partial(_lightly_loss, "BarlowTwinsLoss"),
-    description="Barlow Twins (lightly): two augmented views; cross-correlation to the identity, lambda 5e-3",
-))
+class LightlyPairMethod(Method):
+    """Two augmented views through the model; lightly's ``loss_class`` on their embeddings."""
+
+    loss_class: ClassVar[str] = ""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss_fn = loss
+
+    @classmethod
+    def from_config(cls, config: Config, *, model: nn.Module, data: PretrainData, feature_dim: int) -> Method:
+        return cls(lightly_loss(cls.loss_class, config))
+
+    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+        features, z_a = model.forward_with_features(batch[0])
+        _, z_b = model.forward_with_features(batch[1])
+        with torch.autocast(device_type=z_a.device.type, enabled=False):  # the loss in float32, even under AMP
+            loss, terms = self.loss_fn(z_a.float(), z_b.float())
+        return StepOutput(loss=loss, terms=terms, features=features, embeddings=z_a)
+
+
+@register_method
+class VICReg(LightlyPairMethod):
+    name = "vicreg"
+    description = "VICReg (lightly): two augmented views; invariance 25, variance 25, covariance 1"
+    loss_class = "VICRegLoss"
+
+
+@register_method
+class BarlowTwins(LightlyPairMethod):
+    name = "barlow_twins"
+    description = "Barlow Twins (lightly): two augmented views; cross-correlation to the identity, lambda 5e-3"
+    loss_class = "BarlowTwinsLoss"

@@ -1,8 +1,8 @@
-"""The methods registry: built-ins, ``register_method``, and the ``mvmr.methods`` entry points."""
+"""The methods registry: built-ins, ``@register_method``, and the ``mvmr.methods`` entry points."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from mvmr.errors import ConfigError
 from mvmr.methods.base import Method
@@ -10,25 +10,30 @@ from mvmr.plugins import Registry
 
 __all__ = ["METHODS", "register_method", "get_method", "available_methods"]
 
-
-def _as_method(name: str, loaded: Any) -> Method:
-    """An entry point's object: a Method, or the keyword arguments of one."""
-    return loaded if isinstance(loaded, Method) else Method(name=name, **loaded)
+M = TypeVar("M", bound=type[Method])
 
 
-#: Methods by name (``method: <name>`` in a config).
-METHODS: Registry[Method] = Registry("method", "mvmr.methods", adapt=_as_method)
+def _as_method(name: str, loaded: Any) -> type[Method]:
+    """An entry point's object must be a :class:`Method` subclass."""
+    if isinstance(loaded, type) and issubclass(loaded, Method):
+        return loaded
+    raise ConfigError(f"the mvmr.methods entry point {name!r} is {loaded!r}, not a mvmr.methods.Method subclass")
 
 
-def register_method(method: Method) -> Method:
-    """Make ``method`` selectable as ``method: <method.name>``; returns it (usable at module level)."""
-    if not isinstance(method, Method):
-        raise TypeError(f"register_method expects a mvmr.methods.Method, got {type(method).__name__}")
-    return METHODS.register(method.name, method)
+#: Method classes by name (``method: <name>`` in a config).
+METHODS: Registry[type[Method]] = Registry("method", "mvmr.methods", adapt=_as_method)
 
 
-def get_method(name: str) -> Method:
-    """The method registered as ``name`` (looking in installed ``mvmr.methods`` entry points too)."""
+def register_method(method: M) -> M:
+    """Make a :class:`Method` subclass selectable as ``method: <method.name>``; returns it (a class decorator)."""
+    if not (isinstance(method, type) and issubclass(method, Method)) or not method.name:
+        raise TypeError(f"register_method expects a mvmr.methods.Method subclass with a name, got {method!r}")
+    METHODS.register(method.name, method)
+    return method
+
+
+def get_method(name: str) -> type[Method]:
+    """The method class registered as ``name`` (looking in installed ``mvmr.methods`` entry points too)."""
     try:
         return METHODS.get(name)
     except ConfigError as err:

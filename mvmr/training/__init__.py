@@ -1,4 +1,4 @@
-"""Training: the Lightning modules, optimisers, callbacks, and ``pretrain(config) -> run_dir``.
+"""Training: the Lightning module, optimisers, callbacks, and ``pretrain(config) -> run_dir``.
 
 This is the only layer that knows Lightning. Import :func:`pretrain` from
 :mod:`mvmr.training.trainer` (or from here).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["pretrain", "BaseSSLModule", "MVMRModule"]
+__all__ = ["pretrain", "PretrainingModule"]
 
 
 def __getattr__(name: str) -> Any:  # lazy: importing Lightning takes seconds
@@ -16,8 +16,8 @@ def __getattr__(name: str) -> Any:  # lazy: importing Lightning takes seconds
         from mvmr.training.trainer import pretrain
 
         return pretrain
-    if name in ("BaseSSLModule", "MVMRModule"):
-        from mvmr.training import module
+    if name == "PretrainingModule":
+        from mvmr.training.module import PretrainingModule
 
-        return getattr(module, name)
+        return PretrainingModule
     raise AttributeError(f"module 'mvmr.training' has no attribute {name!r}")

@@ -16,7 +16,7 @@ ranks skip, or stop, together instead of one waiting forever in the gradient all
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -30,21 +30,16 @@ __all__ = ["BadBatches", "nonfinite_inputs"]
 CHECKPOINT_KEY = "mvmr_skipped_nonfinite_batches"
 
 
-def nonfinite_inputs(batch: Any) -> list[int]:
-    """The dataset indices of the items whose images hold NaN or inf, for a ``(view, view, index, ...)``
-    or ``(image, ..., index, ...)`` batch; their positions in the batch when it has no index."""
-    if not isinstance(batch, (tuple, list)):
-        batch = (batch,)
-    images = [t for t in batch if isinstance(t, Tensor) and t.is_floating_point() and t.ndim >= 2]
+def nonfinite_inputs(images: Sequence[Tensor], index: Tensor | None = None) -> list[int]:
+    """The dataset indices (``index``) of the items whose image views hold NaN or inf; their positions
+    in the batch without an index. The method says which tensors of its batch are the views and the
+    index (:meth:`~mvmr.methods.Method.batch_images`, :meth:`~mvmr.methods.Method.batch_index`)."""
     if not images:
         return []
     bad = torch.zeros(images[0].shape[0], dtype=torch.bool, device=images[0].device)
     for t in images:
-        if t.shape[0] == bad.shape[0]:
-            bad |= ~torch.isfinite(t.detach()).flatten(1).all(dim=1)
+        bad |= ~torch.isfinite(t.detach()).flatten(1).all(dim=1)
     rows = torch.nonzero(bad).flatten().cpu()
-    index = next((t for t in batch if isinstance(t, Tensor) and not t.is_floating_point() and t.ndim == 1
-                  and t.shape[0] == bad.shape[0] and t.dtype != torch.bool), None)
     return [int(i) for i in (index.detach().cpu()[rows] if index is not None else rows)]
 
 
@@ -85,12 +80,13 @@ class BadBatches:
         """``bad`` on any rank (one tiny all-reduce under DDP; the local flag otherwise)."""
         return bool(max_over_ranks(trainer, int(bad), device))
 
-    def skip(self, trainer: L.Trainer, batch: Any, batch_idx: int, problem: str | None) -> str:
-        """Count one bad batch; return the warning to show, or raise :class:`NonFiniteLossError`
-        once more than ``limit`` batches were bad."""
+    def skip(self, trainer: L.Trainer, images: Sequence[Tensor], index: Tensor | None, batch_idx: int,
+             problem: str | None) -> str:
+        """Count one bad batch (its image views and dataset indices); return the warning to show, or
+        raise :class:`NonFiniteLossError` once more than ``limit`` batches were bad."""
         self.skipped += 1
         where = f"optimiser step {trainer.global_step} (epoch {trainer.current_epoch}, batch {batch_idx})"
-        inputs = nonfinite_inputs(batch)
+        inputs = nonfinite_inputs(images, index)
         culprits = f"; dataset indices with NaN/inf in their images: {inputs}" if inputs else ""
         reason = (problem or f"a non-finite loss on another rank at {where}").split(" Training stopped")[0]
         if self.skipped > self.limit:

@@ -39,7 +39,8 @@ def read_trained_model(path: str | Path) -> TrainedModel:
 
     The checkpoint is read by :func:`mvmr.models.read_lightning_checkpoint` (``weights_only=True``).
     """
-    from mvmr.models import build_model, load_state_dict_strict, read_lightning_checkpoint
+    from mvmr.methods import get_method
+    from mvmr.models import load_state_dict_strict, read_lightning_checkpoint
 
     ckpt = read_lightning_checkpoint(path)
     if not isinstance(ckpt.get("hyper_parameters"), dict):
@@ -51,9 +52,7 @@ def read_trained_model(path: str | Path) -> TrainedModel:
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if "mean" not in state:
         raise CheckpointError(f"{path}: no model.mean buffer; not an MVMRModel checkpoint")
-    m = config.model
-    model = build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=int(state["mean"].shape[1]),
-                        mean=m.mean, std=m.std)
+    model = get_method(config.method).build_model(config, int(state["mean"].shape[1]))  # the model the method trained
     load_state_dict_strict(model, state, source=f"checkpoint {path}")
     epochs = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {}).get("processed")
     return TrainedModel(model.eval(), config, int(epochs if epochs is not None else ckpt.get("epoch", 0)),

@@ -1,10 +1,10 @@
-"""The Lightning modules: a base that optimises and runs an online linear probe, and the method module.
+"""The one Lightning module that pretrains with any method: :class:`PretrainingModule`.
 
-:class:`BaseSSLModule` owns what every method shares (optimiser, schedule, online probe on detached
-features, lr and throughput logs); a method implements :meth:`BaseSSLModule.ssl_step`.
-:class:`MVMRModule` adds the method's loss and the fixed targets' objectives on top of
-:class:`~mvmr.models.MVMRModel`. Training batches are ``(x_clean, x_aug, index, label)``, or
-``(x_clean, x_aug, index, view_row, label)`` with stored views; validation batches ``(image, label)``;
+It owns what every method shares: the optimiser and schedule, the online linear probe on detached
+features, the bad-batch guard, lr and throughput logs. The :class:`~mvmr.methods.Method` owns the
+rest: its parts (heads, a predictor, a momentum copy, as ``method.*``), its views and its step
+(:meth:`~mvmr.methods.Method.step`), and what follows an optimiser step. Training batches are what the
+method's views yield, ``(view_1, ..., view_N, index, label)``; validation batches ``(image, label)``;
 label -1 is unlabelled.
 """
 
@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import lightning as L
 import torch
@@ -22,32 +21,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mvmr.config import OptimConfig, ProbeConfig
-from mvmr.losses import NonFiniteInputError, distance_correlation
-from mvmr.models import TargetRegression
-from mvmr.sources import FeatureSource
+from mvmr.losses import NonFiniteInputError
+from mvmr.methods import Method, StepOutput
 from mvmr.training.bad_batches import BadBatches
 from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, nonfinite_loss_message
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
 from mvmr.training.sampling import mix_seed
 
-__all__ = ["StepOutput", "BaseSSLModule", "MVMRModule"]
+__all__ = ["PretrainingModule", "StepOutput"]
 
 
-@dataclass
-class StepOutput:
-    """What a method's :meth:`BaseSSLModule.ssl_step` returns."""
-
-    loss: Tensor
-    terms: dict[str, Tensor]
-    features: Tensor  # clean-view encoder features (B, F), for the online probe
-    embeddings: Tensor | None = None  # clean-view embeddings (B, D), for the std monitor
-
-
-class BaseSSLModule(L.LightningModule):
-    """Optimisation, online linear probe and common logging for a self-supervised method.
+class PretrainingModule(L.LightningModule):
+    """Pretrain ``model`` with ``method``: the method's step, optimisation, the online probe and logging.
 
     Args:
-        model: a module with ``features(x) -> (B, F)`` (the encoder under training); F = ``feature_dim``.
+        model: the network under training and exported: ``features(x) -> (B, F)`` (F = ``feature_dim``)
+            and ``forward_with_features(x) -> (features, embeddings)`` (:class:`~mvmr.models.MVMRModel`).
+        method: the :class:`~mvmr.methods.Method`: its step, and its own parts (saved as ``method.*``).
         probe: the online probe, a linear layer trained with cross-entropy on DETACHED clean-view
             features of the labelled training images (it never changes the encoder), validated on
             labelled training images held out; ``num_classes=None`` disables it.
@@ -62,6 +52,7 @@ class BaseSSLModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
+        method: Method,
         *,
         feature_dim: int,
         optim: OptimConfig,
@@ -76,6 +67,7 @@ class BaseSSLModule(L.LightningModule):
         if hparams is not None:
             self.save_hyperparameters(dict(hparams))
         self.model = model
+        self.method = method
         self.optim_cfg = optim
         self.probe_cfg = probe
         self.batch_size = int(batch_size)
@@ -88,14 +80,26 @@ class BaseSSLModule(L.LightningModule):
         self.bad_batches = BadBatches(skip_nonfinite_batches)
         self._skipping = False  # the current batch is a skipped bad one
         self._accumulated = False  # a kept batch contributed gradients to the current accumulation window
+        self._stepped = 0  # optimiser steps the method has been told about
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.method.setup(self.trainer.strategy.root_device)
 
     def ssl_step(self, batch: Any) -> StepOutput:
-        """Compute the method's loss on a training batch."""
-        raise NotImplementedError
+        """The method's step on a training batch; non-finite inputs (a typed
+        :class:`~mvmr.losses.NonFiniteInputError` from the distance correlation) become a
+        :class:`~mvmr.training.callbacks.NonFiniteLossError` that names the step."""
+        try:
+            return self.method.step(self.model, batch)
+        except NonFiniteInputError as err:
+            where = (f"optimiser step {self.global_step} (epoch {self.current_epoch}, batch "
+                     f"{self.trainer.fit_loop.epoch_loop.batch_idx})" if self._trainer is not None else "a step")
+            raise NonFiniteLossError(f"non-finite values at {where} before the loss: {err}. {STOP_ADVICE}") from err
 
     def trained_parts(self) -> list[nn.Module]:
-        """What the optimiser trains besides the online probe (the model; a method adds its heads)."""
-        return [self.model]
+        """What the optimiser trains besides the online probe: the model and the method's own parts."""
+        return [self.model, self.method]
 
     def _probe_loss(self, features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, int]:
         """Cross-entropy and accuracy over the labelled rows (label >= 0); (0, 0, 0) without any."""
@@ -134,7 +138,8 @@ class BaseSSLModule(L.LightningModule):
             self._accumulated = True
             return loss
         policy.restore(self, saved)
-        message = policy.skip(self.trainer, batch, batch_idx, problem)  # raises past the limit
+        message = policy.skip(self.trainer, self.method.batch_images(batch), self.method.batch_index(batch), batch_idx,
+                              problem)  # raises past the limit
         warnings.warn(message, stacklevel=2)
         self.log("train/skipped_nonfinite", float(policy.skipped), on_step=True, on_epoch=False,
                  batch_size=self.batch_size)
@@ -143,9 +148,12 @@ class BaseSSLModule(L.LightningModule):
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """Lightning's step, except that a window of only skipped bad batches updates nothing (the
-        closure returns None, so the optimiser and an AMP grad scaler skip every parameter)."""
+        closure returns None, so the optimiser and an AMP grad scaler skip every parameter); then the
+        method's :meth:`~mvmr.methods.Method.after_optimizer_step` (before any checkpoint of this step)."""
         if not self.bad_batches.active(self._trainer):
-            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+            self._after_optimizer_step()
+            return
 
         def closure() -> Tensor | None:
             loss = optimizer_closure()
@@ -158,6 +166,11 @@ class BaseSSLModule(L.LightningModule):
             return loss
 
         optimizer.step(closure=closure)
+        self._after_optimizer_step()
+
+    def _after_optimizer_step(self) -> None:
+        self._stepped += 1
+        self.method.after_optimizer_step(self.model, self._stepped, self.schedule_total_steps)
 
     def _loss_and_log(self, batch: Any) -> tuple[Tensor, dict[str, Tensor | float]]:
         """The step's total loss (method + probe) and what to log about it (logged once it is kept)."""
@@ -232,111 +245,6 @@ class BaseSSLModule(L.LightningModule):
         if not math.isfinite(float(total)):
             total = per_epoch * max(1, trainer.max_epochs or 1)
         self.schedule_total_steps = int(total)
+        self._stepped = trainer.global_step  # a resumed run continues from its checkpoint's step
         self._scheduler.bind(lr_schedule(self.optim_cfg, total_steps=int(total), steps_per_epoch=per_epoch,
                                          base_lr=self.base_lr))
-
-
-class MVMRModule(BaseSSLModule):
-    """A method's loss on the projector outputs of its two views, with fixed targets.
-
-    MV-MR (paper section 4.1) is the general case, ``loss(z, z_aug, targets)`` with the fixed targets
-    z*_k from the feature sources; VICReg and Barlow Twins use no sources. Each target has an
-    objective: ``dcor`` targets go to ``loss`` (L3), ``cosine`` ones to ``regression`` (a head per
-    target on the augmented view, 2 - 2 cos), ``dcor+cosine`` ones to both; every target is logged
-    as ``dcor/<name>`` (a monitor where it is not in the loss) and, with a head, ``cos/<name>``.
-
-    Args:
-        model: an encoder + projector (:class:`~mvmr.models.MVMRModel`).
-        loss: ``loss(z_a, z_b, targets) -> (scalar, terms)`` (:class:`~mvmr.losses.MVMRLoss`, or a
-            method's, see :mod:`mvmr.methods`).
-        sources: the targets that describe the clean view, keyed by dataset index
-            (:mod:`mvmr.sources`), prepared in :meth:`setup` (call ``source.prepare(device)`` yourself
-            without a trainer).
-        augmented_sources: the targets that describe the student's augmented view, keyed by the
-            batch's view keys (the stored view's row, else the dataset index).
-        objectives: ``{name: "dcor" | "cosine" | "dcor+cosine"}``; missing names are ``dcor``.
-        regression: the heads of the targets with a cosine objective (None without any); trained with
-            the model, saved in checkpoints, never exported.
-        regression_input: what the heads read of the augmented view: ``features`` (encoder) or
-            ``embedding`` (projector).
-        order: the order of the targets in the loss and the logs (default: the sources' order).
-        **kwargs: :class:`BaseSSLModule` arguments.
-    """
-
-    def __init__(self, model: nn.Module, loss: nn.Module, sources: Sequence[FeatureSource] = (), *,
-                 augmented_sources: Sequence[FeatureSource] = (), objectives: Mapping[str, str] | None = None,
-                 regression: TargetRegression | None = None, regression_input: str = "features",
-                 order: Sequence[str] | None = None, **kwargs: Any) -> None:
-        super().__init__(model, **kwargs)
-        self.loss_fn = loss
-        self.sources = list(sources)
-        self.augmented_sources = list(augmented_sources)
-        names = [name for source in self.sources + self.augmented_sources for name in source.names]
-        if len(set(names)) != len(names):
-            raise ValueError(f"two feature sources give the same representation: {names}")
-        self.order = list(order) if order is not None else names
-        if sorted(self.order) != sorted(names):
-            raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
-        self.objectives = {name: (objectives or {}).get(name, "dcor") for name in names}
-        unknown = {k: v for k, v in self.objectives.items() if v not in ("dcor", "cosine", "dcor+cosine")}
-        if unknown or set(objectives or {}) - set(names):
-            raise ValueError(f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, got {objectives}")
-        regressed = [n for n in self.order if "cosine" in self.objectives[n]]
-        if (regression is None) != (not regressed) or (regression is not None and set(regression.names) != set(regressed)):
-            raise ValueError(f"the regression heads must cover exactly the cosine targets {regressed}, got "
-                             f"{None if regression is None else regression.names}")
-        if regression_input not in ("features", "embedding"):
-            raise ValueError(f"regression_input must be 'features' or 'embedding', got {regression_input!r}")
-        self.regression = regression
-        self.regression_input = regression_input
-
-    def trained_parts(self) -> list[nn.Module]:
-        return [self.model] + ([self.regression] if self.regression is not None else [])
-
-    def setup(self, stage: str) -> None:
-        if stage == "fit":
-            for source in self.sources + self.augmented_sources:
-                source.prepare(self.trainer.strategy.root_device)
-
-    @torch.no_grad()
-    def targets(self, x_clean: Tensor, index: Tensor, x_aug: Tensor | None = None,
-                view_key: Tensor | None = None) -> dict[str, Tensor]:
-        """``{name: float32 (B, D_k)}`` in ``order``: the clean sources' features of ``x_clean`` (by
-        ``index``) and the augmented sources' of ``x_aug`` (by ``view_key``, default ``index``)."""
-        out: dict[str, Tensor] = {}
-        for source in self.sources:
-            out.update(source(x_clean, index))
-        if self.augmented_sources:
-            if x_aug is None:
-                raise ValueError("targets of the augmented view need x_aug")
-            for source in self.augmented_sources:
-                out.update(source(x_aug, index if view_key is None else view_key))
-        return {name: out[name] for name in self.order}
-
-    def ssl_step(self, batch: Any) -> StepOutput:
-        x_a, x_b, index, *extra, _ = batch
-        view_key = extra[0] if extra else None
-        features, z_a = self.model.forward_with_features(x_a)
-        h_b, z_b = self.model.forward_with_features(x_b)
-        targets = self.targets(x_a, index, x_b, view_key)
-        with torch.autocast(device_type=z_a.device.type, enabled=False):  # the losses in float32, even under AMP
-            try:
-                dcor_targets = {n: t for n, t in targets.items() if "dcor" in self.objectives[n]}
-                loss, terms = self.loss_fn(z_a.float(), z_b.float(), dcor_targets)
-                terms = dict(terms)
-                squared = bool(getattr(self.loss_fn, "squared", True))
-                for name in (n for n in self.order if n not in dcor_targets):  # monitored, not trained
-                    terms[f"dcor/{name}"] = distance_correlation(z_b.detach().float(), targets[name], squared=squared)
-                if self.regression is not None:
-                    student = h_b if self.regression_input == "features" else z_b
-                    regression, regression_terms = self.regression(
-                        student.float(), {n: targets[n] for n in self.regression.names})
-                    loss = loss + regression
-                    terms.update(regression_terms)
-                    terms["loss"] = loss.detach()
-            except NonFiniteInputError as err:
-                raise NonFiniteLossError(
-                    f"non-finite values at optimiser step {self.global_step} (epoch {self.current_epoch}, "
-                    f"batch {self.trainer.fit_loop.epoch_loop.batch_idx}) before the loss: {err}. {STOP_ADVICE}"
-                ) from err
-        return StepOutput(loss=loss, terms=terms, features=features, embeddings=z_a)

@@ -30,7 +30,6 @@ from mvmr.config import Config
 from mvmr.data import build_dataset
 from mvmr.errors import ConfigError, DataError
 from mvmr.methods import get_method
-from mvmr.models import build_model
 from mvmr.representations import build as build_representation
 from mvmr.representations.teachers import build_teacher, parse_teacher_spec
 from mvmr.transforms import PARAMETER_COLUMNS
@@ -201,9 +200,8 @@ def _model_costs(config: Config, shape: tuple[int, int, int]) -> tuple[float, in
     leaves out what is saved once per batch (the weights a layer keeps for its backward pass).
     Mixed precision is counted with 2-byte activations.
     """
-    m = config.model
     with torch.device("meta"):
-        model = build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=shape[0], mean=m.mean, std=m.std)
+        model = get_method(config.method).build_model(config, shape[0])
     dtype = torch.bfloat16 if "mixed" in config.trainer.precision else torch.float32
     model.to(dtype)
     flops, saved = {}, {}

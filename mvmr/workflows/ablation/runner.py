@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from torch.utils.data import Dataset
 
+from mvmr.methods import available_methods
 from mvmr.config import from_dict, to_dict
 from mvmr.data import build_dataset, random_subset
 from mvmr.evaluation.encoders import resolve_encoder
@@ -106,7 +107,7 @@ def _normalised(res: Mapping[str, Any], cls: type) -> dict[str, Any] | None:
     """
     stored = dict(res.get("config") or {})
     legacy = str(res.get("pretrain_method") or "")
-    if legacy.startswith("peer:") or res.get("method") in ("vicreg", "barlow_twins"):
+    if legacy.startswith("peer:") or (res.get("method") != "mvmr" and res.get("method") in available_methods()):
         stored["method"] = legacy.removeprefix("peer:") if legacy.startswith("peer:") else res["method"]
     try:
         return {k: v for k, v in to_dict(from_dict(stored, cls)).items() if k != "output_dir"}
