@@ -87,6 +87,8 @@ METHODS: dict[str, tuple[str, list[str]]] = {
                  "representations.project_dim=4096"]),
     "vicreg": ("VICReg (lightly)", ["method=vicreg"]),
     "barlow_twins": ("Barlow Twins (lightly)", ["method=barlow_twins"]),
+    # BYOL's own heads (hidden 4096, output 256; the paper's Table 2 compares BYOL), momentum 0.99 -> 1
+    "byol": ("BYOL (lightly), projection 4096-256", ["method=byol", "model.projector='4096-256'"]),
 }
 REFERENCES: dict[str, str] = {
     "random": "random resnet18 (no training)",

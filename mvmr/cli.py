@@ -11,7 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import mvmr
 from mvmr.errors import MVMRError
@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show everything: full tracebacks on errors, and all of Lightning's messages and warnings "
                              "(normal output hides its tips and notices and shows each warning once)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first, so that the representations, teachers or methods it registers can be "
-                             "named in the config (repeatable; installed packages can use entry points instead)")
+                        help="import MODULE first, so that the representations, teachers or methods it registers can "
+                             "be named in the config (repeatable; installed packages can use entry points instead)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (c for c in COMMANDS if importlib.util.find_spec(f"mvmr.commands.{c}") is not None):
         module = importlib.import_module(f"mvmr.commands.{name}")

@@ -20,8 +20,9 @@ Two ways in, both ending in one kind of :class:`Registry` (``mvmr.representation
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from mvmr.errors import ConfigError
 

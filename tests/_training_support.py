@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
+import lightning as L
 import torch
 from torch import nn
 
@@ -24,6 +25,18 @@ def run_metrics(run_dir: Path) -> list[dict[str, str]]:
         with path.open(newline="") as f:
             rows.extend(csv.DictReader(f))
     return rows
+
+
+class CrashAt(L.Callback):
+    """A crash (``RuntimeError("simulated crash")``) as optimiser step ``at`` is about to start."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object,
+                             batch_idx: int) -> None:
+        if trainer.global_step == self.at:
+            raise RuntimeError("simulated crash")
 
 
 def tiny_model(seed: int = 0, *, projector_bn: bool = True) -> nn.Module:

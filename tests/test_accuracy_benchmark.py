@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mvmr.config import load_config
 
@@ -33,6 +34,18 @@ def test_rows_are_named_after_their_dataset_and_train_at_its_size(tmp_path: Path
     assert config.name == f"mvmr-{dataset}"  # the loggers' run name: an Imagenette run is not "mvmr-cifar10"
     assert config.data.image_size == size and config.trainer.max_epochs == 3 and config.trainer.seed == 1
     assert config.method == "vicreg" and config.output_dir == str(tmp_path / "run")
+
+
+def test_the_byol_row_trains_byol_with_its_own_heads(tmp_path: Path) -> None:
+    pytest.importorskip("lightly")
+    from mvmr.methods import get_method
+
+    acc = _driver()
+    args = acc.parse_args(["--projector", "1024-1024-1024", "--out", str(tmp_path)])
+    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run") + acc.METHODS["byol"][1])
+    model = get_method(config.method).build_model(config, 3)  # the benchmark's 3-layer projector would be refused
+    assert config.method == "byol" and type(model.projector).__name__ == "BYOLProjectionHead"
+    assert [m.out_features for m in model.projector.modules() if isinstance(m, torch.nn.Linear)] == [4096, 256]
 
 
 def test_rows_are_chosen_by_method_or_key_and_an_unknown_row_is_an_error() -> None:

@@ -14,7 +14,6 @@ from torch import nn
 
 from mvmr.cli import main
 from mvmr.config import load_config
-import lightning as L
 
 from mvmr.data import MultiViews, resize_center_crop
 from mvmr.errors import ConfigError
@@ -23,7 +22,7 @@ from mvmr.training.build import build_data
 from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _training_support import tiny_config  # noqa: E402
+from _training_support import CrashAt, tiny_config  # noqa: E402
 
 
 def test_builtin_methods_and_an_unknown_name() -> None:
@@ -161,17 +160,6 @@ def test_vicreg_trains_resumes_exports_and_evaluates_like_mvmr(cifar10_root: Pat
     assert "test top-1 (%)" in capsys.readouterr().out and (run / "results.md").is_file()
 
 
-class _Kill(L.Callback):
-    """A crash as optimiser step ``at`` is about to start."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.at:
-            raise RuntimeError("simulated crash")
-
-
 def test_byol_trains_resumes_its_momentum_network_exactly_exports_the_online_backbone_and_evaluates(
         cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("lightly")
@@ -185,7 +173,7 @@ def test_byol_trains_resumes_its_momentum_network_exactly_exports_the_online_bac
     full = pretrain(load_config("cifar10", [*over, f"output_dir={tmp_path / 'full'}"]))
     cut = tmp_path / "cut"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(load_config("cifar10", [*over, f"output_dir={cut}"]), callbacks=[_Kill(6)])  # mid epoch 2
+        pretrain(load_config("cifar10", [*over, f"output_dir={cut}"]), callbacks=[CrashAt(6)])  # mid epoch 2
     at_crash = torch.load(cut / "checkpoints" / "last.ckpt", weights_only=True)
     assert at_crash["global_step"] == 6 and 0.99 < float(at_crash["state_dict"]["method.momentum_value"]) < 1.0
     assert main(["pretrain", "--config", "cifar10", "--out", str(cut), "--resume", "auto", *over]) == 0

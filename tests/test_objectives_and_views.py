@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch.utils.data import TensorDataset
 
-from _training_support import CHEAP_REPS, FEATURE_DIM, tiny_config, tiny_model
+from _training_support import CrashAt, FEATURE_DIM, tiny_config, tiny_model
 from mvmr.cache import CacheMismatchError, CorruptCacheError, FeatureCache, StoredViewParameters, open_or_build
 from mvmr.data import AugmentedViewBank, DatasetSubset, StoredViews, build_dataset
 from mvmr.errors import ConfigError
@@ -306,15 +303,6 @@ def test_stored_views_train_through_the_real_trainer(imagenette_root: Path, tmp_
 # --------------------------------------------------------------------------------------------
 # the heads: trained, checkpointed, resumed exactly, never exported
 # --------------------------------------------------------------------------------------------
-class _Crash(__import__("lightning").Callback):
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
-        if trainer.global_step == self.at:
-            raise RuntimeError("simulated crash")
-
-
 HEADED = ["representations.items=[{name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine, "
           "view: augmented}]", "regression.width=16"]
 
@@ -327,12 +315,12 @@ def test_heads_resume_exactly_after_a_crash(cifar10_root: Path, tmp_path: Path) 
     full = pretrain(tiny_config(cifar10_root, tmp_path / "full", over), model=tiny_model(), feature_dim=FEATURE_DIM)
     cut = tiny_config(cifar10_root, tmp_path / "cut", over)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(cut, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[_Crash(5)])
+        pretrain(cut, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[CrashAt(5)])
     pretrain(cut, model=tiny_model(seed=99), feature_dim=FEATURE_DIM)  # resumes from step 5, heads included
     a = read_lightning_checkpoint(Path(full) / "checkpoints" / "last.ckpt")["state_dict"]
     b = read_lightning_checkpoint(tmp_path / "cut" / "checkpoints" / "last.ckpt")["state_dict"]
     heads = [k for k in a if k.startswith("method.regression.")]
-    assert heads and {k.split(".")[2] for k in heads} == {"t_hog", "t_local_std"}
+    assert heads and {k.split(".")[3] for k in heads} == {"t_hog", "t_local_std"}
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)

@@ -21,7 +21,7 @@ from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_support import (  # noqa: E402
-    DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
+    CrashAt, DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,17 +100,6 @@ def test_export_refuses_a_non_mvmr_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # resume equivalence
 # --------------------------------------------------------------------------------------------
-class _Kill(L.Callback):
-    """Simulate a crash when optimiser step ``at`` is about to start."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.at:
-            raise RuntimeError("simulated crash")
-
-
 def test_resume_mid_epoch_matches_uninterrupted_run(cifar10_root: Path, tmp_path: Path) -> None:
     # 40 images, 8 held out: 4 batches an epoch, 8 steps; a worker process, like real runs
     over = ["trainer.checkpoint_every_n_steps=1", "data.num_workers=1"]
@@ -118,7 +107,7 @@ def test_resume_mid_epoch_matches_uninterrupted_run(cifar10_root: Path, tmp_path
 
     cut = tiny_config(cifar10_root, tmp_path / "cut", over)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        pretrain(cut, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[_Kill(6)])  # mid epoch 2
+        pretrain(cut, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[CrashAt(6)])  # mid epoch 2
     assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=True)["global_step"] == 6
     pretrain(cut, model=tiny_model(seed=123), feature_dim=FEATURE_DIM)  # resume="auto" from last.ckpt
 
@@ -307,13 +296,13 @@ def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: P
     cached = build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
     from mvmr.sources import CachedSource, LiveSource
 
-    assert [(type(s), s.names) for s in cached.sources] == [(CachedSource, ["pixels", "hog", "local_std"])]
-    assert [(type(s), s.names) for s in fresh.sources] == [(LiveSource, ["pixels", "hog", "local_std"])]
-    for source in (*fresh.sources, *cached.sources):
+    assert [(type(s), s.names) for s in cached.method.sources] == [(CachedSource, ["pixels", "hog", "local_std"])]
+    assert [(type(s), s.names) for s in fresh.method.sources] == [(LiveSource, ["pixels", "hog", "local_std"])]
+    for source in (*fresh.method.sources, *cached.method.sources):
         source.prepare("cpu")  # what the trainer does in setup: the cache is built here
     idx = torch.as_tensor(data.train_indices[:8])
     x = torch.stack([data.views[int(i)][0] for i in idx])
-    a, b = fresh.targets(x, idx), cached.targets(x, idx)
+    a, b = fresh.method.targets(x, idx), cached.method.targets(x, idx)
     assert list(a) == list(b) == ["pixels", "hog", "local_std"]
     for name in a:
         torch.testing.assert_close(b[name], a[name], rtol=2e-3, atol=2e-3, msg=name)  # float16 storage
@@ -329,11 +318,11 @@ def test_project_dim_applies_without_a_cache_and_equals_the_cached_projection(ci
     cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [*over, f"representations.cache_dir={tmp_path / 'cache'}"])
     data = build_data(live_cfg)
     live, cached = build_module(live_cfg, data, tiny_model(), FEATURE_DIM), build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
-    for source in (*live.sources, *cached.sources):
+    for source in (*live.method.sources, *cached.method.sources):
         source.prepare("cpu")
     idx = torch.as_tensor(data.train_indices[:8])
     x = torch.stack([data.views[int(i)][0] for i in idx])
-    a, b = live.targets(x, idx), cached.targets(x, idx)
+    a, b = live.method.targets(x, idx), cached.method.targets(x, idx)
     # every one is wider than 100 at 16 px (pixels and local std 768, HOG 864): all projected to 100
     assert {k: v.shape[1] for k, v in a.items()} == {k: v.shape[1] for k, v in b.items()} == {"pixels": 100, "hog": 100, "local_std": 100}
     for name in a:

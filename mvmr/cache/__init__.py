@@ -7,9 +7,16 @@
 
 from mvmr.cache.build import build_cache, open_or_build
 from mvmr.cache.integrity import CorruptCacheError
-from mvmr.cache.manifest import (CacheError, CacheMismatchError, IncompleteCacheError, dataset_fingerprint,
-                                 describe_representation, expected_manifest)
+from mvmr.cache.manifest import (
+    CacheError,
+    CacheMismatchError,
+    IncompleteCacheError,
+    dataset_fingerprint,
+    describe_representation,
+    expected_manifest,
+)
 from mvmr.cache.store import CachedDataset, FeatureCache, StoredViewParameters
 
-__all__ = ["CacheError", "CacheMismatchError", "CorruptCacheError", "CachedDataset", "FeatureCache", "IncompleteCacheError", "StoredViewParameters", "build_cache",
-           "dataset_fingerprint", "describe_representation", "expected_manifest", "open_or_build"]
+__all__ = ["CacheError", "CacheMismatchError", "CorruptCacheError", "CachedDataset", "FeatureCache",
+           "IncompleteCacheError", "StoredViewParameters", "build_cache", "dataset_fingerprint",
+           "describe_representation", "expected_manifest", "open_or_build"]

@@ -34,18 +34,35 @@ import shutil
 import time
 import uuid
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from numpy.lib.format import open_memmap
 from torch.utils.data import DataLoader, Subset
 
-from mvmr.cache.manifest import (DTYPE, FLOAT16_MAX, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MARKER, VIEWS_DTYPE,
-                                 VIEWS_FILE, CacheError, CacheMismatchError, IncompleteCacheError, dataset_fingerprint,
-                                 expected_manifest, item_image, manifest_entry, named_representations, read_manifest,
-                                 views_entry)
 from mvmr.cache.integrity import CorruptCacheError, integrity_entry
+from mvmr.cache.manifest import (
+    DTYPE,
+    FLOAT16_MAX,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST,
+    MARKER,
+    VIEWS_DTYPE,
+    VIEWS_FILE,
+    CacheError,
+    CacheMismatchError,
+    IncompleteCacheError,
+    dataset_fingerprint,
+    expected_manifest,
+    item_image,
+    manifest_entry,
+    named_representations,
+    read_manifest,
+    views_entry,
+)
 from mvmr.cache.store import FeatureCache
 from mvmr.cache.writing import RowFile, npy_bytes, rank_checksums, reserve
 from mvmr.representations.base import Representation
@@ -74,7 +91,7 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
     (a full read), is rebuilt with a warning. ``build_options`` go to :func:`build_cache`.
     """
     root, group = Path(root), group or current_group()
-    settings = dict(image_size=image_size, project_dim=project_dim, seed=seed)
+    settings: dict[str, Any] = dict(image_size=image_size, project_dim=project_dim, seed=seed)
 
     def decide() -> tuple[str, str]:
         fp = fingerprint if fingerprint is not None else dataset_fingerprint(dataset)
@@ -112,10 +129,11 @@ def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
                                 None if cache is None else cache.manifest.get("build_id")))
     failed = first_error([r[0] for r in reports])
     if failed is not None:
-        raise CacheError(f"rank {failed[0]} cannot open the feature cache at {root} ({failed[1]}); the cache must live on "
-                         f"a filesystem every rank sees, or be copied whole to every node")
+        raise CacheError(f"rank {failed[0]} cannot open the feature cache at {root} ({failed[1]}); the cache must "
+                         f"live on a filesystem every rank sees, or be copied whole to every node")
     if len({r[1] for r in reports}) > 1:
-        raise CacheError(f"the ranks see different feature caches at {root} (build ids {sorted({str(r[1]) for r in reports})}); "
+        raise CacheError(f"the ranks see different feature caches at {root} "
+                         f"(build ids {sorted({str(r[1]) for r in reports})}); "
                          f"copy the same finished folder to every node, or use a shared filesystem")
     assert cache is not None
     return cache
@@ -207,7 +225,8 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         if not group.distributed:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop], checksums))
+    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop],
+                                checksums))
     failed = first_error([r[0] for r in reports])
     if failed is not None:
         if group.is_main:
@@ -266,7 +285,7 @@ def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, R
     buffers: dict[str, list[torch.Tensor]] = {}
     written: dict[str, int] = {}
     limit: dict[str, int] = {}
-    for (name, rep), entry in zip(pairs, entries):
+    for (name, rep), entry in zip(pairs, entries, strict=True):
         rep.to(device).eval()
         if entry["projection"] is not None:
             projections[name] = proj = RandomProjection(entry["raw_dim"], entry["dim"], seed, key=name)
@@ -301,7 +320,7 @@ def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, R
                 files[VIEWS_FILE].write_rows(row, batch[1].numpy().astype(VIEWS_DTYPE))
             images = images.to(device, non_blocking=True)
             b = images.shape[0]
-            for (name, rep), entry in zip(pairs, entries):
+            for (name, rep), entry in zip(pairs, entries, strict=True):
                 feats = rep(images)
                 if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (b, entry["raw_dim"]):
                     got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def chunk_count(n: int, rows: int) -> int:
 def chunk_checksum(array: np.ndarray, chunk: int, rows: int) -> int:
     """CRC-32 of the bytes of rows ``[chunk * rows, (chunk + 1) * rows)`` of a C-contiguous ``array``."""
     block = np.ascontiguousarray(array[chunk * rows : (chunk + 1) * rows])
-    return zlib.crc32(block.view(np.uint8).reshape(-1)) if block.size else zlib.crc32(b"")
+    return zlib.crc32(block.view(np.uint8).reshape(-1).data) if block.size else zlib.crc32(b"")
 
 
 def shard_checksums(array: np.ndarray, start: int, stop: int, rows: int) -> dict[int, int]:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,9 +65,11 @@ def item_image(item: Any) -> torch.Tensor:
     """The clean image of a dataset item: the item itself or its first element, checked."""
     image = item[0] if isinstance(item, (tuple, list)) else item
     if not isinstance(image, torch.Tensor):
-        raise CacheError(f"dataset items must be tensors or tuples starting with an image tensor, got {type(image).__name__}")
+        raise CacheError(f"dataset items must be tensors or tuples starting with an image tensor, "
+                         f"got {type(image).__name__}")
     if image.ndim != 3 or not image.is_floating_point():
-        raise CacheError(f"dataset images must be float (C, H, W) tensors in [0, 1], got {image.dtype} of shape {tuple(image.shape)}")
+        raise CacheError(f"dataset images must be float (C, H, W) tensors in [0, 1], got {image.dtype} "
+                         f"of shape {tuple(image.shape)}")
     return image
 
 
@@ -173,7 +176,8 @@ def expected_manifest(*, dataset: Any, representations: Sequence[Representation]
         "n": len(dataset),
         "dataset_fingerprint": fingerprint if fingerprint is not None else dataset_fingerprint(dataset),
         "image_size": image_size, "project_dim": project_dim, "seed": seed,
-        "representations": [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)],
+        "representations": [manifest_entry(i, name, rep, shape, project_dim, seed)
+                            for i, (name, rep) in enumerate(pairs)],
     }
 
 
@@ -199,9 +203,9 @@ def read_manifest(root: Path) -> dict[str, Any]:
         old = isinstance(manifest.get("version"), int) and manifest["version"] < FORMAT_VERSION
         why = (" (an older mvmr wrote it, without the per-chunk checksums this version checks every read against)"
                if old else " (a newer mvmr wrote it)")
-        raise CacheMismatchError(f"feature cache at {root}: field 'version' differs: cached={manifest.get('version')!r}, "
-                                 f"current={FORMAT_VERSION!r}{why}; rebuild it (`mvmr cache --rebuild`, rebuild=True, "
-                                 f"or delete the folder)")
+        raise CacheMismatchError(f"feature cache at {root}: field 'version' differs: "
+                                 f"cached={manifest.get('version')!r}, current={FORMAT_VERSION!r}{why}; rebuild it "
+                                 f"(`mvmr cache --rebuild`, rebuild=True, or delete the folder)")
     if not manifest.get("complete", False):
         raise IncompleteCacheError(f"feature cache at {root} is incomplete; rebuild it")
     return manifest
@@ -219,7 +223,8 @@ def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str,
     def differ(field: str, cached: Any, current: Any) -> CacheMismatchError:
         return CacheMismatchError(
             f"feature cache at {root} does not match the current configuration: field {field!r} differs "
-            f"(cached={cached!r}, current={current!r}); rebuild the cache (--rebuild / rebuild=True) or use another directory"
+            f"(cached={cached!r}, current={current!r}); rebuild the cache (--rebuild / rebuild=True) "
+            "or use another directory"
         )
 
     unknown = set(expect) - _EXPECT_KEYS

@@ -9,16 +9,16 @@ chunk is ever returned.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from mvmr.cache.integrity import ChunkVerifier, CorruptCacheError, check_file
-from mvmr.cache.manifest import (DTYPE, VIEWS_DTYPE, CacheError, IncompleteCacheError, check_manifest,
-                                 read_manifest)
+from mvmr.cache.manifest import DTYPE, VIEWS_DTYPE, CacheError, IncompleteCacheError, check_manifest, read_manifest
 from mvmr.utils.row_index import row_index
 
 __all__ = ["FeatureCache", "CachedDataset", "StoredViewParameters"]
@@ -40,7 +40,7 @@ class FeatureCache:
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
-             verify: bool = True) -> "FeatureCache":
+             verify: bool = True) -> FeatureCache:
         """Open a complete cache; with ``expect`` (:func:`~mvmr.cache.manifest.expected_manifest`),
         refuse one that does not match, naming the field (:class:`CacheMismatchError`).
 

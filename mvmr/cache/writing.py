@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class RowFile:
 
     def write_rows(self, row: int, values: np.ndarray) -> None:
         """Write ``values`` (rows of the file's dtype) as rows ``row, row + 1, ...`` of the file."""
-        data = memoryview(np.ascontiguousarray(values)).cast("B")
+        data = np.ascontiguousarray(values).data.cast("B")
         position = self.offset + row * self.row_bytes
         with self._disk_full_reported():
             while data:

@@ -15,7 +15,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, config_help: str = "co
                             help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start "
                                  "afresh; or a checkpoint")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_epochs=10")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. trainer.max_epochs=10")
 
 
 def load_run_config(args: argparse.Namespace) -> Any:

@@ -16,6 +16,7 @@ bar chart (``table<N>.png``) are written at the end.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "run the paper's ablation tables 5-8 from one base config (resumable; --launcher print for clusters)"
 #: the defaults of the evaluation flags (a flag that differs is passed on to each row's command)
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="YAML", help="base config file or shipped name")
     parser.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                         help="only these rows (keys like L1+L3, pixels+hog, crop+flip, 1024-1024; comma lists allowed)")
-    parser.add_argument("--out", default="runs/ablation", metavar="DIR", help="root folder (rows go to DIR/table<N>/<row>)")
+    parser.add_argument("--out", default="runs/ablation", metavar="DIR",
+                        help="root folder (rows go to DIR/table<N>/<row>)")
     parser.add_argument("--launcher", choices=("none", "print"), default="none",
                         help="print: run nothing, print a SLURM array-job script (one task per row) for sbatch")
     g = parser.add_argument_group("SLURM resources of each row (--launcher print)")
@@ -47,11 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--probe-root", default=None, help="labelled dataset root (default: the config's data.root)")
     g.add_argument("--probe-train-split")
     g.add_argument("--probe-test-split")
-    g.add_argument("--probe-train-size", type=int, default=None, metavar="N", help="fixed random subset of the train split")
-    g.add_argument("--probe-test-size", type=int, default=None, metavar="N", help="fixed random subset of the test split")
+    g.add_argument("--probe-train-size", type=int, default=None, metavar="N",
+                   help="fixed random subset of the train split")
+    g.add_argument("--probe-test-size", type=int, default=None, metavar="N",
+                   help="fixed random subset of the test split")
     g.add_argument("--probe-epochs", type=int, help="linear probe epochs (paper: 100)")
     g.add_argument("--probe-lr", type=float, help="linear probe lr (paper: 1e-4)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides applied to the base config of every row")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="overrides applied to the base config of every row")
     parser.set_defaults(**_PROBE_DEFAULTS)
 
 
@@ -67,8 +72,8 @@ def _probe_args(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mvmr.workflows import ablation
     from mvmr.config import load_config
+    from mvmr.workflows import ablation
 
     if args.rows:  # `--rows A B key=value`: argparse gives the overrides after --rows to --rows
         args.overrides = [*[r for r in args.rows if "=" in r], *args.overrides]
@@ -87,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     probe = ablation.ProbeSettings(kind=args.probe_kind, root=args.probe_root, train_split=args.probe_train_split,
                                    test_split=args.probe_test_split, train_size=args.probe_train_size,
                                    test_size=args.probe_test_size, epochs=args.probe_epochs, lr=args.probe_lr)
-    results = {} if args.collect else {row.key: ablation.run_row(configs[row.key], probe, key=row.key, reuse=args.reuse)
-                                       for row in rows}
+    results: dict[str, dict[str, Any] | None] = {} if args.collect else {
+        row.key: ablation.run_row(configs[row.key], probe, key=row.key, reuse=args.reuse) for row in rows}
     all_rows = ablation.table_rows(args.table, base)
     for row in all_rows:  # the table shows every finished row of this table, not only this call's
         if results.get(row.key) is None:

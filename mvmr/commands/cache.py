@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         source.check_all = True  # a full read: a damaged cache is rebuilt here, not found mid-training
         source.prepare(device)
         cache = source.cache
+        if cache is None:  # prepare() opens or builds it
+            raise RuntimeError(f"{source!r}: prepare() left no feature cache")
         dims = ", ".join(f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")
                          for name, d in cache.dims.items())
         verb = "built" if source.build_seconds is not None else "reused"

@@ -21,8 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Fashion-MNIST folder with the idx .gz files (default: /usr/share/datasets/fashion-mnist)")
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/demo)")
     parser.add_argument("--fresh", action="store_true", help="delete an earlier demo run in the folder and start over")
-    parser.add_argument("--probe-train", type=int, default=10000, metavar="N", help="labelled train images for the probe (default 10000)")
-    parser.add_argument("--probe-test", type=int, default=10000, metavar="N", help="test images for the probe (default 10000: the whole test set)")
+    parser.add_argument("--probe-train", type=int, default=10000, metavar="N",
+                        help="labelled train images for the probe (default 10000)")
+    parser.add_argument("--probe-test", type=int, default=10000, metavar="N",
+                        help="test images for the probe (default 10000: the whole test set)")
     parser.add_argument("--peer", default="vicreg", choices=["vicreg", "barlow_twins", "none"],
                         help="the peer method trained at the same budget (default vicreg; none: MV-MR alone)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of configs/demo.yaml")

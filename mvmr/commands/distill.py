@@ -25,13 +25,14 @@ HELP = "label-free distillation of a frozen teacher into a student with MV-MR (r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, distill_demo_paper, "
-                                          "distill_clip_imagenet)")
+    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, "
+                                          "distill_demo_paper, distill_clip_imagenet)")
     parser.add_argument("--evaluate", action="store_true",
-                        help="after training, linear-probe student, teacher and a random student, time the steps, write the report")
+                        help="after training, linear-probe student, teacher and a random student, time the steps, "
+                             "write the report")
     parser.add_argument("--compare-ssl", action="store_true",
-                        help="also train the same student by MV-MR self-supervision alone (same budget) into <run>/ssl-baseline "
-                             "and add it to the report (implies --evaluate)")
+                        help="also train the same student by MV-MR self-supervision alone (same budget) into "
+                             "<run>/ssl-baseline and add it to the report (implies --evaluate)")
     parser.add_argument("--ssl-run", default=None, metavar="DIR",
                         help="an existing self-supervised run folder to add to the report instead (implies --evaluate)")
     parser.add_argument("--no-timing", action="store_true", help="leave the step-time comparison out of the report")

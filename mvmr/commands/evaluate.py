@@ -38,9 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("protocol", choices=PROTOCOLS, help="which evaluation to run")
     src = parser.add_argument_group("what to evaluate (exactly one of --checkpoint, --encoder, --representation)")
     src.add_argument("--checkpoint", metavar="PATH", help="exported backbone (.safetensors/.pt) or Lightning .ckpt")
-    src.add_argument("--encoder", metavar="SPEC", help="random:<name>, torchvision:<name> or timm:<name> (the latter two need --weights)")
-    src.add_argument("--weights", metavar="FILE", help="local weight file for torchvision:/timm: encoders (never downloaded)")
-    src.add_argument("--representation", metavar="NAME", help="hand-crafted representation, e.g. hog (linear probe on it)")
+    src.add_argument("--encoder", metavar="SPEC",
+                     help="random:<name>, torchvision:<name> or timm:<name> (the latter two need --weights)")
+    src.add_argument("--weights", metavar="FILE",
+                     help="local weight file for torchvision:/timm: encoders (never downloaded)")
+    src.add_argument("--representation", metavar="NAME",
+                     help="hand-crafted representation, e.g. hog (linear probe on it)")
     src.add_argument("--arch", help="architecture of a .ckpt when it does not record one (e.g. resnet50)")
     src.add_argument("--encoder-prefix", help="state_dict prefix of the encoder in a .ckpt (default: found)")
     src.add_argument(
@@ -49,14 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", metavar="ROOT", help="dataset root (VOCdevkit for voc07)")
-    data.add_argument("--dataset", default="imagefolder", help="dataset kind for mvmr.data.build_dataset (default imagefolder)")
+    data.add_argument("--dataset", default="imagefolder",
+                      help="dataset kind for mvmr.data.build_dataset (default imagefolder)")
     data.add_argument("--train-split", default=None, help="training split (default train; trainval for voc07)")
-    data.add_argument("--test-split", default=None, help="test split (default test, or val when there is no test folder)")
-    data.add_argument("--image-size", type=int, default=None, help="resize + centre-crop images to this size (voc07 default 224)")
+    data.add_argument("--test-split", default=None,
+                      help="test split (default test, or val when there is no test folder)")
+    data.add_argument("--image-size", type=int, default=None,
+                      help="resize + centre-crop images to this size (voc07 default 224)")
     data.add_argument("--channels", type=int, choices=(1, 3), default=None, help="convert images to 1 or 3 channels")
     data.add_argument("--skip-corrupt", action="store_true", help="skip unreadable image files instead of failing")
-    data.add_argument("--limit-train", type=int, default=None, metavar="N", help="class-balanced sample of N training images")
-    data.add_argument("--limit-test", type=int, default=None, metavar="N", help="class-balanced sample of N test images")
+    data.add_argument("--limit-train", type=int, default=None, metavar="N",
+                      help="class-balanced sample of N training images")
+    data.add_argument("--limit-test", type=int, default=None, metavar="N",
+                      help="class-balanced sample of N test images")
     tr = parser.add_argument_group("protocol settings (defaults from the paper)")
     tr.add_argument("--epochs", type=int, default=100)
     tr.add_argument("--lr", type=float, default=1e-4)
@@ -64,16 +72,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--weight-decay", type=float, default=0.0)
     tr.add_argument("--val-fraction", type=float, default=None,
                     help="hold-out for choosing the epoch: of the training set for linear/voc07 (default 0.1), of the "
-                         "labelled subset for finetune (default 0: the paper's fixed schedule, no label beyond the budget)")
+                         "labelled subset for finetune (default 0: the paper's fixed schedule, no label beyond the "
+                         "budget)")
     tr.add_argument("--augment", dest="augment", action="store_true", default=None,
                     help="linear: train on augmented views (features re-extracted each epoch; slow)")
     tr.add_argument("--no-augment", dest="augment", action="store_false", help="finetune: no crop/flip augmentation")
     tr.add_argument("--no-standardize", action="store_true",
-                    help="linear/voc07: no standardisation of the features (train-set mean/std) before the linear layer")
+                    help="linear/voc07: no standardisation of the features (train-set mean/std) before the linear "
+                         "layer")
     tr.add_argument("--k", type=int, default=20, help="knn: neighbours")
     tr.add_argument("--temperature", type=float, default=0.07, help="knn: weight temperature")
-    tr.add_argument("--fraction", type=float, default=None, help="finetune: label fraction, e.g. 0.01 or 0.1 (default 0.01)")
-    tr.add_argument("--subset-file", default=None, help="finetune: file of image names (ImageNet 1%%/10%% subset format)")
+    tr.add_argument("--fraction", type=float, default=None,
+                    help="finetune: label fraction, e.g. 0.01 or 0.1 (default 0.01)")
+    tr.add_argument("--subset-file", default=None,
+                    help="finetune: file of image names (ImageNet 1%%/10%% subset format)")
     tr.add_argument("--ap", choices=("none", "11point"), default="none",
                     help="voc07: average precision without interpolation (default, = scikit-learn) or VOC's 11-point")
     tr.add_argument("--method", choices=("auto", "tsne", "umap"), default="auto", help="embed: t-SNE or UMAP")
@@ -81,7 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tr.add_argument("--seed", type=int, default=0)
     run_group = parser.add_argument_group("running")
     run_group.add_argument("--out", metavar="RUN_DIR", default=None,
-                           help="run folder for results (default: the checkpoint's run folder, else runs/eval-<encoder>)")
+                           help="run folder for results (default: the checkpoint's run folder, "
+                                "else runs/eval-<encoder>)")
     run_group.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run_group.add_argument("--num-workers", type=int, default=0, help="data loading workers")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bars")

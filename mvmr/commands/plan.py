@@ -7,8 +7,8 @@ Example::
     mvmr plan --config imagenet --images 1281167 --throughput 1800 --json
 
 Without ``--measure`` or ``--throughput`` (images per second per process, e.g. from
-``benchmarks/gpu_check.py``) the times are left open. Without its files, a shipped dataset (STL10, ImageNet-1K, CIFAR-10/100,
-Fashion-MNIST) is planned at its known size; other data needs ``--images N``.
+``benchmarks/gpu_check.py``) the times are left open. Without its files, a shipped dataset (STL10, ImageNet-1K,
+CIFAR-10/100, Fashion-MNIST) is planned at its known size; other data needs ``--images N``.
 """
 
 from __future__ import annotations
@@ -23,16 +23,18 @@ HELP = "the cost of a run before its launch: dimensions, bytes, FLOPs, memory, c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, resume=False)
-    parser.add_argument("--images", type=int, default=None, metavar="N", help="training images (default: count the data)")
-    parser.add_argument("--measure", type=int, default=0, metavar="STEPS", help="time this many real training steps here")
+    parser.add_argument("--images", type=int, default=None, metavar="N",
+                        help="training images (default: count the data)")
+    parser.add_argument("--measure", type=int, default=0, metavar="STEPS",
+                        help="time this many real training steps here")
     parser.add_argument("--throughput", type=float, default=None, metavar="IMG_PER_S",
                         help="images per second per process measured elsewhere (e.g. benchmarks/gpu_check.py)")
     parser.add_argument("--timing-images", type=int, default=32, metavar="N",
                         help="the batch each representation is timed on, after a warm-up on the same batch (0: skip; "
                              "the cache build time is then open)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU run "
-                             "from a CPU-only login node")
+                        help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU "
+                             "run from a CPU-only login node")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 

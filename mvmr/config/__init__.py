@@ -10,11 +10,30 @@ key: ``loss.l3: expected one of 'maximize', 'minimize', got 'foo'``) and :mod:`~
 >>> print(to_yaml(cfg))
 """
 
-from mvmr.config.load import (CONFIG_DIR, apply_overrides, load_config, resolve_config_path, save_config,
-                              shipped_configs, to_yaml)
-from mvmr.config.schema import (AugmentationConfig, Config, DataConfig, EvaluationConfig, LossConfig, ModelConfig,
-                                OptimConfig, ProbeConfig, RegressionConfig, RepresentationsConfig, RepresentationSpec,
-                                TeacherConfig, TrainerConfig)
+from mvmr.config.load import (
+    CONFIG_DIR,
+    apply_overrides,
+    load_config,
+    resolve_config_path,
+    save_config,
+    shipped_configs,
+    to_yaml,
+)
+from mvmr.config.schema import (
+    AugmentationConfig,
+    Config,
+    DataConfig,
+    EvaluationConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    ProbeConfig,
+    RegressionConfig,
+    RepresentationsConfig,
+    RepresentationSpec,
+    TeacherConfig,
+    TrainerConfig,
+)
 from mvmr.config.validate import from_dict, to_dict, validate
 
 __all__ = [

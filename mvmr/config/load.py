@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -150,7 +151,8 @@ def _apply_override(tree: DictConfig, text: str) -> None:
         raise ConfigError(f"override {text!r}: empty key")
     dotted = ".".join(parts)
     try:  # OmegaConf's YAML reading of a dotlist value, without resolving it
-        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"]))["value"] if raw.strip() else ""
+        value = (cast(dict, OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"])))["value"]
+                 if raw.strip() else "")
     except yaml.YAMLError as err:
         raise ConfigError(f"{dotted}: cannot parse value {raw!r}: {err}") from None
     node: Any = tree

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, with_config
 from pydantic_core import PydanticCustomError
@@ -368,9 +369,9 @@ class Config:
                                                      "it can name the representations, teachers and methods they "
                                                      "register, e.g. [my_pkg.reps]")] = field(default_factory=list)
     method: Annotated[Text, Field(min_length=1, description="the self-supervised method's registered name: mvmr, "
-                                                            "vicreg, barlow_twins or a plugin's")] = "mvmr"
-    method_kwargs: Annotated[dict[str, Any], Field(description="keyword arguments of the method's loss, e.g. "
-                                                               "VICReg's weights")] = field(default_factory=dict)
+                                                            "vicreg, barlow_twins, byol or a plugin's")] = "mvmr"
+    method_kwargs: Annotated[dict[str, Any], Field(description="the method's own settings, e.g. VICReg's loss weights, "
+                                                               "BYOL's momentum_start")] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

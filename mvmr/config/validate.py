@@ -14,14 +14,23 @@ import difflib
 import functools
 import re
 import types
+from collections.abc import Callable, Mapping
 from dataclasses import fields, is_dataclass
-from typing import Annotated, Any, Callable, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from mvmr.config.schema import (Config, DataConfig, LossConfig, ModelConfig, OptimConfig, RepresentationsConfig,
-                                TeacherConfig, TrainerConfig)
+from mvmr.config.schema import (
+    Config,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RepresentationsConfig,
+    TeacherConfig,
+    TrainerConfig,
+)
 from mvmr.data import DATASET_KINDS
 from mvmr.errors import ConfigError
 from mvmr.plugins import import_plugins
@@ -183,7 +192,8 @@ def _check_data(data: DataConfig, prefix: str) -> None:
 
 def _check_model(model: ModelConfig, prefix: str) -> None:
     """mean and std come together, one value per channel."""
-    if (model.mean is None) != (model.std is None) or (model.mean is not None and len(model.mean) != len(model.std)):
+    mean, std = model.mean, model.std
+    if (mean is None) != (std is None) or (mean is not None and std is not None and len(mean) != len(std)):
         raise ConfigError(f"{prefix}std: give mean and std together, with one value per channel")
 
 

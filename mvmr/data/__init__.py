@@ -13,7 +13,6 @@ training items ``(x_clean, x_aug, index, label)``.
 
 from __future__ import annotations
 
-
 from mvmr.data.arrays import ArrayImageDataset, MemmapImages
 from mvmr.data.base import ImageDataset
 from mvmr.data.datasets import DATASET_KINDS, build_dataset

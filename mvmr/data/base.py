@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
             image = resize_center_crop(image, self.size)
         return image, int(label)
 
-    def with_size(self, size: int | None) -> "ImageDataset":
+    def with_size(self, size: int | None) -> ImageDataset:
         """The same dataset with its images resized (shorter side) and centre-cropped to ``size``
         (None: as decoded). A shallow copy: files, arrays, labels and the content fingerprint are
         shared, so the training views can decode the full image once while the feature cache and

@@ -22,8 +22,8 @@ FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ]
 _PREFIX = {"train": "train", "test": "t10k"}
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -77,14 +77,14 @@ def fashion_mnist(
         except Exception as exc:  # network errors come in many types
             raise DataError(f"downloading Fashion-MNIST into {root} failed: {exc}") from exc
         found = [_find(root, n) for n in names]
-    if None in found:
-        missing = [n for n, p in zip(names, found) if p is None]
+    images_path, labels_path = found
+    if images_path is None or labels_path is None:
+        missing = [n for n, p in zip(names, found, strict=True) if p is None]
         raise DataError(
             f"fashion_mnist not found: looked for {', '.join(m + '.gz' for m in missing)} in {root} and "
             f"{root / 'FashionMNIST' / 'raw'}. Install Debian's dataset-fashion-mnist package (files in "
             f"{FASHION_MNIST_ROOT}), pass download=True on a machine with internet, or put the idx .gz files in {root}."
         )
-    images_path, labels_path = found
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

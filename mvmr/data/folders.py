@@ -132,7 +132,7 @@ class FileImageDataset(ImageDataset):
         with ThreadPoolExecutor(max_workers=16) as pool:
             stats = list(pool.map(stat, self._relative, chunksize=1024))
         parts: list[bytes | str] = ["classes=" + "\n".join(self.classes)]
-        for relative, label, (nbytes, mtime) in zip(self._relative, self.labels.tolist(), stats):
+        for relative, label, (nbytes, mtime) in zip(self._relative, self.labels.tolist(), stats, strict=True):
             parts.append(relative + f"\t{nbytes}\t{mtime}\t{label}".encode())
         return hash_parts(parts)
 

@@ -66,7 +66,8 @@ def _from_hub(name: str, split: str, download: bool) -> Any:
     try:
         return datasets.load_dataset(snapshot, split=split)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {name!r} split {split!r} from the Hugging Face cache ({snapshot}): {exc}") from exc
+        raise DataError(f"cannot read {name!r} split {split!r} from the Hugging Face cache ({snapshot}): "
+                        f"{exc}") from exc
 
 
 def open_hf_dataset(name: str, split: str, *, download: bool = False) -> Any:

@@ -18,7 +18,8 @@ the view the teacher saw. Here:
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +29,12 @@ from mvmr.data.base import hash_parts
 from mvmr.data.image_utils import resize_center_crop, to_float
 from mvmr.data.views import TwoViews
 from mvmr.errors import DataError
-from mvmr.transforms.augmentation import (PARAMETER_COLUMNS, PaperAugmentation, parameters_to_vector,
-                                          vector_to_parameters)
+from mvmr.transforms.augmentation import (
+    PARAMETER_COLUMNS,
+    PaperAugmentation,
+    parameters_to_vector,
+    vector_to_parameters,
+)
 
 __all__ = ["AugmentedViewBank", "StoredViews"]
 

@@ -9,7 +9,8 @@ They yield ``(view_1, ..., view_N, index, label)``; the index keys the feature c
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -115,7 +116,8 @@ class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor, int, int]]):
         return x_clean, x_aug.to(torch.float32), int(index), int(label)
 
     def __repr__(self) -> str:
-        return f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, dataset={self.dataset!r})"
+        return (f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, "
+                f"dataset={self.dataset!r})")
 
 
 class TwoAugmentedViews(TwoViews):
@@ -152,7 +154,7 @@ class MultiViews(TwoViews):
         image, label = self.dataset[index]
         image = to_float(image)
         g = None if self.seed is None else self._generator(int(index))
-        out = []
+        out: list[torch.Tensor] = []
         for size, augmentation in self.views:
             if augmentation is None:
                 view = resize_center_crop(image, size).clone()

@@ -29,9 +29,10 @@ from mvmr.evaluation.subsets import balanced_subset, read_subset_file, stratifie
 from mvmr.evaluation.voc07 import VOC2007Classification, run_voc07
 
 __all__ = [
-    "EmbedConfig", "FeatureExtractor", "FinetuneConfig", "FrozenEvaluation", "KNNConfig", "LinearConfig", "ProtocolResult",
-    "VOC2007Classification", "average_precision", "balanced_subset", "build_report", "check_same_classes", "embed_2d",
-    "evaluate_frozen", "extract_features", "fit_with_selection", "knn_scores", "load_results", "mean_average_precision",
-    "plot_embedding", "read_subset_file", "resolve_encoder", "run_embed", "run_finetune", "run_knn", "run_linear",
-    "run_voc07", "save_result", "stratified_split", "topk_accuracy", "write_report",
+    "EmbedConfig", "FeatureExtractor", "FinetuneConfig", "FrozenEvaluation", "KNNConfig", "LinearConfig",
+    "ProtocolResult", "VOC2007Classification", "average_precision", "balanced_subset", "build_report",
+    "check_same_classes", "embed_2d", "evaluate_frozen", "extract_features", "fit_with_selection", "knn_scores",
+    "load_results", "mean_average_precision", "plot_embedding", "read_subset_file", "resolve_encoder", "run_embed",
+    "run_finetune", "run_knn", "run_linear", "run_voc07", "save_result", "stratified_split", "topk_accuracy",
+    "write_report",
 ]

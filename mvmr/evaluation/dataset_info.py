@@ -32,7 +32,7 @@ def _subset_indices(dataset: Dataset) -> np.ndarray | None:
     if indices is not None:
         return np.asarray(indices, dtype=np.int64)
     if getattr(dataset, "labels", None) is None and len(dataset) == len(inner):  # type: ignore[arg-type]
-        return np.arange(len(inner), dtype=np.int64)  # type: ignore[arg-type]
+        return np.arange(len(inner), dtype=np.int64)
     return None
 
 
@@ -83,9 +83,10 @@ def check_same_classes(train: Dataset, test: Dataset, *, names: tuple[str, str] 
     only_a = sorted(set(a) - set(b))
     only_b = sorted(set(b) - set(a))
     if only_a or only_b:
-        parts = [f"only in {name}: {', '.join(only)}" for name, only in zip(names, (only_a, only_b)) if only]
+        parts = [f"only in {name}: {', '.join(only)}"
+                 for name, only in zip(names, (only_a, only_b), strict=True) if only]
         raise DataError(f"the {names[0]} and {names[1]} datasets have different classes ({len(a)} vs {len(b)}); "
                         + "; ".join(parts))
-    first = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
     raise DataError(f"the {names[0]} and {names[1]} datasets list the same classes in a different order "
                     f"(position {first}: {a[first]!r} vs {b[first]!r}), so their labels disagree")

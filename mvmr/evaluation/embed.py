@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed:
     if n < 3:
         raise ValueError(f"a 2-D map needs at least 3 points, got {n}")
     if method == "umap":
-        import umap  # type: ignore[import-not-found]
+        import umap
 
         return np.asarray(umap.UMAP(n_components=2, random_state=seed).fit_transform(x))
     if method != "tsne":
@@ -120,7 +121,7 @@ def embed_result(features: torch.Tensor, labels: torch.Tensor, out_dir: str | os
     method = config.resolved_method()
     out, n = embed_on_features(features, labels, Path(out_dir) / "plots" / f"embed-{method}.png", config=config,
                                class_names=class_names, title=f"{method}: {encoder}")
-    metrics = {"num_test": n, "feature_dim": int(features.shape[1])}
+    metrics: dict[str, float] = {"num_test": n, "feature_dim": int(features.shape[1])}
     return ProtocolResult(protocol="embed", variant=method, metrics=metrics, encoder=encoder, dataset=dataset,
                           config=config.summary(), artifacts={"map": str(out)})
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -21,7 +22,8 @@ from mvmr.evaluation.extractor import FeatureExtractor
 from mvmr.models import build_encoder, load_backbone, load_state_dict_strict, read_lightning_checkpoint, read_state_dict
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 
-__all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix", "infer_resnet_arch"]
+__all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix",
+           "infer_resnet_arch"]
 
 _SOURCES = ("random", "torchvision", "timm")
 
@@ -85,7 +87,7 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
     except ImportError as exc:
         raise ConfigError(f"timm:{name} needs the timm package: pip install timm (or mvmr[teachers])") from exc
     try:
-        model = timm.create_model(name, pretrained=False)
+        model: Any = timm.create_model(name, pretrained=False)  # reset_classifier, num_features
     except RuntimeError as exc:
         raise ConfigError(f"unknown timm model {name!r}: {exc}") from exc
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
@@ -121,7 +123,8 @@ def _representation_extractor(name: str) -> FeatureExtractor:
 def _backbone_extractor(path: Path) -> FeatureExtractor:
     encoder, meta = load_backbone(path)
     if "mean" not in meta or "std" not in meta:
-        raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); re-export it with save_backbone")
+        raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); "
+                              "re-export it with save_backbone")
     feature_dim = int(meta["feature_dim"]) if "feature_dim" in meta else None
     return FeatureExtractor(encoder, mean=meta["mean"], std=meta["std"], description=f"checkpoint:{path}",
                             feature_dim=feature_dim, metadata=dict(meta))
@@ -245,7 +248,8 @@ def resolve_encoder(*, checkpoint: str | os.PathLike[str] | None = None, encoder
     ``random:`` encoder. Raises :class:`ConfigError` for bad arguments or missing local weights and
     :class:`CheckpointError` for unreadable or unfitting weights.
     """
-    given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation)) if v]
+    given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation))
+             if v]
     if len(given) != 1:
         got = f" (got {', '.join(given)})" if given else ""
         raise ConfigError("give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, "

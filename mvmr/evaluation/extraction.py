@@ -9,8 +9,9 @@ is the part of every protocol's settings that says how. :class:`RandomCropFlip` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

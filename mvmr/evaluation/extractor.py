@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ class FeatureExtractor(nn.Module):
         feature_dim: F when known in advance; ``trainable``: False for fixed maps (representations).
         metadata: free-form details (checkpoint metadata, architecture, ...), saved with results.
     """
+
+    mean: torch.Tensor | None  # buffers (1, C, 1, 1), both None or both set
+    std: torch.Tensor | None
 
     def __init__(self, backbone: nn.Module, *, mean: Sequence[float] | None = IMAGENET_MEAN,
                  std: Sequence[float] | None = IMAGENET_STD, description: str = "encoder",
@@ -54,7 +58,7 @@ class FeatureExtractor(nn.Module):
         if images.ndim != 4:
             raise ValueError(f"expected images of shape (B, C, H, W), got {tuple(images.shape)}")
         x = images
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             channels = self.mean.shape[1]
             if x.shape[1] == 1 and channels == 3:
                 x = x.expand(-1, 3, -1, -1)

@@ -26,13 +26,25 @@ from torch.utils.data import DataLoader, Dataset
 from mvmr.data.loaders import DatasetSubset
 from mvmr.errors import ConfigError, DataError
 from mvmr.evaluation.dataset_info import check_same_classes, dataset_labels, dataset_paths
-from mvmr.evaluation.extraction import (AugmentedDataset, ExtractionSettings, RandomCropFlip, collate_labelled,
-                                        extract_features, resolve_device)
+from mvmr.evaluation.extraction import (
+    AugmentedDataset,
+    ExtractionSettings,
+    RandomCropFlip,
+    collate_labelled,
+    extract_features,
+    resolve_device,
+)
 from mvmr.evaluation.linear import check_training
 from mvmr.evaluation.metrics import classification_metrics
 from mvmr.evaluation.results import ProtocolResult
-from mvmr.evaluation.subsets import (balanced_subset, match_subset, read_subset_file, stratified_split, subset_entries,
-                                     write_subset_file)
+from mvmr.evaluation.subsets import (
+    balanced_subset,
+    match_subset,
+    read_subset_file,
+    stratified_split,
+    subset_entries,
+    write_subset_file,
+)
 
 __all__ = ["FinetuneConfig", "choose_labelled_subset", "run_finetune", "fraction_variant"]
 
@@ -66,7 +78,8 @@ class FinetuneConfig(ExtractionSettings):
             raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
 
     def summary(self) -> dict[str, Any]:
-        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed", "augment")
+        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed",
+                "augment")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 

@@ -90,9 +90,10 @@ def knn_result(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tenso
                config: KNNConfig, encoder: str = "", dataset: str = "") -> ProtocolResult:
     """Score the test features once against the training bank, and record the settings and sizes."""
     metrics = knn_on_features(train, test, num_classes=len(classes), config=config)
-    metrics.update(k=config.k, num_train=int(train[0].shape[0]), num_test=int(test[0].shape[0]), num_classes=len(classes),
-                   feature_dim=int(train[0].shape[1]))
-    return ProtocolResult("knn", metrics, encoder=encoder, dataset=dataset, config=config.summary(), details={"classes": classes})
+    metrics.update(k=config.k, num_train=int(train[0].shape[0]), num_test=int(test[0].shape[0]),
+                   num_classes=len(classes), feature_dim=int(train[0].shape[1]))
+    return ProtocolResult("knn", metrics, encoder=encoder, dataset=dataset, config=config.summary(),
+                          details={"classes": classes})
 
 
 def run_knn(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *, config: KNNConfig | None = None,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ __all__ = ["LinearConfig", "LinearClassifier", "SelectedClassifier", "FeatureSou
 
 #: Training features: fixed ``(features, labels)`` tensors, or a function ``epoch -> (features, labels)``
 #: (epochs count from 1) for the augmented slow path.
-FeatureSource = Union[tuple[torch.Tensor, torch.Tensor], Callable[[int], tuple[torch.Tensor, torch.Tensor]]]
+FeatureSource = tuple[torch.Tensor, torch.Tensor] | Callable[[int], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -78,6 +79,9 @@ class LinearClassifier(nn.Module):
     Being affine, the standardisation folds into the layer (:meth:`folded`): it only conditions the
     optimisation, as features of different encoders come in very different scales.
     """
+
+    mean: torch.Tensor  # buffers (in_dim,)
+    std: torch.Tensor
 
     def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None,
                  std: torch.Tensor | None = None) -> None:
@@ -188,10 +192,10 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
             for head in heads:
                 head.optimizer.zero_grad(set_to_none=True)
             torch.stack(losses).sum().backward()  # the heads share no parameter: each gets its own gradient
-            for head, loss, total in zip(heads, losses, totals):
+            for head, loss, total in zip(heads, losses, totals, strict=True):
                 head.optimizer.step()
                 total += loss.detach() * idx.numel()
-        for head, total in zip(heads, totals):
+        for head, total in zip(heads, totals, strict=True):
             record = {"epoch": epoch, "train_loss": float(total) / max(int(x.shape[0]), 1)}
             if val is not None:
                 metrics = evaluate_classifier(head.classifier, *val, multilabel=multilabel, prefix="val_")

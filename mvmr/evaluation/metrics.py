@@ -77,6 +77,6 @@ def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, *,
     if scores.ndim != 2 or scores.shape != targets.shape:
         raise ValueError(f"expected scores and targets of equal shape (N, C), got {tuple(scores.shape)} and "
                          f"{tuple(targets.shape)}")
-    per_class = [average_precision(s, t, interpolation=interpolation) for s, t in zip(scores.T, targets.T)]
+    per_class = [average_precision(s, t, interpolation=interpolation) for s, t in zip(scores.T, targets.T, strict=True)]
     valid = [a for a in per_class if a == a]
     return (100.0 * sum(valid) / len(valid) if valid else float("nan")), per_class

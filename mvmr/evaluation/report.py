@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mvmr.errors import DataError
 from mvmr.evaluation.results import ProtocolResult, format_metric, headline, keys_in_order, load_results
@@ -55,8 +55,9 @@ def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str |
     rows = [headline(results) for _, results in runs]
     columns = keys_in_order(rows)
     header = ["run", "encoder", *columns, "plots"]
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---", "---"] + ["---:"] * len(columns) + ["---"]) + " |"]
-    for name, (path, results), row in zip(names, runs, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join(["---", "---"] + ["---:"] * len(columns) + ["---"]) + " |"]
+    for name, (path, results), row in zip(names, runs, rows, strict=True):
         encoders = sorted({r.encoder for r in results if r.encoder})
         plots = [f"[{p.stem}]({_link(p, base)})" for p in _plots(path, results)]
         cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-", *(format_metric(row.get(c)) for c in columns),

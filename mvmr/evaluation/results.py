@@ -18,9 +18,10 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from mvmr.errors import DataError
 from mvmr.utils.atomic import atomic_write_json
@@ -70,7 +71,7 @@ class ProtocolResult:
         return _jsonable(asdict(self))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ProtocolResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> ProtocolResult:
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown or "protocol" not in data or "metrics" not in data:
             raise DataError(f"not an mvmr evaluation result (keys: {sorted(data)})")
@@ -151,7 +152,8 @@ def load_results(run_dir: str | os.PathLike[str]) -> list[ProtocolResult]:
         raise DataError(f"run folder not found: {root}")
     files = sorted((root / "results").glob("*.json"))
     if not files:
-        raise DataError(f"no evaluation results in {root} (expected {root / 'results'}/<protocol>.json; run `mvmr evaluate`)")
+        raise DataError(f"no evaluation results in {root} (expected {root / 'results'}/<protocol>.json; "
+                        "run `mvmr evaluate`)")
     out = []
     for f in files:
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -118,7 +118,8 @@ def read_subset_file(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], *, source: str = "subset") -> np.ndarray:
+def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], *,
+                 source: str = "subset") -> np.ndarray:
     """Indices of the dataset files named by ``names`` (sorted): by base name, or by path suffix for an entry
     with folders. Raises :class:`DataError` for entries that match no file or several."""
     posix = [Path(str(p)).as_posix() for p in paths]
@@ -149,7 +150,8 @@ def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], 
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def subset_entries(paths: Sequence[str | os.PathLike[str]], dataset_paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+def subset_entries(paths: Sequence[str | os.PathLike[str]],
+                   dataset_paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     """How to write ``paths`` (a subset of ``dataset_paths``) in a subset file: base names when they are unique
     in the dataset, otherwise ``<parent folder>/<name>``."""
     names = [Path(str(p)).name for p in dataset_paths]

@@ -114,7 +114,7 @@ def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: Lin
     test_x, test_y = evaluation.test_features
     scores = predict_scores(evaluation.selected.classifier, test_x)
     test_map, per_class = mean_average_precision(scores, test_y, interpolation=interpolation)
-    per_class_ap = {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class)}
+    per_class_ap = {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class, strict=True)}
     return ProtocolResult(protocol="voc07", metrics={**evaluation.linear.metrics, "test_map": test_map},
                           encoder=encoder, dataset=f"voc2007:{trainval.voc}",
                           config={**config.summary(), "image_size": size, "ap": interpolation},

@@ -10,11 +10,13 @@ input gives dCor = 0 with a zero gradient). NaN or inf in the input raises :clas
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteInputError", "pairwise_distances", "double_centered_distances", "distance_covariance", "distance_correlation",
-           "distance_correlation_from_centered"]
+__all__ = ["NonFiniteInputError", "pairwise_distances", "double_centered_distances", "distance_covariance",
+           "distance_correlation", "distance_correlation_from_centered"]
 
 
 class NonFiniteInputError(ValueError):
@@ -112,7 +114,7 @@ class _Distances(torch.autograd.Function):
     graph node; backward: for A, dL/dD = J (dL/dA) J, then :func:`_distance_backward`."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, name: str, centre: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, name: str, centre: bool) -> Tensor:
         d = _distances(x, name)
         ctx.centre = centre
         if ctx.needs_input_grad[0]:
@@ -121,7 +123,7 @@ class _Distances(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         x, d = ctx.saved_tensors
         grad_sym = grad + grad.T
         return _distance_backward(x, d, _double_centre(grad_sym) if ctx.centre else grad_sym), None, None
@@ -155,7 +157,7 @@ class _CorrelationOfCentred(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, a_var: Tensor | None, b_var: Tensor | None) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, a: Tensor, b: Tensor, a_var: Tensor | None, b_var: Tensor | None) -> Tensor:
         own = (a_var is None, b_var is None)
         a_var = _dcov_sq(a, a) if a_var is None else a_var.to(a.dtype)
         b_var = _dcov_sq(b, b) if b_var is None else b_var.to(a.dtype)
@@ -167,10 +169,10 @@ class _CorrelationOfCentred(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         a, b, a_var, b_var, denom, r2 = ctx.saved_tensors
         if not (denom > 0 and 0.0 <= r2 <= 1.0):
-            zero_vars = [None if own else torch.zeros_like(var) for own, var in zip(ctx.own, (a_var, b_var))]
+            zero_vars = [None if own else torch.zeros_like(v) for own, v in zip(ctx.own, (a_var, b_var), strict=True)]
             return torch.zeros_like(a), torch.zeros_like(b), *zero_vars
         n = a.numel()
         g = grad / n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -25,18 +27,18 @@ def _gather_padded(t: Tensor) -> tuple[list[Tensor], list[int]]:
         t = torch.cat([t, t.new_zeros((longest - t.shape[0], *t.shape[1:]))])
     parts = [torch.empty_like(t) for _ in range(world)]
     dist.all_gather(parts, t.contiguous())
-    return [p[:n] for p, n in zip(parts, counts)], counts
+    return [p[:n] for p, n in zip(parts, counts, strict=True)], counts
 
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, t: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, t: Tensor) -> Tensor:
         parts, counts = _gather_padded(t)
         ctx.rank, ctx.counts = dist.get_rank(), counts
         return torch.cat(parts)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         # Every rank computed the same global loss from the gathered batch, so the gradient of a
         # local row is the sum over ranks of the gradients flowing into its gathered copy. After
         # DDP averages parameter gradients over W ranks, the result equals the single-process

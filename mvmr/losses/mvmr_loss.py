@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,8 @@ class MVMRLoss(nn.Module):
                              f"{tuple(z_aug.shape)}")
         for name, rep in representations.items():
             if rep.ndim == 0 or rep.shape[0] != z.shape[0]:
-                raise ValueError(f"representation {name!r} has batch size {tuple(rep.shape)[:1]}, expected {z.shape[0]}")
+                raise ValueError(f"representation {name!r} has batch size {tuple(rep.shape)[:1]}, "
+                                 f"expected {z.shape[0]}")
             self.weight(name)  # fail early on a missing weight
         if isinstance(self.beta, dict):
             unused = sorted(set(self.beta) - set(representations))

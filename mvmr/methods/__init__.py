@@ -7,11 +7,11 @@ group (see :mod:`mvmr.plugins`).
 """
 
 from mvmr.methods.base import Method, StepOutput
+from mvmr.methods.byol import BYOL
+from mvmr.methods.lightly_methods import BarlowTwins, LightlyPairMethod, VICReg
+from mvmr.methods.mvmr import MVMR, mvmr_loss
 from mvmr.methods.registry import available_methods, get_method, register_method
-from mvmr.methods.mvmr import MVMR, mvmr_loss  # noqa: E402  (registers the built-ins, in this order)
-from mvmr.methods.lightly_methods import BarlowTwins, LightlyPairMethod, VICReg  # noqa: E402
-from mvmr.methods.byol import BYOL  # noqa: E402
-from mvmr.methods.targets import effective_betas  # noqa: E402
+from mvmr.methods.targets import effective_betas
 
 __all__ = ["BYOL", "BarlowTwins", "LightlyPairMethod", "MVMR", "Method", "StepOutput", "VICReg", "available_methods",
            "effective_betas", "get_method", "mvmr_loss", "register_method"]

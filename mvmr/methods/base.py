@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from mvmr.data import PretrainData, TwoAugmentedViews
 from mvmr.errors import ConfigError
-from mvmr.models import build_model
+from mvmr.models import MVMRModel, build_model
 
 if TYPE_CHECKING:  # annotations only
     from mvmr.config import Config
@@ -60,7 +60,7 @@ class Method(nn.Module):
 
     # ------------------------------------------------------------------ built from a config
     @classmethod
-    def build_model(cls, config: Config, channels: int) -> nn.Module:
+    def build_model(cls, config: Config, channels: int) -> MVMRModel:
         """The model to train and export (default: ``config.model``'s encoder + projector)."""
         m = config.model
         return build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=channels, mean=m.mean,
@@ -72,7 +72,7 @@ class Method(nn.Module):
         return TwoAugmentedViews(full, size=config.data.image_size, augmentation=augmentation, seed=seed)
 
     @classmethod
-    def from_config(cls, config: Config, *, model: nn.Module, data: PretrainData, feature_dim: int) -> Method:
+    def from_config(cls, config: Config, *, model: MVMRModel, data: PretrainData, feature_dim: int) -> Method:
         """The method of ``config`` for ``model`` (whose encoder gives ``feature_dim`` features) on ``data``."""
         if config.method_kwargs:
             raise ConfigError(f"method_kwargs: method {cls.name!r} takes none, got {sorted(config.method_kwargs)}")
@@ -82,11 +82,11 @@ class Method(nn.Module):
     def setup(self, device: torch.device) -> None:
         """Called once before training on ``device`` (e.g. to prepare feature sources)."""
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, model: MVMRModel, batch: Any) -> StepOutput:
         """The loss of one training batch (see the class docstring for its layout)."""
         raise NotImplementedError
 
-    def after_optimizer_step(self, model: nn.Module, step: int, total_steps: int) -> None:
+    def after_optimizer_step(self, model: MVMRModel, step: int, total_steps: int) -> None:
         """Called after each optimiser step; ``step`` counts them from 1 (e.g. a momentum update)."""
 
     # ------------------------------------------------------------------ batch layout

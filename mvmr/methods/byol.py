@@ -23,7 +23,7 @@ from mvmr.errors import ConfigError
 from mvmr.losses import PairLoss
 from mvmr.methods.base import Method, StepOutput
 from mvmr.methods.registry import register_method
-from mvmr.models import build_model, parse_projector_spec
+from mvmr.models import MVMRModel, build_model, parse_projector_spec
 
 __all__ = ["BYOL"]
 
@@ -64,10 +64,12 @@ class BYOL(Method):
         momentum_start, momentum_end: the momentum's cosine schedule over the run's optimiser steps.
     """
 
+    momentum_value: Tensor
+
     name = "byol"
     description = "BYOL (lightly): two augmented views; a predictor regresses a momentum network's embedding"
 
-    def __init__(self, model: nn.Module, predictor: nn.Module, loss: nn.Module, *, momentum_start: float = 0.99,
+    def __init__(self, model: MVMRModel, predictor: nn.Module, loss: nn.Module, *, momentum_start: float = 0.99,
                  momentum_end: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= momentum_start <= momentum_end <= 1.0:
@@ -89,7 +91,7 @@ class BYOL(Method):
         return sizes[0], sizes[1]
 
     @classmethod
-    def build_model(cls, config: Config, channels: int) -> nn.Module:
+    def build_model(cls, config: Config, channels: int) -> MVMRModel:
         hidden, out = cls._sizes(config)
         m = config.model
         model = build_model(m.encoder, "", small_images=m.small_images, in_chans=channels, mean=m.mean, std=m.std)
@@ -97,7 +99,7 @@ class BYOL(Method):
         return model
 
     @classmethod
-    def from_config(cls, config: Config, *, model: nn.Module, data: PretrainData, feature_dim: int) -> Method:
+    def from_config(cls, config: Config, *, model: MVMRModel, data: PretrainData, feature_dim: int) -> Method:
         unknown = set(config.method_kwargs) - set(SETTINGS)
         if unknown:
             raise ConfigError(f"method_kwargs: BYOL takes {sorted(SETTINGS)}, not {sorted(unknown)}")
@@ -108,7 +110,7 @@ class BYOL(Method):
         return cls(model, predictor, loss, momentum_start=float(kw["momentum_start"]),
                    momentum_end=float(kw["momentum_end"]))
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, model: MVMRModel, batch: Any) -> StepOutput:
         x_a, x_b = batch[0], batch[1]
         features, z_a = model.forward_with_features(x_a)
         _, z_b = model.forward_with_features(x_b)
@@ -121,7 +123,7 @@ class BYOL(Method):
         return StepOutput(loss=loss, terms=terms, features=features, embeddings=z_a)
 
     @torch.no_grad()
-    def after_optimizer_step(self, model: nn.Module, step: int, total_steps: int) -> None:
+    def after_optimizer_step(self, model: MVMRModel, step: int, total_steps: int) -> None:
         lightly = _lightly()
         m = lightly.utils.scheduler.cosine_schedule(min(step, total_steps), max(total_steps, 1), self.momentum_start,
                                                     self.momentum_end)

@@ -20,6 +20,7 @@ from mvmr.errors import ConfigError
 from mvmr.losses import PairLoss
 from mvmr.methods.base import Method, StepOutput
 from mvmr.methods.registry import register_method
+from mvmr.models import MVMRModel
 
 __all__ = ["LightlyPairMethod", "VICReg", "BarlowTwins", "lightly_loss"]
 
@@ -50,10 +51,10 @@ class LightlyPairMethod(Method):
         self.loss_fn = loss
 
     @classmethod
-    def from_config(cls, config: Config, *, model: nn.Module, data: PretrainData, feature_dim: int) -> Method:
+    def from_config(cls, config: Config, *, model: MVMRModel, data: PretrainData, feature_dim: int) -> Method:
         return cls(lightly_loss(cls.loss_class, config))
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, model: MVMRModel, batch: Any) -> StepOutput:
         features, z_a = model.forward_with_features(batch[0])
         _, z_b = model.forward_with_features(batch[1])
         with torch.autocast(device_type=z_a.device.type, enabled=False):  # the loss in float32, even under AMP

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -16,7 +17,7 @@ from mvmr.losses import MVMRLoss, distance_correlation
 from mvmr.methods.base import Method, StepOutput
 from mvmr.methods.registry import register_method
 from mvmr.methods.targets import build_regression, build_sources, effective_betas, target_settings, teacher_cache_dir
-from mvmr.models import TargetRegression
+from mvmr.models import MVMRModel, TargetRegression
 from mvmr.sources import FeatureSource
 from mvmr.transforms import PaperAugmentation
 
@@ -84,9 +85,11 @@ class MVMR(Method):
             raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
         self.objectives = {name: (objectives or {}).get(name, "dcor") for name in names}
         if any(v not in OBJECTIVES for v in self.objectives.values()) or set(objectives or {}) - set(names):
-            raise ValueError(f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, got {objectives}")
+            raise ValueError(f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, "
+                             f"got {objectives}")
         regressed = [n for n in self.order if "cosine" in self.objectives[n]]
-        if (regression is None) != (not regressed) or (regression is not None and set(regression.names) != set(regressed)):
+        if (regression is None) != (not regressed) or (
+                regression is not None and set(regression.names) != set(regressed)):
             raise ValueError(f"the regression heads must cover exactly the cosine targets {regressed}, got "
                              f"{None if regression is None else regression.names}")
         if regression_input not in ("features", "embedding"):
@@ -104,14 +107,15 @@ class MVMR(Method):
         return TwoViews(full, size=size, augmentation=augmentation, seed=seed)
 
     @classmethod
-    def from_config(cls, config: Config, *, model: nn.Module, data: PretrainData, feature_dim: int) -> MVMR:
+    def from_config(cls, config: Config, *, model: MVMRModel, data: PretrainData, feature_dim: int) -> MVMR:
         sources = build_sources(config, data)
         if config.regression.input == "features":
             in_dim = feature_dim
         else:
-            in_dim = getattr(getattr(model, "projector", None), "out_dim", None)
-            if in_dim is None:
+            out_dim = getattr(getattr(model, "projector", None), "out_dim", None)
+            if out_dim is None:
                 raise ConfigError("regression.input: 'embedding' needs a model with a projector (projector.out_dim)")
+            in_dim = int(out_dim)
         settings = target_settings(config)
         return cls(mvmr_loss(config), sources.clean, augmented_sources=sources.augmented,
                    objectives={name: objective for name, objective, _, _ in settings},
@@ -137,7 +141,7 @@ class MVMR(Method):
                 out.update(source(x_aug, index if view_key is None else view_key))
         return {name: out[name] for name in self.order}
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, model: MVMRModel, batch: Any) -> StepOutput:
         x_a, x_b, index, *extra, _ = batch
         view_key = extra[0] if extra else None
         features, z_a = model.forward_with_features(x_a)

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import numpy as np
 
 from mvmr.config import Config
 from mvmr.data import AugmentedViewBank, DatasetSubset, PretrainData
 from mvmr.errors import ConfigError
 from mvmr.models import TargetRegression
+from mvmr.representations import Representation
 from mvmr.representations import build as build_representation
 from mvmr.representations.teachers import build_teacher, parse_teacher_spec
 from mvmr.sources import CachedSource, FeatureSource, LiveSource, PrecomputedSource
@@ -34,9 +35,9 @@ def effective_betas(config: Config) -> float | dict[str, float]:
     return out
 
 
-def build_representations(config: Config) -> dict[str, nn.Module]:
+def build_representations(config: Config) -> dict[str, Representation]:
     """``{name: representation}`` of ``config.representations.items``."""
-    reps = {}
+    reps: dict[str, Representation] = {}
     for i, spec in enumerate(config.representations.items):
         try:
             reps[spec.name] = build_representation(spec.name, **spec.kwargs)
@@ -81,8 +82,10 @@ def teacher_source(config: Config, dataset: Any, data: PretrainData | None = Non
         teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
     except ConfigError as err:
         raise ConfigError(f"teacher ({t.spec}): {err}") from err
-    cache_options = dict(batch_size=t.batch_size, num_workers=config.data.num_workers,
-                         progress=config.trainer.progress_bar)
+    if not isinstance(teacher, Representation):
+        raise ConfigError(f"teacher ({t.spec}): not an image model")  # embeddings: files returned above
+    cache_options: dict[str, Any] = dict(batch_size=t.batch_size, num_workers=config.data.num_workers,
+                                         progress=config.trainer.progress_bar)
     if t.view == "augmented" and t.cached_views > 0:
         if data is None or data.full is None or data.augmentation is None:
             raise ConfigError("teacher.cached_views: the stored views need the run's data (build_data)")
@@ -128,7 +131,7 @@ def build_sources(config: Config, data: PretrainData | Any) -> TargetSources:
     live = {k: v for k, v in reps.items() if k not in cached and k not in on_aug}
     clean: list[FeatureSource] = []
     augmented: list[FeatureSource] = []
-    if cached:
+    if cached and r.cache_dir is not None:
         clean.append(CachedSource(r.cache_dir, cached, dataset=dataset, image_size=config.data.image_size,
                                   project_dim=r.project_dim, seed=seed, batch_size=max(64, config.data.batch_size),
                                   num_workers=config.data.num_workers, progress=config.trainer.progress_bar))
@@ -144,8 +147,8 @@ def build_sources(config: Config, data: PretrainData | Any) -> TargetSources:
 
 def target_settings(config: Config) -> list[tuple[str, str, str, str]]:
     """``(name, objective, view, config key)`` of every fixed target, in the loss's order."""
-    out = [(s.name, s.objective, s.view, f"representations.items[{i}]")
-           for i, s in enumerate(config.representations.items)]
+    out: list[tuple[str, str, str, str]] = [(s.name, s.objective, s.view, f"representations.items[{i}]")
+                                            for i, s in enumerate(config.representations.items)]
     t = config.teacher
     return out + ([(t.name, t.objective, t.view, "teacher")] if t.spec is not None else [])
 
@@ -163,8 +166,8 @@ def build_regression(config: Config, sources: TargetSources, *, in_dim: int, cha
         if dims[name] > g.max_target_dim:
             hint = ("set representations.project_dim (e.g. 1024) to regress its seeded projection"
                     if key != "teacher" else "reduce the teacher's embedding")
-            raise ConfigError(f"{key}.objective: a cosine head to {name!r} would predict {dims[name]:,} values per image "
-                              f"(more than regression.max_target_dim={g.max_target_dim}); {hint}, or raise "
+            raise ConfigError(f"{key}.objective: a cosine head to {name!r} would predict {dims[name]:,} values per "
+                              f"image (more than regression.max_target_dim={g.max_target_dim}); {hint}, or raise "
                               f"regression.max_target_dim")
     betas = effective_betas(config)
     weights = {n: g.weight * (betas if isinstance(betas, float) else betas[n]) for n, _ in regressed}

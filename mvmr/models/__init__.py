@@ -8,11 +8,27 @@ code that builds an :class:`MVMRModel` by hand.
 
 from __future__ import annotations
 
-from mvmr.models.mvmr_model import (TORCHVISION_ENCODERS, EncoderSpec, MVMRModel, Projector, build_encoder, build_model,
-                                    encoder_spec, parse_projector_spec)
+from mvmr.models.mvmr_model import (
+    TORCHVISION_ENCODERS,
+    EncoderSpec,
+    MVMRModel,
+    Projector,
+    build_encoder,
+    build_model,
+    encoder_spec,
+    parse_projector_spec,
+)
 from mvmr.models.regression_heads import TARGET_NORMS, RegressionHead, TargetRegression, normalize_targets
-from mvmr.models.state_io import (FORMAT_VERSION, load_backbone, load_backbone_model, load_state_dict_strict,
-                                  read_checkpoint, read_lightning_checkpoint, read_state_dict, save_backbone)
+from mvmr.models.state_io import (
+    FORMAT_VERSION,
+    load_backbone,
+    load_backbone_model,
+    load_state_dict_strict,
+    read_checkpoint,
+    read_lightning_checkpoint,
+    read_state_dict,
+    save_backbone,
+)
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [

@@ -10,8 +10,9 @@ build the encoder) and ``model.safetensors`` (weights and normalisation buffers)
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
@@ -51,7 +52,7 @@ class PretrainedEncoder(MVMRModel, PyTorchModelHubMixin, library_name="mvmr",
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
                          force_download: bool, local_files_only: bool, token: str | bool | None,
-                         map_location: str = "cpu", strict: bool = True, **model_kwargs: Any) -> "PretrainedEncoder":
+                         map_location: str = "cpu", strict: bool = True, **model_kwargs: Any) -> PretrainedEncoder:
         """Build from ``config.json`` (done by the mixin) and load ``model.safetensors`` strictly."""
         model = cls(**model_kwargs)
         if os.path.isdir(model_id):

@@ -9,9 +9,10 @@ file strictly. A built encoder carries an :class:`EncoderSpec` in its ``mvmr_spe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,7 +70,7 @@ def _timm_model(name: str, *, small_images: bool, in_chans: int) -> tuple[nn.Mod
         raise ConfigError(f"encoder 'timm:{name}' needs the timm package: pip install timm "
                           f"(or mvmr[teachers])") from exc
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
+        model: Any = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)  # has num_features
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise ConfigError(f"unknown timm encoder 'timm:{name}': {exc}") from exc
     return model, int(model.num_features)
@@ -93,7 +94,8 @@ def build_encoder(name: str, *, small_images: bool = False, in_chans: int = 3,
     else:
         raise ConfigError(f"unknown encoder {name!r}; expected one of {', '.join(TORCHVISION_ENCODERS)} or "
                           f"'timm:<model name>'")
-    module.mvmr_spec = EncoderSpec(name=name, small_images=bool(small_images), in_chans=in_chans, feature_dim=dim)
+    module.mvmr_spec = EncoderSpec(  # type: ignore[assignment]  # nn.Module types attributes as Tensor | Module
+        name=name, small_images=bool(small_images), in_chans=in_chans, feature_dim=dim)
     if weights is not None:
         state, _ = read_state_dict(weights)
         load_state_dict_strict(module, state, source=f"weights file {weights}")
@@ -172,7 +174,8 @@ class MVMRModel(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, encoder: nn.Module, projector: nn.Module, *, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(self, encoder: nn.Module, projector: nn.Module, *, mean: Sequence[float],
+                 std: Sequence[float]) -> None:
         super().__init__()
         mean_t = torch.as_tensor(tuple(mean), dtype=torch.float32)
         std_t = torch.as_tensor(tuple(std), dtype=torch.float32)

@@ -11,7 +11,8 @@ the head is thrown away afterwards. The heads are parts of the training module, 
 from __future__ import annotations
 
 import re
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +43,8 @@ def normalize_targets(target: Tensor, how: Literal["none", "center", "standardiz
     with torch.no_grad():
         batch = gather_no_grad(target) if gather_distributed else target
         if batch.shape[0] < 2:
-            raise ValueError(f"normalising targets with batch statistics needs at least 2 samples, got {batch.shape[0]}")
+            raise ValueError(f"normalising targets with batch statistics needs at least 2 samples, "
+                             f"got {batch.shape[0]}")
         out = target - batch.mean(dim=0, keepdim=True)
         if how == "standardize":
             out = out / torch.sqrt(batch.var(dim=0, keepdim=True) + eps)
@@ -116,7 +118,7 @@ class TargetRegression(nn.Module):
         keys = [_module_key(n) for n in self.names]
         if len(set(keys)) != len(keys):
             raise ValueError(f"target names {self.names} collide as module keys {keys}")
-        self._keys = dict(zip(self.names, keys))
+        self._keys = dict(zip(self.names, keys, strict=True))
         self.heads = nn.ModuleDict({k: RegressionHead(in_dim, int(target_dims[n]), depth=depth, width=width)
                                     for n, k in self._keys.items()})
         if isinstance(weights, Mapping):

@@ -11,17 +11,24 @@ written atomically and read without running code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from mvmr.errors import CheckpointError
 from mvmr.models.mvmr_model import MVMRModel, Projector, build_encoder, encoder_spec
-from mvmr.models.weight_files import (METADATA_KEY, describe_mismatch, load_state_dict_strict, read_checkpoint,
-                                      read_lightning_checkpoint, read_state_dict)
+from mvmr.models.weight_files import (
+    METADATA_KEY,
+    describe_mismatch,
+    load_state_dict_strict,
+    read_checkpoint,
+    read_lightning_checkpoint,
+    read_state_dict,
+)
 from mvmr.utils.atomic import atomic_torch_save, atomic_write_bytes
 
 __all__ = ["METADATA_KEY", "FORMAT_VERSION", "read_checkpoint", "read_lightning_checkpoint", "read_state_dict",

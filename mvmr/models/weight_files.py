@@ -9,8 +9,10 @@ imports no model code, so that the models can read weights without an import cyc
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +27,7 @@ METADATA_KEY = "mvmr"
 _SHOWN = 5  # how many keys an error message lists per kind
 
 
-def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Any:
+def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> Any:
     """What ``torch.save`` wrote to ``path``, read with ``torch.load(weights_only=True)``; a missing, corrupt
     or foreign file, or one that pickles other objects than tensors and containers, is a CheckpointError."""
     path = Path(path)
@@ -38,7 +40,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
                               f"(corrupt, not a torch file, or it pickles custom objects): {exc}") from exc
 
 
-def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_lightning_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A Lightning checkpoint (``.ckpt``): a dict with at least a ``state_dict`` mapping."""
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping) or not isinstance(ckpt.get("state_dict"), Mapping):
@@ -46,7 +48,7 @@ def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:
     return dict(ckpt)
 
 
-def read_state_dict(path: str | Path, *,
+def read_state_dict(path: str | os.PathLike[str], *,
                     map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a weight file into ``(state_dict, metadata)``; CheckpointError when it holds no state dict.
 

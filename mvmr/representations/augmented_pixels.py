@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from mvmr.transforms import BatchAugmentation, PaperAugmentation
 from mvmr.representations.base import Representation, register
+from mvmr.transforms import BatchAugmentation, PaperAugmentation
 
 __all__ = ["AugmentedPixels"]
 
@@ -58,7 +58,8 @@ class AugmentedPixels(Representation):
         """The augmentation used for input images of this size (built once per size)."""
         out = (height, width) if self.size is None else (self.size, self.size)
         if out not in self._augmentations:
-            self._augmentations[out] = BatchAugmentation(PaperAugmentation(out, **self.parts))
+            aug = PaperAugmentation(out, **self.parts)  # type: ignore[arg-type]  # parts: only the bool switches
+            self._augmentations[out] = BatchAugmentation(aug)
         return self._augmentations[out]
 
     def output_dim(self, channels: int, height: int, width: int) -> int:

@@ -53,6 +53,8 @@ class RandomProjection(nn.Module):
     ``(..., out_dim)`` in float64 for float64 input and float32 otherwise.
     """
 
+    weight: torch.Tensor | None  # the materialized matrix (a non-persistent buffer), made at first use
+
     def __init__(self, in_dim: int, out_dim: int, seed: int = 0, *, key: str = "", materialize: bool | None = None,
                  max_matrix_bytes: int = 256 * 2**20) -> None:
         super().__init__()

@@ -33,7 +33,7 @@ class FeatureSource(ABC):
         """``{name: D_k}``: the width of each feature it gives for images of this shape (after any
         projection), known before :meth:`prepare` (the regression heads are built from it)."""
 
-    def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:
+    def prepare(self, device: torch.device | str = "cpu", *, group: ProcessGroup | None = None) -> None:  # noqa: B027
         """Make the features available on ``device`` (move a model, open or build a cache); called once
         by every rank before training, ``group`` sharing any one-off work (default: ``torch.distributed``'s)."""
 

@@ -16,7 +16,8 @@ ranks skip, or stop, together instead of one waiting forever in the gradient all
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -66,7 +67,7 @@ class BadBatches:
     def restore(module: nn.Module, saved: list[Tensor]) -> None:
         """Put back the buffers of :meth:`snapshot`: the skipped batch leaves no trace in them."""
         with torch.no_grad():
-            for buffer, copy in zip(module.buffers(), saved):
+            for buffer, copy in zip(module.buffers(), saved, strict=True):
                 buffer.copy_(copy)
 
     @staticmethod

@@ -5,16 +5,25 @@ the training module with the method's parts (:func:`build_module`). The method d
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import numpy as np
 from torch import nn
 
 from mvmr.config import Config, to_dict
-from mvmr.data import DatasetSubset, PretrainData, build_dataset, split_train_val
+from mvmr.data import DatasetSubset, ImageDataset, PretrainData, build_dataset, split_train_val
 from mvmr.errors import ConfigError, DataError
 from mvmr.methods import get_method
-from mvmr.methods.targets import (TargetSources, build_regression, build_representations, build_sources,
-                                  target_settings, teacher_cache_dir, teacher_source)
+from mvmr.methods.targets import (
+    TargetSources,
+    build_regression,
+    build_representations,
+    build_sources,
+    target_settings,
+    teacher_cache_dir,
+    teacher_source,
+)
+from mvmr.models import MVMRModel
 from mvmr.training.module import PretrainingModule
 from mvmr.transforms import PaperAugmentation
 
@@ -27,9 +36,10 @@ def build_data(config: Config) -> PretrainData:
     d, seed = config.data, config.trainer.seed
     # decoded once per item, at full resolution: the method's views take their random resized crop
     # from the whole image; the clean view (and the cache, and the probe) is its resize + centre crop
-    full = build_dataset(d.kind, d.root, split=d.split, size=None, download=d.download, skip_corrupt=d.skip_corrupt,
-                         channels=d.channels, name=d.name, image_column=d.image_column, label_column=d.label_column)
-    base = full.with_size(d.image_size)
+    images = build_dataset(d.kind, d.root, split=d.split, size=None, download=d.download, skip_corrupt=d.skip_corrupt,
+                           channels=d.channels, name=d.name, image_column=d.image_column, label_column=d.label_column)
+    full: ImageDataset | DatasetSubset = images
+    base: ImageDataset | DatasetSubset = images.with_size(d.image_size)
     if d.subset is not None and d.subset < len(base):
         chosen = np.sort(np.random.default_rng(seed).choice(len(base), size=d.subset, replace=False))
         full, base = DatasetSubset(full, chosen), DatasetSubset(base, chosen)
@@ -56,7 +66,7 @@ def build_data(config: Config) -> PretrainData:
                         f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size")
     a = d.augmentation
     augmentation = PaperAugmentation(d.image_size, crop=a.crop, flip=a.flip, color=a.color, grayscale=a.grayscale,
-                                     blur=a.blur, crop_scale=tuple(a.crop_scale))
+                                     blur=a.blur, crop_scale=(a.crop_scale[0], a.crop_scale[1]))
     views = get_method(config.method).views(config, full, augmentation=augmentation, seed=seed)
     channels = int(base[0][0].shape[0])
     return PretrainData(base, views, train_idx, val_idx, num_classes or None, channels, full, augmentation)
@@ -77,6 +87,7 @@ def build_module(config: Config, data: PretrainData, model: nn.Module | None = N
         if spec is None:
             raise ConfigError("feature_dim is needed for a model whose encoder was not made by build_encoder")
         feature_dim = spec.feature_dim
+    model = cast(MVMRModel, model)  # any module with MVMRModel's features() and forward_with_features()
     return PretrainingModule(model, method.from_config(config, model=model, data=data, feature_dim=feature_dim),
                              feature_dim=feature_dim, optim=config.optim, probe=config.probe,
                              num_classes=data.num_classes, batch_size=config.data.batch_size, seed=config.trainer.seed,

@@ -72,7 +72,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path)  # remote storage: fsspec's transaction
         atomic_torch_save(checkpoint, path, what="checkpoint")
 
-    def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage,
+                        weights_only: bool | None = None) -> dict[str, Any]:
         if weights_only is False:
             raise CheckpointError(f"{path}: mvmr loads checkpoints with weights_only=True only")
         try:

@@ -7,6 +7,7 @@ import datetime as dt
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,7 +26,8 @@ __all__ = ["ETA_AFTER_STEPS", "RunConsole", "describe_sources"]
 ETA_AFTER_STEPS = 3
 
 
-def describe_sources(sources: list[Any], augmented: list[Any] = (), objectives: dict[str, str] | None = None) -> str:
+def describe_sources(sources: Sequence[Any], augmented: Sequence[Any] = (),
+                     objectives: dict[str, str] | None = None) -> str:
     """The targets of a run's loss in one line: each source's names, how they are computed, of which
     view, and (where it is not the paper's dCor) the objective."""
     parts = []
@@ -72,7 +74,8 @@ class RunConsole(L.Callback):
         c, d = self.config, self.config.data
         where = d.name if d.kind == "hf" else d.root
         probe = f" (+{len(self.data.val_indices)} held out for the online probe)" if len(self.data.val_indices) else ""
-        params = sum(p.numel() for p in pl_module.model.parameters()) if hasattr(pl_module, "model") else 0
+        model = getattr(pl_module, "model", None)
+        params = sum(p.numel() for p in model.parameters()) if model is not None else 0
         method = get_method(c.method)
         accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
         total = trainer.estimated_stepping_batches
@@ -87,9 +90,9 @@ class RunConsole(L.Callback):
             f"  method   {c.method}: {method.description}" if method.description else f"  method   {c.method}",
         ]
         if method.uses_targets:
-            targets = describe_sources(list(getattr(pl_module, "sources", [])),
-                                       list(getattr(pl_module, "augmented_sources", [])),
-                                       getattr(pl_module, "objectives", None))
+            own = getattr(pl_module, "method", None)  # the method's feature sources (MV-MR's fixed targets)
+            targets = describe_sources(list(getattr(own, "sources", [])), list(getattr(own, "augmented_sources", [])),
+                                       getattr(own, "objectives", None))
             lines.append(f"  targets  {targets}")
         lines += [
             f"  devices  {accelerator} x {trainer.num_devices} on {trainer.num_nodes} node(s) = {trainer.world_size} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class TrainedModel:
     steps: int  #: optimiser steps
 
 
-def read_trained_model(path: str | Path) -> TrainedModel:
+def read_trained_model(path: str | os.PathLike[str]) -> TrainedModel:
     """The model, config and progress of an ``mvmr pretrain`` checkpoint; the load is strict.
 
     The checkpoint is read by :func:`mvmr.models.read_lightning_checkpoint` (``weights_only=True``).
@@ -59,13 +60,13 @@ def read_trained_model(path: str | Path) -> TrainedModel:
                         int(ckpt.get("global_step", 0)))
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[Any, Config]:
+def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, Config]:
     """``(MVMRModel with the weights of an ``mvmr pretrain`` checkpoint, its Config)``; the load is strict."""
     trained = read_trained_model(path)
     return trained.model, trained.config
 
 
-def export_checkpoint(path: str | Path, out_dir: str | Path) -> list[Path]:
+def export_checkpoint(path: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write ``backbone.safetensors``, ``backbone.pt`` and ``config.yaml`` of a checkpoint into ``out_dir``."""
     from mvmr.models import save_backbone
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -52,7 +53,7 @@ def build_loggers(names: Sequence[str], run_dir: str | os.PathLike[str], *, run_
 
 
 def _wandb_logger(run_dir: Path, run_name: str) -> WandbLogger:
-    extra = {}
+    extra: dict[str, Any] = {}
     if notices_hidden():  # W&B's banner, notices and run summary (the run's summary says where its files are)
         import wandb
 

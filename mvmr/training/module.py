@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 from mvmr.config import OptimConfig, ProbeConfig
 from mvmr.losses import NonFiniteInputError
 from mvmr.methods import Method, StepOutput
+from mvmr.models import MVMRModel
 from mvmr.training.bad_batches import BadBatches
 from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, nonfinite_loss_message
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
@@ -51,7 +53,7 @@ class PretrainingModule(L.LightningModule):
 
     def __init__(
         self,
-        model: nn.Module,
+        model: MVMRModel,
         method: Method,
         *,
         feature_dim: int,
@@ -188,7 +190,7 @@ class PretrainingModule(L.LightningModule):
                 log["train/probe_loss"] = probe_loss.detach()
                 log["train/probe_acc"] = probe_acc
         optimizer = self.optimizers(use_pl_optimizer=False) if self._trainer is not None else None
-        if optimizer is not None:
+        if isinstance(optimizer, torch.optim.Optimizer):
             log["train/lr"] = float(optimizer.param_groups[0]["lr"])
         log["_loss_epoch"] = out.terms.get("loss", out.loss).detach()
         return loss, log
@@ -236,7 +238,8 @@ class PretrainingModule(L.LightningModule):
                            "weight_decay": self.probe_cfg.weight_decay, "lars_exclude": True})
         optimizer = build_optimizer(cfg, groups, self.base_lr)
         self._scheduler = DeferredLambdaLR(optimizer)  # bound in on_train_start, see DeferredLambdaLR
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler, "interval": "step", "frequency": 1}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self._scheduler, "interval": "step", "frequency": 1}}
 
     def on_train_start(self) -> None:
         trainer = self.trainer

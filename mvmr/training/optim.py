@@ -7,7 +7,8 @@ Lightning's ``trainer.estimated_stepping_batches``, read by :class:`BaseSSLModul
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,7 +68,8 @@ class LARS(Optimizer):
 def split_decay_params(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two parameter groups: weights (with ``weight_decay``) and biases/norm parameters (any with
     fewer than two dimensions; without weight decay, and excluded from LARS adaptation)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, param in module.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
@@ -114,7 +116,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -
     return factor
 
 
-def lr_schedule(cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float, base_lr: float) -> Callable[[int], float]:
+def lr_schedule(cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float,
+                base_lr: float) -> Callable[[int], float]:
     """The lr multiplier per optimiser step: warm-up (``cfg.warmup_epochs``) then cosine down to
     ``cfg.min_lr`` at ``total_steps``, or constant after the warm-up with ``scheduler="constant"``."""
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -136,7 +139,7 @@ class DeferredLambdaLR(torch.optim.lr_scheduler.LambdaLR):
     def bind(self, factor: Callable[[int], float]) -> None:
         """Use ``factor`` from now on and set the current lr of every group accordingly."""
         self._factor = factor
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor(self.last_epoch)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["read_metrics", "write_plots"]
 
@@ -34,7 +36,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
     return {k: sorted(v.items()) for k, v in series.items()}
 
 
-def _panel(ax, metrics: dict[str, list[tuple[int, float]]], keys: list[str], title: str, strip: str) -> None:
+def _panel(ax: Any, metrics: dict[str, list[tuple[int, float]]], keys: Sequence[str], title: str, strip: str) -> None:
     for key in keys:
         points = [(s, v) for s, v in metrics[key] if math.isfinite(v)]
         if points:
@@ -61,7 +63,7 @@ def write_plots(run_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    def save(fig, name: str) -> None:
+    def save(fig: Any, name: str) -> None:
         path = out_dir / name
         tmp = out_dir / f".{name}.tmp.png"
         fig.savefig(tmp, dpi=110, bbox_inches="tight")

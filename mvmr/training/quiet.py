@@ -15,7 +15,9 @@ import contextlib
 import logging
 import sys
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 __all__ = ["clean_output", "notices_hidden"]
 
@@ -31,7 +33,7 @@ _QUIET_PACKAGES = ("lightning", "lightning_fabric", "pytorch_lightning", "lightn
 def _issued_by_quiet_package() -> bool:
     """Whether the code that called ``warnings.warn`` (the first frame outside ``warnings`` and this
     module, seen from inside ``showwarning``) belongs to one of :data:`_QUIET_PACKAGES`."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__") in ("warnings", __name__):
         frame = frame.f_back
     module = frame.f_globals.get("__name__", "") if frame is not None else ""

@@ -11,7 +11,8 @@ mid-epoch resume skips the batches already trained on. The global batch of step 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -31,7 +32,7 @@ class _EpochHook:
     """Lightning calls ``set_epoch`` on ``loader.sampler`` and ``loader.batch_sampler.sampler``,
     never on the batch sampler itself: this is the batch sampler's ``sampler``."""
 
-    def __init__(self, owner: "EpochBatchSampler") -> None:
+    def __init__(self, owner: EpochBatchSampler) -> None:
         self._owner = owner
 
     def set_epoch(self, epoch: int) -> None:
@@ -104,6 +105,8 @@ class ResumableLoader(DataLoader):
     ``progress() -> (batches trained on in the current epoch, batches per epoch)`` is set by the
     trainer to read Lightning's loop counters (the loader runs ahead by its prefetch, so cannot count).
     """
+
+    batch_sampler: EpochBatchSampler  # the one given to __init__
 
     def __init__(self, items: EpochItems, batch_sampler: EpochBatchSampler, **kwargs: Any) -> None:
         super().__init__(items, batch_sampler=batch_sampler, **kwargs)

@@ -37,7 +37,8 @@ class StepTimer(L.Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
         self._sync(pl_module)
         self._start = time.perf_counter()
 
@@ -83,6 +84,7 @@ def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: Pretrai
     return {"seconds": median, "all": timed, "interval": statistics.median(intervals) if intervals else median,
             "images_per_s": cfg.data.batch_size / median,
             "batch_size": cfg.data.batch_size,
-            "cache_build_seconds": {name: s.build_seconds for s in module.sources + module.augmented_sources
+            "cache_build_seconds": {name: s.build_seconds for s in [*getattr(module.method, "sources", []),
+                                                                    *getattr(module.method, "augmented_sources", [])]
                                     if isinstance(s, CachedSource)
                                     for name in s.names}}

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -46,8 +47,13 @@ class PretrainDataModule(L.LightningDataModule):
         super().__init__()
         self.data, self.config = data, config
 
+    def _attached_trainer(self) -> L.Trainer:
+        if self.trainer is None:
+            raise RuntimeError("PretrainDataModule's loaders are built by the Trainer it is attached to (trainer.fit)")
+        return self.trainer
+
     def train_dataloader(self) -> ResumableLoader:
-        trainer, d = self.trainer, self.config.data
+        trainer, d = self._attached_trainer(), self.config.data
         sampler = EpochBatchSampler(self.data.train_indices, d.batch_size, seed=self.config.trainer.seed,
                                     rank=trainer.global_rank, world_size=trainer.world_size)
         loader = ResumableLoader(EpochItems(self.data.views), sampler, num_workers=d.num_workers,
@@ -55,7 +61,8 @@ class PretrainDataModule(L.LightningDataModule):
                                  worker_init_fn=IgnorePreemptionSignals() if d.num_workers > 0 else None)
 
         def progress() -> tuple[int, int]:
-            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            # Lightning annotates batch_progress.current as a _ReadyCompletedTracker; it is a _ProcessedTracker
+            done = trainer.fit_loop.epoch_loop.batch_progress.current.processed  # type: ignore[attr-defined]
             return done, int(trainer.num_training_batches)
 
         loader.progress = progress
@@ -65,7 +72,7 @@ class PretrainDataModule(L.LightningDataModule):
         val = self.data.val_indices
         if len(val) == 0:
             return []
-        trainer, d = self.trainer, self.config.data
+        trainer, d = self._attached_trainer(), self.config.data
         shard = val[trainer.global_rank :: trainer.world_size] if len(val) >= trainer.world_size else val
         loader = make_loader(DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False,
                              num_workers=min(d.num_workers, 2))

@@ -6,8 +6,13 @@
 - :mod:`mvmr.transforms.normalization`: the ImageNet and "half" mean/std, defined once.
 """
 
-from mvmr.transforms.augmentation import (PARAMETER_COLUMNS, PaperAugmentation, augment_batch, parameters_to_vector,
-                                          vector_to_parameters)
+from mvmr.transforms.augmentation import (
+    PARAMETER_COLUMNS,
+    PaperAugmentation,
+    augment_batch,
+    parameters_to_vector,
+    vector_to_parameters,
+)
 from mvmr.transforms.batched import BatchAugmentation
 
 __all__ = ["BatchAugmentation", "PARAMETER_COLUMNS", "PaperAugmentation", "augment_batch", "parameters_to_vector",

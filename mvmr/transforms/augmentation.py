@@ -9,7 +9,8 @@ the "augmented image" representation (:class:`mvmr.representations.AugmentedPixe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,7 @@ class BatchAugmentation:
         out["sigma"] = uniform(batch, low=a.blur_sigma[0], high=a.blur_sigma[1])
         return {k: v.to(device) if device is not None else v for k, v in out.items()}
 
-    def _crop_boxes(self, batch: int, height: int, width: int, uniform) -> Tensor:  # noqa: ANN001
+    def _crop_boxes(self, batch: int, height: int, width: int, uniform: Callable[..., Tensor]) -> Tensor:
         """(B, 4) top, left, h, w: torchvision's RandomResizedCrop sampling, vectorised."""
         a = self.aug
         if not a.crop:

@@ -14,8 +14,9 @@ import io
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import torch
 
@@ -37,7 +38,7 @@ class _FdWriter(io.RawIOBase):
     def fileno(self) -> int:
         return self._fd
 
-    def write(self, data: Any) -> int:  # type: ignore[override]
+    def write(self, data: Any) -> int:
         n = os.write(self._fd, data)
         self.written += n
         return n
@@ -62,7 +63,7 @@ def _sync_folder(folder: Path) -> None:
         pass
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, size: int | None = None,
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *, size: int | None = None,
                  what: str = "file") -> Path:
     """Call ``write(file)`` on a temporary binary file beside ``path``, then put it in place atomically.
 
@@ -77,7 +78,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)  # umask applies
         raw = _FdWriter(fd)
         with io.BufferedWriter(raw) as f:
-            write(f)  # type: ignore[arg-type]
+            write(f)
             f.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -96,7 +97,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview, *, what: str = "file") -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview, *,
+                       what: str = "file") -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda f: f.write(data), size=memoryview(data).nbytes, what=what)
 

@@ -7,8 +7,9 @@ method is trivial, so the same code path serves both cases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import torch.distributed as dist
 

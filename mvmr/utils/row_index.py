@@ -3,8 +3,8 @@ embeddings): checked once, here, and grouped so that each row is read once, in d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,15 +63,18 @@ def _probe_data(config: Any, root: Path, probe_train: int, probe_test: int) -> t
     return random_subset(train, probe_train, seed + 1), random_subset(test, probe_test, seed + 2)
 
 
-def probe_row(name: str, extractor: nn.Module, config: Any, root: Path, probe_train: int, probe_test: int) -> dict[str, Any]:
+def probe_row(name: str, extractor: nn.Module, config: Any, root: Path, probe_train: int,
+              probe_test: int) -> dict[str, Any]:
     """One row of the demo's table: the linear protocol of :mod:`mvmr.evaluation` (one linear layer on
     standardised features, Adam, batch 256, 100 epochs; the learning rate (:data:`PROBE_LRS`) and the
     epoch chosen on 10% of the probe's train images, the test images read once), the same for every row."""
     train_part, test_part = _probe_data(config, root, probe_train, probe_test)
     probe = LinearConfig(lrs=PROBE_LRS, seed=config.trainer.seed, device="cpu", progress=False)
-    result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name, dataset="fashion_mnist").linear
-    return {"features": name, "dim": int(result.metrics["feature_dim"]), "accuracy": float(result.metrics["test_top1"]) / 100.0,
-            "probe_lr": float(result.metrics["chosen_lr"]), "probe_epoch": int(result.metrics["chosen_epoch"])}
+    result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name,
+                             dataset="fashion_mnist").linear
+    return {"features": name, "dim": int(result.metrics["feature_dim"]),
+            "accuracy": float(result.metrics["test_top1"]) / 100.0, "probe_lr": float(result.metrics["chosen_lr"]),
+            "probe_epoch": int(result.metrics["chosen_epoch"])}
 
 
 def baseline_rows(config: Any, root: Path, probe_train: int, probe_test: int, *, in_chans: int) -> list[dict[str, Any]]:
@@ -175,13 +179,15 @@ def run_demo(
         pretrain(peer_config(config, peer, peer_dir), resume="auto")  # type: ignore[arg-type]
     pretrain_s = time.perf_counter() - start
 
-    echo(f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test images ...")
+    echo(f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test "
+         "images ...")
     m = config.model
     model = resolve_encoder(checkpoint=last_checkpoint(run_dir))
     rows = [probe_row(f"MV-MR {m.encoder} ({t.max_epochs} epochs)", model, config, root, probe_train, probe_test)]
     if peer_dir is not None:
         rows.append(probe_row(f"{_PEER_NAMES.get(peer, peer)} {m.encoder} ({t.max_epochs} epochs)",  # type: ignore[arg-type]
-                              resolve_encoder(checkpoint=last_checkpoint(peer_dir)), config, root, probe_train, probe_test))
+                              resolve_encoder(checkpoint=last_checkpoint(peer_dir)), config, root, probe_train,
+                              probe_test))
     rows += baseline_rows(config, root, probe_train, probe_test, in_chans=int(model.metadata.get("in_chans", 1)))
     total_s = time.perf_counter() - start
 
@@ -197,7 +203,8 @@ def run_demo(
     echo("")
     lrs = ", ".join(f"{lr:g}" for lr in PROBE_LRS)
     echo(f"Linear probe (one linear layer on frozen, standardised features; Adam, 100 epochs; the lr ({lrs}) and the "
-         f"epoch chosen on a 10% hold-out of the train images), Fashion-MNIST, {probe_train} train / {probe_test} test images:")
+         f"epoch chosen on a 10% hold-out of the train images), Fashion-MNIST, {probe_train} train / {probe_test} "
+         "test images:")
     echo(table)
     echo(verdict)
     echo(f"pretraining {pretrain_s / 60:.1f} min, total {total_s / 60:.1f} min; run folder {run_dir} "

@@ -22,17 +22,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import Dataset
 
 from mvmr.config import Config, validate
 from mvmr.errors import CheckpointError
-from mvmr.representations.teachers import build_teacher, parse_teacher_spec
+from mvmr.representations.teachers import Teacher, build_teacher, parse_teacher_spec
 from mvmr.training.timing import time_steps
+
+if TYPE_CHECKING:  # annotations only
+    from mvmr.evaluation import FeatureExtractor
 
 __all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps",
            "teacher_modes"]
@@ -55,8 +59,9 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
 
     d, e = config.data, config.evaluation
     train_split = e.train_split or d.split
-    kwargs = dict(size=d.image_size, download=d.download, channels=d.channels, skip_corrupt=d.skip_corrupt,
-                  name=d.name, image_column=d.image_column, label_column=d.label_column)
+    kwargs: dict[str, Any] = dict(size=d.image_size, download=d.download, channels=d.channels,
+                                  skip_corrupt=d.skip_corrupt, name=d.name, image_column=d.image_column,
+                                  label_column=d.label_column)
     train: Dataset = build_dataset(d.kind, d.root, split=train_split, **kwargs)
     test: Dataset = build_dataset(d.kind, d.root, split=e.test_split, **kwargs)
     seed = config.trainer.seed
@@ -68,9 +73,9 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
     return train, test, desc
 
 
-def _encoder_params(extractor: torch.nn.Module) -> int:
+def _encoder_params(extractor: FeatureExtractor) -> int:
     """The parameters of an extractor's backbone."""
-    return sum(p.numel() for p in extractor.backbone.parameters())  # type: ignore[union-attr]
+    return sum(p.numel() for p in extractor.backbone.parameters())
 
 
 def distill_report(
@@ -113,12 +118,15 @@ def distill_report(
     teacher = None  # embeddings: teachers cannot embed new images
     if parse_teacher_spec(t.spec)[0] != "embeddings":
         teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
+        if not isinstance(teacher, Teacher):  # only an embeddings: spec gives precomputed embeddings
+            raise TypeError(f"teacher {t.spec!r} gave a {type(teacher).__name__}, not an image model")
         extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
                                      feature_dim=int(teacher.embed_dim), trainable=False)
         candidates.append(("teacher", f"teacher {t.spec}", extractor, int(teacher.num_parameters)))
     if ssl_ckpt is not None:
         ssl = resolve_encoder(checkpoint=ssl_ckpt)
-        candidates.append(("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl, _encoder_params(ssl)))
+        candidates.append(("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl,
+                           _encoder_params(ssl)))
     rand = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
                            seed=config.trainer.seed)
     candidates.append(("random", f"random {m.encoder} (untrained)", rand, _encoder_params(rand)))
@@ -151,7 +159,8 @@ def distill_report(
 
 #: how the report names each way of getting the teacher's features
 _MODE_LABELS = {"cached": "cached (read by index)", "live": "teacher run every step",
-                "stored": "stored views (read by view)", "live_augmented": "teacher run every step on the augmented view"}
+                "stored": "stored views (read by view)",
+                "live_augmented": "teacher run every step on the augmented view"}
 
 
 def teacher_modes(config: Config) -> list[str]:
@@ -206,7 +215,8 @@ def format_report(report: dict[str, Any]) -> str:
               "|---|---:|---:|---:|---:|---:|---:|"]
     for r in report["rows"]:
         lines.append(f"| {r['model']} | {_fmt_params(r['parameters'])} | {_fmt(r['feature_dim'], 'd')} | "
-                     f"{_fmt(r['test_top1'])} | {_fmt(r['test_top5'])} | {_fmt(r['val_top1'])} | {_fmt(r['chosen_epoch'], 'd')} |")
+                     f"{_fmt(r['test_top1'])} | {_fmt(r['test_top5'])} | {_fmt(r['val_top1'])} | "
+                     f"{_fmt(r['chosen_epoch'], 'd')} |")
     if report["timings"]:
         lines += ["", f"Training step (forward of both views, loss, backward, optimiser step; median of the timed "
                       f"steps after one warm-up; {report['device']}):", "",

@@ -9,8 +9,8 @@ every evaluation result of the run folder (``results/*.json``, written by ``mvmr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 

@@ -31,9 +31,9 @@ from mvmr.data import build_dataset
 from mvmr.errors import ConfigError, DataError
 from mvmr.methods import get_method
 from mvmr.representations import build as build_representation
-from mvmr.representations.teachers import build_teacher, parse_teacher_spec
-from mvmr.transforms import PARAMETER_COLUMNS
+from mvmr.representations.teachers import PrecomputedEmbeddings, build_teacher, parse_teacher_spec
 from mvmr.training.timing import time_steps
+from mvmr.transforms import PARAMETER_COLUMNS
 
 __all__ = ["Plan", "RepresentationPlan", "make_plan", "format_plan"]
 
@@ -123,7 +123,8 @@ def _dataset_size(config: Config, images: int | None, name: str = "") -> tuple[i
     if images is None:
         d = config.data
         try:
-            images, source = len(build_dataset(d.kind, d.root, split=d.split, channels=d.channels)), "counted in the data"
+            images = len(build_dataset(d.kind, d.root, split=d.split, channels=d.channels))
+            source = "counted in the data"
         except DataError as err:
             known = KNOWN_SIZES.get((d.kind, d.split))
             if known is None and d.kind == "imagefolder":
@@ -133,7 +134,8 @@ def _dataset_size(config: Config, images: int | None, name: str = "") -> tuple[i
             images, source = known, f"the known size of {d.kind if d.kind != 'imagefolder' else Path(name).stem} " \
                                     f"split {d.split}; the data is not here"
     n = min(images, config.data.subset) if config.data.subset else images
-    return n, source + (f", data.subset {config.data.subset}" if config.data.subset and config.data.subset < images else "")
+    return n, source + (f", data.subset {config.data.subset}" if config.data.subset and config.data.subset < images
+                        else "")
 
 
 def _time_per_image(module: torch.nn.Module, images: torch.Tensor, repeats: int = 2) -> float:
@@ -170,6 +172,8 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
     if t.spec is not None:
         if parse_teacher_spec(t.spec)[0] == "embeddings":
             emb = build_teacher(t.spec, name=t.name, **t.options)
+            if not isinstance(emb, PrecomputedEmbeddings):
+                raise TypeError(f"teacher {t.spec!r} gave a {type(emb).__name__}, not precomputed embeddings")
             out.append(RepresentationPlan(t.name, "precomputed", emb.dim, emb.dim, global_batch * emb.dim * 4, 0,
                                           2 * global_batch**2 * emb.dim / 1e9))
         else:
@@ -205,13 +209,14 @@ def _model_costs(config: Config, shape: tuple[int, int, int]) -> tuple[float, in
     dtype = torch.bfloat16 if "mixed" in config.trainer.precision else torch.float32
     model.to(dtype)
     flops, saved = {}, {}
+    total = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        total[0] += t.numel() * t.element_size()
+        return t
+
     for batch in (2, 4):
-        total = [0]
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            total[0] += t.numel() * t.element_size()
-            return t
-
+        total[0] = 0
         with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             model(torch.empty(batch, *shape, device="meta", dtype=dtype)).float().sum().backward()
         flops[batch], saved[batch] = counter.get_total_flops(), total[0]
@@ -221,7 +226,7 @@ def _model_costs(config: Config, shape: tuple[int, int, int]) -> tuple[float, in
 
 
 def make_plan(config: Config, *, images: int | None = None, measure_steps: int = 0, throughput: float | None = None,
-              timing_images: int = 32, device: str | None = None, name: str = "") -> Plan:
+              timing_images: int = 32, device: str | torch.device | None = None, name: str = "") -> Plan:
     """The :class:`Plan` of ``config``. ``images``: the number of training images (default: count the
     dataset); ``measure_steps``: time that many real steps here; ``throughput``: images per second
     per process measured elsewhere (used when nothing is measured); ``timing_images``: the batch each
@@ -265,12 +270,14 @@ def make_plan(config: Config, *, images: int | None = None, measure_steps: int =
         encoder_gflop_per_image=gflop, encoder_tflop_per_step=gflop * d.batch_size * 2 / 1e3,
         dcor_gflop_per_step=dcor, memory_bytes=memory, batches_per_epoch=batches, total_batches=int(total),
         cache_bytes=sum(r.disk_bytes_per_image for r in cached) * n,
-        cache_build_seconds=(sum(r.seconds_per_image or 0.0 for r in cached) * n / world) if cached and timing_images else None,
+        cache_build_seconds=((sum(r.seconds_per_image or 0.0 for r in cached) * n / world)
+                             if cached and timing_images else None),
     )
     if measure_steps:
         timed = time_steps(replace(config, trainer=replace(t, progress_bar=False)), steps=measure_steps)
         plan.step_seconds, plan.step_source = timed["seconds"], f"measured here: median of {measure_steps} steps"
-        plan.measured = {"step_seconds": timed["all"], "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        plan.measured = {"step_seconds": timed["all"],
+                         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
         if torch.cuda.is_available():
             plan.measured["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
     elif throughput:
@@ -292,30 +299,36 @@ def _size(n: float) -> str:
 def _duration(s: float | None) -> str:
     if s is None:
         return "—"
-    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h" if s < 172800 else f"{s / 86400:.1f} days"
+    return (f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h" if s < 172800
+            else f"{s / 86400:.1f} days")
 
 
 def format_plan(p: Plan) -> str:
     """The plan as Markdown tables (one step, then the whole run)."""
     lines = [f"## Plan: {p.config} ({p.method}), {p.world_size} process(es) x batch {p.batch_size} = global batch "
              f"{p.global_batch}, {p.image_size} px, on {p.device}", "",
-             "| representation | source | dim (raw -> loss) | bytes per global batch | cache bytes / image | dCor GFLOP | s / image here |",
+             "| representation | source | dim (raw -> loss) | bytes per global batch | cache bytes / image "
+             "| dCor GFLOP | s / image here |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in p.representations:
         dims = f"{r.raw_dim:,}" + (f" -> {r.dim:,}" if r.dim != r.raw_dim else "")
         per = "—" if r.seconds_per_image is None else f"{r.seconds_per_image:.4f}"
-        lines.append(f"| {r.name} | {r.source} | {dims} | {_size(r.batch_bytes)} | {_size(r.disk_bytes_per_image) if r.disk_bytes_per_image else '—'} "
-                     f"| {r.dcor_gflop:.2f} | {per} |")
+        disk = _size(r.disk_bytes_per_image) if r.disk_bytes_per_image else "—"
+        lines.append(f"| {r.name} | {r.source} | {dims} | {_size(r.batch_bytes)} | {disk} | {r.dcor_gflop:.2f} "
+                     f"| {per} |")
     lines += ["", "| per step | |", "|---|---:|",
               f"| encoder + projector, forward + backward | {p.encoder_gflop_per_image:.3f} GFLOP / image / view, "
               f"{p.encoder_tflop_per_step:.3f} TFLOP / step / process |",
-              f"| distance correlation (Gram matrices of the global batch, forward, on every rank) | {p.dcor_gflop_per_step:.2f} GFLOP |"]
+              "| distance correlation (Gram matrices of the global batch, forward, on every rank) | "
+              f"{p.dcor_gflop_per_step:.2f} GFLOP |"]
     lines += [f"| memory: {k} | {_size(v)} |" for k, v in p.memory_bytes.items()]
     lines += [f"| **peak memory (estimate, per process)** | **{_size(p.peak_memory_bytes)}** |",
               f"| step time | {_duration(p.step_seconds)} ({p.step_source}) |",
-              f"| images the loader must decode | {'—' if p.decode_images_per_second is None else f'{p.decode_images_per_second:.0f} / s per process'} |",
+              "| images the loader must decode | " + ("—" if p.decode_images_per_second is None
+                                                       else f"{p.decode_images_per_second:.0f} / s per process") + " |",
               "", "| whole run | |", "|---|---:|",
-              f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} ({p.images_source}) |", f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
+              f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} ({p.images_source}) |",
+              f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
               f"| feature cache on disk | {_size(p.cache_bytes) if p.cache_bytes else 'none'} |",
               f"| cache build (all ranks) | {_duration(p.cache_build_seconds)} |",
               f"| **projected wall time** | **{_duration(p.wall_seconds)}** |"]

@@ -19,8 +19,13 @@ its kind is built.
 """
 
 from mvmr.representations.teachers.base import Teacher
-from mvmr.representations.teachers.factory import (TEACHER_KINDS, build_teacher, parse_teacher_spec, register_teacher,
-                                                  teacher_representation)
+from mvmr.representations.teachers.factory import (
+    TEACHER_KINDS,
+    build_teacher,
+    parse_teacher_spec,
+    register_teacher,
+    teacher_representation,
+)
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError

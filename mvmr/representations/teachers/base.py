@@ -56,7 +56,7 @@ class Teacher(Representation):
         self.requires_grad_(False)
         super().train(False)
 
-    def train(self, mode: bool = True) -> "Teacher":
+    def train(self, mode: bool = True) -> Teacher:
         """Keep the teacher in eval mode whatever ``mode`` is (frozen BN statistics, no dropout)."""
         return super().train(False)
 

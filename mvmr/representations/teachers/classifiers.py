@@ -19,8 +19,12 @@ from torch import nn
 from mvmr.errors import ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (WeightsUnavailableError, import_optional, load_weights_file,
-                                                  random_weights)
+from mvmr.representations.teachers.weights import (
+    WeightsUnavailableError,
+    import_optional,
+    load_weights_file,
+    random_weights,
+)
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["build_torchvision_teacher", "build_timm_teacher", "replace_last_linear"]
@@ -122,7 +126,7 @@ def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None
     hub = weights is not None and str(weights) == TIMM_HUB
     try:
         if hub:
-            model = _timm_download(timm, model_name, spec=spec, **model_kwargs)
+            model: Any = _timm_download(timm, model_name, spec=spec, **model_kwargs)  # a timm model
         else:
             model = timm.create_model(model_name, pretrained=False, **model_kwargs)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
@@ -144,7 +148,8 @@ def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None
     cfg = resolve_data_config({}, model=model)
     size = cfg["input_size"]
     if size[-1] != size[-2]:
-        raise ConfigError(f"timm model {model_name!r} expects a non-square input {tuple(size[1:])}, which teachers do not support")
+        raise ConfigError(f"timm model {model_name!r} expects a non-square input {tuple(size[1:])}, "
+                          "which teachers do not support")
     preprocess = ImagePreprocess.from_crop_pct(input_size=int(size[-1]), crop_pct=float(cfg.get("crop_pct") or 1.0),
                                                interpolation=str(cfg.get("interpolation") or "bicubic"),
                                                mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
@@ -166,5 +171,6 @@ def _timm_download(timm: Any, model_name: str, *, spec: str, **model_kwargs: Any
     raise WeightsUnavailableError(
         f"could not load timm weights for {model_name!r} (teacher {spec!r}): not in the local Hugging Face cache and "
         f"the download failed ({type(cause).__name__}: {cause}). On this offline machine, save the weights elsewhere "
-        f"(torch.save(timm.create_model({model_name!r}, pretrained=True).state_dict(), '<file>')) and pass weights=<file>."
+        f"(torch.save(timm.create_model({model_name!r}, pretrained=True).state_dict(), '<file>')) "
+        "and pass weights=<file>."
     ) from cause

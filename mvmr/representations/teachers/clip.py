@@ -20,8 +20,13 @@ from torch import nn
 from mvmr.errors import CheckpointError, ConfigError
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.preprocess import ImagePreprocess
-from mvmr.representations.teachers.weights import (WeightsUnavailableError, import_optional, random_weights,
-                                                  require_weights_file, weights_fingerprint)
+from mvmr.representations.teachers.weights import (
+    WeightsUnavailableError,
+    import_optional,
+    random_weights,
+    require_weights_file,
+    weights_fingerprint,
+)
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "build_open_clip_teacher", "build_hf_clip_teacher", "HFClipImageEmbeds"]
 
@@ -57,7 +62,8 @@ def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path |
         tags = ", ".join(known_tags) or "none known"
         settings.update(random_weights(spec, allow_random, "weights=<local open_clip checkpoint file> (downloaded on a "
                                        "machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-"
-                                       f"laion2B-s34B-b88K), an open_clip tag ({tags}) to use open_clip's cache/download"))
+                                       f"laion2B-s34B-b88K), an open_clip tag ({tags}) to use open_clip's "
+                                       "cache/download"))
         pretrained = None
     elif str(weights) in known_tags and not Path(weights).is_file():
         pretrained = str(weights)
@@ -146,7 +152,8 @@ def _hf_size(value: Any, what: str) -> int | None:
 def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]:
     config_file = folder / "preprocessor_config.json"
     if not config_file.is_file():
-        return ImagePreprocess(input_size=image_size, resize_size=image_size, mean=CLIP_MEAN, std=CLIP_STD), "model config"
+        return (ImagePreprocess(input_size=image_size, resize_size=image_size, mean=CLIP_MEAN, std=CLIP_STD),
+                "model config")
     try:
         pp = json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -177,8 +184,9 @@ def build_hf_clip_teacher(directory: str, *, spec: str, weights: str | Path | No
         what = "has no config.json" if folder.is_dir() else "does not exist"
         raise WeightsUnavailableError(
             f"hf-clip teacher directory {folder.resolve()} {what}. Put a transformers CLIP checkpoint there (saved "
-            f"on a machine with internet with CLIPVisionModelWithProjection.from_pretrained('openai/clip-vit-base-patch16')"
-            f".save_pretrained(dir), plus the CLIPImageProcessor's preprocessor_config.json)."
+            f"on a machine with internet with CLIPVisionModelWithProjection.from_pretrained("
+            f"'openai/clip-vit-base-patch16').save_pretrained(dir), plus the CLIPImageProcessor's "
+            f"preprocessor_config.json)."
         )
     transformers = import_optional("transformers", kind=spec)
     try:

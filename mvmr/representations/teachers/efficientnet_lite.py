@@ -37,7 +37,7 @@ class EfficientNetLiteFeatures(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model  # has extract_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) normalised images -> (B, 1280)."""

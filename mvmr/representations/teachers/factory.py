@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mvmr.errors import ConfigError
 from mvmr.plugins import Registry
@@ -157,8 +157,9 @@ def _builders() -> dict[str, Callable[..., Teacher]]:
     from mvmr.representations.teachers.clip import build_hf_clip_teacher, build_open_clip_teacher
     from mvmr.representations.teachers.efficientnet_lite import build_efficientnet_lite0
 
-    return {"open_clip": build_open_clip_teacher, "hf-clip": build_hf_clip_teacher, "torchvision": build_torchvision_teacher,
-            "timm": build_timm_teacher, "efficientnet-lite0": build_efficientnet_lite0}
+    return {"open_clip": build_open_clip_teacher, "hf-clip": build_hf_clip_teacher,
+            "torchvision": build_torchvision_teacher, "timm": build_timm_teacher,
+            "efficientnet-lite0": build_efficientnet_lite0}
 
 
 #: The built-in kinds: the form of their spec and their own options.

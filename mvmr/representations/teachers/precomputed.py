@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from mvmr.errors import DataError
-from mvmr.utils.row_index import row_index
 from mvmr.representations.teachers.weights import weights_fingerprint
+from mvmr.utils.row_index import row_index
 
 __all__ = ["PrecomputedEmbeddings"]
 
@@ -52,7 +53,8 @@ class PrecomputedEmbeddings:
         self._array: np.ndarray | None = None
         array = self._rows()
         if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-            raise DataError(f"teacher embeddings {self.path} must be a non-empty 2-D array (N, D), got shape {array.shape}")
+            raise DataError(f"teacher embeddings {self.path} must be a non-empty 2-D array (N, D), "
+                            f"got shape {array.shape}")
         if not np.issubdtype(array.dtype, np.floating):
             raise DataError(f"teacher embeddings {self.path} must be floating point, got dtype {array.dtype}")
         if dataset_length is not None and int(dataset_length) != array.shape[0]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ def _three(values: Sequence[float], what: str) -> tuple[float, float, float]:
         vals = vals * 3
     if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
         raise ConfigError(f"{what} must be 1 or 3 finite numbers, got {values!r}")
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 @dataclass(frozen=True)
@@ -77,22 +78,22 @@ class ImagePreprocess:
     @classmethod
     def from_crop_pct(cls, *, input_size: int, crop_pct: float = 1.0, interpolation: str = "bicubic",
                       mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                      antialias: bool = True) -> "ImagePreprocess":
+                      antialias: bool = True) -> ImagePreprocess:
         """Build with ``resize_size = floor(input_size / crop_pct)`` (the timm convention)."""
         if not isinstance(crop_pct, (int, float)) or not 0.0 < float(crop_pct) <= 1.0:
             raise ConfigError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
             raise ConfigError(f"input_size must be a positive int, got {input_size!r}")
         resize = int(math.floor(input_size / float(crop_pct) + 1e-9))
-        return cls(input_size=input_size, resize_size=resize, interpolation=interpolation, mean=tuple(mean),
-                   std=tuple(std), antialias=antialias)
+        return cls(input_size=input_size, resize_size=resize, interpolation=interpolation, mean=_three(mean, "mean"),
+                   std=_three(std, "std"), antialias=antialias)
 
     @property
     def crop_pct(self) -> float:
         """``input_size / resize_size``."""
         return self.input_size / self.resize_size
 
-    def replace(self, **changes: Any) -> "ImagePreprocess":
+    def replace(self, **changes: Any) -> ImagePreprocess:
         """A copy with the fields that are not None in ``changes`` changed (``crop_pct=`` is accepted too).
 
         A new ``input_size`` keeps the crop fraction, unless ``crop_pct`` is given as well.
@@ -120,7 +121,8 @@ class ImagePreprocess:
         if channels == 1:
             images = images.expand(-1, 3, -1, -1)
         elif channels != 3:
-            raise ValueError(f"a teacher takes RGB (3 channels) or grayscale (1 channel) images, got {channels} channels")
+            raise ValueError(f"a teacher takes RGB (3 channels) or grayscale (1 channel) images, "
+                             f"got {channels} channels")
         height, width = int(images.shape[-2]), int(images.shape[-1])
         short, long = min(height, width), max(height, width)
         if short != self.resize_size:

@@ -12,10 +12,25 @@
 from __future__ import annotations
 
 from mvmr.workflows.ablation.report import SlurmResources, collect_markdown, format_value, plot_table, sbatch_script
-from mvmr.workflows.ablation.runner import (RESULT_FILE, ProbeSettings, find_reusable, load_row_result, peak_rss_mib,
-                                            probe_datasets, run_row, save_row_result)
-from mvmr.workflows.ablation.tables import (REPRESENTATIONS, TABLES, AblationRow, row_config, select_rows, table_rows,
-                                            with_shared_cache)
+from mvmr.workflows.ablation.runner import (
+    RESULT_FILE,
+    ProbeSettings,
+    find_reusable,
+    load_row_result,
+    peak_rss_mib,
+    probe_datasets,
+    run_row,
+    save_row_result,
+)
+from mvmr.workflows.ablation.tables import (
+    REPRESENTATIONS,
+    TABLES,
+    AblationRow,
+    row_config,
+    select_rows,
+    table_rows,
+    with_shared_cache,
+)
 
 __all__ = [
     "TABLES", "REPRESENTATIONS", "RESULT_FILE", "AblationRow", "ProbeSettings", "table_rows", "select_rows",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mvmr.workflows.ablation.tables import AblationRow
 
@@ -76,7 +77,8 @@ def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[s
     with_top5 = table != 8
     head = [*left, "ours top-1", *(["ours top-5"] if with_top5 else []), "ours k-NN top-1", "wall (s)",
             "paper top-1", *(["paper top-5"] if with_top5 else []), "note"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(left) + ["---:"] * (len(head) - len(left) - 1) + ["---"]) + "|"]
+    lines = ["| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] * len(left) + ["---:"] * (len(head) - len(left) - 1) + ["---"]) + "|"]
     group = None
     for row in rows:
         if row.group and row.group != group:
@@ -105,7 +107,7 @@ def plot_table(table: int, rows: Sequence[AblationRow], results: Mapping[str, Ma
     import numpy as np
 
     x = np.arange(len(ran))
-    ours = [float(results[r.key]["linear_top1"]) for r in ran]
+    ours = [float((results[r.key] or {})["linear_top1"]) for r in ran]
     paper = [float("nan") if r.paper_top1 is None else r.paper_top1 for r in ran]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(ran) + 2), 4.0))
     ax.bar(x - 0.2, ours, 0.4, label="ours (linear top-1)")

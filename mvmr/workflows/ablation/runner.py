@@ -15,13 +15,13 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from torch.utils.data import Dataset
 
-from mvmr.methods import available_methods
 from mvmr.config import from_dict, to_dict
 from mvmr.data import build_dataset, random_subset
 from mvmr.evaluation.encoders import resolve_encoder
@@ -29,6 +29,7 @@ from mvmr.evaluation.frozen import evaluate_frozen
 from mvmr.evaluation.knn import KNNConfig
 from mvmr.evaluation.linear import LinearConfig
 from mvmr.evaluation.results import save_result
+from mvmr.methods import available_methods
 from mvmr.training import trainer  # trainer.pretrain looked up at call time (tests replace it)
 from mvmr.training.export import last_checkpoint
 from mvmr.utils.atomic import atomic_write_json
@@ -208,8 +209,8 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
     wall_s = pretrain_s + t2 - t1  # every session's pretraining, then this session's evaluation
     result = {"key": key, **metrics, "pretrain_s": round(pretrain_s, 1), "pretrain_sessions": sessions,
               "eval_s": round(t2 - t1, 1), "wall_s": round(wall_s, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
-              "seed": config.trainer.seed, "epochs": config.trainer.max_epochs, "pretrain_method": config.method, "probe": asdict(probe),
-              "config": to_dict(config), **dict(extra or {})}
+              "seed": config.trainer.seed, "epochs": config.trainer.max_epochs, "pretrain_method": config.method,
+              "probe": asdict(probe), "config": to_dict(config), **dict(extra or {})}
     save_row_result(run_dir, result)
     log(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall_s:.0f} s")
     return result

@@ -25,9 +25,10 @@ import hashlib
 import itertools
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from mvmr.config import from_dict, load_config, to_dict
 from mvmr.errors import ConfigError
@@ -122,7 +123,7 @@ def _table5() -> list[AblationRow]:
            "L3": ["loss.beta=0", "representations.items=[]"]}
     rows = []
     for flags, top1, top5 in _PAPER_T5:
-        on = dict(zip(off, flags))
+        on = dict(zip(off, flags, strict=True))
         rows.append(AblationRow(key="+".join(n for n in off if on[n]),
                                 group=f"{sum(flags)} loss" + ("" if sum(flags) == 1 else "es"),
                                 cells={n: _mark(on[n]) for n in off},
@@ -145,8 +146,8 @@ def _table6(base: Any) -> list[AblationRow]:
     names = list(REPRESENTATIONS)
     specs = _spec_dicts(base)
     printed: dict[str, list[tuple[float, float]]] = {}
-    for bits, top1, top5 in _PAPER_T6:
-        printed.setdefault(bits, []).append((top1, top5))
+    for bits, paper_top1, paper_top5 in _PAPER_T6:
+        printed.setdefault(bits, []).append((paper_top1, paper_top5))
     rows = []
     for k in range(1, len(names) + 1):
         for combo in itertools.combinations(names, k):
@@ -209,7 +210,8 @@ def select_rows(rows: Sequence[AblationRow], wanted: Iterable[str] | None) -> li
     return [r for r in rows if r.key in chosen]
 
 
-def row_config(base_path: str | os.PathLike[str], row: AblationRow, overrides: Sequence[str], out: str | os.PathLike[str]) -> Any:
+def row_config(base_path: str | os.PathLike[str], row: AblationRow, overrides: Sequence[str],
+               out: str | os.PathLike[str]) -> Any:
     """The validated config of ``row``: base file + user overrides + the row's overrides + run folder.
 
     With ``representations.cache_dir`` set, see :func:`with_shared_cache`.
