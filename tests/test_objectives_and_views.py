@@ -395,3 +395,23 @@ def test_the_distillation_report_times_the_runs_own_teacher_mode_first(imagenett
     assert modes("teacher.cache=false") == ["live", "cached"]
     assert modes("teacher.view=augmented") == ["live_augmented"]
     assert modes("teacher.view=augmented", "teacher.cached_views=4") == ["stored", "live_augmented"]
+
+
+def test_a_checkpoint_from_before_methods_owned_their_heads_still_resumes(cifar10_root: Path, tmp_path: Path) -> None:
+    """Checkpoints of the former MVMRModule kept the heads at ``regression.*``; they load, strictly, as ``method.*``."""
+    from mvmr.training.build import build_data, build_module
+    from mvmr.training.module import migrate_state_dict
+
+    config = tiny_config(cifar10_root, tmp_path, HEADED)
+    module = build_module(config, build_data(config), tiny_model(), FEATURE_DIM)
+    current = {k: v.clone() for k, v in module.state_dict().items()}
+    legacy = {k.removeprefix("method."): v.clone() + 1 for k, v in current.items()}  # the old layout, other values
+    assert any(k.startswith("regression.") for k in legacy)
+    checkpoint = {"state_dict": legacy}
+    module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, current[key] + 1, msg=key)
+    untouched = {"model.encoder.0.weight": torch.zeros(1), "classifier.bias": torch.zeros(1)}
+    migrate_state_dict(untouched)
+    assert set(untouched) == {"model.encoder.0.weight", "classifier.bias"}

@@ -30,7 +30,20 @@ from mvmr.training.callbacks import STOP_ADVICE, NonFiniteLossError, nonfinite_l
 from mvmr.training.optim import DeferredLambdaLR, build_optimizer, effective_lr, lr_schedule, split_decay_params
 from mvmr.training.sampling import mix_seed
 
-__all__ = ["PretrainingModule", "StepOutput"]
+__all__ = ["PretrainingModule", "StepOutput", "migrate_state_dict"]
+
+#: state-dict prefixes of checkpoints written before methods owned their parts (MVMRModule), and where
+#: those parts live now
+LEGACY_PREFIXES = {"regression.": "method.regression.", "loss_fn.": "method.loss_fn."}
+
+
+def migrate_state_dict(state: dict[str, Any]) -> None:
+    """Rename, in place, the keys of a checkpoint written by the former ``MVMRModule`` (MV-MR's heads at
+    ``regression.*``) to the method's (``method.regression.*``), so that such a run resumes; the load
+    that follows stays strict."""
+    for key in [k for k in state if k.startswith(tuple(LEGACY_PREFIXES))]:
+        old = next(p for p in LEGACY_PREFIXES if key.startswith(p))
+        state[LEGACY_PREFIXES[old] + key[len(old):]] = state.pop(key)
 
 
 class PretrainingModule(L.LightningModule):
@@ -206,6 +219,7 @@ class PretrainingModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.bad_batches.load_state_dict(checkpoint)
+        migrate_state_dict(checkpoint.get("state_dict", {}))
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         now = time.perf_counter()
