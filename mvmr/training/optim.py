@@ -1,7 +1,7 @@
 """Optimisers (Adam, AdamW, LARS) and the warm-up + cosine learning-rate schedule.
 
 The schedule counts OPTIMISER steps (one per ``accumulate_grad_batches`` per-process batches):
-Lightning's ``trainer.estimated_stepping_batches``, read by :class:`BaseSSLModule`.
+Lightning's ``trainer.estimated_stepping_batches``, read by :class:`~mvmr.training.module.PretrainingModule`.
 """
 
 from __future__ import annotations
