@@ -147,6 +147,9 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
     probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_split="train", test_split="val",
                                    image_size=64, epochs=100, lr=1e-4, val_fraction=0.1, seed=0)
     steps = DEMO_STEPS * budget
+    for override in args.overrides:  # a recipe with its own step count (e.g. batch 64 at half the steps)
+        if override.startswith("trainer.max_steps="):
+            steps = int(override.split("=", 1)[1])
     extra = {"row": row, "label": row_label(row, args), "tag": args.tag, "budget": budget, "steps": steps,
              "threads": torch.get_num_threads(), "machine": machine(), "commit": commit(),
              "torch": torch.__version__, "overrides": list(args.overrides), "recorded": time.strftime("%Y-%m-%d")}
@@ -300,7 +303,8 @@ def table(results: list[dict], tag: str) -> str:
         steps = rs[0].get("steps") or 0
         per_step = f"{statistics.mean(r['step_s'] for r in rs):.2f}" if steps and all(r.get("step_s") for r in rs) else "—"
         wall = statistics.mean(r["wall_s"] for r in rs) / 60
-        where = f"{DEMO_STEPS * budget} ({budget}x)" if steps else "—"
+        where = (f"{DEMO_STEPS * budget} ({budget}x)" if steps == DEMO_STEPS * budget
+                 else f"{steps} (the {budget}x budget)" if steps else "—")
         lines.append(f"| {where} | {rs[0]['label']} | {_mean_sd(lin)} | {_mean_sd([r['knn_top1'] for r in rs])} | "
                      f"{gap} | {_mean_sd([r['val_top1'] for r in rs])} | {per_step} | {wall:.1f} |")
     return "\n".join(lines) + "\n"

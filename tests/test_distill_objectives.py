@@ -21,10 +21,11 @@ def _driver():  # noqa: ANN202
     return module
 
 
-def _finish(d, out: Path, tag: str, row: str, seed: int, budget: int, top1: float, step_s: float = 1.0) -> None:  # noqa: ANN001
+def _finish(d, out: Path, tag: str, row: str, seed: int, budget: int, top1: float, step_s: float = 1.0,  # noqa: ANN001
+            steps: int | None = None) -> None:
     path = d.row_dir(out, tag, budget, row, seed) / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    steps = 0 if row in ("untrained", "teacher") else d.DEMO_STEPS * budget
+    steps = steps if steps is not None else 0 if row in ("untrained", "teacher") else d.DEMO_STEPS * budget
     path.write_text(json.dumps({"key": f"{row}@{seed}@{budget}", "row": row, "label": d.row_label(row), "tag": tag,
                                 "budget": budget, "steps": steps, "seed": seed, "linear_top1": top1,
                                 "knn_top1": top1 - 2, "val_top1": top1 + 1, "pretrain_s": 60.0 * budget,
@@ -48,6 +49,7 @@ def test_table_pools_seeds_and_measures_the_gap_against_the_base_references(tmp_
                             ("paper", 0, 46.0), ("paper", 1, 48.0), ("dcos_aug", 0, 66.0)):
         _finish(d, tmp_path, "base", row, seed, 1, top1, step_s=1.25)
     _finish(d, tmp_path, "allimg", "dcos_aug", 0, 4, 71.0)  # a recipe without its own reference rows
+    _finish(d, tmp_path, "b64", "dcos_aug", 0, 1, 60.0, steps=114)  # batch 64: half the steps of the 1x budget
     results = d.load_results(tmp_path)
     assert d.references(results, "allimg") == (41.0, 91.0)  # the base recipe's
     base = d.table(results, "base")
@@ -55,10 +57,11 @@ def test_table_pools_seeds_and_measures_the_gap_against_the_base_references(tmp_
     assert "| 228 (1x) | dCor + cosine, augmented view | 66.00 | 64.00 | 50% | 67.00 | 1.25 |" in base
     assert "| — | teacher (EfficientNet-Lite0) | 91.00 | 89.00 | — |" in base
     assert "| 912 (4x) | dCor + cosine, augmented view | 71.00 | 69.00 | 60% |" in d.table(results, "allimg")
+    assert "| 114 (the 1x budget) | dCor + cosine, augmented view | 60.00 |" in d.table(results, "b64")
     records = tmp_path / "records.json"
     assert d.collect(d.parse_args(["--out", str(tmp_path), "--collect", "--records", str(records)])) == 0
     saved = json.loads(records.read_text())
-    assert len(saved) == 7 and {r["tag"] for r in saved} == {"base", "allimg"}
+    assert len(saved) == 8 and {r["tag"] for r in saved} == {"base", "allimg", "b64"}
     assert (tmp_path / "distill.md").is_file() and (tmp_path / "distill.png").stat().st_size > 10_000
 
 
