@@ -147,8 +147,12 @@ class MultiViews(TwoViews):
                  seed: int | None = None) -> None:
         if len(views) < 1:
             raise DataError("MultiViews needs at least one (size, augmentation) view")
-        super().__init__(dataset, size=views[0][0], augmentation=views[0][1] or (lambda image, **_: image), seed=seed)
+        first = next((augmentation for _, augmentation in views if augmentation is not None), None)
+        super().__init__(dataset, size=views[0][0], augmentation=first, seed=seed)  # picklable for workers
         self.views = [(int(size), augmentation) for size, augmentation in views]
+
+    def __repr__(self) -> str:
+        return f"MultiViews(views={self.views!r}, seed={self.seed}, dataset={self.dataset!r})"
 
     def __getitem__(self, index: int) -> tuple[Any, ...]:
         image, label = self.dataset[index]
