@@ -29,6 +29,7 @@ demo: $(STAMP) fashion-mnist
 
 test: $(STAMP) fashion-mnist
 	$(VENV)/bin/ruff check mvmr
+	$(VENV)/bin/ruff format --check mvmr
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 

@@ -19,20 +19,40 @@ from mvmr.plugins import import_plugins
 from mvmr.training.quiet import clean_output
 
 #: Sub-commands in the order ``mvmr --help`` lists them.
-COMMANDS: tuple[str, ...] = ("demo", "pretrain", "distill", "evaluate", "cache", "plan", "export", "report", "ablate",
-                             "info")
+COMMANDS: tuple[str, ...] = (
+    "demo",
+    "pretrain",
+    "distill",
+    "evaluate",
+    "cache",
+    "plan",
+    "export",
+    "report",
+    "ablate",
+    "info",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mvmr", description="MV-MR: self-supervised learning and label-free "
-                                                              "distillation with distance correlation.")
+    parser = argparse.ArgumentParser(
+        prog="mvmr",
+        description="MV-MR: self-supervised learning and label-free distillation with distance correlation.",
+    )
     parser.add_argument("--version", action="version", version=f"mvmr {mvmr.__version__}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show everything: full tracebacks on errors, and all of Lightning's messages and warnings "
-                             "(normal output hides its tips and notices and shows each warning once)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first, so that the representations, teachers or methods it registers can "
-                             "be named in the config (repeatable; installed packages can use entry points instead)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show everything: full tracebacks on errors, and all of Lightning's messages and warnings "
+        "(normal output hides its tips and notices and shows each warning once)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first, so that the representations, teachers or methods it registers can "
+        "be named in the config (repeatable; installed packages can use entry points instead)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (c for c in COMMANDS if importlib.util.find_spec(f"mvmr.commands.{c}") is not None):
         module = importlib.import_module(f"mvmr.commands.{name}")

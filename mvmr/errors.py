@@ -27,8 +27,9 @@ class DiskFullError(MVMRError, OSError):
     facts for programs; ``errno`` is the original one.
     """
 
-    def __init__(self, message: str, *, path: str, needed: int | None = None, free: int | None = None,
-                 errno: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str, needed: int | None = None, free: int | None = None, errno: int | None = None
+    ) -> None:
         super().__init__(errno, message)
         self.message, self.path, self.needed, self.free = message, path, needed, free
         self.filename = path

@@ -17,6 +17,17 @@ from mvmr.cache.manifest import (
 )
 from mvmr.cache.store import CachedDataset, FeatureCache, StoredViewParameters
 
-__all__ = ["CacheError", "CacheMismatchError", "CorruptCacheError", "CachedDataset", "FeatureCache",
-           "IncompleteCacheError", "StoredViewParameters", "build_cache", "dataset_fingerprint",
-           "describe_representation", "expected_manifest", "open_or_build"]
+__all__ = [
+    "CacheError",
+    "CacheMismatchError",
+    "CorruptCacheError",
+    "CachedDataset",
+    "FeatureCache",
+    "IncompleteCacheError",
+    "StoredViewParameters",
+    "build_cache",
+    "dataset_fingerprint",
+    "describe_representation",
+    "expected_manifest",
+    "open_or_build",
+]

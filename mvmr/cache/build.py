@@ -40,12 +40,11 @@ from typing import Any
 
 import torch
 from numpy.lib.format import open_memmap
-from torch.utils.data import DataLoader, Subset
 
+from mvmr.cache.fill import fill_rows
 from mvmr.cache.integrity import CorruptCacheError, integrity_entry
 from mvmr.cache.manifest import (
     DTYPE,
-    FLOAT16_MAX,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -64,9 +63,8 @@ from mvmr.cache.manifest import (
     views_entry,
 )
 from mvmr.cache.store import FeatureCache
-from mvmr.cache.writing import RowFile, npy_bytes, rank_checksums, reserve
+from mvmr.cache.writing import npy_bytes, rank_checksums, reserve
 from mvmr.representations.base import Representation
-from mvmr.representations.projection import RandomProjection
 from mvmr.utils.atomic import atomic_write_json
 from mvmr.utils.diskspace import disk_full_error, is_disk_full, require_free_space
 from mvmr.utils.distributed import ProcessGroup, current_group, first_error
@@ -74,14 +72,22 @@ from mvmr.utils.distributed import ProcessGroup, current_group, first_error
 __all__ = ["build_cache", "open_or_build"]
 
 Representations = Sequence[Representation] | Mapping[str, Representation]
-#: Raw rows of a projection too large to keep in memory are buffered up to about this size, so that
-#: its matrix is regenerated once per buffer, not per batch.
-_PROJECTION_BUFFER_BYTES = 256 * 2**20
 
 
-def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
-                  project_dim: int | None = None, seed: int = 0, fingerprint: str | None = None, rebuild: bool = False,
-                  check_all: bool = False, group: ProcessGroup | None = None, **build_options: Any) -> FeatureCache:
+def open_or_build(
+    root: str | os.PathLike[str],
+    *,
+    dataset: Any,
+    representations: Representations,
+    image_size: int,
+    project_dim: int | None = None,
+    seed: int = 0,
+    fingerprint: str | None = None,
+    rebuild: bool = False,
+    check_all: bool = False,
+    group: ProcessGroup | None = None,
+    **build_options: Any,
+) -> FeatureCache:
     """Open the cache at ``root`` when it matches the data and settings; build it when missing or incomplete.
 
     Rank 0 alone fingerprints the dataset and checks the cache; the others follow its verdict. A
@@ -114,8 +120,16 @@ def open_or_build(root: str | os.PathLike[str], *, dataset: Any, representations
     action, fp = group.run_on_main(decide)
     if action == "open":
         return _open_everywhere(root, group)
-    return build_cache(root, dataset=dataset, representations=representations, fingerprint=fp, overwrite=True,
-                       group=group, **settings, **build_options)
+    return build_cache(
+        root,
+        dataset=dataset,
+        representations=representations,
+        fingerprint=fp,
+        overwrite=True,
+        group=group,
+        **settings,
+        **build_options,
+    )
 
 
 def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
@@ -125,24 +139,44 @@ def _open_everywhere(root: Path, group: ProcessGroup) -> FeatureCache:
         cache = FeatureCache.open(root)
     except (OSError, CacheError) as err:
         error = err
-    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}",
-                                None if cache is None else cache.manifest.get("build_id")))
+    reports = group.all_gather(
+        (
+            None if error is None else f"{type(error).__name__}: {error}",
+            None if cache is None else cache.manifest.get("build_id"),
+        )
+    )
     failed = first_error([r[0] for r in reports])
     if failed is not None:
-        raise CacheError(f"rank {failed[0]} cannot open the feature cache at {root} ({failed[1]}); the cache must "
-                         f"live on a filesystem every rank sees, or be copied whole to every node")
+        raise CacheError(
+            f"rank {failed[0]} cannot open the feature cache at {root} ({failed[1]}); the cache must "
+            f"live on a filesystem every rank sees, or be copied whole to every node"
+        )
     if len({r[1] for r in reports}) > 1:
-        raise CacheError(f"the ranks see different feature caches at {root} "
-                         f"(build ids {sorted({str(r[1]) for r in reports})}); "
-                         f"copy the same finished folder to every node, or use a shared filesystem")
+        raise CacheError(
+            f"the ranks see different feature caches at {root} "
+            f"(build ids {sorted({str(r[1]) for r in reports})}); "
+            f"copy the same finished folder to every node, or use a shared filesystem"
+        )
     assert cache is not None
     return cache
 
 
-def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: Representations, image_size: int,
-                project_dim: int | None = None, seed: int = 0, batch_size: int = 64, num_workers: int = 0,
-                device: torch.device | str = "cpu", fingerprint: str | None = None, progress: bool = True,
-                overwrite: bool = False, group: ProcessGroup | None = None) -> FeatureCache:
+def build_cache(
+    root: str | os.PathLike[str],
+    *,
+    dataset: Any,
+    representations: Representations,
+    image_size: int,
+    project_dim: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    fingerprint: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    group: ProcessGroup | None = None,
+) -> FeatureCache:
     """Compute every representation of every dataset item once, sharing the rows among the ranks.
 
     Args:
@@ -172,8 +206,10 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         raise CacheError("cannot cache an empty dataset")
     shape = tuple(item_image(dataset[0]).shape)
     if shape[1:] != (image_size, image_size):
-        raise CacheError(f"dataset images are {shape[1]}x{shape[2]} but image_size={image_size}; "
-                         f"the cache must be built on the clean images at the training size")
+        raise CacheError(
+            f"dataset images are {shape[1]}x{shape[2]} but image_size={image_size}; "
+            f"the cache must be built on the clean images at the training size"
+        )
     entries = [manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)]
     views = views_entry(dataset)
     needed = sum(npy_bytes(n, e["dim"]) for e in entries)
@@ -212,11 +248,27 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
     checksums: dict[str, dict[int, int]] = {}
     try:
         if not tmp.is_dir():
-            raise CacheError(f"rank {group.rank} cannot see the cache folder {tmp} that rank 0 created: the cache must "
-                             f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)")
-        _fill(tmp, root, needed, dataset, pairs, entries, start, stop, seed=seed, batch_size=batch_size,
-              num_workers=num_workers, device=torch.device(device), progress=progress and group.is_main,
-              label="" if not group.distributed else f" (rank 0 of {group.world_size})", views=views is not None)
+            raise CacheError(
+                f"rank {group.rank} cannot see the cache folder {tmp} that rank 0 created: the cache must "
+                f"live on a filesystem shared by every rank (or build it once per node with `mvmr cache`)"
+            )
+        fill_rows(
+            tmp,
+            root,
+            needed,
+            dataset,
+            pairs,
+            entries,
+            start,
+            stop,
+            seed=seed,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=torch.device(device),
+            progress=progress and group.is_main,
+            label="" if not group.distributed else f" (rank 0 of {group.world_size})",
+            views=views is not None,
+        )
         written = [e["file"] for e in entries] + ([VIEWS_FILE] if views is not None else [])
         checksums = {file: rank_checksums(tmp / file, start, stop) for file in written}
     except Exception as err:
@@ -225,8 +277,9 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
         if not group.distributed:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    reports = group.all_gather((None if error is None else f"{type(error).__name__}: {error}", [start, stop],
-                                checksums))
+    reports = group.all_gather(
+        (None if error is None else f"{type(error).__name__}: {error}", [start, stop], checksums)
+    )
     failed = first_error([r[0] for r in reports])
     if failed is not None:
         if group.is_main:
@@ -243,12 +296,23 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
                 partial = {c: crc for _, _, sums in reports for c, crc in sums.get(file, {}).items()}
                 integrity[file] = integrity_entry(tmp / file, partial)
             manifest = {
-                "format": FORMAT_NAME, "version": FORMAT_VERSION, "complete": True, "n": n, "image_size": image_size,
-                "image_shape": list(shape), "dataset_fingerprint": fp, "project_dim": project_dim, "seed": seed,
-                "dtype": "float16", "representations": entries, "views": views, "torch_version": torch.__version__,
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "complete": True,
+                "n": n,
+                "image_size": image_size,
+                "image_shape": list(shape),
+                "dataset_fingerprint": fp,
+                "project_dim": project_dim,
+                "seed": seed,
+                "dtype": "float16",
+                "representations": entries,
+                "views": views,
+                "torch_version": torch.__version__,
                 "shards": [{"rank": r, "rows": rows} for r, (_, rows, _) in enumerate(reports)],
                 "integrity": integrity,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_id": uuid.uuid4().hex,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "build_id": uuid.uuid4().hex,
             }
             atomic_write_json(tmp / MANIFEST, manifest, sort_keys=True)
             _install(tmp, root)
@@ -258,99 +322,6 @@ def build_cache(root: str | os.PathLike[str], *, dataset: Any, representations: 
 
     group.run_on_main(commit)
     return FeatureCache.open(root)
-
-
-def _fill(folder: Path, root: Path, needed: int, dataset: Any, pairs: list[tuple[str, Representation]],
-          entries: list[dict[str, Any]], start: int, stop: int, **options: Any) -> None:
-    """Compute rows ``start:stop`` of every representation into the preallocated files of ``folder``
-    (the temporary folder of the cache ``root``, of ``needed`` bytes in all: for messages)."""
-    files = {e["name"]: RowFile(folder / e["file"], root / e["file"], needed) for e in entries}
-    if options.get("views"):
-        files[VIEWS_FILE] = RowFile(folder / VIEWS_FILE, root / VIEWS_FILE, needed)
-    try:
-        _fill_rows(files, dataset, pairs, entries, start, stop, **options)
-        for f in files.values():
-            f.sync()
-    finally:
-        for f in files.values():
-            f.close()
-
-
-def _fill_rows(files: dict[str, RowFile], dataset: Any, pairs: list[tuple[str, Representation]],
-               entries: list[dict[str, Any]], start: int, stop: int, *, seed: int, batch_size: int, num_workers: int,
-               device: torch.device, progress: bool, label: str, views: bool = False) -> None:
-    from tqdm.auto import tqdm
-
-    projections: dict[str, RandomProjection] = {}
-    buffers: dict[str, list[torch.Tensor]] = {}
-    written: dict[str, int] = {}
-    limit: dict[str, int] = {}
-    for (name, rep), entry in zip(pairs, entries, strict=True):
-        rep.to(device).eval()
-        if entry["projection"] is not None:
-            projections[name] = proj = RandomProjection(entry["raw_dim"], entry["dim"], seed, key=name)
-            buffers[name], written[name] = [], start
-            limit[name] = 1 if proj.materialize else max(1, _PROJECTION_BUFFER_BYTES // (4 * entry["raw_dim"]))
-
-    def write(name: str, row: int, values: torch.Tensor) -> None:
-        if not torch.isfinite(values).all():
-            raise CacheError(f"representation {name!r} produced non-finite values; cannot cache them")
-        peak = float(values.abs().max()) if values.numel() else 0.0
-        if peak > FLOAT16_MAX:
-            raise CacheError(f"representation {name!r} produced |value| = {peak:.4g} beyond the float16 range "
-                             f"({FLOAT16_MAX:.0f}); rescale the representation before caching it")
-        files[name].write_rows(row, values.detach().to("cpu", torch.float32).numpy().astype(DTYPE))
-
-    def flush(name: str) -> None:
-        if buffers[name]:
-            raw = torch.cat(buffers[name])
-            write(name, written[name], projections[name](raw))
-            written[name] += raw.shape[0]
-            buffers[name] = []
-
-    loader = DataLoader(Subset(dataset, range(start, stop)), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=device.type == "cuda",
-                        collate_fn=_stack_views if views else _stack_images)
-    row = start
-    desc = "caching " + ",".join(name for name, _ in pairs) + label
-    with torch.no_grad(), tqdm(total=stop - start, unit="img", desc=desc, disable=not progress) as bar:
-        for batch in loader:
-            images = batch[0] if views else batch
-            if views:  # the parameters that made these images, exactly as drawn
-                files[VIEWS_FILE].write_rows(row, batch[1].numpy().astype(VIEWS_DTYPE))
-            images = images.to(device, non_blocking=True)
-            b = images.shape[0]
-            for (name, rep), entry in zip(pairs, entries, strict=True):
-                feats = rep(images)
-                if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (b, entry["raw_dim"]):
-                    got = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
-                    raise CacheError(f"representation {name!r} returned {got}, expected ({b}, {entry['raw_dim']}) "
-                                     f"as its output_dim{tuple(images.shape[1:])} says")
-                if name in projections:
-                    buffers[name].append(feats.float())
-                    if sum(t.shape[0] for t in buffers[name]) >= limit[name]:
-                        flush(name)
-                else:
-                    write(name, row, feats)
-            row += b
-            bar.update(b)
-        for name in projections:
-            flush(name)
-    if row != stop:
-        raise CacheError(f"the dataset yielded {row - start} images for rows {start}:{stop}")
-
-
-def _stack_images(items: list[Any]) -> torch.Tensor:
-    """DataLoader collate: stack the clean image of each item, ignore the rest."""
-    return torch.stack([item_image(item) for item in items])
-
-
-def _stack_views(items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """DataLoader collate of ``(image, parameters)`` items: the images and their (B, P) float64 parameters."""
-    params = [item[1] for item in items]
-    if not all(isinstance(p, torch.Tensor) and p.ndim == 1 and p.dtype == torch.float64 for p in params):
-        raise CacheError("a dataset with view_columns must yield (image, float64 parameter vector) items")
-    return _stack_images(items), torch.stack(params)
 
 
 def _check_replaceable(root: Path, overwrite: bool) -> None:

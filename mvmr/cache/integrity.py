@@ -22,8 +22,19 @@ import numpy as np
 
 from mvmr.cache.manifest import CacheError
 
-__all__ = ["ALGORITHM", "CHUNK_BYTES", "CorruptCacheError", "rows_per_chunk", "chunk_count", "chunk_checksum",
-           "shard_checksums", "header_checksum", "integrity_entry", "ChunkVerifier", "check_file"]
+__all__ = [
+    "ALGORITHM",
+    "CHUNK_BYTES",
+    "CorruptCacheError",
+    "rows_per_chunk",
+    "chunk_count",
+    "chunk_checksum",
+    "shard_checksums",
+    "header_checksum",
+    "integrity_entry",
+    "ChunkVerifier",
+    "check_file",
+]
 
 ALGORITHM = "crc32"
 #: Target size of a checksummed chunk: small enough that the first read of a row checks little,
@@ -70,12 +81,18 @@ def integrity_entry(path: Path, partial: Mapping[int, int]) -> dict[str, Any]:
     chunk checksums with the chunks no rank could checksum alone."""
     array = np.load(path, mmap_mode="r")
     rows = rows_per_chunk(array.dtype.itemsize * int(np.prod(array.shape[1:], dtype=np.int64)))
-    checksums = [partial[c] if c in partial else chunk_checksum(array, c, rows)
-                 for c in range(chunk_count(array.shape[0], rows))]
+    checksums = [
+        partial[c] if c in partial else chunk_checksum(array, c, rows) for c in range(chunk_count(array.shape[0], rows))
+    ]
     offset = int(array.offset)
     del array
-    return {"bytes": path.stat().st_size, "header_bytes": offset, "header_crc32": header_checksum(path, offset),
-            "rows_per_chunk": rows, ALGORITHM: checksums}
+    return {
+        "bytes": path.stat().st_size,
+        "header_bytes": offset,
+        "header_crc32": header_checksum(path, offset),
+        "rows_per_chunk": rows,
+        ALGORITHM: checksums,
+    }
 
 
 def check_file(path: Path, entry: Mapping[str, Any], *, header: bool = True) -> None:
@@ -86,11 +103,14 @@ def check_file(path: Path, entry: Mapping[str, Any], *, header: bool = True) -> 
         raise CorruptCacheError(f"feature cache file {path} cannot be read ({err}); rebuild the cache") from None
     if size != entry["bytes"]:
         how = "cut short" if size < entry["bytes"] else "longer than written"
-        raise CorruptCacheError(f"feature cache file {path} is {size} bytes, but the build wrote {entry['bytes']} "
-                                f"({how}); the cache is corrupt: rebuild it")
+        raise CorruptCacheError(
+            f"feature cache file {path} is {size} bytes, but the build wrote {entry['bytes']} "
+            f"({how}); the cache is corrupt: rebuild it"
+        )
     if header and header_checksum(path, int(entry["header_bytes"])) != entry["header_crc32"]:
-        raise CorruptCacheError(f"feature cache file {path}: its .npy header fails its checksum; the cache is "
-                                f"corrupt: rebuild it")
+        raise CorruptCacheError(
+            f"feature cache file {path}: its .npy header fails its checksum; the cache is corrupt: rebuild it"
+        )
 
 
 class ChunkVerifier:
@@ -102,8 +122,10 @@ class ChunkVerifier:
         self.rows = int(entry["rows_per_chunk"])
         self.expected = np.asarray(entry[ALGORITHM], dtype=np.int64)
         if len(self.expected) != chunk_count(array.shape[0], self.rows):
-            raise CorruptCacheError(f"feature cache file {path}: the manifest lists {len(self.expected)} chunk "
-                                    f"checksums for {chunk_count(array.shape[0], self.rows)} chunks; rebuild the cache")
+            raise CorruptCacheError(
+                f"feature cache file {path}: the manifest lists {len(self.expected)} chunk "
+                f"checksums for {chunk_count(array.shape[0], self.rows)} chunks; rebuild the cache"
+            )
         self.verified = np.zeros(len(self.expected), dtype=bool)
 
     def check_rows(self, rows: np.ndarray) -> None:

@@ -30,11 +30,27 @@ from mvmr.representations.base import Representation
 from mvmr.representations.projection import BLOCK_ROWS, derive_seed
 
 __all__ = [
-    "FORMAT_VERSION", "FORMAT_NAME", "MANIFEST", "MARKER", "DTYPE", "FLOAT16_MAX", "VIEWS_FILE", "VIEWS_DTYPE",
-    "view_columns", "views_entry",
-    "CacheError", "CacheMismatchError", "IncompleteCacheError",
-    "dataset_fingerprint", "describe_representation", "named_representations", "item_image",
-    "manifest_entry", "read_manifest", "check_manifest", "expected_manifest",
+    "FORMAT_VERSION",
+    "FORMAT_NAME",
+    "MANIFEST",
+    "MARKER",
+    "DTYPE",
+    "FLOAT16_MAX",
+    "VIEWS_FILE",
+    "VIEWS_DTYPE",
+    "view_columns",
+    "views_entry",
+    "CacheError",
+    "CacheMismatchError",
+    "IncompleteCacheError",
+    "dataset_fingerprint",
+    "describe_representation",
+    "named_representations",
+    "item_image",
+    "manifest_entry",
+    "read_manifest",
+    "check_manifest",
+    "expected_manifest",
 ]
 
 #: Version of the on-disk layout; a cache of another version is refused. 2: per-chunk checksums.
@@ -65,11 +81,13 @@ def item_image(item: Any) -> torch.Tensor:
     """The clean image of a dataset item: the item itself or its first element, checked."""
     image = item[0] if isinstance(item, (tuple, list)) else item
     if not isinstance(image, torch.Tensor):
-        raise CacheError(f"dataset items must be tensors or tuples starting with an image tensor, "
-                         f"got {type(image).__name__}")
+        raise CacheError(
+            f"dataset items must be tensors or tuples starting with an image tensor, got {type(image).__name__}"
+        )
     if image.ndim != 3 or not image.is_floating_point():
-        raise CacheError(f"dataset images must be float (C, H, W) tensors in [0, 1], got {image.dtype} "
-                         f"of shape {tuple(image.shape)}")
+        raise CacheError(
+            f"dataset images must be float (C, H, W) tensors in [0, 1], got {image.dtype} of shape {tuple(image.shape)}"
+        )
     return image
 
 
@@ -146,8 +164,9 @@ def named_representations(
     return pairs
 
 
-def manifest_entry(index: int, name: str, rep: Representation, shape: tuple[int, ...] | None,
-                   project_dim: int | None, seed: int) -> dict[str, Any]:
+def manifest_entry(
+    index: int, name: str, rep: Representation, shape: tuple[int, ...] | None, project_dim: int | None, seed: int
+) -> dict[str, Any]:
     """The manifest entry of one representation (everything but run-time state)."""
     raw_dim: int | None = None
     if shape is not None:
@@ -156,18 +175,35 @@ def manifest_entry(index: int, name: str, rep: Representation, shape: tuple[int,
         except NotImplementedError:
             raise CacheError(f"representation {name!r} does not implement output_dim()") from None
     projected = project_dim is not None and raw_dim is not None and raw_dim > project_dim
-    projection = {"kind": "gaussian", "std": "1/sqrt(dim)", "seed": seed, "key": name, "block_rows": BLOCK_ROWS,
-                  "derived_seed": derive_seed(seed, name)}
-    return _json({
-        "name": name, **describe_representation(rep), "raw_dim": raw_dim,
-        "dim": project_dim if projected else raw_dim, "projection": projection if projected else None,
-        "file": f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.npy",
-    })
+    projection = {
+        "kind": "gaussian",
+        "std": "1/sqrt(dim)",
+        "seed": seed,
+        "key": name,
+        "block_rows": BLOCK_ROWS,
+        "derived_seed": derive_seed(seed, name),
+    }
+    return _json(
+        {
+            "name": name,
+            **describe_representation(rep),
+            "raw_dim": raw_dim,
+            "dim": project_dim if projected else raw_dim,
+            "projection": projection if projected else None,
+            "file": f"{index:02d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.npy",
+        }
+    )
 
 
-def expected_manifest(*, dataset: Any, representations: Sequence[Representation] | Mapping[str, Representation],
-                      image_size: int, project_dim: int | None = None, seed: int = 0,
-                      fingerprint: str | None = None) -> dict[str, Any]:
+def expected_manifest(
+    *,
+    dataset: Any,
+    representations: Sequence[Representation] | Mapping[str, Representation],
+    image_size: int,
+    project_dim: int | None = None,
+    seed: int = 0,
+    fingerprint: str | None = None,
+) -> dict[str, Any]:
     """The ``expect`` mapping of :func:`check_manifest` for the current configuration and data."""
     pairs = named_representations(representations)
     shape = tuple(item_image(dataset[0]).shape) if len(dataset) else None
@@ -175,9 +211,12 @@ def expected_manifest(*, dataset: Any, representations: Sequence[Representation]
         "views": views_entry(dataset),
         "n": len(dataset),
         "dataset_fingerprint": fingerprint if fingerprint is not None else dataset_fingerprint(dataset),
-        "image_size": image_size, "project_dim": project_dim, "seed": seed,
-        "representations": [manifest_entry(i, name, rep, shape, project_dim, seed)
-                            for i, (name, rep) in enumerate(pairs)],
+        "image_size": image_size,
+        "project_dim": project_dim,
+        "seed": seed,
+        "representations": [
+            manifest_entry(i, name, rep, shape, project_dim, seed) for i, (name, rep) in enumerate(pairs)
+        ],
     }
 
 
@@ -201,11 +240,16 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise CacheError(f"{path} is not a feature cache manifest")
     if manifest.get("version") != FORMAT_VERSION:
         old = isinstance(manifest.get("version"), int) and manifest["version"] < FORMAT_VERSION
-        why = (" (an older mvmr wrote it, without the per-chunk checksums this version checks every read against)"
-               if old else " (a newer mvmr wrote it)")
-        raise CacheMismatchError(f"feature cache at {root}: field 'version' differs: "
-                                 f"cached={manifest.get('version')!r}, current={FORMAT_VERSION!r}{why}; rebuild it "
-                                 f"(`mvmr cache --rebuild`, rebuild=True, or delete the folder)")
+        why = (
+            " (an older mvmr wrote it, without the per-chunk checksums this version checks every read against)"
+            if old
+            else " (a newer mvmr wrote it)"
+        )
+        raise CacheMismatchError(
+            f"feature cache at {root}: field 'version' differs: "
+            f"cached={manifest.get('version')!r}, current={FORMAT_VERSION!r}{why}; rebuild it "
+            f"(`mvmr cache --rebuild`, rebuild=True, or delete the folder)"
+        )
     if not manifest.get("complete", False):
         raise IncompleteCacheError(f"feature cache at {root} is incomplete; rebuild it")
     return manifest
@@ -220,6 +264,7 @@ def check_manifest(root: Path, manifest: Mapping[str, Any], expect: Mapping[str,
     ``expect`` may hold any of :data:`_EXPECT_KEYS` (``seed`` is checked only with a ``project_dim``);
     its ``representations`` are manifest entries, as :func:`expected_manifest` makes them.
     """
+
     def differ(field: str, cached: Any, current: Any) -> CacheMismatchError:
         return CacheMismatchError(
             f"feature cache at {root} does not match the current configuration: field {field!r} differs "

@@ -39,8 +39,9 @@ class FeatureCache:
         self._pid = os.getpid()
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None,
-             verify: bool = True) -> FeatureCache:
+    def open(
+        cls, root: str | os.PathLike[str], *, expect: Mapping[str, Any] | None = None, verify: bool = True
+    ) -> FeatureCache:
         """Open a complete cache; with ``expect`` (:func:`~mvmr.cache.manifest.expected_manifest`),
         refuse one that does not match, naming the field (:class:`CacheMismatchError`).
 
@@ -122,8 +123,10 @@ class FeatureCache:
             path = self.root / file
             integrity = (self.manifest.get("integrity") or {}).get(file)
             if integrity is None:
-                raise CorruptCacheError(f"feature cache manifest {self.root / 'manifest.json'} has no integrity record "
-                                        f"for {file}; rebuild the cache")
+                raise CorruptCacheError(
+                    f"feature cache manifest {self.root / 'manifest.json'} has no integrity record "
+                    f"for {file}; rebuild the cache"
+                )
             check_file(path, integrity, header=self.verify)
             try:
                 arr = np.load(path, mmap_mode="r")
@@ -131,8 +134,10 @@ class FeatureCache:
                 raise IncompleteCacheError(f"feature cache file {path} is unreadable ({err}); rebuild it") from None
             expected = (len(self), dim)
             if arr.shape != expected or arr.dtype != dtype:
-                raise IncompleteCacheError(f"feature cache file {path} has shape {arr.shape} / {arr.dtype}, "
-                                           f"expected {expected} / {np.dtype(dtype).name}; rebuild it")
+                raise IncompleteCacheError(
+                    f"feature cache file {path} has shape {arr.shape} / {arr.dtype}, "
+                    f"expected {expected} / {np.dtype(dtype).name}; rebuild it"
+                )
             if self.verify:
                 self._verifiers[key] = ChunkVerifier(path, arr, integrity)
             self._arrays[key] = arr
@@ -163,8 +168,13 @@ class FeatureCache:
             if verifier is not None:
                 verifier.check_all()
 
-    def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *, names: Sequence[str] | None = None,
-            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    def get(
+        self,
+        indices: torch.Tensor | np.ndarray | Sequence[int] | int,
+        *,
+        names: Sequence[str] | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Cached features of the given dataset indices: ``{name: float32 (B, D_k)}``.
 
         Indices may be unordered and repeated (rows come back in the order asked); an int gives
@@ -228,8 +238,10 @@ class StoredViewParameters:
             try:
                 self._cache = FeatureCache.open(self.root)
             except FileNotFoundError:
-                raise CacheError(f"no stored views at {self.root}: the teacher's feature source builds them before "
-                                 f"training (prepare())") from None
+                raise CacheError(
+                    f"no stored views at {self.root}: the teacher's feature source builds them before "
+                    f"training (prepare())"
+                ) from None
         return self._cache.view_parameters(rows)
 
     def __repr__(self) -> str:

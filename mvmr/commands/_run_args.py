@@ -6,17 +6,23 @@ import argparse
 from typing import Any
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, *, config_help: str = "config file or shipped name",
-                      resume: bool = True) -> None:
+def add_run_arguments(
+    parser: argparse.ArgumentParser, *, config_help: str = "config file or shipped name", resume: bool = True
+) -> None:
     """``--config`` (required), ``--resume`` (unless ``resume=False``), ``--out`` and the ``KEY=VALUE`` overrides."""
     parser.add_argument("--config", required=True, metavar="YAML", help=config_help)
     if resume:
-        parser.add_argument("--resume", default="auto", metavar="auto|none|PATH",
-                            help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start "
-                                 "afresh; or a checkpoint")
+        parser.add_argument(
+            "--resume",
+            default="auto",
+            metavar="auto|none|PATH",
+            help="auto: continue from <run>/checkpoints/last.ckpt if present (default); none: start "
+            "afresh; or a checkpoint",
+        )
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (overrides output_dir)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides, e.g. trainer.max_epochs=10")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. trainer.max_epochs=10"
+    )
 
 
 def load_run_config(args: argparse.Namespace) -> Any:

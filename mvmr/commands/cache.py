@@ -46,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     data = build_data(config)
     sources = [s for s in build_sources(config, data).all if isinstance(s, CachedSource)]
     if not sources:
-        raise ConfigError("representations.cache_dir: nothing to cache; set representations.cache_dir (and/or a "
-                          "cached teacher) in the config or as an override")
+        raise ConfigError(
+            "representations.cache_dir: nothing to cache; set representations.cache_dir (and/or a "
+            "cached teacher) in the config or as an override"
+        )
     for source in sources:
         source.rebuild = args.rebuild
         source.check_all = True  # a full read: a damaged cache is rebuilt here, not found mid-training
@@ -55,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         cache = source.cache
         if cache is None:  # prepare() opens or builds it
             raise RuntimeError(f"{source!r}: prepare() left no feature cache")
-        dims = ", ".join(f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")
-                         for name, d in cache.dims.items())
+        dims = ", ".join(
+            f"{name}={cache.raw_dims[name]}" + (f"->{d}" if d != cache.raw_dims[name] else "")
+            for name, d in cache.dims.items()
+        )
         verb = "built" if source.build_seconds is not None else "reused"
         if not dist.is_initialized() or dist.get_rank() == 0:
             what = "images" if cache.view_columns is None else "stored augmented views"

@@ -17,22 +17,47 @@ HELP = "pretrain MV-MR on Fashion-MNIST on the CPU (~6 min on 2 cores) and compa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default=None, metavar="DIR",
-                        help="Fashion-MNIST folder with the idx .gz files (default: /usr/share/datasets/fashion-mnist)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="Fashion-MNIST folder with the idx .gz files (default: /usr/share/datasets/fashion-mnist)",
+    )
     parser.add_argument("--out", default=None, metavar="DIR", help="run folder (default: runs/demo)")
     parser.add_argument("--fresh", action="store_true", help="delete an earlier demo run in the folder and start over")
-    parser.add_argument("--probe-train", type=int, default=10000, metavar="N",
-                        help="labelled train images for the probe (default 10000)")
-    parser.add_argument("--probe-test", type=int, default=10000, metavar="N",
-                        help="test images for the probe (default 10000: the whole test set)")
-    parser.add_argument("--peer", default="vicreg", choices=["vicreg", "barlow_twins", "none"],
-                        help="the peer method trained at the same budget (default vicreg; none: MV-MR alone)")
+    parser.add_argument(
+        "--probe-train",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="labelled train images for the probe (default 10000)",
+    )
+    parser.add_argument(
+        "--probe-test",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="test images for the probe (default 10000: the whole test set)",
+    )
+    parser.add_argument(
+        "--peer",
+        default="vicreg",
+        choices=["vicreg", "barlow_twins", "none"],
+        help="the peer method trained at the same budget (default vicreg; none: MV-MR alone)",
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of configs/demo.yaml")
 
 
 def run(args: argparse.Namespace) -> int:
     from mvmr.workflows.demo import run_demo
 
-    run_demo(data=args.data, out=args.out, fresh=args.fresh, overrides=args.overrides,
-             probe_train=args.probe_train, probe_test=args.probe_test, peer=None if args.peer == "none" else args.peer)
+    run_demo(
+        data=args.data,
+        out=args.out,
+        fresh=args.fresh,
+        overrides=args.overrides,
+        probe_train=args.probe_train,
+        probe_test=args.probe_test,
+        peer=None if args.peer == "none" else args.peer,
+    )
     return 0

@@ -25,16 +25,28 @@ HELP = "label-free distillation of a frozen teacher into a student with MV-MR (r
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_run_arguments(parser, config_help="config with a teacher section, file or shipped name (distill_demo, "
-                                          "distill_demo_paper, distill_clip_imagenet)")
-    parser.add_argument("--evaluate", action="store_true",
-                        help="after training, linear-probe student, teacher and a random student, time the steps, "
-                             "write the report")
-    parser.add_argument("--compare-ssl", action="store_true",
-                        help="also train the same student by MV-MR self-supervision alone (same budget) into "
-                             "<run>/ssl-baseline and add it to the report (implies --evaluate)")
-    parser.add_argument("--ssl-run", default=None, metavar="DIR",
-                        help="an existing self-supervised run folder to add to the report instead (implies --evaluate)")
+    add_run_arguments(
+        parser,
+        config_help="config with a teacher section, file or shipped name (distill_demo, "
+        "distill_demo_paper, distill_clip_imagenet)",
+    )
+    parser.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="after training, linear-probe student, teacher and a random student, time the steps, write the report",
+    )
+    parser.add_argument(
+        "--compare-ssl",
+        action="store_true",
+        help="also train the same student by MV-MR self-supervision alone (same budget) into "
+        "<run>/ssl-baseline and add it to the report (implies --evaluate)",
+    )
+    parser.add_argument(
+        "--ssl-run",
+        default=None,
+        metavar="DIR",
+        help="an existing self-supervised run folder to add to the report instead (implies --evaluate)",
+    )
     parser.add_argument("--no-timing", action="store_true", help="leave the step-time comparison out of the report")
 
 
@@ -45,11 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_run_config(args)
     if config.teacher.spec is None:
-        raise ConfigError("teacher.spec: mvmr distill needs a teacher (e.g. teacher.spec=efficientnet-lite0); "
-                          "for self-supervised training use mvmr pretrain")
+        raise ConfigError(
+            "teacher.spec: mvmr distill needs a teacher (e.g. teacher.spec=efficientnet-lite0); "
+            "for self-supervised training use mvmr pretrain"
+        )
     if config.data.root is None:
-        raise ConfigError(f"data.root: required: the {config.data.kind} dataset folder of this config; "
-                          f"pass data.root=DIR (see docs/distillation.md)")
+        raise ConfigError(
+            f"data.root: required: the {config.data.kind} dataset folder of this config; "
+            f"pass data.root=DIR (see docs/distillation.md)"
+        )
     if args.compare_ssl and args.ssl_run:
         raise ConfigError("give --compare-ssl (train the baseline) or --ssl-run DIR (use one), not both")
     from mvmr.training.trainer import pretrain
@@ -65,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate or ssl_run is not None:
         from mvmr.workflows.distill_report import distill_report
 
-        distill_report(config, run_dir, ssl_run=ssl_run, timing=not args.no_timing,
-                       progress=config.trainer.progress_bar)
+        distill_report(
+            config, run_dir, ssl_run=ssl_run, timing=not args.no_timing, progress=config.trainer.progress_bar
+        )
     return 0

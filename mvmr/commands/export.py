@@ -24,10 +24,14 @@ FORMATS = ("safetensors", "timm", "torchvision", "hf")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CKPT", help="a pretraining checkpoint (.ckpt)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--format", default="safetensors", choices=FORMATS,
-                        help="safetensors: mvmr's backbone files (default); timm: timm's folder; torchvision: a "
-                             "state dict for torchvision.models.<arch>() (no fc); hf: a Hugging Face Hub folder "
-                             "for mvmr.from_pretrained, with a model card")
+    parser.add_argument(
+        "--format",
+        default="safetensors",
+        choices=FORMATS,
+        help="safetensors: mvmr's backbone files (default); timm: timm's folder; torchvision: a "
+        "state dict for torchvision.models.<arch>() (no fc); hf: a Hugging Face Hub folder "
+        "for mvmr.from_pretrained, with a model card",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,8 +14,9 @@ HELP = "print a config resolved with its defaults (or list the shipped configs)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=None, metavar="YAML",
-                        help="config file or shipped name (default: all defaults)")
+    parser.add_argument(
+        "--config", default=None, metavar="YAML", help="config file or shipped name (default: all defaults)"
+    )
     parser.add_argument("--list", action="store_true", help="list the shipped configs")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 

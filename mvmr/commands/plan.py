@@ -23,18 +23,34 @@ HELP = "the cost of a run before its launch: dimensions, bytes, FLOPs, memory, c
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, resume=False)
-    parser.add_argument("--images", type=int, default=None, metavar="N",
-                        help="training images (default: count the data)")
-    parser.add_argument("--measure", type=int, default=0, metavar="STEPS",
-                        help="time this many real training steps here")
-    parser.add_argument("--throughput", type=float, default=None, metavar="IMG_PER_S",
-                        help="images per second per process measured elsewhere (e.g. benchmarks/gpu_check.py)")
-    parser.add_argument("--timing-images", type=int, default=32, metavar="N",
-                        help="the batch each representation is timed on, after a warm-up on the same batch (0: skip; "
-                             "the cache build time is then open)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU "
-                             "run from a CPU-only login node")
+    parser.add_argument(
+        "--images", type=int, default=None, metavar="N", help="training images (default: count the data)"
+    )
+    parser.add_argument(
+        "--measure", type=int, default=0, metavar="STEPS", help="time this many real training steps here"
+    )
+    parser.add_argument(
+        "--throughput",
+        type=float,
+        default=None,
+        metavar="IMG_PER_S",
+        help="images per second per process measured elsewhere (e.g. benchmarks/gpu_check.py)",
+    )
+    parser.add_argument(
+        "--timing-images",
+        type=int,
+        default=32,
+        metavar="N",
+        help="the batch each representation is timed on, after a warm-up on the same batch (0: skip; "
+        "the cache build time is then open)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="the device the run will use (default: the config's, on this machine), e.g. plan a GPU "
+        "run from a CPU-only login node",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
@@ -42,7 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from mvmr.workflows.plan import format_plan, make_plan
 
     config = load_run_config(args)
-    plan = make_plan(config, images=args.images, measure_steps=args.measure, throughput=args.throughput,
-                     timing_images=args.timing_images, device=args.device, name=args.config)
+    plan = make_plan(
+        config,
+        images=args.images,
+        measure_steps=args.measure,
+        throughput=args.throughput,
+        timing_images=args.timing_images,
+        device=args.device,
+        name=args.config,
+    )
     print(json.dumps(plan.to_json(), indent=2) if args.json else format_plan(plan), end="\n" if args.json else "")
     return 0

@@ -24,8 +24,15 @@ from mvmr.config.validate import from_dict, to_dict
 from mvmr.errors import ConfigError
 from mvmr.utils.atomic import atomic_write_text
 
-__all__ = ["CONFIG_DIR", "shipped_configs", "resolve_config_path", "load_config", "apply_overrides", "to_yaml",
-           "save_config"]
+__all__ = [
+    "CONFIG_DIR",
+    "shipped_configs",
+    "resolve_config_path",
+    "load_config",
+    "apply_overrides",
+    "to_yaml",
+    "save_config",
+]
 
 #: The configs shipped with the package (``configs/`` at the repository root points here).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -151,8 +158,9 @@ def _apply_override(tree: DictConfig, text: str) -> None:
         raise ConfigError(f"override {text!r}: empty key")
     dotted = ".".join(parts)
     try:  # OmegaConf's YAML reading of a dotlist value, without resolving it
-        value = (cast(dict, OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"])))["value"]
-                 if raw.strip() else "")
+        value = (
+            cast(dict, OmegaConf.to_container(OmegaConf.from_dotlist([f"value={raw}"])))["value"] if raw.strip() else ""
+        )
     except yaml.YAMLError as err:
         raise ConfigError(f"{dotted}: cannot parse value {raw!r}: {err}") from None
     node: Any = tree
@@ -160,7 +168,7 @@ def _apply_override(tree: DictConfig, text: str) -> None:
         if node is None:  # a missing or null key: OmegaConf.update creates the mappings below it
             break
         if isinstance(node, ListConfig) and not (part.isdigit() and int(part) < len(node)):
-            raise ConfigError(f"{'.'.join(parts[:depth + 1])}: no list item {part!r} (the list has {len(node)} items)")
+            raise ConfigError(f"{'.'.join(parts[: depth + 1])}: no list item {part!r} (the list has {len(node)} items)")
         if not isinstance(node, (DictConfig, ListConfig)):
             raise ConfigError(f"{'.'.join(parts[:depth])}: is {node!r}, not a mapping; cannot set {dotted}")
         if depth + 1 < len(parts):

@@ -40,13 +40,21 @@ from mvmr.representations.teachers.factory import parse_teacher_spec
 __all__ = ["from_dict", "to_dict", "validate"]
 
 #: pydantic's bound errors -> (the bound's name in the error context, its symbol)
-_BOUND_ERRORS = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
-                 "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
+_BOUND_ERRORS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
 #: errors that mean "not a value of the declared type" besides pydantic's ``*_type`` and ``*_parsing``
 _TYPE_ERRORS = {"int_from_float", "bool_is_not_a_number", "literal_error"}
 #: teacher.options keys that have their own field (or are set by the trainer)
-_TEACHER_RESERVED_OPTIONS = {"name": "teacher.name", "weights": "teacher.weights", "spec": "teacher.spec",
-                             "dataset_length": "(set from the dataset)"}
+_TEACHER_RESERVED_OPTIONS = {
+    "name": "teacher.name",
+    "weights": "teacher.weights",
+    "spec": "teacher.spec",
+    "dataset_length": "(set from the dataset)",
+}
 
 
 #: the pydantic validator of a config class (its schema is built once)
@@ -184,8 +192,9 @@ def _check_data(data: DataConfig, prefix: str) -> None:
     if data.kind not in DATASET_KINDS:
         raise ConfigError(f"{prefix}kind: expected one of {', '.join(map(repr, DATASET_KINDS))}, got {data.kind!r}")
     if data.kind == "hf" and not data.name:
-        raise ConfigError(f"{prefix}name: required with {prefix}kind=hf: a Hub dataset id (user/name) or a "
-                          f"save_to_disk folder")
+        raise ConfigError(
+            f"{prefix}name: required with {prefix}kind=hf: a Hub dataset id (user/name) or a save_to_disk folder"
+        )
     if data.kind != "hf" and data.name is not None:
         raise ConfigError(f"{prefix}name: only read with {prefix}kind=hf (the {data.kind} data are at {prefix}root)")
 
@@ -245,21 +254,30 @@ def _check_teacher(teacher: TeacherConfig, prefix: str) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
         raise ConfigError(f"{prefix}options.input_size: expected an int >= 8, got {size!r}")
     if teacher.cached_views > 0 and teacher.view != "augmented":
-        raise ConfigError(f"{prefix}cached_views: stored views are augmented views the teacher embeds; set "
-                          f"{prefix}view: augmented (or {prefix}cached_views: 0)")
+        raise ConfigError(
+            f"{prefix}cached_views: stored views are augmented views the teacher embeds; set "
+            f"{prefix}view: augmented (or {prefix}cached_views: 0)"
+        )
     if teacher.cached_views > 0 and not teacher.cache:
-        raise ConfigError(f"{prefix}cache: cached_views={teacher.cached_views} stores the teacher's embeddings of the "
-                          f"views in its cache; set {prefix}cache: true (or {prefix}cached_views: 0)")
+        raise ConfigError(
+            f"{prefix}cache: cached_views={teacher.cached_views} stores the teacher's embeddings of the "
+            f"views in its cache; set {prefix}cache: true (or {prefix}cached_views: 0)"
+        )
     if kind == "embeddings" and teacher.view == "augmented":
-        raise ConfigError(f"{prefix}view: {teacher.spec!r} holds precomputed embeddings of the clean images; only a "
-                          f"teacher that runs can embed the augmented view (view: clean)")
+        raise ConfigError(
+            f"{prefix}view: {teacher.spec!r} holds precomputed embeddings of the clean images; only a "
+            f"teacher that runs can embed the augmented view (view: clean)"
+        )
     if kind == "embeddings":
         if teacher.weights is not None:
-            raise ConfigError(f"{prefix}weights: {teacher.spec!r} is a file of precomputed embeddings, it has no "
-                              f"weights")
+            raise ConfigError(
+                f"{prefix}weights: {teacher.spec!r} is a file of precomputed embeddings, it has no weights"
+            )
         if not teacher.cache:
-            raise ConfigError(f"{prefix}cache: {teacher.spec!r} holds precomputed embeddings, read by index; there is "
-                              f"no teacher to run at every step (set cache: true)")
+            raise ConfigError(
+                f"{prefix}cache: {teacher.spec!r} holds precomputed embeddings, read by index; there is "
+                f"no teacher to run at every step (set cache: true)"
+            )
         unknown = sorted(set(teacher.options) - {"check_finite"})
         if unknown:
             raise ConfigError(f"{prefix}options.{unknown[0]}: embeddings: specs take only check_finite")
@@ -271,30 +289,39 @@ def _check_config(config: Config, prefix: str) -> None:
     names = [spec.name for spec in config.representations.items]
     teacher = config.teacher
     if teacher.spec is not None and teacher.name in names:
-        raise ConfigError(f"{prefix}teacher.name: {teacher.name!r} is also representations.items"
-                          f"[{names.index(teacher.name)}].name; give the teacher another name")
+        raise ConfigError(
+            f"{prefix}teacher.name: {teacher.name!r} is also representations.items"
+            f"[{names.index(teacher.name)}].name; give the teacher another name"
+        )
     if teacher.spec is not None and isinstance(config.loss.beta, dict) and teacher.name in config.loss.beta:
         raise ConfigError(f"{prefix}loss.beta.{teacher.name}: the teacher's weight is teacher.beta, not loss.beta")
     if teacher.spec is not None and config.loss.l3 == "minimize":
-        raise ConfigError(f"{prefix}loss.l3: 'minimize' would push the student AWAY from the teacher; distillation "
-                          f"maximises dCor(z_aug, teacher) (paper sec. 5.2): use loss.l3=maximize")
+        raise ConfigError(
+            f"{prefix}loss.l3: 'minimize' would push the student AWAY from the teacher; distillation "
+            f"maximises dCor(z_aug, teacher) (paper sec. 5.2): use loss.l3=maximize"
+        )
     known = available_representations()
-    listed = [("representations.items", config.representations.items),
-              ("evaluation.ssl_representations", config.evaluation.ssl_representations or [])]
+    listed = [
+        ("representations.items", config.representations.items),
+        ("evaluation.ssl_representations", config.evaluation.ssl_representations or []),
+    ]
     for key, specs in listed:
         for i, spec in enumerate(specs):
             if spec.name not in known:
-                raise ConfigError(f"{prefix}{key}[{i}].name: unknown representation {spec.name!r}; "
-                                  f"available: {', '.join(known)}")
+                raise ConfigError(
+                    f"{prefix}{key}[{i}].name: unknown representation {spec.name!r}; available: {', '.join(known)}"
+                )
     if isinstance(config.loss.beta, dict):
         for name in config.loss.beta:
             if name not in names:
-                raise ConfigError(f"{prefix}loss.beta.{name}: no such representation in representations.items "
-                                  f"({', '.join(names)})")
+                raise ConfigError(
+                    f"{prefix}loss.beta.{name}: no such representation in representations.items ({', '.join(names)})"
+                )
         for i, name in enumerate(names):
             if name not in config.loss.beta:
-                raise ConfigError(f"{prefix}loss.beta: no weight for representation {name!r} "
-                                  f"(representations.items[{i}])")
+                raise ConfigError(
+                    f"{prefix}loss.beta: no weight for representation {name!r} (representations.items[{i}])"
+                )
     warmup, epochs = config.optim.warmup_epochs, config.trainer.max_epochs
     if warmup > 0 and warmup >= epochs:
         raise ConfigError(f"{prefix}optim.warmup_epochs: must be < trainer.max_epochs ({epochs}), got {warmup}")
@@ -302,6 +329,12 @@ def _check_config(config: Config, prefix: str) -> None:
 
 #: the cross-key checks of each section, run by :func:`_check_sections`
 _SECTION_CHECKS: dict[type, Callable[[Any, str], None]] = {
-    DataConfig: _check_data, ModelConfig: _check_model, LossConfig: _check_loss,
-    OptimConfig: _check_optim, RepresentationsConfig: _check_representations, TrainerConfig: _check_trainer,
-    TeacherConfig: _check_teacher, Config: _check_config}
+    DataConfig: _check_data,
+    ModelConfig: _check_model,
+    LossConfig: _check_loss,
+    OptimConfig: _check_optim,
+    RepresentationsConfig: _check_representations,
+    TrainerConfig: _check_trainer,
+    TeacherConfig: _check_teacher,
+    Config: _check_config,
+}

@@ -45,4 +45,3 @@ __all__ = [
     "seed_worker",
     "split_train_val",
 ]
-

@@ -81,8 +81,15 @@ def build_dataset(
         name = name if name is not None else (None if root is None else str(root))
         if not name:
             raise DataError("dataset kind 'hf' needs a name: a Hub dataset id or a save_to_disk folder")
-        return hf_dataset(name, split=split, image_column=image_column, label_column=label_column, size=size,
-                          channels=channels, download=download)
+        return hf_dataset(
+            name,
+            split=split,
+            image_column=image_column,
+            label_column=label_column,
+            size=size,
+            channels=channels,
+            download=download,
+        )
     if name is not None:
         raise DataError(f"name applies to kind 'hf' only, not {kind!r}")
     if root is None:
@@ -93,8 +100,9 @@ def build_dataset(
     if labels_file is not None and kind != "imagefolder":
         raise DataError(f"labels_file applies to kind 'imagefolder' only, not {kind!r}")
     if kind == "imagefolder":
-        return image_folder(root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt,
-                            labels_file=labels_file)
+        return image_folder(
+            root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt, labels_file=labels_file
+        )
     if kind == "folder":
         return flat_folder(root, split=split, size=size, channels=channels, skip_corrupt=skip_corrupt)
     if kind == "stl10":

@@ -19,11 +19,26 @@ __all__ = ["fashion_mnist", "read_idx", "FASHION_MNIST_ROOT", "FASHION_MNIST_CLA
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 _PREFIX = {"train": "train", "test": "t10k"}
-_IDX_DTYPES: dict[int, np.dtype] = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-                                    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -42,8 +57,9 @@ def read_idx(path: Path) -> np.ndarray:
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(f"corrupt idx file {path}: header says {dims}, which needs {expected} bytes, "
-                        f"found {len(raw) - header}")
+        raise DataError(
+            f"corrupt idx file {path}: header says {dims}, which needs {expected} bytes, found {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
@@ -88,9 +104,15 @@ def fashion_mnist(
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"Fashion-MNIST files disagree: images {images_path} have shape {images.shape}, "
-                        f"labels {labels_path} have shape {labels.shape}")
+        raise DataError(
+            f"Fashion-MNIST files disagree: images {images_path} have shape {images.shape}, "
+            f"labels {labels_path} have shape {labels.shape}"
+        )
     return ArrayImageDataset(
-        [np.ascontiguousarray(images[:, None])], labels.astype(np.int64), classes=list(FASHION_MNIST_CLASSES),
-        source=str(images_path.parent), size=size, channels=channels,
+        [np.ascontiguousarray(images[:, None])],
+        labels.astype(np.int64),
+        classes=list(FASHION_MNIST_CLASSES),
+        source=str(images_path.parent),
+        size=size,
+        channels=channels,
     )

@@ -122,6 +122,7 @@ class FileImageDataset(ImageDataset):
     def _content_fingerprint(self) -> str:
         """Every file's relative path, size, modification time (ns) and label, stat'ed by a pool of threads
         (a network filesystem answers many requests at once)."""
+
         def stat(relative: bytes) -> tuple[int, int]:
             try:
                 st = (self.root / os.fsdecode(relative)).stat()
@@ -139,8 +140,13 @@ class FileImageDataset(ImageDataset):
 
 #: Ground-truth files looked for beside (or inside) a flat split folder, in this order
 #: (``{split}`` is the split's name): Kaggle's ImageNet solution CSV, then plain text files.
-GROUND_TRUTH_FILES = ("LOC_{split}_solution.csv", "{split}_labels.txt", "{split}_labels.csv", "{split}.txt",
-                      "imagenet_2012_validation_synset_labels.txt")
+GROUND_TRUTH_FILES = (
+    "LOC_{split}_solution.csv",
+    "{split}_labels.txt",
+    "{split}_labels.csv",
+    "{split}.txt",
+    "imagenet_2012_validation_synset_labels.txt",
+)
 
 
 def image_folder(
@@ -173,8 +179,15 @@ def image_folder(
     if not classes:
         loose = [p for p in folder.iterdir() if is_image_file(p)]
         if loose:
-            return _flat_labelled_folder(Path(root), folder, split, size=size, channels=channels,
-                                         skip_corrupt=skip_corrupt, labels_file=labels_file)
+            return _flat_labelled_folder(
+                Path(root),
+                folder,
+                split,
+                size=size,
+                channels=channels,
+                skip_corrupt=skip_corrupt,
+                labels_file=labels_file,
+            )
         raise DataError(f"no class folders in {folder}: expected {folder}/<class>/<image>.jpg")
     paths: list[Path] = []
     labels: list[int] = []
@@ -211,8 +224,10 @@ def read_ground_truth(path: Path, images: list[Path]) -> list[str]:
     split_rows = [ln.replace(",", " ").split() for ln in rows]
     if split_rows and all(len(r) == 1 for r in split_rows):
         if len(split_rows) != len(images):
-            raise DataError(f"{path} gives {len(split_rows)} labels, one per line, but {path.parent} has "
-                            f"{len(images)} images; the file must list one class per image, in sorted file order")
+            raise DataError(
+                f"{path} gives {len(split_rows)} labels, one per line, but {path.parent} has "
+                f"{len(images)} images; the file must list one class per image, in sorted file order"
+            )
         return [r[0] for r in split_rows]
     by_name: dict[str, str] = {}
     for number, r in enumerate(split_rows, 1):
@@ -225,16 +240,25 @@ def read_ground_truth(path: Path, images: list[Path]) -> list[str]:
     return [by_name[p.stem] for p in images]
 
 
-def _flat_labelled_folder(root: Path, folder: Path, split: str, *, size: int | None, channels: int | None,
-                          skip_corrupt: bool, labels_file: str | Path | None) -> FileImageDataset:
+def _flat_labelled_folder(
+    root: Path,
+    folder: Path,
+    split: str,
+    *,
+    size: int | None,
+    channels: int | None,
+    skip_corrupt: bool,
+    labels_file: str | Path | None,
+) -> FileImageDataset:
     """A folder of images (no class folders) labelled by a ground-truth file."""
     if labels_file is not None:
         truth = Path(labels_file).expanduser()
         if not truth.is_file():
             raise DataError(f"ground-truth file not found: {truth}")
     else:
-        candidates = [where / name.format(split=split or folder.name)
-                      for name in GROUND_TRUTH_FILES for where in (root, folder)]
+        candidates = [
+            where / name.format(split=split or folder.name) for name in GROUND_TRUTH_FILES for where in (root, folder)
+        ]
         found = [c for c in candidates if c.is_file()]
         if not found:
             raise DataError(
@@ -251,8 +275,15 @@ def _flat_labelled_folder(root: Path, folder: Path, split: str, *, size: int | N
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise DataError(f"{truth} names {len(unknown)} classes that {train} has no folder for, e.g. {unknown[0]!r}")
-    return FileImageDataset(images, [index[n] for n in names], classes=classes, root=folder, size=size,
-                            channels=channels, skip_corrupt=skip_corrupt)
+    return FileImageDataset(
+        images,
+        [index[n] for n in names],
+        classes=classes,
+        root=folder,
+        size=size,
+        channels=channels,
+        skip_corrupt=skip_corrupt,
+    )
 
 
 def flat_folder(

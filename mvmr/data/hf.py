@@ -62,12 +62,14 @@ def _from_hub(name: str, split: str, download: bool) -> Any:
     except (LocalEntryNotFoundError, OSError, ValueError) as exc:
         raise DataError(
             f"dataset {name!r} is not in the Hugging Face cache and data.download is false: set data.download=true "
-            f"to download it, or save it with datasets' save_to_disk and give that folder as data.name") from exc
+            f"to download it, or save it with datasets' save_to_disk and give that folder as data.name"
+        ) from exc
     try:
         return datasets.load_dataset(snapshot, split=split)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {name!r} split {split!r} from the Hugging Face cache ({snapshot}): "
-                        f"{exc}") from exc
+        raise DataError(
+            f"cannot read {name!r} split {split!r} from the Hugging Face cache ({snapshot}): {exc}"
+        ) from exc
 
 
 def open_hf_dataset(name: str, split: str, *, download: bool = False) -> Any:
@@ -86,8 +88,10 @@ def _labels(table: Any, column: str | None, where: str) -> tuple[np.ndarray, lis
     if column is None:
         return np.full(n, -1, dtype=np.int64), []
     if column not in table.column_names:
-        raise DataError(f"{where}: no label column {column!r}; columns: {', '.join(table.column_names)} "
-                        f"(set data.label_column, or null for unlabelled data)")
+        raise DataError(
+            f"{where}: no label column {column!r}; columns: {', '.join(table.column_names)} "
+            f"(set data.label_column, or null for unlabelled data)"
+        )
     feature = table.features[column]
     values = table.data.column(column).to_pylist()
     names = getattr(feature, "names", None)
@@ -115,11 +119,21 @@ class HFImageDataset(ImageDataset):
         size, channels: see :class:`~mvmr.data.base.ImageDataset`.
     """
 
-    def __init__(self, table: Any, *, image_column: str, label_column: str | None, description: str,
-                 size: int | None = None, channels: int | None = None) -> None:
+    def __init__(
+        self,
+        table: Any,
+        *,
+        image_column: str,
+        label_column: str | None,
+        description: str,
+        size: int | None = None,
+        channels: int | None = None,
+    ) -> None:
         if image_column not in table.column_names:
-            raise DataError(f"{description}: no image column {image_column!r}; columns: "
-                            f"{', '.join(table.column_names)} (set data.image_column)")
+            raise DataError(
+                f"{description}: no image column {image_column!r}; columns: "
+                f"{', '.join(table.column_names)} (set data.image_column)"
+            )
         labels, classes = _labels(table, label_column, description)
         super().__init__(classes=classes, labels=labels, size=size, channels=channels)
         if len(labels) == 0:
@@ -137,19 +151,43 @@ class HFImageDataset(ImageDataset):
         else:
             array = np.asarray(value)
             if array.dtype != np.uint8:
-                raise DataError(f"{self.description}: item {index} of column {self.image_column!r} is a "
-                                f"{array.dtype} array; expected images or uint8 arrays")
+                raise DataError(
+                    f"{self.description}: item {index} of column {self.image_column!r} is a "
+                    f"{array.dtype} array; expected images or uint8 arrays"
+                )
         return array_to_tensor(array), int(self.labels[index])
 
     def _content_fingerprint(self) -> str:
         """The Arrow table's own fingerprint (``datasets`` keeps one per table state), columns and length."""
-        return hash_parts([self.description, self._table_fingerprint, self.image_column, str(self.label_column),
-                           str(len(self)), self.labels.tobytes()])
+        return hash_parts(
+            [
+                self.description,
+                self._table_fingerprint,
+                self.image_column,
+                str(self.label_column),
+                str(len(self)),
+                self.labels.tobytes(),
+            ]
+        )
 
 
-def hf_dataset(name: str, *, split: str, image_column: str = "image", label_column: str | None = "label",
-               size: int | None = None, channels: int | None = None, download: bool = False) -> HFImageDataset:
+def hf_dataset(
+    name: str,
+    *,
+    split: str,
+    image_column: str = "image",
+    label_column: str | None = "label",
+    size: int | None = None,
+    channels: int | None = None,
+    download: bool = False,
+) -> HFImageDataset:
     """An :class:`HFImageDataset` of ``name`` (Hub id or ``save_to_disk`` folder), ``split``."""
     table = open_hf_dataset(name, split, download=download)
-    return HFImageDataset(table, image_column=image_column, label_column=label_column,
-                          description=f"Hugging Face dataset {name!r} split {split!r}", size=size, channels=channels)
+    return HFImageDataset(
+        table,
+        image_column=image_column,
+        label_column=label_column,
+        description=f"Hugging Face dataset {name!r} split {split!r}",
+        size=size,
+        channels=channels,
+    )

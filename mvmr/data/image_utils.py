@@ -29,7 +29,17 @@ __all__ = [
 
 #: File name endings (lower case) that the folder datasets treat as images.
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+    ".pbm",
 )
 
 # ITU-R 601-2 luma weights, the ones PIL uses for mode "L".

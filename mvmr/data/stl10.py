@@ -59,8 +59,11 @@ def stl10(
         blocks.append(block)
         labels.append(block_labels)
     names_file = folder / "class_names.txt"
-    classes = ([n.strip() for n in names_file.read_text().splitlines() if n.strip()] if names_file.is_file()
-               else list(STL10_CLASSES))
+    classes = (
+        [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
+        if names_file.is_file()
+        else list(STL10_CLASSES)
+    )
     return ArrayImageDataset(
         blocks, np.concatenate(labels), classes=classes, source=str(folder), size=size, channels=channels
     )

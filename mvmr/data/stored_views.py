@@ -87,8 +87,16 @@ class AugmentedViewBank(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def fingerprint(self) -> str:
         """The images' fingerprint with everything that decides the views: size, K, seed, augmentation."""
         parent = self.dataset.fingerprint() if hasattr(self.dataset, "fingerprint") else type(self.dataset).__name__
-        return hash_parts(["augmented-view-bank", parent, f"size={self.size}", f"count={self.count}",
-                           f"seed={self.seed}", json.dumps(self.augmentation.config(), sort_keys=True)])
+        return hash_parts(
+            [
+                "augmented-view-bank",
+                parent,
+                f"size={self.size}",
+                f"count={self.count}",
+                f"seed={self.seed}",
+                json.dumps(self.augmentation.config(), sort_keys=True),
+            ]
+        )
 
     def view_settings(self) -> dict[str, Any]:
         """What decides the views (recorded in the cache's manifest, so a stale cache names what changed)."""
@@ -121,8 +129,16 @@ class StoredViews(TwoViews):
     plus ``parameters``.
     """
 
-    def __init__(self, dataset: Dataset, *, size: int, augmentation: PaperAugmentation, count: int, seed: int,
-                 parameters: ParameterReader) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        size: int,
+        augmentation: PaperAugmentation,
+        count: int,
+        seed: int,
+        parameters: ParameterReader,
+    ) -> None:
         _check_common(augmentation, count, seed)
         super().__init__(dataset, size=size, augmentation=augmentation, seed=seed)
         self.count, self.parameters = count, parameters

@@ -116,8 +116,10 @@ class TwoViews(Dataset[tuple[torch.Tensor, torch.Tensor, int, int]]):
         return x_clean, x_aug.to(torch.float32), int(index), int(label)
 
     def __repr__(self) -> str:
-        return (f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, "
-                f"dataset={self.dataset!r})")
+        return (
+            f"TwoViews(size={self.size}, seed={self.seed}, augmentation={self.augmentation!r}, "
+            f"dataset={self.dataset!r})"
+        )
 
 
 class TwoAugmentedViews(TwoViews):
@@ -143,8 +145,9 @@ class MultiViews(TwoViews):
     :class:`TwoViews`: with an int ``seed``, the views draw one after the other from the item's generator.
     """
 
-    def __init__(self, dataset: Dataset, views: Sequence[tuple[int, Augmentation | None]], *,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, dataset: Dataset, views: Sequence[tuple[int, Augmentation | None]], *, seed: int | None = None
+    ) -> None:
         if len(views) < 1:
             raise DataError("MultiViews needs at least one (size, augmentation) view")
         first = next((augmentation for _, augmentation in views if augmentation is not None), None)
@@ -165,7 +168,9 @@ class MultiViews(TwoViews):
             else:
                 view = augmentation(image) if g is None else augmentation(image, generator=g)
             if tuple(view.shape) != (image.shape[0], size, size):
-                raise DataError(f"view {len(out)} of index {index} has shape {tuple(view.shape)}; expected "
-                                f"{(image.shape[0], size, size)}")
+                raise DataError(
+                    f"view {len(out)} of index {index} has shape {tuple(view.shape)}; expected "
+                    f"{(image.shape[0], size, size)}"
+                )
             out.append(view.to(torch.float32))
         return (*out, int(index), int(label))

@@ -83,10 +83,14 @@ def check_same_classes(train: Dataset, test: Dataset, *, names: tuple[str, str] 
     only_a = sorted(set(a) - set(b))
     only_b = sorted(set(b) - set(a))
     if only_a or only_b:
-        parts = [f"only in {name}: {', '.join(only)}"
-                 for name, only in zip(names, (only_a, only_b), strict=True) if only]
-        raise DataError(f"the {names[0]} and {names[1]} datasets have different classes ({len(a)} vs {len(b)}); "
-                        + "; ".join(parts))
+        parts = [
+            f"only in {name}: {', '.join(only)}" for name, only in zip(names, (only_a, only_b), strict=True) if only
+        ]
+        raise DataError(
+            f"the {names[0]} and {names[1]} datasets have different classes ({len(a)} vs {len(b)}); " + "; ".join(parts)
+        )
     first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
-    raise DataError(f"the {names[0]} and {names[1]} datasets list the same classes in a different order "
-                    f"(position {first}: {a[first]!r} vs {b[first]!r}), so their labels disagree")
+    raise DataError(
+        f"the {names[0]} and {names[1]} datasets list the same classes in a different order "
+        f"(position {first}: {a[first]!r} vs {b[first]!r}), so their labels disagree"
+    )

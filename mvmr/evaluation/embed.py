@@ -53,8 +53,9 @@ class EmbedConfig(ExtractionSettings):
         return kept | {"method": self.resolved_method()}
 
 
-def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed: int = 0,
-             perplexity: float = 30.0) -> np.ndarray:
+def embed_2d(
+    features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed: int = 0, perplexity: float = 30.0
+) -> np.ndarray:
     """(N, 2) coordinates of ``features`` (N, F). t-SNE's perplexity is capped below N."""
     x = features.numpy() if isinstance(features, torch.Tensor) else np.asarray(features)
     x = x.astype(np.float32, copy=False)
@@ -74,8 +75,15 @@ def embed_2d(features: np.ndarray | torch.Tensor, *, method: str = "tsne", seed:
     return np.asarray(tsne.fit_transform(x))
 
 
-def plot_embedding(coords: np.ndarray, labels: Sequence[int] | np.ndarray, path: str | os.PathLike[str], *,
-                   class_names: Sequence[str] | None = None, title: str = "", dpi: int = 120) -> Path:
+def plot_embedding(
+    coords: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    path: str | os.PathLike[str],
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+    dpi: int = 120,
+) -> Path:
     """Scatter ``coords`` (N, 2) coloured by ``labels`` with a class legend; write a PNG to ``path``."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -103,9 +111,15 @@ def plot_embedding(coords: np.ndarray, labels: Sequence[int] | np.ndarray, path:
     return atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 
-def embed_on_features(features: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike[str], *,
-                      config: EmbedConfig, class_names: Sequence[str] | None = None,
-                      title: str = "") -> tuple[Path, int]:
+def embed_on_features(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    config: EmbedConfig,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+) -> tuple[Path, int]:
     """Subsample (class-balanced, ``max_points``), embed and plot; returns (PNG path, points drawn)."""
     lab = labels.numpy().astype(np.int64)
     keep = stratified_limit(lab, config.max_points, seed=config.seed)
@@ -115,24 +129,54 @@ def embed_on_features(features: torch.Tensor, labels: torch.Tensor, path: str | 
     return out, int(keep.size)
 
 
-def embed_result(features: torch.Tensor, labels: torch.Tensor, out_dir: str | os.PathLike[str], *, config: EmbedConfig,
-                 class_names: Sequence[str], encoder: str = "", dataset: str = "") -> ProtocolResult:
+def embed_result(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    out_dir: str | os.PathLike[str],
+    *,
+    config: EmbedConfig,
+    class_names: Sequence[str],
+    encoder: str = "",
+    dataset: str = "",
+) -> ProtocolResult:
     """Draw the map of test features into ``out_dir/plots/embed-<method>.png`` and record it as a result."""
     method = config.resolved_method()
-    out, n = embed_on_features(features, labels, Path(out_dir) / "plots" / f"embed-{method}.png", config=config,
-                               class_names=class_names, title=f"{method}: {encoder}")
+    out, n = embed_on_features(
+        features,
+        labels,
+        Path(out_dir) / "plots" / f"embed-{method}.png",
+        config=config,
+        class_names=class_names,
+        title=f"{method}: {encoder}",
+    )
     metrics: dict[str, float] = {"num_test": n, "feature_dim": int(features.shape[1])}
-    return ProtocolResult(protocol="embed", variant=method, metrics=metrics, encoder=encoder, dataset=dataset,
-                          config=config.summary(), artifacts={"map": str(out)})
+    return ProtocolResult(
+        protocol="embed",
+        variant=method,
+        metrics=metrics,
+        encoder=encoder,
+        dataset=dataset,
+        config=config.summary(),
+        artifacts={"map": str(out)},
+    )
 
 
-def run_embed(extractor: nn.Module, test_dataset: Dataset, out_dir: str | os.PathLike[str], *,
-              config: EmbedConfig | None = None, encoder: str = "", dataset: str = "") -> ProtocolResult:
+def run_embed(
+    extractor: nn.Module,
+    test_dataset: Dataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    config: EmbedConfig | None = None,
+    encoder: str = "",
+    dataset: str = "",
+) -> ProtocolResult:
     """Extract features of (a class-balanced sample of) the test set and draw their 2-D map."""
     config = config or EmbedConfig()
     config.resolved_method()  # an unavailable method fails before any image is read
     keep = stratified_limit(dataset_labels(test_dataset), config.max_points, seed=config.seed)
-    feats, labs = extract_features(extractor, DatasetSubset(test_dataset, keep), desc="test features",
-                                   **config.extraction())
-    return embed_result(feats, labs, out_dir, config=config, class_names=dataset_classes(test_dataset), encoder=encoder,
-                        dataset=dataset)
+    feats, labs = extract_features(
+        extractor, DatasetSubset(test_dataset, keep), desc="test features", **config.extraction()
+    )
+    return embed_result(
+        feats, labs, out_dir, config=config, class_names=dataset_classes(test_dataset), encoder=encoder, dataset=dataset
+    )

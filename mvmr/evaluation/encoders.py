@@ -22,8 +22,13 @@ from mvmr.evaluation.extractor import FeatureExtractor
 from mvmr.models import build_encoder, load_backbone, load_state_dict_strict, read_lightning_checkpoint, read_state_dict
 from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD, default_mean_std
 
-__all__ = ["parse_encoder_spec", "resolve_encoder", "load_lightning_encoder", "find_encoder_prefix",
-           "infer_resnet_arch"]
+__all__ = [
+    "parse_encoder_spec",
+    "resolve_encoder",
+    "load_lightning_encoder",
+    "find_encoder_prefix",
+    "infer_resnet_arch",
+]
 
 _SOURCES = ("random", "torchvision", "timm")
 
@@ -43,15 +48,16 @@ def _random_encoder(name: str, *, small_images: bool, in_chans: int, seed: int) 
         module, dim = build_encoder(name, small_images=small_images, in_chans=in_chans)
     mean, std = default_mean_std(in_chans)
     metadata = {"encoder": name, "small_images": small_images, "in_chans": in_chans, "seed": seed}
-    return FeatureExtractor(module, mean=mean, std=std, description=f"random:{name}", feature_dim=dim,
-                            metadata=metadata)
+    return FeatureExtractor(
+        module, mean=mean, std=std, description=f"random:{name}", feature_dim=dim, metadata=metadata
+    )
 
 
 def _read_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The state dict of a weight file, without the ``module.`` prefix of a DataParallel checkpoint."""
     state, _ = read_state_dict(path)
     if state and all(k.startswith("module.") for k in state):
-        return {k[len("module."):]: v for k, v in state.items()}
+        return {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
 
 
@@ -63,8 +69,10 @@ def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> F
     try:
         builder = tvm.get_model_builder(name)
     except ValueError:
-        raise ConfigError(f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, vit_b_16, convnext_tiny "
-                          "(see torchvision.models.list_models())") from None
+        raise ConfigError(
+            f"unknown torchvision model {name!r}; e.g. resnet18, resnet50, vit_b_16, convnext_tiny "
+            "(see torchvision.models.list_models())"
+        ) from None
     if weights is None:
         needed = "its ImageNet weight file"
         try:
@@ -72,13 +80,20 @@ def _torchvision_encoder(name: str, weights: str | os.PathLike[str] | None) -> F
             needed = f"{Path(url).name} (from {url}; torch caches it under ~/.cache/torch/hub/checkpoints/)"
         except (ValueError, AttributeError):
             pass
-        raise ConfigError(f"torchvision:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
-                          "mvmr never downloads weights; use random:<name> for a random initialisation")
+        raise ConfigError(
+            f"torchvision:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+            "mvmr never downloads weights; use random:<name> for a random initialisation"
+        )
     model = builder(weights=None)
     load_state_dict_strict(model, _read_weights(weights), source=f"weights file {weights}")
     replace_last_linear(model)
-    return FeatureExtractor(model, mean=IMAGENET_MEAN, std=IMAGENET_STD, description=f"torchvision:{name}",
-                            metadata={"encoder": f"torchvision:{name}", "weights": str(weights)})
+    return FeatureExtractor(
+        model,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        description=f"torchvision:{name}",
+        metadata={"encoder": f"torchvision:{name}", "weights": str(weights)},
+    )
 
 
 def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureExtractor:
@@ -98,8 +113,10 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
         if cfg.get("url"):
             where.append(f"{Path(str(cfg['url'])).name} from {cfg['url']}")
         needed = " or ".join(where) or "the model's pretrained weight file"
-        raise ConfigError(f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
-                          "mvmr never downloads weights; use random:timm:<name> for a random initialisation")
+        raise ConfigError(
+            f"timm:{name} needs local weights: pass --weights FILE, e.g. {needed}. "
+            "mvmr never downloads weights; use random:timm:<name> for a random initialisation"
+        )
     state = _read_weights(weights)
     if set(model.state_dict()) - set(state):  # a headless weight file (num_classes=0): use the headless model
         headless = timm.create_model(name, pretrained=False, num_classes=0)
@@ -107,27 +124,45 @@ def _timm_encoder(name: str, weights: str | os.PathLike[str] | None) -> FeatureE
             model = headless
     load_state_dict_strict(model, state, source=f"weights file {weights}")
     model.reset_classifier(0)
-    return FeatureExtractor(model, mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
-                            description=f"timm:{name}", feature_dim=int(getattr(model, "num_features", 0)) or None,
-                            metadata={"encoder": f"timm:{name}", "weights": str(weights)})
+    return FeatureExtractor(
+        model,
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+        description=f"timm:{name}",
+        feature_dim=int(getattr(model, "num_features", 0)) or None,
+        metadata={"encoder": f"timm:{name}", "weights": str(weights)},
+    )
 
 
 def _representation_extractor(name: str) -> FeatureExtractor:
     from mvmr import representations
 
     rep = representations.build(name)
-    return FeatureExtractor(rep, mean=None, std=None, description=f"representation:{name}", trainable=False,
-                            metadata={"representation": name})
+    return FeatureExtractor(
+        rep,
+        mean=None,
+        std=None,
+        description=f"representation:{name}",
+        trainable=False,
+        metadata={"representation": name},
+    )
 
 
 def _backbone_extractor(path: Path) -> FeatureExtractor:
     encoder, meta = load_backbone(path)
     if "mean" not in meta or "std" not in meta:
-        raise CheckpointError(f"{path} has no mean/std metadata (the input normalisation); "
-                              "re-export it with save_backbone")
+        raise CheckpointError(
+            f"{path} has no mean/std metadata (the input normalisation); re-export it with save_backbone"
+        )
     feature_dim = int(meta["feature_dim"]) if "feature_dim" in meta else None
-    return FeatureExtractor(encoder, mean=meta["mean"], std=meta["std"], description=f"checkpoint:{path}",
-                            feature_dim=feature_dim, metadata=dict(meta))
+    return FeatureExtractor(
+        encoder,
+        mean=meta["mean"],
+        std=meta["std"],
+        description=f"checkpoint:{path}",
+        feature_dim=feature_dim,
+        metadata=dict(meta),
+    )
 
 
 def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) -> str:
@@ -146,10 +181,12 @@ def find_encoder_prefix(state: Mapping[str, Any], *, prefix: str | None = None) 
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise CheckpointError(f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: "
-                              f"{', '.join(list(state)[:5])}")
-    raise CheckpointError(f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with "
-                          f"--encoder-prefix")
+        raise CheckpointError(
+            f"no encoder weights (keys '...encoder.*') in the checkpoint; its keys start: {', '.join(list(state)[:5])}"
+        )
+    raise CheckpointError(
+        f"several encoders in the checkpoint ({', '.join(sorted(candidates))}); choose one with --encoder-prefix"
+    )
 
 
 def infer_resnet_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, bool, int] | None:
@@ -185,8 +222,9 @@ def _vector(value: Any) -> tuple[float, ...] | None:
     return None
 
 
-def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = None,
-                           encoder_prefix: str | None = None) -> FeatureExtractor:
+def load_lightning_encoder(
+    path: str | os.PathLike[str], *, arch: str | None = None, encoder_prefix: str | None = None
+) -> FeatureExtractor:
     """The encoder of a Lightning training checkpoint (``.ckpt``) as a feature extractor.
 
     Architecture: ``arch``, else inferred from torchvision ResNet weights, else the hyper-parameters.
@@ -198,15 +236,18 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
     state: Mapping[str, torch.Tensor] = ckpt["state_dict"]
     hparams = ckpt.get("hyper_parameters") or {}
     prefix = find_encoder_prefix(state, prefix=encoder_prefix)
-    enc_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    enc_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     parent = prefix[: -len("encoder.")]
     inferred = infer_resnet_arch(enc_state)
     if arch is None and inferred is not None:  # a torchvision ResNet's weights say which one it is
         name, small, in_chans = inferred
     else:  # mvmr's own checkpoints store the resolved config: hyper_parameters["model"]["encoder"]
         model_hp = hparams.get("model") if isinstance(hparams.get("model"), Mapping) else {}
-        name = (arch or _find_value(model_hp, ("encoder",), (str,))
-                or _find_value(hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,)))
+        name = (
+            arch
+            or _find_value(model_hp, ("encoder",), (str,))
+            or _find_value(hparams, ("encoder", "arch", "backbone", "encoder_name"), (str,))
+        )
         small = _find_value(model_hp, ("small_images",), (bool,))
         if small is None:
             small = _find_value(hparams, ("small_images",), (bool,))
@@ -218,8 +259,9 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
             small = inferred[1] if small is None else small
             in_chans = inferred[2] if in_chans is None else in_chans
     if not name:
-        raise CheckpointError(f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or "
-                              f"timm:<name>)")
+        raise CheckpointError(
+            f"cannot tell the encoder architecture of {p}: pass --arch (e.g. resnet50 or timm:<name>)"
+        )
     name, small, in_chans = str(name), bool(small), int(in_chans or 3)
     try:
         module, dim = build_encoder(name, small_images=small, in_chans=in_chans)
@@ -230,16 +272,31 @@ def load_lightning_encoder(path: str | os.PathLike[str], *, arch: str | None = N
     std = _vector(state.get(parent + "std")) or _vector(_find_value(hparams, ("std",), (list, tuple)))
     if mean is None or std is None:
         mean, std = default_mean_std(in_chans)
-    metadata = {"encoder": name, "small_images": small, "in_chans": in_chans,
-                "epoch": ckpt.get("epoch"), "global_step": ckpt.get("global_step"), "prefix": prefix}
-    return FeatureExtractor(module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim,
-                            metadata=metadata)
+    metadata = {
+        "encoder": name,
+        "small_images": small,
+        "in_chans": in_chans,
+        "epoch": ckpt.get("epoch"),
+        "global_step": ckpt.get("global_step"),
+        "prefix": prefix,
+    }
+    return FeatureExtractor(
+        module, mean=mean, std=std, description=f"checkpoint:{p}", feature_dim=dim, metadata=metadata
+    )
 
 
-def resolve_encoder(*, checkpoint: str | os.PathLike[str] | None = None, encoder: str | None = None,
-                    weights: str | os.PathLike[str] | None = None, representation: str | None = None,
-                    arch: str | None = None, encoder_prefix: str | None = None, small_images: bool = False,
-                    in_chans: int = 3, seed: int = 0) -> FeatureExtractor:
+def resolve_encoder(
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    encoder: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    representation: str | None = None,
+    arch: str | None = None,
+    encoder_prefix: str | None = None,
+    small_images: bool = False,
+    in_chans: int = 3,
+    seed: int = 0,
+) -> FeatureExtractor:
     """Build the feature extractor to evaluate from exactly one of ``checkpoint`` (exported backbone or
     Lightning ``.ckpt``), ``encoder`` (``random:``/``torchvision:``/``timm:<name>``) or ``representation``.
 
@@ -248,12 +305,15 @@ def resolve_encoder(*, checkpoint: str | os.PathLike[str] | None = None, encoder
     ``random:`` encoder. Raises :class:`ConfigError` for bad arguments or missing local weights and
     :class:`CheckpointError` for unreadable or unfitting weights.
     """
-    given = [n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation))
-             if v]
+    given = [
+        n for n, v in (("--checkpoint", checkpoint), ("--encoder", encoder), ("--representation", representation)) if v
+    ]
     if len(given) != 1:
         got = f" (got {', '.join(given)})" if given else ""
-        raise ConfigError("give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, "
-                          f"--representation NAME{got}")
+        raise ConfigError(
+            "give exactly one of --checkpoint PATH, --encoder random:|torchvision:|timm:<name>, "
+            f"--representation NAME{got}"
+        )
     if arch is not None and not (checkpoint and str(checkpoint).endswith(".ckpt")):
         raise ConfigError("--arch only applies to a Lightning .ckpt checkpoint")
     if weights is not None and not (encoder and encoder.split(":", 1)[0] in ("torchvision", "timm")):

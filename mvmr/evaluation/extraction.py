@@ -21,8 +21,14 @@ from tqdm.auto import tqdm
 from mvmr.errors import DataError
 from mvmr.evaluation.dataset_info import dataset_classes
 
-__all__ = ["ExtractionSettings", "resolve_device", "extract_features", "collate_labelled", "RandomCropFlip",
-           "AugmentedDataset"]
+__all__ = [
+    "ExtractionSettings",
+    "resolve_device",
+    "extract_features",
+    "collate_labelled",
+    "RandomCropFlip",
+    "AugmentedDataset",
+]
 
 
 @dataclass
@@ -37,8 +43,12 @@ class ExtractionSettings:
 
     def extraction(self) -> dict[str, Any]:
         """The keyword arguments of :func:`extract_features`."""
-        return {"batch_size": self.extract_batch_size, "device": self.device, "num_workers": self.num_workers,
-                "progress": self.progress}
+        return {
+            "batch_size": self.extract_batch_size,
+            "device": self.device,
+            "num_workers": self.num_workers,
+            "progress": self.progress,
+        }
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -58,9 +68,16 @@ def collate_labelled(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.
 
 
 @torch.no_grad()
-def extract_features(extractor: nn.Module, dataset: Dataset, *, batch_size: int = 256,
-                     device: str | torch.device = "auto", num_workers: int = 0, progress: bool = True,
-                     desc: str = "features") -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    extractor: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = "features",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``extractor`` (eval mode, no gradients; its mode is restored) over every item of ``dataset`` once.
 
     Returns ``(features, labels)`` on the CPU: features float32 (N, F); labels int64 (N,), or the
@@ -70,8 +87,14 @@ def extract_features(extractor: nn.Module, dataset: Dataset, *, batch_size: int 
     if n == 0:
         raise DataError(f"cannot extract {desc}: the dataset is empty")
     dev = resolve_device(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_labelled, pin_memory=dev.type == "cuda")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_labelled,
+        pin_memory=dev.type == "cuda",
+    )
     was_training = extractor.training
     extractor.eval()
     extractor.to(dev)

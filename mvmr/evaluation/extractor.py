@@ -29,10 +29,17 @@ class FeatureExtractor(nn.Module):
     mean: torch.Tensor | None  # buffers (1, C, 1, 1), both None or both set
     std: torch.Tensor | None
 
-    def __init__(self, backbone: nn.Module, *, mean: Sequence[float] | None = IMAGENET_MEAN,
-                 std: Sequence[float] | None = IMAGENET_STD, description: str = "encoder",
-                 feature_dim: int | None = None, trainable: bool = True,
-                 metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        mean: Sequence[float] | None = IMAGENET_MEAN,
+        std: Sequence[float] | None = IMAGENET_STD,
+        description: str = "encoder",
+        feature_dim: int | None = None,
+        trainable: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         if (mean is None) != (std is None):
             raise ValueError("give both mean and std, or neither")

@@ -78,8 +78,17 @@ class FinetuneConfig(ExtractionSettings):
             raise ConfigError(f"crop_scale must satisfy 0 < min <= max <= 1, got {self.crop_scale}")
 
     def summary(self) -> dict[str, Any]:
-        keep = ("fraction", "subset_file", "epochs", "lr", "batch_size", "weight_decay", "val_fraction", "seed",
-                "augment")
+        keep = (
+            "fraction",
+            "subset_file",
+            "epochs",
+            "lr",
+            "batch_size",
+            "weight_decay",
+            "val_fraction",
+            "seed",
+            "augment",
+        )
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 
@@ -110,9 +119,17 @@ def choose_labelled_subset(train_dataset: Dataset, config: FinetuneConfig) -> tu
     return labelled[train], labelled[val]
 
 
-def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *,
-                 config: FinetuneConfig | None = None, out_dir: str | os.PathLike[str] | None = None, encoder: str = "",
-                 dataset: str = "", image_size: int | None = None) -> ProtocolResult:
+def run_finetune(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    config: FinetuneConfig | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    encoder: str = "",
+    dataset: str = "",
+    image_size: int | None = None,
+) -> ProtocolResult:
     """Fine-tune a copy of ``extractor`` plus a linear head on a labelled subset; score the test set once.
 
     The subset is saved to ``out_dir/subsets/finetune-<variant>-seed<seed>.txt`` when the dataset has
@@ -129,8 +146,10 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
     artifacts: dict[str, str] = {}
     paths = dataset_paths(train_dataset)
     if out_dir is not None and paths is not None:
-        saved = write_subset_file(Path(out_dir) / "subsets" / f"finetune-{variant}-seed{config.seed}.txt",
-                                  subset_entries([paths[i] for i in labelled], paths))
+        saved = write_subset_file(
+            Path(out_dir) / "subsets" / f"finetune-{variant}-seed{config.seed}.txt",
+            subset_entries([paths[i] for i in labelled], paths),
+        )
         artifacts["subset"] = str(saved)
 
     dev = resolve_device(config.device)
@@ -153,9 +172,16 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
     n = len(trained)
     # a last batch of one image would break batch norm's training statistics
     has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    loader = DataLoader(labelled_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        num_workers=config.num_workers, collate_fn=collate_labelled, pin_memory=dev.type == "cuda",
-                        drop_last=has_batchnorm and n % config.batch_size == 1 and n > 1)
+    loader = DataLoader(
+        labelled_ds,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=config.num_workers,
+        collate_fn=collate_labelled,
+        pin_memory=dev.type == "cuda",
+        drop_last=has_batchnorm and n % config.batch_size == 1 and n > 1,
+    )
     val_ds = DatasetSubset(train_dataset, val) if val.size else None
     best_epoch, best_state = config.epochs, None
     best_val: dict[str, float] = {}
@@ -185,10 +211,29 @@ def run_finetune(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dat
         model.load_state_dict(best_state)
     test_logits, test_labels = extract_features(model, test_dataset, desc="test", **config.extraction())
     metrics = {**classification_metrics(test_logits, test_labels, prefix="test_"), **best_val}
-    metrics.update(chosen_epoch=best_epoch, epochs=config.epochs, num_labels_used=len(labelled),
-                   num_labelled=len(labelled), num_trained=int(n), num_val=int(val.size),
-                   num_test=len(test_dataset), num_classes=len(classes))  # type: ignore[arg-type]
-    details = {"labelled_indices": labelled.tolist(), "val_indices_count": int(val.size), "history": history,
-               "classes": classes}
-    return ProtocolResult(protocol="finetune", variant=variant, metrics=metrics, encoder=encoder, dataset=dataset,
-                          config=config.summary(), artifacts=artifacts, details=details)
+    metrics.update(
+        chosen_epoch=best_epoch,
+        epochs=config.epochs,
+        num_labels_used=len(labelled),
+        num_labelled=len(labelled),
+        num_trained=int(n),
+        num_val=int(val.size),
+        num_test=len(test_dataset),  # type: ignore[arg-type]
+        num_classes=len(classes),
+    )
+    details = {
+        "labelled_indices": labelled.tolist(),
+        "val_indices_count": int(val.size),
+        "history": history,
+        "classes": classes,
+    }
+    return ProtocolResult(
+        protocol="finetune",
+        variant=variant,
+        metrics=metrics,
+        encoder=encoder,
+        dataset=dataset,
+        config=config.summary(),
+        artifacts=artifacts,
+        details=details,
+    )

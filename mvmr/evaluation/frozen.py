@@ -60,8 +60,9 @@ class FrozenEvaluation:
         }
 
 
-def _holdout(train_dataset: Dataset, test_dataset: Dataset,
-             config: LinearConfig) -> tuple[list[str], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def _holdout(
+    train_dataset: Dataset, test_dataset: Dataset, config: LinearConfig
+) -> tuple[list[str], np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The classes (the same in both datasets), the training labels and the ``(train, val)`` indices of
     the training set: a stratified hold-out, or an unstratified one for multi-label data."""
     classes = check_same_classes(train_dataset, test_dataset)
@@ -71,21 +72,49 @@ def _holdout(train_dataset: Dataset, test_dataset: Dataset,
     return classes, labels, stratified_split(labels, config.val_fraction, seed=config.seed)
 
 
-def _linear_result(selected: SelectedClassifier, test: tuple[torch.Tensor, torch.Tensor], *, config: LinearConfig,
-                   classes: list[str], split: tuple[np.ndarray, np.ndarray], encoder: str,
-                   dataset: str) -> ProtocolResult:
+def _linear_result(
+    selected: SelectedClassifier,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    config: LinearConfig,
+    classes: list[str],
+    split: tuple[np.ndarray, np.ndarray],
+    encoder: str,
+    dataset: str,
+) -> ProtocolResult:
     """Score the chosen classifier on the test features (once) and record how it was chosen."""
     metrics = evaluate_classifier(selected.classifier, *test, multilabel=test[1].ndim == 2, prefix="test_")
-    metrics.update(selected.val_metrics, chosen_epoch=selected.chosen_epoch, epochs=config.epochs,
-                   num_train=len(split[0]), num_val=len(split[1]), num_test=int(test[0].shape[0]),
-                   num_classes=len(classes), feature_dim=int(test[0].shape[1]))
-    return ProtocolResult("linear", metrics, encoder=encoder, dataset=dataset,
-                          variant="augment" if config.augment else "", config=config.summary(),
-                          details={"history": selected.history, "classes": classes})
+    metrics.update(
+        selected.val_metrics,
+        chosen_epoch=selected.chosen_epoch,
+        epochs=config.epochs,
+        num_train=len(split[0]),
+        num_val=len(split[1]),
+        num_test=int(test[0].shape[0]),
+        num_classes=len(classes),
+        feature_dim=int(test[0].shape[1]),
+    )
+    return ProtocolResult(
+        "linear",
+        metrics,
+        encoder=encoder,
+        dataset=dataset,
+        variant="augment" if config.augment else "",
+        config=config.summary(),
+        details={"history": selected.history, "classes": classes},
+    )
 
 
-def evaluate_frozen(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *, linear: LinearConfig,
-                    knn: KNNConfig | None = None, encoder: str = "", dataset: str = "") -> FrozenEvaluation:
+def evaluate_frozen(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    linear: LinearConfig,
+    knn: KNNConfig | None = None,
+    encoder: str = "",
+    dataset: str = "",
+) -> FrozenEvaluation:
     """Linear probe, and weighted k-NN when ``knn`` is given, of ``extractor`` (see the module doc).
 
     The features are extracted as ``linear`` says. ``linear.augment`` and k-NN on multi-label data are
@@ -100,29 +129,44 @@ def evaluate_frozen(extractor: nn.Module, train_dataset: Dataset, test_dataset: 
     x, y = extract_features(extractor, train_dataset, desc="train features", **linear.extraction())
     val = (x[val_idx], y[val_idx]) if len(val_idx) else None
     # The epoch is chosen before a single test image is read.
-    selected = fit_with_selection((x[train_idx], y[train_idx]), val, num_classes=len(classes), config=linear,
-                                  multilabel=labels.ndim == 2)
+    selected = fit_with_selection(
+        (x[train_idx], y[train_idx]), val, num_classes=len(classes), config=linear, multilabel=labels.ndim == 2
+    )
     test = extract_features(extractor, test_dataset, desc="test features", **linear.extraction())
     about: dict[str, Any] = {"classes": classes, "encoder": encoder, "dataset": dataset}  # recorded in both results
-    return FrozenEvaluation(linear=_linear_result(selected, test, config=linear, split=split, **about),
-                            knn=None if knn is None else knn_result((x, y), test, config=knn, **about),
-                            selected=selected, test_features=test)
+    return FrozenEvaluation(
+        linear=_linear_result(selected, test, config=linear, split=split, **about),
+        knn=None if knn is None else knn_result((x, y), test, config=knn, **about),
+        selected=selected,
+        test_features=test,
+    )
 
 
-def run_linear(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *,
-               config: LinearConfig | None = None, encoder: str = "", dataset: str = "",
-               image_size: int | None = None) -> ProtocolResult:
+def run_linear(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    config: LinearConfig | None = None,
+    encoder: str = "",
+    dataset: str = "",
+    image_size: int | None = None,
+) -> ProtocolResult:
     """The linear probe of ``extractor``: :func:`evaluate_frozen` without k-NN, or with ``config.augment``
     on augmented views of the training images (crops of ``image_size``, default each image's own)."""
     config = config or LinearConfig()
     if not config.augment:
-        return evaluate_frozen(extractor, train_dataset, test_dataset, linear=config, encoder=encoder,
-                               dataset=dataset).linear
+        return evaluate_frozen(
+            extractor, train_dataset, test_dataset, linear=config, encoder=encoder, dataset=dataset
+        ).linear
     classes, labels, split = _holdout(train_dataset, test_dataset, config)
     train_idx, val_idx = split
     common = config.extraction()
-    val = (extract_features(extractor, DatasetSubset(train_dataset, val_idx), desc="val features", **common)
-           if len(val_idx) else None)
+    val = (
+        extract_features(extractor, DatasetSubset(train_dataset, val_idx), desc="val features", **common)
+        if len(val_idx)
+        else None
+    )
     augmented = AugmentedDataset(DatasetSubset(train_dataset, train_idx), RandomCropFlip(image_size))
 
     def views(epoch: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,17 +46,27 @@ class KNNConfig(ExtractionSettings):
 
 
 @torch.no_grad()
-def knn_scores(train_features: torch.Tensor, train_labels: torch.Tensor, query_features: torch.Tensor, *,
-               num_classes: int, k: int = 20, temperature: float = 0.07, max_similarity_elements: int = 1 << 26,
-               device: str | torch.device = "cpu") -> torch.Tensor:
+def knn_scores(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    query_features: torch.Tensor,
+    *,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+    max_similarity_elements: int = 1 << 26,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """Class scores (Q, num_classes): summed ``exp(cos_sim / T)`` of each query's ``k`` nearest training points.
 
     ``k`` is capped at the training-set size. Queries are processed in chunks of at most
     ``max_similarity_elements // N_train`` rows.
     """
     if train_features.ndim != 2 or query_features.ndim != 2 or train_features.shape[1] != query_features.shape[1]:
-        raise ValueError(f"expected train (N, F) and query (Q, F) features, got {tuple(train_features.shape)} "
-                         f"and {tuple(query_features.shape)}")
+        raise ValueError(
+            f"expected train (N, F) and query (Q, F) features, got {tuple(train_features.shape)} "
+            f"and {tuple(query_features.shape)}"
+        )
     if train_labels.shape != (train_features.shape[0],):
         raise ValueError(f"expected {train_features.shape[0]} train labels, got shape {tuple(train_labels.shape)}")
     if train_features.shape[0] == 0:
@@ -78,26 +88,58 @@ def knn_scores(train_features: torch.Tensor, train_labels: torch.Tensor, query_f
     return torch.cat(out) if out else torch.zeros(0, num_classes)
 
 
-def knn_on_features(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *,
-                    num_classes: int, config: KNNConfig) -> dict[str, float]:
+def knn_on_features(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int,
+    config: KNNConfig,
+) -> dict[str, float]:
     """Score the test features once against the training bank: ``test_top1`` (and ``test_top5``)."""
-    scores = knn_scores(*train, test[0], num_classes=num_classes, k=config.k, temperature=config.temperature,
-                        max_similarity_elements=config.max_similarity_elements, device=resolve_device(config.device))
+    scores = knn_scores(
+        *train,
+        test[0],
+        num_classes=num_classes,
+        k=config.k,
+        temperature=config.temperature,
+        max_similarity_elements=config.max_similarity_elements,
+        device=resolve_device(config.device),
+    )
     return classification_metrics(scores, test[1].long(), prefix="test_")
 
 
-def knn_result(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], *, classes: list[str],
-               config: KNNConfig, encoder: str = "", dataset: str = "") -> ProtocolResult:
+def knn_result(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    classes: list[str],
+    config: KNNConfig,
+    encoder: str = "",
+    dataset: str = "",
+) -> ProtocolResult:
     """Score the test features once against the training bank, and record the settings and sizes."""
     metrics = knn_on_features(train, test, num_classes=len(classes), config=config)
-    metrics.update(k=config.k, num_train=int(train[0].shape[0]), num_test=int(test[0].shape[0]),
-                   num_classes=len(classes), feature_dim=int(train[0].shape[1]))
-    return ProtocolResult("knn", metrics, encoder=encoder, dataset=dataset, config=config.summary(),
-                          details={"classes": classes})
+    metrics.update(
+        k=config.k,
+        num_train=int(train[0].shape[0]),
+        num_test=int(test[0].shape[0]),
+        num_classes=len(classes),
+        feature_dim=int(train[0].shape[1]),
+    )
+    return ProtocolResult(
+        "knn", metrics, encoder=encoder, dataset=dataset, config=config.summary(), details={"classes": classes}
+    )
 
 
-def run_knn(extractor: nn.Module, train_dataset: Dataset, test_dataset: Dataset, *, config: KNNConfig | None = None,
-            encoder: str = "", dataset: str = "") -> ProtocolResult:
+def run_knn(
+    extractor: nn.Module,
+    train_dataset: Dataset,
+    test_dataset: Dataset,
+    *,
+    config: KNNConfig | None = None,
+    encoder: str = "",
+    dataset: str = "",
+) -> ProtocolResult:
     """k-NN evaluation of ``extractor``: the whole training set is the bank, the test set is scored once."""
     config = config or KNNConfig()
     classes = check_same_classes(train_dataset, test_dataset)

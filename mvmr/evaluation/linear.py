@@ -23,8 +23,17 @@ from mvmr.errors import ConfigError
 from mvmr.evaluation.extraction import ExtractionSettings, resolve_device
 from mvmr.evaluation.metrics import classification_metrics, mean_average_precision
 
-__all__ = ["LinearConfig", "LinearClassifier", "SelectedClassifier", "FeatureSource", "fit_with_selection",
-           "evaluate_classifier", "predict_scores", "linear_on_features", "check_training"]
+__all__ = [
+    "LinearConfig",
+    "LinearClassifier",
+    "SelectedClassifier",
+    "FeatureSource",
+    "fit_with_selection",
+    "evaluate_classifier",
+    "predict_scores",
+    "linear_on_features",
+    "check_training",
+]
 
 #: Training features: fixed ``(features, labels)`` tensors, or a function ``epoch -> (features, labels)``
 #: (epochs count from 1) for the augmented slow path.
@@ -83,8 +92,9 @@ class LinearClassifier(nn.Module):
     mean: torch.Tensor  # buffers (in_dim,)
     std: torch.Tensor
 
-    def __init__(self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None,
-                 std: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, in_dim: int, num_classes: int, *, mean: torch.Tensor | None = None, std: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(in_dim, num_classes)
         self.register_buffer("mean", torch.zeros(in_dim) if mean is None else mean.detach().float().clone())
@@ -131,8 +141,9 @@ def predict_scores(classifier: nn.Module, features: torch.Tensor, *, chunk: int 
     return torch.cat(outs)
 
 
-def evaluate_classifier(classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *,
-                        multilabel: bool = False, prefix: str = "") -> dict[str, float]:
+def evaluate_classifier(
+    classifier: nn.Module, features: torch.Tensor, labels: torch.Tensor, *, multilabel: bool = False, prefix: str = ""
+) -> dict[str, float]:
     """Score a trained classifier: ``{prefix}top1``/``{prefix}top5`` or (multi-label) ``{prefix}map``, in percent."""
     was_training = classifier.training
     classifier.eval()
@@ -146,8 +157,14 @@ def evaluate_classifier(classifier: nn.Module, features: torch.Tensor, labels: t
     return classification_metrics(scores, labels.long(), prefix=prefix)
 
 
-def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None, *, num_classes: int,
-                       config: LinearConfig, multilabel: bool = False) -> SelectedClassifier:
+def fit_with_selection(
+    train: FeatureSource,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    num_classes: int,
+    config: LinearConfig,
+    multilabel: bool = False,
+) -> SelectedClassifier:
     """Train a linear classifier on ``train`` (:data:`FeatureSource`) and choose the epoch on ``val``.
 
     ``val`` is held-out *training* data: the epoch with the highest val top-1 (val mAP when
@@ -187,8 +204,12 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
         for start in range(0, x.shape[0], config.batch_size):
             idx = order[start : start + config.batch_size]
             zb, yb = heads[0].classifier.standardize(x[idx]), y[idx]  # the heads share the statistics
-            losses = [_masked_bce(h.classifier.linear(zb), yb) if multilabel
-                      else F.cross_entropy(h.classifier.linear(zb), yb.long()) for h in heads]
+            losses = [
+                _masked_bce(h.classifier.linear(zb), yb)
+                if multilabel
+                else F.cross_entropy(h.classifier.linear(zb), yb.long())
+                for h in heads
+            ]
             for head in heads:
                 head.optimizer.zero_grad(set_to_none=True)
             torch.stack(losses).sum().backward()  # the heads share no parameter: each gets its own gradient
@@ -211,8 +232,9 @@ def fit_with_selection(train: FeatureSource, val: tuple[torch.Tensor, torch.Tens
     head.classifier.eval()
     if config.lrs:
         head.best_metrics["chosen_lr"] = config.lrs[best]
-    return SelectedClassifier(classifier=head.classifier, chosen_epoch=head.best_epoch, val_metrics=head.best_metrics,
-                              history=head.history)
+    return SelectedClassifier(
+        classifier=head.classifier, chosen_epoch=head.best_epoch, val_metrics=head.best_metrics, history=head.history
+    )
 
 
 @dataclass
@@ -227,9 +249,15 @@ class _Head:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def linear_on_features(train: FeatureSource, val: tuple[torch.Tensor, torch.Tensor] | None,
-                       test: tuple[torch.Tensor, torch.Tensor], *, num_classes: int, config: LinearConfig,
-                       multilabel: bool = False) -> tuple[dict[str, float], SelectedClassifier]:
+def linear_on_features(
+    train: FeatureSource,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    num_classes: int,
+    config: LinearConfig,
+    multilabel: bool = False,
+) -> tuple[dict[str, float], SelectedClassifier]:
     """Select on (train, val) with :func:`fit_with_selection`, then score the test features once: returns
     ``(metrics, selected)``, metrics holding ``test_*``, ``val_*`` and ``chosen_epoch``."""
     selected = fit_with_selection(train, val, num_classes=num_classes, config=config, multilabel=multilabel)

@@ -39,8 +39,9 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor, *, interpolat
     ``average_precision_score``); ``"11point"`` is the VOC2007 devkit's 11-point interpolated AP.
     """
     if scores.ndim != 1 or scores.shape != targets.shape:
-        raise ValueError(f"expected scores and targets of equal shape (N,), got {tuple(scores.shape)} and "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(
+            f"expected scores and targets of equal shape (N,), got {tuple(scores.shape)} and {tuple(targets.shape)}"
+        )
     if interpolation not in ("none", "11point"):
         raise ValueError(f"interpolation must be 'none' or '11point', got {interpolation!r}")
     keep = targets >= 0
@@ -67,16 +68,18 @@ def average_precision(scores: torch.Tensor, targets: torch.Tensor, *, interpolat
     return float(((recall - prev) * precision).sum())
 
 
-def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor, *,
-                           interpolation: str = "none") -> tuple[float, list[float]]:
+def mean_average_precision(
+    scores: torch.Tensor, targets: torch.Tensor, *, interpolation: str = "none"
+) -> tuple[float, list[float]]:
     """Mean over classes of :func:`average_precision` (in percent) and the per-class APs (0..1).
 
     ``scores`` and ``targets`` are (N, C). Classes without any positive (AP = NaN) are left
     out of the mean; NaN when no class has a positive.
     """
     if scores.ndim != 2 or scores.shape != targets.shape:
-        raise ValueError(f"expected scores and targets of equal shape (N, C), got {tuple(scores.shape)} and "
-                         f"{tuple(targets.shape)}")
+        raise ValueError(
+            f"expected scores and targets of equal shape (N, C), got {tuple(scores.shape)} and {tuple(targets.shape)}"
+        )
     per_class = [average_precision(s, t, interpolation=interpolation) for s, t in zip(scores.T, targets.T, strict=True)]
     valid = [a for a in per_class if a == a]
     return (100.0 * sum(valid) / len(valid) if valid else float("nan")), per_class

@@ -55,19 +55,26 @@ def build_report(run_dirs: Sequence[str | os.PathLike[str]], *, link_base: str |
     rows = [headline(results) for _, results in runs]
     columns = keys_in_order(rows)
     header = ["run", "encoder", *columns, "plots"]
-    lines = ["| " + " | ".join(header) + " |",
-             "| " + " | ".join(["---", "---"] + ["---:"] * len(columns) + ["---"]) + " |"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(["---", "---"] + ["---:"] * len(columns) + ["---"]) + " |",
+    ]
     for name, (path, results), row in zip(names, runs, rows, strict=True):
         encoders = sorted({r.encoder for r in results if r.encoder})
         plots = [f"[{p.stem}]({_link(p, base)})" for p in _plots(path, results)]
-        cells = [name, ", ".join(f"`{e}`" for e in encoders) or "-", *(format_metric(row.get(c)) for c in columns),
-                 " ".join(plots) or "-"]
+        cells = [
+            name,
+            ", ".join(f"`{e}`" for e in encoders) or "-",
+            *(format_metric(row.get(c)) for c in columns),
+            " ".join(plots) or "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                 title: str = "MV-MR evaluation report") -> Path:
+def write_report(
+    run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *, title: str = "MV-MR evaluation report"
+) -> Path:
     """Write :func:`build_report` (with a title and the list of runs) to ``out``; returns its path."""
     path = Path(out)
     table = build_report(run_dirs, link_base=path.parent)

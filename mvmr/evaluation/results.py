@@ -26,19 +26,38 @@ from typing import Any
 from mvmr.errors import DataError
 from mvmr.utils.atomic import atomic_write_json
 
-__all__ = ["ProtocolResult", "METRIC_LABELS", "save_result", "load_results", "format_metric", "format_metrics_table",
-           "result_markdown", "headline", "keys_in_order"]
+__all__ = [
+    "ProtocolResult",
+    "METRIC_LABELS",
+    "save_result",
+    "load_results",
+    "format_metric",
+    "format_metrics_table",
+    "result_markdown",
+    "headline",
+    "keys_in_order",
+]
 
 #: Order of the protocols in reports.
 PROTOCOL_ORDER: tuple[str, ...] = ("linear", "knn", "finetune", "voc07", "embed")
 
 #: Human-readable names of the metrics, in the order tables show them.
 METRIC_LABELS: dict[str, str] = {
-    "test_top1": "test top-1 (%)", "test_top5": "test top-5 (%)", "test_map": "test mAP (%)",
-    "val_top1": "val top-1 (%)", "val_top5": "val top-5 (%)", "val_map": "val mAP (%)",
-    "chosen_epoch": "chosen epoch", "epochs": "epochs", "num_train": "train images", "num_val": "val images",
-    "num_test": "test images", "num_labelled": "labelled images", "num_classes": "classes",
-    "feature_dim": "feature dim", "k": "k",
+    "test_top1": "test top-1 (%)",
+    "test_top5": "test top-5 (%)",
+    "test_map": "test mAP (%)",
+    "val_top1": "val top-1 (%)",
+    "val_top5": "val top-5 (%)",
+    "val_map": "val mAP (%)",
+    "chosen_epoch": "chosen epoch",
+    "epochs": "epochs",
+    "num_train": "train images",
+    "num_val": "val images",
+    "num_test": "test images",
+    "num_labelled": "labelled images",
+    "num_classes": "classes",
+    "feature_dim": "feature dim",
+    "k": "k",
 }
 
 
@@ -152,8 +171,9 @@ def load_results(run_dir: str | os.PathLike[str]) -> list[ProtocolResult]:
         raise DataError(f"run folder not found: {root}")
     files = sorted((root / "results").glob("*.json"))
     if not files:
-        raise DataError(f"no evaluation results in {root} (expected {root / 'results'}/<protocol>.json; "
-                        "run `mvmr evaluate`)")
+        raise DataError(
+            f"no evaluation results in {root} (expected {root / 'results'}/<protocol>.json; run `mvmr evaluate`)"
+        )
     out = []
     for f in files:
         try:

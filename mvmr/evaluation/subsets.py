@@ -18,8 +18,16 @@ import numpy as np
 from mvmr.errors import ConfigError, DataError
 from mvmr.utils.atomic import atomic_write_text
 
-__all__ = ["stratified_split", "stratified_limit", "random_split", "balanced_subset", "read_subset_file",
-           "match_subset", "subset_entries", "write_subset_file"]
+__all__ = [
+    "stratified_split",
+    "stratified_limit",
+    "random_split",
+    "balanced_subset",
+    "read_subset_file",
+    "match_subset",
+    "subset_entries",
+    "write_subset_file",
+]
 
 
 def _check_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -31,8 +39,9 @@ def _check_labels(labels: Sequence[int] | np.ndarray) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, *,
-                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: Sequence[int] | np.ndarray, val_fraction: float, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Hold out ``val_fraction`` of every class (seeded): returns ``(train_indices, val_indices)``.
 
     Each class of at least two items gives ``round(val_fraction * count)`` items, clipped to
@@ -71,8 +80,9 @@ def stratified_limit(labels: Sequence[int] | np.ndarray, limit: int, *, seed: in
     return np.sort(np.concatenate(shuffled)[np.argsort(depth, kind="stable")[:limit]])
 
 
-def balanced_subset(labels: Sequence[int] | np.ndarray, fraction: float, *, seed: int = 0,
-                    exclude: Iterable[int] | None = None) -> np.ndarray:
+def balanced_subset(
+    labels: Sequence[int] | np.ndarray, fraction: float, *, seed: int = 0, exclude: Iterable[int] | None = None
+) -> np.ndarray:
     """A class-balanced labelled subset: ``max(1, round(fraction * count_c))`` images of every class c
     (seeded), like the ImageNet 1%/10% subsets; ``exclude`` removes candidates (e.g. a hold-out)."""
     if not 0.0 < fraction <= 1.0:
@@ -118,8 +128,9 @@ def read_subset_file(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
-def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], *,
-                 source: str = "subset") -> np.ndarray:
+def match_subset(
+    names: Sequence[str], paths: Sequence[str | os.PathLike[str]], *, source: str = "subset"
+) -> np.ndarray:
     """Indices of the dataset files named by ``names`` (sorted): by base name, or by path suffix for an entry
     with folders. Raises :class:`DataError` for entries that match no file or several."""
     posix = [Path(str(p)).as_posix() for p in paths]
@@ -142,16 +153,20 @@ def match_subset(names: Sequence[str], paths: Sequence[str | os.PathLike[str]], 
             chosen.append(hits[0])
     if missing:
         shown = ", ".join(missing[:10]) + (f" (and {len(missing) - 10} more)" if len(missing) > 10 else "")
-        raise DataError(f"{len(missing)} of the {len(names)} images of the {source} are not in the training set: "
-                        f"{shown}")
+        raise DataError(
+            f"{len(missing)} of the {len(names)} images of the {source} are not in the training set: {shown}"
+        )
     if ambiguous:
-        raise DataError(f"{len(ambiguous)} entries of the {source} match several training files, e.g. "
-                        f"{ambiguous[0]!r}: give them with their folder (e.g. class/{ambiguous[0]})")
+        raise DataError(
+            f"{len(ambiguous)} entries of the {source} match several training files, e.g. "
+            f"{ambiguous[0]!r}: give them with their folder (e.g. class/{ambiguous[0]})"
+        )
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
-def subset_entries(paths: Sequence[str | os.PathLike[str]],
-                   dataset_paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+def subset_entries(
+    paths: Sequence[str | os.PathLike[str]], dataset_paths: Sequence[str | os.PathLike[str]]
+) -> list[str]:
     """How to write ``paths`` (a subset of ``dataset_paths``) in a subset file: base names when they are unique
     in the dataset, otherwise ``<parent folder>/<name>``."""
     names = [Path(str(p)).name for p in dataset_paths]

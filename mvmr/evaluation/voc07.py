@@ -31,9 +31,28 @@ from mvmr.evaluation.results import ProtocolResult
 __all__ = ["VOC_CLASSES", "find_voc2007", "parse_annotation", "VOC2007Classification", "run_voc07"]
 
 #: The 20 VOC classes, in the devkit's order (= label index).
-VOC_CLASSES: tuple[str, ...] = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-                                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-                                "train", "tvmonitor")
+VOC_CLASSES: tuple[str, ...] = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 def find_voc2007(root: str | os.PathLike[str]) -> Path:
@@ -42,8 +61,10 @@ def find_voc2007(root: str | os.PathLike[str]) -> Path:
     for candidate in (base, base / "VOC2007", base / "VOCdevkit" / "VOC2007"):
         if (candidate / "Annotations").is_dir() and (candidate / "ImageSets" / "Main").is_dir():
             return candidate
-    raise DataError(f"no VOC2007 tree under {base}: expected VOCdevkit/VOC2007/{{JPEGImages,Annotations,"
-                    "ImageSets/Main} (the layout of the official VOCtrainval/VOCtest tar files)")
+    raise DataError(
+        f"no VOC2007 tree under {base}: expected VOCdevkit/VOC2007/{{JPEGImages,Annotations,"
+        "ImageSets/Main} (the layout of the official VOCtrainval/VOCtest tar files)"
+    )
 
 
 def parse_annotation(path: str | os.PathLike[str]) -> np.ndarray:
@@ -100,9 +121,17 @@ class VOC2007Classification(Dataset):
         return to_float(resize_center_crop(image, self.size)), torch.from_numpy(self.labels[index].astype(np.int64))
 
 
-def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: LinearConfig | None = None,
-              size: int = 224, train_split: str = "trainval", test_split: str = "test", encoder: str = "",
-              interpolation: str = "none") -> ProtocolResult:
+def run_voc07(
+    extractor: nn.Module,
+    root: str | os.PathLike[str],
+    *,
+    config: LinearConfig | None = None,
+    size: int = 224,
+    train_split: str = "trainval",
+    test_split: str = "test",
+    encoder: str = "",
+    interpolation: str = "none",
+) -> ProtocolResult:
     """Linear multi-label classification on VOC2007: train on ``trainval``, mAP on ``test`` (once).
 
     ``interpolation`` of the test AP: ``"none"`` (= scikit-learn) or ``"11point"`` (the VOC2007 devkit's).
@@ -115,7 +144,11 @@ def run_voc07(extractor: nn.Module, root: str | os.PathLike[str], *, config: Lin
     scores = predict_scores(evaluation.selected.classifier, test_x)
     test_map, per_class = mean_average_precision(scores, test_y, interpolation=interpolation)
     per_class_ap = {c: (None if a != a else 100.0 * a) for c, a in zip(VOC_CLASSES, per_class, strict=True)}
-    return ProtocolResult(protocol="voc07", metrics={**evaluation.linear.metrics, "test_map": test_map},
-                          encoder=encoder, dataset=f"voc2007:{trainval.voc}",
-                          config={**config.summary(), "image_size": size, "ap": interpolation},
-                          details={"per_class_ap": per_class_ap, "history": evaluation.selected.history})
+    return ProtocolResult(
+        protocol="voc07",
+        metrics={**evaluation.linear.metrics, "test_map": test_map},
+        encoder=encoder,
+        dataset=f"voc2007:{trainval.voc}",
+        config={**config.summary(), "image_size": size, "ap": interpolation},
+        details={"per_class_ap": per_class_ap, "history": evaluation.selected.history},
+    )

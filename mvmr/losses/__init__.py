@@ -13,7 +13,21 @@ from mvmr.losses.distance_correlation import (
 from mvmr.losses.distributed import PairLoss, gather_no_grad, gather_with_grad, is_distributed
 from mvmr.losses.mvmr_loss import PAPER, REFERENCE_CODE, MVMRLoss, variance_hinge
 
-__all__ = ["distance_correlation", "distance_correlation_from_centered", "distance_covariance",
-           "double_centered_distances", "pairwise_distances", "gather_with_grad", "gather_no_grad", "is_distributed",
-           "MVMRLoss", "variance_hinge", "PAPER", "REFERENCE_CODE", "CosineRegressionLoss", "cosine_regression_loss",
-           "NonFiniteInputError", "PairLoss"]
+__all__ = [
+    "distance_correlation",
+    "distance_correlation_from_centered",
+    "distance_covariance",
+    "double_centered_distances",
+    "pairwise_distances",
+    "gather_with_grad",
+    "gather_no_grad",
+    "is_distributed",
+    "MVMRLoss",
+    "variance_hinge",
+    "PAPER",
+    "REFERENCE_CODE",
+    "CosineRegressionLoss",
+    "cosine_regression_loss",
+    "NonFiniteInputError",
+    "PairLoss",
+]

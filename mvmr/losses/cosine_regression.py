@@ -28,8 +28,10 @@ def cosine_regression_loss(prediction: Tensor, target: Tensor, *, eps: float = 1
     the norm). NaN or inf in either input raises :class:`~mvmr.losses.NonFiniteInputError`.
     """
     if prediction.ndim != 2 or prediction.shape != target.shape:
-        raise ValueError(f"prediction and target must both be (B, D) with the same shape, got "
-                         f"{tuple(prediction.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"prediction and target must both be (B, D) with the same shape, got "
+            f"{tuple(prediction.shape)} and {tuple(target.shape)}"
+        )
     if prediction.shape[0] < 1:
         raise ValueError("cosine regression needs at least one sample")
     for name, t in (("prediction", prediction), ("target", target)):

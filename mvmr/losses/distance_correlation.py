@@ -15,8 +15,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["NonFiniteInputError", "pairwise_distances", "double_centered_distances", "distance_covariance",
-           "distance_correlation", "distance_correlation_from_centered"]
+__all__ = [
+    "NonFiniteInputError",
+    "pairwise_distances",
+    "double_centered_distances",
+    "distance_covariance",
+    "distance_correlation",
+    "distance_correlation_from_centered",
+]
 
 
 class NonFiniteInputError(ValueError):
@@ -71,7 +77,7 @@ def _gram(x: Tensor) -> Tensor:
         r1 = min(r0 + step, b)
         g = x[r0:r1] @ x[r0:].T
         out[r0:r1, r0:] = g
-        out[r1:, r0:r1] = g[:, r1 - r0:].T
+        out[r1:, r0:r1] = g[:, r1 - r0 :].T
     return out
 
 
@@ -206,8 +212,10 @@ def _centred_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
         raise TypeError("x and y must be torch.Tensors")
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must hold the same samples as rows: got shapes {tuple(x.shape)} and "
-                         f"{tuple(y.shape)} (batch sizes must match)")
+        raise ValueError(
+            f"x and y must hold the same samples as rows: got shapes {tuple(x.shape)} and "
+            f"{tuple(y.shape)} (batch sizes must match)"
+        )
     return double_centered_distances(x, name="x"), double_centered_distances(y, name="y")
 
 

@@ -67,10 +67,20 @@ class MVMRLoss(nn.Module):
         >>> loss.backward(); logger.log_dict(terms)
     """
 
-    def __init__(self, *, lambda_: float = 1.0, mu: float = 1.0, alpha: float = 1.0,
-                 beta: float | Mapping[str, float] = 1.0, gamma: float = 1.0, eps: float = 1e-4,
-                 l3: Literal["maximize", "minimize"] = "maximize", squared: bool = True,
-                 mse: Literal["mean", "sum"] = "mean", gather_distributed: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        lambda_: float = 1.0,
+        mu: float = 1.0,
+        alpha: float = 1.0,
+        beta: float | Mapping[str, float] = 1.0,
+        gamma: float = 1.0,
+        eps: float = 1e-4,
+        l3: Literal["maximize", "minimize"] = "maximize",
+        squared: bool = True,
+        mse: Literal["mean", "sum"] = "mean",
+        gather_distributed: bool = False,
+    ) -> None:
         super().__init__()
         if l3 not in ("maximize", "minimize"):
             raise ValueError(f"l3 must be 'maximize' or 'minimize', got {l3!r}")
@@ -95,20 +105,23 @@ class MVMRLoss(nn.Module):
             raise ValueError(f"no beta weight for representation {name!r}; weights are given for {sorted(self.beta)}")
         return float(self.beta[name])
 
-    def forward(self, z: Tensor, z_aug: Tensor,
-                representations: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(
+        self, z: Tensor, z_aug: Tensor, representations: Mapping[str, Tensor] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """``(loss, terms)`` for the clean-view embedding ``z`` (B, D), the augmented-view ``z_aug``
         (B, D) and ``representations`` ``{name: (B, ...)}`` of the clean view; ``terms`` holds the
         detached ``mse``, ``var_z``, ``var_z_aug``, ``l1``, ``dcor_views``, ``dcor/<name>``, ``l2``,
         ``l3`` and ``loss``."""
         representations = dict(representations or {})
         if z.ndim != 2 or z.shape != z_aug.shape:
-            raise ValueError(f"z and z_aug must both be (B, D) with the same shape, got {tuple(z.shape)} and "
-                             f"{tuple(z_aug.shape)}")
+            raise ValueError(
+                f"z and z_aug must both be (B, D) with the same shape, got {tuple(z.shape)} and {tuple(z_aug.shape)}"
+            )
         for name, rep in representations.items():
             if rep.ndim == 0 or rep.shape[0] != z.shape[0]:
-                raise ValueError(f"representation {name!r} has batch size {tuple(rep.shape)[:1]}, "
-                                 f"expected {z.shape[0]}")
+                raise ValueError(
+                    f"representation {name!r} has batch size {tuple(rep.shape)[:1]}, expected {z.shape[0]}"
+                )
             self.weight(name)  # fail early on a missing weight
         if isinstance(self.beta, dict):
             unused = sorted(set(self.beta) - set(representations))
@@ -143,11 +156,22 @@ class MVMRLoss(nn.Module):
                 l3 = l3 + self.weight(name) * ((1.0 - dcor) if self.l3 == "maximize" else dcor)
 
             loss = l1 + l2 + l3
-        terms = {"mse": mse, "var_z": var_z, "var_z_aug": var_z_aug, "l1": l1, "dcor_views": dcor_views, **terms,
-                 "l2": l2, "l3": l3, "loss": loss}
+        terms = {
+            "mse": mse,
+            "var_z": var_z,
+            "var_z_aug": var_z_aug,
+            "l1": l1,
+            "dcor_views": dcor_views,
+            **terms,
+            "l2": l2,
+            "l3": l3,
+            "loss": loss,
+        }
         return loss, {k: v.detach() for k, v in terms.items()}
 
     def extra_repr(self) -> str:
-        return (f"lambda_={self.lambda_}, mu={self.mu}, alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, "
-                f"eps={self.eps}, l3={self.l3!r}, squared={self.squared}, mse={self.mse!r}, "
-                f"gather_distributed={self.gather_distributed}")
+        return (
+            f"lambda_={self.lambda_}, mu={self.mu}, alpha={self.alpha}, beta={self.beta}, gamma={self.gamma}, "
+            f"eps={self.eps}, l3={self.l3!r}, squared={self.squared}, mse={self.mse!r}, "
+            f"gather_distributed={self.gather_distributed}"
+        )

@@ -13,5 +13,17 @@ from mvmr.methods.mvmr import MVMR, mvmr_loss
 from mvmr.methods.registry import available_methods, get_method, register_method
 from mvmr.methods.targets import effective_betas
 
-__all__ = ["BYOL", "BarlowTwins", "LightlyPairMethod", "MVMR", "Method", "StepOutput", "VICReg", "available_methods",
-           "effective_betas", "get_method", "mvmr_loss", "register_method"]
+__all__ = [
+    "BYOL",
+    "BarlowTwins",
+    "LightlyPairMethod",
+    "MVMR",
+    "Method",
+    "StepOutput",
+    "VICReg",
+    "available_methods",
+    "effective_betas",
+    "get_method",
+    "mvmr_loss",
+    "register_method",
+]

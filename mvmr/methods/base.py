@@ -63,8 +63,9 @@ class Method(nn.Module):
     def build_model(cls, config: Config, channels: int) -> MVMRModel:
         """The model to train and export (default: ``config.model``'s encoder + projector)."""
         m = config.model
-        return build_model(m.encoder, m.projector, small_images=m.small_images, in_chans=channels, mean=m.mean,
-                           std=m.std)
+        return build_model(
+            m.encoder, m.projector, small_images=m.small_images, in_chans=channels, mean=m.mean, std=m.std
+        )
 
     @classmethod
     def views(cls, config: Config, full: Dataset, *, augmentation: PaperAugmentation, seed: int) -> Dataset:

@@ -69,12 +69,20 @@ class BYOL(Method):
     name = "byol"
     description = "BYOL (lightly): two augmented views; a predictor regresses a momentum network's embedding"
 
-    def __init__(self, model: MVMRModel, predictor: nn.Module, loss: nn.Module, *, momentum_start: float = 0.99,
-                 momentum_end: float = 1.0) -> None:
+    def __init__(
+        self,
+        model: MVMRModel,
+        predictor: nn.Module,
+        loss: nn.Module,
+        *,
+        momentum_start: float = 0.99,
+        momentum_end: float = 1.0,
+    ) -> None:
         super().__init__()
         if not 0.0 <= momentum_start <= momentum_end <= 1.0:
-            raise ConfigError(f"method_kwargs: need 0 <= momentum_start <= momentum_end <= 1, got {momentum_start}, "
-                              f"{momentum_end}")
+            raise ConfigError(
+                f"method_kwargs: need 0 <= momentum_start <= momentum_end <= 1, got {momentum_start}, {momentum_end}"
+            )
         self.predictor = predictor
         self.loss_fn = loss
         self.momentum = copy.deepcopy(model)
@@ -86,8 +94,10 @@ class BYOL(Method):
     def _sizes(config: Config) -> tuple[int, int]:
         sizes = parse_projector_spec(config.model.projector)
         if len(sizes) != 2:
-            raise ConfigError(f"model.projector: BYOL's projection head is hidden-output, e.g. '4096-256'; got "
-                              f"{config.model.projector!r}")
+            raise ConfigError(
+                f"model.projector: BYOL's projection head is hidden-output, e.g. '4096-256'; got "
+                f"{config.model.projector!r}"
+            )
         return sizes[0], sizes[1]
 
     @classmethod
@@ -107,8 +117,9 @@ class BYOL(Method):
         hidden, out = cls._sizes(config)
         predictor = _lightly().models.modules.BYOLPredictionHead(out, int(kw["predictor_hidden"] or hidden), out)
         loss = PairLoss(_SymmetricNegativeCosine(), gather_distributed=config.loss.gather_distributed)
-        return cls(model, predictor, loss, momentum_start=float(kw["momentum_start"]),
-                   momentum_end=float(kw["momentum_end"]))
+        return cls(
+            model, predictor, loss, momentum_start=float(kw["momentum_start"]), momentum_end=float(kw["momentum_end"])
+        )
 
     def step(self, model: MVMRModel, batch: Any) -> StepOutput:
         x_a, x_b = batch[0], batch[1]
@@ -125,7 +136,8 @@ class BYOL(Method):
     @torch.no_grad()
     def after_optimizer_step(self, model: MVMRModel, step: int, total_steps: int) -> None:
         lightly = _lightly()
-        m = lightly.utils.scheduler.cosine_schedule(min(step, total_steps), max(total_steps, 1), self.momentum_start,
-                                                    self.momentum_end)
+        m = lightly.utils.scheduler.cosine_schedule(
+            min(step, total_steps), max(total_steps, 1), self.momentum_start, self.momentum_end
+        )
         self.momentum_value.fill_(m)
         lightly.models.utils.update_momentum(model, self.momentum, m=m)

@@ -32,11 +32,14 @@ def lightly_loss(class_name: str, config: Config) -> PairLoss:
     except ImportError as err:  # the [bench] extra is optional
         raise ConfigError(f"method: {config.method!r} needs the 'lightly' package: pip install 'mvmr[bench]'") from err
     if "gather_distributed" in config.method_kwargs:
-        raise ConfigError("method_kwargs.gather_distributed: set loss.gather_distributed instead (mvmr gathers the "
-                          "embeddings with their gradients, so the loss sees the global batch)")
+        raise ConfigError(
+            "method_kwargs.gather_distributed: set loss.gather_distributed instead (mvmr gathers the "
+            "embeddings with their gradients, so the loss sees the global batch)"
+        )
     try:
-        return PairLoss(getattr(lightly.loss, class_name)(**config.method_kwargs),
-                        gather_distributed=config.loss.gather_distributed)
+        return PairLoss(
+            getattr(lightly.loss, class_name)(**config.method_kwargs), gather_distributed=config.loss.gather_distributed
+        )
     except TypeError as err:
         raise ConfigError(f"method_kwargs: {err}") from None
 

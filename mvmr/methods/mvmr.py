@@ -31,14 +31,26 @@ def mvmr_loss(config: Config) -> MVMRLoss:
     targets whose objective includes ``dcor`` (the others are regressed by heads, see
     :class:`~mvmr.models.TargetRegression`)."""
     if config.method_kwargs:
-        raise ConfigError(f"method_kwargs: MV-MR takes its settings from the loss section, not method_kwargs "
-                          f"(got {sorted(config.method_kwargs)})")
+        raise ConfigError(
+            f"method_kwargs: MV-MR takes its settings from the loss section, not method_kwargs "
+            f"(got {sorted(config.method_kwargs)})"
+        )
     c, beta = config.loss, effective_betas(config)
     if isinstance(beta, dict):
         objectives = {name: objective for name, objective, _, _ in target_settings(config)}
         beta = {name: value for name, value in beta.items() if "dcor" in objectives[name]}
-    return MVMRLoss(lambda_=c.lambda_, mu=c.mu, alpha=c.alpha, beta=beta, gamma=c.gamma, eps=c.eps,
-                    l3=c.l3, squared=c.squared, mse=c.mse, gather_distributed=c.gather_distributed)
+    return MVMRLoss(
+        lambda_=c.lambda_,
+        mu=c.mu,
+        alpha=c.alpha,
+        beta=beta,
+        gamma=c.gamma,
+        eps=c.eps,
+        l3=c.l3,
+        squared=c.squared,
+        mse=c.mse,
+        gather_distributed=c.gather_distributed,
+    )
 
 
 @register_method
@@ -69,10 +81,17 @@ class MVMR(Method):
     description = "MV-MR: clean + augmented view; MSE + variance, dCor between the views and to each representation"
     uses_targets = True
 
-    def __init__(self, loss: nn.Module, sources: Sequence[FeatureSource] = (), *,
-                 augmented_sources: Sequence[FeatureSource] = (), objectives: Mapping[str, str] | None = None,
-                 regression: TargetRegression | None = None, regression_input: str = "features",
-                 order: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        loss: nn.Module,
+        sources: Sequence[FeatureSource] = (),
+        *,
+        augmented_sources: Sequence[FeatureSource] = (),
+        objectives: Mapping[str, str] | None = None,
+        regression: TargetRegression | None = None,
+        regression_input: str = "features",
+        order: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.loss_fn = loss
         self.sources = list(sources)  # a plain list: the sources are not trained, saved or moved by Lightning
@@ -85,13 +104,17 @@ class MVMR(Method):
             raise ValueError(f"order {self.order} must list each of the representations {sorted(names)} once")
         self.objectives = {name: (objectives or {}).get(name, "dcor") for name in names}
         if any(v not in OBJECTIVES for v in self.objectives.values()) or set(objectives or {}) - set(names):
-            raise ValueError(f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, "
-                             f"got {objectives}")
+            raise ValueError(
+                f"objectives must map the targets {names} to dcor, cosine or dcor+cosine, got {objectives}"
+            )
         regressed = [n for n in self.order if "cosine" in self.objectives[n]]
         if (regression is None) != (not regressed) or (
-                regression is not None and set(regression.names) != set(regressed)):
-            raise ValueError(f"the regression heads must cover exactly the cosine targets {regressed}, got "
-                             f"{None if regression is None else regression.names}")
+            regression is not None and set(regression.names) != set(regressed)
+        ):
+            raise ValueError(
+                f"the regression heads must cover exactly the cosine targets {regressed}, got "
+                f"{None if regression is None else regression.names}"
+            )
         if regression_input not in ("features", "embedding"):
             raise ValueError(f"regression_input must be 'features' or 'embedding', got {regression_input!r}")
         self.regression = regression
@@ -102,8 +125,14 @@ class MVMR(Method):
         """The clean view and an augmented one; with ``teacher.cached_views: K`` one of K stored views."""
         t, size = config.teacher, config.data.image_size
         if t.spec is not None and t.cached_views > 0:
-            return StoredViews(full, size=size, augmentation=augmentation, count=t.cached_views, seed=seed,
-                               parameters=StoredViewParameters(teacher_cache_dir(config)))
+            return StoredViews(
+                full,
+                size=size,
+                augmentation=augmentation,
+                count=t.cached_views,
+                seed=seed,
+                parameters=StoredViewParameters(teacher_cache_dir(config)),
+            )
         return TwoViews(full, size=size, augmentation=augmentation, seed=seed)
 
     @classmethod
@@ -117,18 +146,24 @@ class MVMR(Method):
                 raise ConfigError("regression.input: 'embedding' needs a model with a projector (projector.out_dim)")
             in_dim = int(out_dim)
         settings = target_settings(config)
-        return cls(mvmr_loss(config), sources.clean, augmented_sources=sources.augmented,
-                   objectives={name: objective for name, objective, _, _ in settings},
-                   regression=build_regression(config, sources, in_dim=int(in_dim), channels=data.channels),
-                   regression_input=config.regression.input, order=[name for name, *_ in settings] or None)
+        return cls(
+            mvmr_loss(config),
+            sources.clean,
+            augmented_sources=sources.augmented,
+            objectives={name: objective for name, objective, _, _ in settings},
+            regression=build_regression(config, sources, in_dim=int(in_dim), channels=data.channels),
+            regression_input=config.regression.input,
+            order=[name for name, *_ in settings] or None,
+        )
 
     def setup(self, device: torch.device) -> None:
         for source in self.sources + self.augmented_sources:
             source.prepare(device)
 
     @torch.no_grad()
-    def targets(self, x_clean: Tensor, index: Tensor, x_aug: Tensor | None = None,
-                view_key: Tensor | None = None) -> dict[str, Tensor]:
+    def targets(
+        self, x_clean: Tensor, index: Tensor, x_aug: Tensor | None = None, view_key: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """``{name: float32 (B, D_k)}`` in ``order``: the clean sources' features of ``x_clean`` (by
         ``index``) and the augmented sources' of ``x_aug`` (by ``view_key``, default ``index``)."""
         out: dict[str, Tensor] = {}
@@ -156,8 +191,9 @@ class MVMR(Method):
                 terms[f"dcor/{name}"] = distance_correlation(z_b.detach().float(), targets[name], squared=squared)
             if self.regression is not None:
                 student = h_b if self.regression_input == "features" else z_b
-                regression, regression_terms = self.regression(student.float(),
-                                                                {n: targets[n] for n in self.regression.names})
+                regression, regression_terms = self.regression(
+                    student.float(), {n: targets[n] for n in self.regression.names}
+                )
                 loss = loss + regression
                 terms.update(regression_terms)
                 terms["loss"] = loss.detach()

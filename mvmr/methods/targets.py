@@ -18,8 +18,16 @@ from mvmr.representations import build as build_representation
 from mvmr.representations.teachers import build_teacher, parse_teacher_spec
 from mvmr.sources import CachedSource, FeatureSource, LiveSource, PrecomputedSource
 
-__all__ = ["TargetSources", "build_regression", "build_representations", "build_sources", "effective_betas",
-           "target_settings", "teacher_cache_dir", "teacher_source"]
+__all__ = [
+    "TargetSources",
+    "build_regression",
+    "build_representations",
+    "build_sources",
+    "effective_betas",
+    "target_settings",
+    "teacher_cache_dir",
+    "teacher_source",
+]
 
 
 def effective_betas(config: Config) -> float | dict[str, float]:
@@ -84,19 +92,35 @@ def teacher_source(config: Config, dataset: Any, data: PretrainData | None = Non
         raise ConfigError(f"teacher ({t.spec}): {err}") from err
     if not isinstance(teacher, Representation):
         raise ConfigError(f"teacher ({t.spec}): not an image model")  # embeddings: files returned above
-    cache_options: dict[str, Any] = dict(batch_size=t.batch_size, num_workers=config.data.num_workers,
-                                         progress=config.trainer.progress_bar)
+    cache_options: dict[str, Any] = dict(
+        batch_size=t.batch_size, num_workers=config.data.num_workers, progress=config.trainer.progress_bar
+    )
     if t.view == "augmented" and t.cached_views > 0:
         if data is None or data.full is None or data.augmentation is None:
             raise ConfigError("teacher.cached_views: the stored views need the run's data (build_data)")
-        bank = AugmentedViewBank(data.full, size=config.data.image_size, augmentation=data.augmentation,
-                                 count=t.cached_views, seed=config.trainer.seed)
-        return CachedSource(teacher_cache_dir(config), {t.name: teacher}, dataset=bank,
-                            image_size=config.data.image_size, **cache_options)
+        bank = AugmentedViewBank(
+            data.full,
+            size=config.data.image_size,
+            augmentation=data.augmentation,
+            count=t.cached_views,
+            seed=config.trainer.seed,
+        )
+        return CachedSource(
+            teacher_cache_dir(config),
+            {t.name: teacher},
+            dataset=bank,
+            image_size=config.data.image_size,
+            **cache_options,
+        )
     if t.view == "augmented" or not t.cache:
         return LiveSource({t.name: teacher})
-    return CachedSource(teacher_cache_dir(config), {t.name: teacher}, dataset=dataset,
-                        image_size=config.data.image_size, **cache_options)
+    return CachedSource(
+        teacher_cache_dir(config),
+        {t.name: teacher},
+        dataset=dataset,
+        image_size=config.data.image_size,
+        **cache_options,
+    )
 
 
 @dataclass
@@ -126,15 +150,28 @@ def build_sources(config: Config, data: PretrainData | Any) -> TargetSources:
     reps = build_representations(config)
     views = {spec.name: spec.view for spec in r.items}
     on_aug = {k: v for k, v in reps.items() if views[k] == "augmented"}
-    cached = {k: v for k, v in reps.items()
-              if k not in on_aug and r.cache_dir is not None and getattr(v, "deterministic", False)}
+    cached = {
+        k: v
+        for k, v in reps.items()
+        if k not in on_aug and r.cache_dir is not None and getattr(v, "deterministic", False)
+    }
     live = {k: v for k, v in reps.items() if k not in cached and k not in on_aug}
     clean: list[FeatureSource] = []
     augmented: list[FeatureSource] = []
     if cached and r.cache_dir is not None:
-        clean.append(CachedSource(r.cache_dir, cached, dataset=dataset, image_size=config.data.image_size,
-                                  project_dim=r.project_dim, seed=seed, batch_size=max(64, config.data.batch_size),
-                                  num_workers=config.data.num_workers, progress=config.trainer.progress_bar))
+        clean.append(
+            CachedSource(
+                r.cache_dir,
+                cached,
+                dataset=dataset,
+                image_size=config.data.image_size,
+                project_dim=r.project_dim,
+                seed=seed,
+                batch_size=max(64, config.data.batch_size),
+                num_workers=config.data.num_workers,
+                progress=config.trainer.progress_bar,
+            )
+        )
     if live:
         clean.append(LiveSource(live, project_dim=r.project_dim, seed=seed))
     if on_aug:
@@ -147,8 +184,9 @@ def build_sources(config: Config, data: PretrainData | Any) -> TargetSources:
 
 def target_settings(config: Config) -> list[tuple[str, str, str, str]]:
     """``(name, objective, view, config key)`` of every fixed target, in the loss's order."""
-    out: list[tuple[str, str, str, str]] = [(s.name, s.objective, s.view, f"representations.items[{i}]")
-                                            for i, s in enumerate(config.representations.items)]
+    out: list[tuple[str, str, str, str]] = [
+        (s.name, s.objective, s.view, f"representations.items[{i}]") for i, s in enumerate(config.representations.items)
+    ]
     t = config.teacher
     return out + ([(t.name, t.objective, t.view, "teacher")] if t.spec is not None else [])
 
@@ -164,12 +202,24 @@ def build_regression(config: Config, sources: TargetSources, *, in_dim: int, cha
     g = config.regression
     for name, key in regressed:
         if dims[name] > g.max_target_dim:
-            hint = ("set representations.project_dim (e.g. 1024) to regress its seeded projection"
-                    if key != "teacher" else "reduce the teacher's embedding")
-            raise ConfigError(f"{key}.objective: a cosine head to {name!r} would predict {dims[name]:,} values per "
-                              f"image (more than regression.max_target_dim={g.max_target_dim}); {hint}, or raise "
-                              f"regression.max_target_dim")
+            hint = (
+                "set representations.project_dim (e.g. 1024) to regress its seeded projection"
+                if key != "teacher"
+                else "reduce the teacher's embedding"
+            )
+            raise ConfigError(
+                f"{key}.objective: a cosine head to {name!r} would predict {dims[name]:,} values per "
+                f"image (more than regression.max_target_dim={g.max_target_dim}); {hint}, or raise "
+                f"regression.max_target_dim"
+            )
     betas = effective_betas(config)
     weights = {n: g.weight * (betas if isinstance(betas, float) else betas[n]) for n, _ in regressed}
-    return TargetRegression(in_dim, {n: dims[n] for n, _ in regressed}, weights=weights, depth=g.depth, width=g.width,
-                            target_norm=g.target_norm, gather_distributed=config.loss.gather_distributed)
+    return TargetRegression(
+        in_dim,
+        {n: dims[n] for n, _ in regressed},
+        weights=weights,
+        depth=g.depth,
+        width=g.width,
+        target_norm=g.target_norm,
+        gather_distributed=config.loss.gather_distributed,
+    )

@@ -29,9 +29,13 @@ __all__ = ["HF_WEIGHTS", "PretrainedEncoder", "save_pretrained_encoder", "from_p
 HF_WEIGHTS = "model.safetensors"
 
 
-class PretrainedEncoder(MVMRModel, PyTorchModelHubMixin, library_name="mvmr",
-                        tags=["mvmr", "self-supervised-learning", "image-feature-extraction"],
-                        pipeline_tag="image-feature-extraction"):
+class PretrainedEncoder(
+    MVMRModel,
+    PyTorchModelHubMixin,
+    library_name="mvmr",
+    tags=["mvmr", "self-supervised-learning", "image-feature-extraction"],
+    pipeline_tag="image-feature-extraction",
+):
     """An mvmr encoder with its normalisation; ``model(images)`` gives its pooled features of images in [0, 1].
 
     The constructor's arguments are what ``config.json`` holds: ``encoder``, ``small_images``, ``in_chans``
@@ -39,44 +43,78 @@ class PretrainedEncoder(MVMRModel, PyTorchModelHubMixin, library_name="mvmr",
     otherwise; ``feature_dim``, when given, is checked.
     """
 
-    def __init__(self, encoder: str = "resnet50", small_images: bool = False, in_chans: int = 3,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 feature_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        encoder: str = "resnet50",
+        small_images: bool = False,
+        in_chans: int = 3,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        feature_dim: int | None = None,
+    ) -> None:
         module, dim = build_encoder(encoder, small_images=small_images, in_chans=in_chans)
         if feature_dim is not None and feature_dim != dim:
             raise CheckpointError(f"config.json says feature_dim={feature_dim}, but {encoder} gives {dim} features")
         default_mean, default_std = default_mean_std(in_chans)
-        super().__init__(module, Projector("", dim), mean=default_mean if mean is None else mean,
-                         std=default_std if std is None else std)
+        super().__init__(
+            module,
+            Projector("", dim),
+            mean=default_mean if mean is None else mean,
+            std=default_std if std is None else std,
+        )
 
     @classmethod
-    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir: str | Path | None,
-                         force_download: bool, local_files_only: bool, token: str | bool | None,
-                         map_location: str = "cpu", strict: bool = True, **model_kwargs: Any) -> PretrainedEncoder:
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> PretrainedEncoder:
         """Build from ``config.json`` (done by the mixin) and load ``model.safetensors`` strictly."""
         model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             weights = Path(model_id) / HF_WEIGHTS
         else:
-            weights = Path(hf_hub_download(repo_id=model_id, filename=HF_WEIGHTS, revision=revision,
-                                           cache_dir=cache_dir, force_download=force_download, token=token,
-                                           local_files_only=local_files_only))
+            weights = Path(
+                hf_hub_download(
+                    repo_id=model_id,
+                    filename=HF_WEIGHTS,
+                    revision=revision,
+                    cache_dir=cache_dir,
+                    force_download=force_download,
+                    token=token,
+                    local_files_only=local_files_only,
+                )
+            )
         state, _ = read_state_dict(weights, map_location=map_location)
         load_state_dict_strict(model, state, source=f"{model_id}: {HF_WEIGHTS}")
         return model.eval()
 
 
-def save_pretrained_encoder(model: MVMRModel, folder: str | os.PathLike[str], *,
-                            model_card: str | None = None) -> list[Path]:
+def save_pretrained_encoder(
+    model: MVMRModel, folder: str | os.PathLike[str], *, model_card: str | None = None
+) -> list[Path]:
     """Write the encoder of ``model`` (built by :func:`~mvmr.models.build_encoder`) and its normalisation to
     ``folder`` in the Hub layout: ``config.json``, ``model.safetensors`` and ``README.md`` (``model_card``, else
     the mixin's default card). Returns the three paths."""
     spec = encoder_spec(model.encoder)
     if spec is None:
         raise CheckpointError("cannot export to the Hub layout an encoder not built by mvmr.models.build_encoder")
-    hub_model = PretrainedEncoder(encoder=spec.name, small_images=spec.small_images, in_chans=spec.in_chans,
-                                  mean=list(model.mean_values), std=list(model.std_values),
-                                  feature_dim=spec.feature_dim)
+    hub_model = PretrainedEncoder(
+        encoder=spec.name,
+        small_images=spec.small_images,
+        in_chans=spec.in_chans,
+        mean=list(model.mean_values),
+        std=list(model.std_values),
+        feature_dim=spec.feature_dim,
+    )
     load_state_dict_strict(hub_model.encoder, model.encoder.state_dict(), source="the encoder")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,8 +127,13 @@ def save_pretrained_encoder(model: MVMRModel, folder: str | os.PathLike[str], *,
     return [out / "config.json", out / HF_WEIGHTS, card]
 
 
-def from_pretrained(path_or_repo: str | os.PathLike[str], *, revision: str | None = None,
-                    map_location: str | torch.device = "cpu", local_files_only: bool = False) -> MVMRModel:
+def from_pretrained(
+    path_or_repo: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    map_location: str | torch.device = "cpu",
+    local_files_only: bool = False,
+) -> MVMRModel:
     """Load an mvmr encoder, strictly, as an :class:`~mvmr.models.MVMRModel` in eval mode whose
     ``model(images)`` (images in [0, 1], (B, C, H, W)) gives the encoder's features.
 
@@ -105,17 +148,22 @@ def from_pretrained(path_or_repo: str | os.PathLike[str], *, revision: str | Non
         return load_backbone_model(path, map_location=map_location).eval()
     if path.is_dir():
         if not (path / "config.json").is_file() or not (path / HF_WEIGHTS).is_file():
-            raise CheckpointError(f"{path} is not an mvmr Hub folder (it needs config.json and {HF_WEIGHTS}; "
-                                  f"write one with mvmr export --format hf)")
+            raise CheckpointError(
+                f"{path} is not an mvmr Hub folder (it needs config.json and {HF_WEIGHTS}; "
+                f"write one with mvmr export --format hf)"
+            )
         text = str(path)
     elif text.startswith((".", "/", "~")) or text.count("/") != 1:
         raise CheckpointError(f"{text!r} is neither a file, a folder nor a Hugging Face repository id (user/name)")
     try:
-        model = PretrainedEncoder.from_pretrained(text, revision=revision, local_files_only=local_files_only,
-                                                  map_location=str(map_location))
+        model = PretrainedEncoder.from_pretrained(
+            text, revision=revision, local_files_only=local_files_only, map_location=str(map_location)
+        )
     except (OSError, HfHubHTTPError) as exc:  # not found, offline, no access
-        raise CheckpointError(f"cannot load {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}); "
-                              f"without a network, download the repository elsewhere and pass its folder") from exc
+        raise CheckpointError(
+            f"cannot load {text!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}); "
+            f"without a network, download the repository elsewhere and pass its folder"
+        ) from exc
     except TypeError as exc:  # a config.json that is not an mvmr encoder's
         raise CheckpointError(f"{text}: config.json does not describe an mvmr encoder: {exc}") from exc
     return model

@@ -43,24 +43,39 @@ def check_exportable(spec: EncoderSpec | None, format: str) -> None:
     if format not in INTEROP_FORMATS:
         raise CheckpointError(f"unknown format {format!r}; expected one of {', '.join(INTEROP_FORMATS)}")
     if spec is None:
-        raise CheckpointError(f"cannot export to {format}: the encoder was not built by mvmr.models.build_encoder, "
-                              f"so its architecture is unknown")
+        raise CheckpointError(
+            f"cannot export to {format}: the encoder was not built by mvmr.models.build_encoder, "
+            f"so its architecture is unknown"
+        )
     if spec.small_images:
-        raise CheckpointError(f"cannot export {spec.name} with small_images=True to {format}: its CIFAR-style stem "
-                              f"(3x3 stride-1 first conv, no max-pool) has no {format} equivalent; export with "
-                              f"--format hf or safetensors and load it with mvmr.from_pretrained")
+        raise CheckpointError(
+            f"cannot export {spec.name} with small_images=True to {format}: its CIFAR-style stem "
+            f"(3x3 stride-1 first conv, no max-pool) has no {format} equivalent; export with "
+            f"--format hf or safetensors and load it with mvmr.from_pretrained"
+        )
     if format == "torchvision":
         if spec.name not in TORCHVISION_ENCODERS:
-            raise CheckpointError(f"cannot export {spec.name} to torchvision: only {', '.join(TORCHVISION_ENCODERS)} "
-                                  f"are torchvision models (a timm: encoder exports with --format timm)")
+            raise CheckpointError(
+                f"cannot export {spec.name} to torchvision: only {', '.join(TORCHVISION_ENCODERS)} "
+                f"are torchvision models (a timm: encoder exports with --format timm)"
+            )
         if spec.in_chans != 3:
-            raise CheckpointError(f"cannot export a {spec.in_chans}-channel {spec.name} to torchvision: torchvision's "
-                                  f"ResNets have a 3-channel conv1; use --format timm "
-                                  f"(timm.create_model(..., in_chans={spec.in_chans})) or hf")
+            raise CheckpointError(
+                f"cannot export a {spec.in_chans}-channel {spec.name} to torchvision: torchvision's "
+                f"ResNets have a 3-channel conv1; use --format timm "
+                f"(timm.create_model(..., in_chans={spec.in_chans})) or hf"
+            )
 
 
-def write_timm(encoder: nn.Module, spec: EncoderSpec, folder: str | os.PathLike[str], *, mean: Sequence[float],
-               std: Sequence[float], image_size: int | None = None) -> list[Path]:
+def write_timm(
+    encoder: nn.Module,
+    spec: EncoderSpec,
+    folder: str | os.PathLike[str],
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    image_size: int | None = None,
+) -> list[Path]:
     """Write ``folder/model.safetensors`` and ``folder/config.json`` in timm's layout.
 
     The weights are first loaded strictly into ``timm.create_model(arch, num_classes=0)``. ``config.json``
@@ -78,8 +93,12 @@ def write_timm(encoder: nn.Module, spec: EncoderSpec, folder: str | os.PathLike[
     load_state_dict_strict(model, encoder.state_dict(), source=f"the {spec.name} encoder")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    data_config: dict[str, object] = {"mean": tuple(float(v) for v in mean), "std": tuple(float(v) for v in std),
-                                      "crop_pct": 1.0, "interpolation": "bilinear"}
+    data_config: dict[str, object] = {
+        "mean": tuple(float(v) for v in mean),
+        "std": tuple(float(v) for v in std),
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+    }
     if image_size is not None:
         data_config["input_size"] = (spec.in_chans, int(image_size), int(image_size))
     from timm.models import save_for_hf

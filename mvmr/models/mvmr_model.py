@@ -21,8 +21,16 @@ from mvmr.errors import ConfigError
 from mvmr.models.weight_files import load_state_dict_strict, read_state_dict
 from mvmr.transforms.normalization import default_mean_std
 
-__all__ = ["EncoderSpec", "TORCHVISION_ENCODERS", "build_encoder", "encoder_spec", "MVMRModel", "Projector",
-           "build_model", "parse_projector_spec"]
+__all__ = [
+    "EncoderSpec",
+    "TORCHVISION_ENCODERS",
+    "build_encoder",
+    "encoder_spec",
+    "MVMRModel",
+    "Projector",
+    "build_model",
+    "parse_projector_spec",
+]
 
 #: torchvision names :func:`build_encoder` accepts, and their feature dimension.
 TORCHVISION_ENCODERS: dict[str, int] = {"resnet18": 512, "resnet34": 512, "resnet50": 2048}
@@ -61,14 +69,17 @@ def _torchvision_resnet(name: str, *, small_images: bool, in_chans: int) -> nn.M
 
 def _timm_model(name: str, *, small_images: bool, in_chans: int) -> tuple[nn.Module, int]:
     if small_images:
-        raise ConfigError(f"small_images=True is only available for the torchvision encoders "
-                          f"({', '.join(TORCHVISION_ENCODERS)}), not for 'timm:{name}'; pick a timm model made for "
-                          f"small inputs")
+        raise ConfigError(
+            f"small_images=True is only available for the torchvision encoders "
+            f"({', '.join(TORCHVISION_ENCODERS)}), not for 'timm:{name}'; pick a timm model made for "
+            f"small inputs"
+        )
     try:
         import timm
     except ImportError as exc:
-        raise ConfigError(f"encoder 'timm:{name}' needs the timm package: pip install timm "
-                          f"(or mvmr[teachers])") from exc
+        raise ConfigError(
+            f"encoder 'timm:{name}' needs the timm package: pip install timm (or mvmr[teachers])"
+        ) from exc
     try:
         model: Any = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)  # has num_features
     except RuntimeError as exc:  # timm: "Unknown model (...)"
@@ -76,8 +87,9 @@ def _timm_model(name: str, *, small_images: bool, in_chans: int) -> tuple[nn.Mod
     return model, int(model.num_features)
 
 
-def build_encoder(name: str, *, small_images: bool = False, in_chans: int = 3,
-                  weights: str | Path | None = None) -> tuple[nn.Module, int]:
+def build_encoder(
+    name: str, *, small_images: bool = False, in_chans: int = 3, weights: str | Path | None = None
+) -> tuple[nn.Module, int]:
     """Build an encoder and return ``(module, feature_dim)``; ``module(x)`` gives (B, feature_dim).
 
     ``name`` is ``"resnet18"``, ``"resnet34"``, ``"resnet50"`` (torchvision, ``fc`` replaced by identity) or
@@ -90,12 +102,14 @@ def build_encoder(name: str, *, small_images: bool = False, in_chans: int = 3,
         module = _torchvision_resnet(name, small_images=small_images, in_chans=in_chans)
         dim = TORCHVISION_ENCODERS[name]
     elif name.startswith(_TIMM_PREFIX) and len(name) > len(_TIMM_PREFIX):
-        module, dim = _timm_model(name[len(_TIMM_PREFIX):], small_images=small_images, in_chans=in_chans)
+        module, dim = _timm_model(name[len(_TIMM_PREFIX) :], small_images=small_images, in_chans=in_chans)
     else:
-        raise ConfigError(f"unknown encoder {name!r}; expected one of {', '.join(TORCHVISION_ENCODERS)} or "
-                          f"'timm:<model name>'")
+        raise ConfigError(
+            f"unknown encoder {name!r}; expected one of {', '.join(TORCHVISION_ENCODERS)} or 'timm:<model name>'"
+        )
     module.mvmr_spec = EncoderSpec(  # type: ignore[assignment]  # nn.Module types attributes as Tensor | Module
-        name=name, small_images=bool(small_images), in_chans=in_chans, feature_dim=dim)
+        name=name, small_images=bool(small_images), in_chans=in_chans, feature_dim=dim
+    )
     if weights is not None:
         state, _ = read_state_dict(weights)
         load_state_dict_strict(module, state, source=f"weights file {weights}")
@@ -117,8 +131,10 @@ def parse_projector_spec(spec: str) -> list[int]:
     for part in text.split("-"):
         part = part.strip()
         if not (part.isascii() and part.isdigit()) or int(part) <= 0:
-            raise ConfigError(f"invalid projector spec {spec!r}: expected dash-separated positive sizes like "
-                              f"'8192-8192-8192' (or '' for none), got the part {part!r}")
+            raise ConfigError(
+                f"invalid projector spec {spec!r}: expected dash-separated positive sizes like "
+                f"'8192-8192-8192' (or '' for none), got the part {part!r}"
+            )
         sizes.append(int(part))
     return sizes
 
@@ -174,8 +190,9 @@ class MVMRModel(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, encoder: nn.Module, projector: nn.Module, *, mean: Sequence[float],
-                 std: Sequence[float]) -> None:
+    def __init__(
+        self, encoder: nn.Module, projector: nn.Module, *, mean: Sequence[float], std: Sequence[float]
+    ) -> None:
         super().__init__()
         mean_t = torch.as_tensor(tuple(mean), dtype=torch.float32)
         std_t = torch.as_tensor(tuple(std), dtype=torch.float32)
@@ -204,8 +221,9 @@ class MVMRModel(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std, after checking that ``x`` is a (B, C, H, W) float batch."""
         if x.ndim != 4 or x.shape[1] != self.channels or not x.is_floating_point():
-            raise ValueError(f"expected float images in [0, 1] of shape (B, {self.channels}, H, W), "
-                             f"got {tuple(x.shape)} {x.dtype}")
+            raise ValueError(
+                f"expected float images in [0, 1] of shape (B, {self.channels}, H, W), got {tuple(x.shape)} {x.dtype}"
+            )
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,9 +244,16 @@ class MVMRModel(nn.Module):
         return self.encoder.state_dict()
 
 
-def build_model(encoder: str = "resnet18", projector: str = "8192-8192-8192", *, small_images: bool = False,
-                in_chans: int = 3, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                weights: str | Path | None = None) -> MVMRModel:
+def build_model(
+    encoder: str = "resnet18",
+    projector: str = "8192-8192-8192",
+    *,
+    small_images: bool = False,
+    in_chans: int = 3,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    weights: str | Path | None = None,
+) -> MVMRModel:
     """Build encoder + projector into an :class:`MVMRModel`.
 
     ``mean``/``std`` default to ImageNet's for 3 channels and 0.5 otherwise. ``weights`` is an

@@ -27,8 +27,9 @@ __all__ = ["RegressionHead", "TargetRegression", "normalize_targets", "TARGET_NO
 TARGET_NORMS = ("none", "center", "standardize")
 
 
-def normalize_targets(target: Tensor, how: Literal["none", "center", "standardize"], *, eps: float = 1e-5,
-                      gather_distributed: bool = True) -> Tensor:
+def normalize_targets(
+    target: Tensor, how: Literal["none", "center", "standardize"], *, eps: float = 1e-5, gather_distributed: bool = True
+) -> Tensor:
     """``target`` (B, D) centred or standardised with the statistics of its batch (the global batch
     under ``torch.distributed`` when ``gather_distributed``), without gradient.
 
@@ -43,8 +44,9 @@ def normalize_targets(target: Tensor, how: Literal["none", "center", "standardiz
     with torch.no_grad():
         batch = gather_no_grad(target) if gather_distributed else target
         if batch.shape[0] < 2:
-            raise ValueError(f"normalising targets with batch statistics needs at least 2 samples, "
-                             f"got {batch.shape[0]}")
+            raise ValueError(
+                f"normalising targets with batch statistics needs at least 2 samples, got {batch.shape[0]}"
+            )
         out = target - batch.mean(dim=0, keepdim=True)
         if how == "standardize":
             out = out / torch.sqrt(batch.var(dim=0, keepdim=True) + eps)
@@ -105,9 +107,17 @@ class TargetRegression(nn.Module):
     ``regression``, the weighted sum of the losses (both detached).
     """
 
-    def __init__(self, in_dim: int, target_dims: Mapping[str, int], *, weights: float | Mapping[str, float] = 1.0,
-                 depth: int = 2, width: int = 2048, target_norm: str = "center",
-                 gather_distributed: bool = True) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        target_dims: Mapping[str, int],
+        *,
+        weights: float | Mapping[str, float] = 1.0,
+        depth: int = 2,
+        width: int = 2048,
+        target_norm: str = "center",
+        gather_distributed: bool = True,
+    ) -> None:
         super().__init__()
         if target_norm not in TARGET_NORMS:
             raise ValueError(f"target_norm must be one of {TARGET_NORMS}, got {target_norm!r}")
@@ -119,8 +129,9 @@ class TargetRegression(nn.Module):
         if len(set(keys)) != len(keys):
             raise ValueError(f"target names {self.names} collide as module keys {keys}")
         self._keys = dict(zip(self.names, keys, strict=True))
-        self.heads = nn.ModuleDict({k: RegressionHead(in_dim, int(target_dims[n]), depth=depth, width=width)
-                                    for n, k in self._keys.items()})
+        self.heads = nn.ModuleDict(
+            {k: RegressionHead(in_dim, int(target_dims[n]), depth=depth, width=width) for n, k in self._keys.items()}
+        )
         if isinstance(weights, Mapping):
             missing = sorted(set(self.names) - set(weights))
             if missing:

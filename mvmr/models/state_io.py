@@ -31,16 +31,31 @@ from mvmr.models.weight_files import (
 )
 from mvmr.utils.atomic import atomic_torch_save, atomic_write_bytes
 
-__all__ = ["METADATA_KEY", "FORMAT_VERSION", "read_checkpoint", "read_lightning_checkpoint", "read_state_dict",
-           "load_state_dict_strict", "describe_mismatch", "save_backbone", "load_backbone", "load_backbone_model"]
+__all__ = [
+    "METADATA_KEY",
+    "FORMAT_VERSION",
+    "read_checkpoint",
+    "read_lightning_checkpoint",
+    "read_state_dict",
+    "load_state_dict_strict",
+    "describe_mismatch",
+    "save_backbone",
+    "load_backbone",
+    "load_backbone_model",
+]
 
 FORMAT_VERSION = 1
 _FORMATS = ("safetensors", "pt")
 _REQUIRED = ("encoder", "small_images", "in_chans", "feature_dim", "mean", "std")
 
 
-def save_backbone(model_or_encoder: nn.Module, path: str | Path, *, format: str = "safetensors",
-                  metadata: Mapping[str, Any] | None = None) -> Path:
+def save_backbone(
+    model_or_encoder: nn.Module,
+    path: str | Path,
+    *,
+    format: str = "safetensors",
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
     """Export the encoder of an :class:`MVMRModel` (or a bare encoder) to ``path``, atomically.
 
     The encoder spec and normalisation come from the model; ``metadata`` adds or overrides JSON-able
@@ -61,8 +76,10 @@ def save_backbone(model_or_encoder: nn.Module, path: str | Path, *, format: str 
     meta["format_version"] = FORMAT_VERSION
     missing = [k for k in _REQUIRED if k not in meta]
     if missing:
-        raise CheckpointError(f"cannot export a backbone to {path} without the metadata keys {', '.join(missing)}: "
-                              f"pass them in metadata= (or export an MVMRModel built by build_model)")
+        raise CheckpointError(
+            f"cannot export a backbone to {path} without the metadata keys {', '.join(missing)}: "
+            f"pass them in metadata= (or export an MVMRModel built by build_model)"
+        )
     for key in ("mean", "std"):
         meta[key] = [float(v) for v in meta[key]]
     try:
@@ -77,24 +94,32 @@ def save_backbone(model_or_encoder: nn.Module, path: str | Path, *, format: str 
     return atomic_torch_save({"state_dict": state, "metadata": json.loads(meta_json)}, path)
 
 
-def load_backbone(path: str | Path, *, encoder: nn.Module | None = None,
-                  map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_backbone(
+    path: str | Path, *, encoder: nn.Module | None = None, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
     """Load an exported backbone, strictly; returns ``(encoder, metadata)`` (mean/std as tuples).
 
     The weights go into ``encoder``, or a module rebuilt from the metadata. Raises :class:`CheckpointError`
     for a missing or corrupt file, missing metadata, or keys/shapes that do not fit.
     """
     state, metadata = read_state_dict(path, map_location=map_location)
-    metadata = {k: tuple(float(x) for x in v) if k in ("mean", "std") and isinstance(v, (list, tuple)) else v
-                for k, v in metadata.items()}
+    metadata = {
+        k: tuple(float(x) for x in v) if k in ("mean", "std") and isinstance(v, (list, tuple)) else v
+        for k, v in metadata.items()
+    }
     if encoder is None:
         absent = [k for k in ("encoder", "small_images", "in_chans") if k not in metadata]
         if absent:
-            raise CheckpointError(f"{path} has no {', '.join(absent)} metadata to rebuild the encoder from; pass "
-                                  f"encoder= (a module of the right architecture)")
+            raise CheckpointError(
+                f"{path} has no {', '.join(absent)} metadata to rebuild the encoder from; pass "
+                f"encoder= (a module of the right architecture)"
+            )
         try:
-            encoder, _ = build_encoder(str(metadata["encoder"]), small_images=bool(metadata["small_images"]),
-                                       in_chans=int(metadata["in_chans"]))
+            encoder, _ = build_encoder(
+                str(metadata["encoder"]),
+                small_images=bool(metadata["small_images"]),
+                in_chans=int(metadata["in_chans"]),
+            )
         except ValueError as exc:
             raise CheckpointError(f"cannot rebuild the encoder recorded in {path}: {exc}") from exc
     load_state_dict_strict(encoder, state, source=f"backbone {path}")

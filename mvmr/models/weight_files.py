@@ -19,8 +19,14 @@ from torch import nn
 
 from mvmr.errors import CheckpointError
 
-__all__ = ["METADATA_KEY", "read_checkpoint", "read_lightning_checkpoint", "read_state_dict", "describe_mismatch",
-           "load_state_dict_strict"]
+__all__ = [
+    "METADATA_KEY",
+    "read_checkpoint",
+    "read_lightning_checkpoint",
+    "read_state_dict",
+    "describe_mismatch",
+    "load_state_dict_strict",
+]
 
 #: The key of the JSON metadata in a safetensors header / of the metadata dict in a .pt export.
 METADATA_KEY = "mvmr"
@@ -36,8 +42,10 @@ def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"cannot read checkpoint {path} with torch.load(weights_only=True) "
-                              f"(corrupt, not a torch file, or it pickles custom objects): {exc}") from exc
+        raise CheckpointError(
+            f"cannot read checkpoint {path} with torch.load(weights_only=True) "
+            f"(corrupt, not a torch file, or it pickles custom objects): {exc}"
+        ) from exc
 
 
 def read_lightning_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -48,8 +56,9 @@ def read_lightning_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return dict(ckpt)
 
 
-def read_state_dict(path: str | os.PathLike[str], *,
-                    map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_state_dict(
+    path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a weight file into ``(state_dict, metadata)``; CheckpointError when it holds no state dict.
 
     Safetensors files (metadata from the ``"mvmr"`` JSON header entry) and ``torch.save`` files of a
@@ -65,8 +74,9 @@ def read_state_dict(path: str | os.PathLike[str], *,
         return _read_safetensors(path, map_location)
     obj = read_checkpoint(path, map_location=map_location)
     metadata: dict[str, Any] = {}
-    wrapper = next((k for k in ("state_dict", "model") if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)),
-                   None)
+    wrapper = next(
+        (k for k in ("state_dict", "model") if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)), None
+    )
     if wrapper is not None:
         raw_meta = obj.get("metadata", obj.get(METADATA_KEY, {}))
         metadata = dict(raw_meta) if isinstance(raw_meta, Mapping) else {}
@@ -98,7 +108,7 @@ def _common_prefix_hint(missing: list[str], unexpected: list[str]) -> str:
     if key is None:
         return ""
     prefix = first[: len(first) - len(key)]
-    if set(missing) <= {k[len(prefix):] for k in unexpected if k.startswith(prefix)}:
+    if set(missing) <= {k[len(prefix) :] for k in unexpected if k.startswith(prefix)}:
         return f" (the file's keys carry the prefix {prefix!r}: strip it before loading)"
     return ""
 
@@ -108,8 +118,11 @@ def describe_mismatch(module: nn.Module, state_dict: Mapping[str, torch.Tensor])
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in state_dict and tuple(v.shape) != tuple(state_dict[k].shape)]
+    shapes = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and tuple(v.shape) != tuple(state_dict[k].shape)
+    ]
     if not (missing or unexpected or shapes):
         return None
 
@@ -117,8 +130,11 @@ def describe_mismatch(module: nn.Module, state_dict: Mapping[str, torch.Tensor])
         more = f", ... ({len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
         return f"{label} ({len(items)}): {', '.join(items[:_SHOWN])}{more}"
 
-    parts = [listing(label, items) for label, items in
-             (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if items]
+    parts = [
+        listing(label, items)
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes))
+        if items
+    ]
     return "; ".join(parts) + _common_prefix_hint(missing, unexpected)
 
 

@@ -23,5 +23,18 @@ from mvmr.representations.projection import RandomProjection
 from mvmr.representations.scatnet import ScatNet
 from mvmr.representations.teachers import PrecomputedEmbeddings, Teacher, build_teacher
 
-__all__ = ["AugmentedPixels", "HOG", "LocalStd", "Pixels", "PrecomputedEmbeddings", "RandomProjection",
-           "Representation", "ScatNet", "Teacher", "available", "build", "build_teacher", "register"]
+__all__ = [
+    "AugmentedPixels",
+    "HOG",
+    "LocalStd",
+    "Pixels",
+    "PrecomputedEmbeddings",
+    "RandomProjection",
+    "Representation",
+    "ScatNet",
+    "Teacher",
+    "available",
+    "build",
+    "build_teacher",
+    "register",
+]

@@ -31,9 +31,18 @@ class AugmentedPixels(Representation):
     name = "augmented_pixels"
     deterministic = False
 
-    def __init__(self, *, size: int | None = None, crop: bool = True, flip: bool = True, color: bool = True,
-                 grayscale: bool = True, blur: bool = True, generator: torch.Generator | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        size: int | None = None,
+        crop: bool = True,
+        flip: bool = True,
+        color: bool = True,
+        grayscale: bool = True,
+        blur: bool = True,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         if size is not None and (int(size) != size or size < 1):
             raise ValueError(f"AugmentedPixels size must be a positive int or None, got {size!r}")

@@ -53,8 +53,9 @@ class HOG(Representation):
     name = "hog"
     deterministic = True
 
-    def __init__(self, *, orientations: int = 24, cell: int = 8, block_norm: bool = True,
-                 per_channel: bool = False) -> None:
+    def __init__(
+        self, *, orientations: int = 24, cell: int = 8, block_norm: bool = True, per_channel: bool = False
+    ) -> None:
         super().__init__()
         if int(orientations) != orientations or orientations < 1:
             raise ValueError(f"HOG orientations must be a positive integer, got {orientations!r}")
@@ -69,18 +70,27 @@ class HOG(Representation):
         self._edges: torch.Tensor = edges  # plain attribute: not part of the state_dict
         # Whether the edges that should sit on 45/90/135 degrees are exactly there (true for most n);
         # only then may the fast path bin those exact gradient angles itself.
-        self._rational_edges_exact = all(float(edges[angle * self.orientations // 180]) == angle
-                                         for angle in (45, 90, 135) if angle * self.orientations % 180 == 0)
+        self._rational_edges_exact = all(
+            float(edges[angle * self.orientations // 180]) == angle
+            for angle in (45, 90, 135)
+            if angle * self.orientations % 180 == 0
+        )
         self._cell_index: dict[tuple[int, int, int, torch.device], torch.Tensor] = {}
 
     def config(self) -> dict[str, object]:
         """The settings, for feature-cache manifests."""
-        return {"orientations": self.orientations, "cell": self.cell, "block_norm": self.block_norm,
-                "per_channel": self.per_channel}
+        return {
+            "orientations": self.orientations,
+            "cell": self.cell,
+            "block_norm": self.block_norm,
+            "per_channel": self.per_channel,
+        }
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, orientations={self.orientations}, cell={self.cell}, "
-                f"block_norm={self.block_norm}, per_channel={self.per_channel}")
+        return (
+            f"{super().extra_repr()}, orientations={self.orientations}, cell={self.cell}, "
+            f"block_norm={self.block_norm}, per_channel={self.per_channel}"
+        )
 
     def _cells(self, height: int, width: int) -> tuple[int, int]:
         if height < self.cell or width < self.cell:

@@ -55,8 +55,16 @@ class RandomProjection(nn.Module):
 
     weight: torch.Tensor | None  # the materialized matrix (a non-persistent buffer), made at first use
 
-    def __init__(self, in_dim: int, out_dim: int, seed: int = 0, *, key: str = "", materialize: bool | None = None,
-                 max_matrix_bytes: int = 256 * 2**20) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        seed: int = 0,
+        *,
+        key: str = "",
+        materialize: bool | None = None,
+        max_matrix_bytes: int = 256 * 2**20,
+    ) -> None:
         super().__init__()
         for label, value in (("in_dim", in_dim), ("out_dim", out_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

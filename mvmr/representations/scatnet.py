@@ -53,8 +53,10 @@ class ScatNet(Representation):
     def _check_size(self, height: int, width: int) -> None:
         step = 2**self.J
         if height < step or width < step or height % step or width % step:
-            raise ValueError(f"ScatNet(J={self.J}) needs H and W to be positive multiples of 2^J = {step}, "
-                             f"got an image of {height}x{width} pixels")
+            raise ValueError(
+                f"ScatNet(J={self.J}) needs H and W to be positive multiples of 2^J = {step}, "
+                f"got an image of {height}x{width} pixels"
+            )
 
     def output_dim(self, channels: int, height: int, width: int) -> int:
         self._check_size(height, width)

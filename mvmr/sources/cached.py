@@ -35,9 +35,19 @@ class CachedSource(FeatureSource):
         build_options: :func:`mvmr.cache.build_cache` options (batch_size, num_workers, progress).
     """
 
-    def __init__(self, root: str | os.PathLike[str], representations: Mapping[str, Representation], *, dataset: Any,
-                 image_size: int, project_dim: int | None = None, seed: int = 0, rebuild: bool = False,
-                 check_all: bool = False, **build_options: Any) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        representations: Mapping[str, Representation],
+        *,
+        dataset: Any,
+        image_size: int,
+        project_dim: int | None = None,
+        seed: int = 0,
+        rebuild: bool = False,
+        check_all: bool = False,
+        **build_options: Any,
+    ) -> None:
         self.root = Path(root)
         self.representations = dict(representations)
         self.dataset, self.image_size, self.project_dim, self.seed = dataset, int(image_size), project_dim, int(seed)
@@ -61,10 +71,19 @@ class CachedSource(FeatureSource):
             return
         before = _build_id(self.root)
         start = time.perf_counter()
-        self.cache = open_or_build(self.root, dataset=self.dataset, representations=self.representations,
-                                   image_size=self.image_size, project_dim=self.project_dim, seed=self.seed,
-                                   rebuild=self.rebuild, check_all=self.check_all, device=device, group=group,
-                                   **self.build_options)
+        self.cache = open_or_build(
+            self.root,
+            dataset=self.dataset,
+            representations=self.representations,
+            image_size=self.image_size,
+            project_dim=self.project_dim,
+            seed=self.seed,
+            rebuild=self.rebuild,
+            check_all=self.check_all,
+            device=device,
+            group=group,
+            **self.build_options,
+        )
         if self.cache.manifest.get("build_id") != before:
             self.build_seconds = time.perf_counter() - start
         for rep in self.representations.values():

@@ -29,8 +29,9 @@ class LiveSource(FeatureSource):
     than :data:`MAX_PROJECTION_BYTES` is refused with a message.
     """
 
-    def __init__(self, representations: Mapping[str, nn.Module], *, project_dim: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, representations: Mapping[str, nn.Module], *, project_dim: int | None = None, seed: int = 0
+    ) -> None:
         self.representations = dict(representations)
         self.project_dim, self.seed = project_dim, int(seed)
         self._projections: dict[str, RandomProjection] = {}
@@ -63,8 +64,9 @@ class LiveSource(FeatureSource):
                     f"{self.project_dim} at every step needs a {size / 2**30:.1f} GiB matrix on the device; cache it "
                     f"(representations.cache_dir), lower project_dim, or leave the representation out"
                 )
-            proj = self._projections[name] = RandomProjection(in_dim, self.project_dim, self.seed, key=name,
-                                                              materialize=True)
+            proj = self._projections[name] = RandomProjection(
+                in_dim, self.project_dim, self.seed, key=name, materialize=True
+            )
         return proj
 
     @torch.no_grad()

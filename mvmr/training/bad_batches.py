@@ -81,8 +81,9 @@ class BadBatches:
         """``bad`` on any rank (one tiny all-reduce under DDP; the local flag otherwise)."""
         return bool(max_over_ranks(trainer, int(bad), device))
 
-    def skip(self, trainer: L.Trainer, images: Sequence[Tensor], index: Tensor | None, batch_idx: int,
-             problem: str | None) -> str:
+    def skip(
+        self, trainer: L.Trainer, images: Sequence[Tensor], index: Tensor | None, batch_idx: int, problem: str | None
+    ) -> str:
         """Count one bad batch (its image views and dataset indices); return the warning to show, or
         raise :class:`NonFiniteLossError` once more than ``limit`` batches were bad."""
         self.skipped += 1
@@ -91,11 +92,17 @@ class BadBatches:
         culprits = f"; dataset indices with NaN/inf in their images: {inputs}" if inputs else ""
         reason = (problem or f"a non-finite loss on another rank at {where}").split(" Training stopped")[0]
         if self.skipped > self.limit:
-            limit = (f"{self.limit} bad batch(es) were skipped already, the limit trainer.skip_nonfinite_batches="
-                     f"{self.limit}" if self.limit else "trainer.skip_nonfinite_batches=0")
+            limit = (
+                f"{self.limit} bad batch(es) were skipped already, the limit trainer.skip_nonfinite_batches="
+                f"{self.limit}"
+                if self.limit
+                else "trainer.skip_nonfinite_batches=0"
+            )
             raise NonFiniteLossError(f"non-finite batch at {where}{culprits}; {limit}. {STOP_ADVICE} Cause: {reason}")
-        return (f"skipped a non-finite batch at {where}{culprits} ({self.skipped} of at most {self.limit}, "
-                f"trainer.skip_nonfinite_batches): no optimiser update, buffers restored. Cause: {reason}")
+        return (
+            f"skipped a non-finite batch at {where}{culprits} ({self.skipped} of at most {self.limit}, "
+            f"trainer.skip_nonfinite_batches): no optimiser update, buffers restored. Cause: {reason}"
+        )
 
     def state_dict(self) -> dict[str, int]:
         return {CHECKPOINT_KEY: self.skipped}

@@ -27,8 +27,18 @@ from mvmr.models import MVMRModel
 from mvmr.training.module import PretrainingModule
 from mvmr.transforms import PaperAugmentation
 
-__all__ = ["PretrainData", "TargetSources", "build_data", "build_representations", "build_sources", "build_module",
-           "build_regression", "teacher_cache_dir", "teacher_source", "target_settings"]
+__all__ = [
+    "PretrainData",
+    "TargetSources",
+    "build_data",
+    "build_representations",
+    "build_sources",
+    "build_module",
+    "build_regression",
+    "teacher_cache_dir",
+    "teacher_source",
+    "target_settings",
+]
 
 
 def build_data(config: Config) -> PretrainData:
@@ -36,8 +46,18 @@ def build_data(config: Config) -> PretrainData:
     d, seed = config.data, config.trainer.seed
     # decoded once per item, at full resolution: the method's views take their random resized crop
     # from the whole image; the clean view (and the cache, and the probe) is its resize + centre crop
-    images = build_dataset(d.kind, d.root, split=d.split, size=None, download=d.download, skip_corrupt=d.skip_corrupt,
-                           channels=d.channels, name=d.name, image_column=d.image_column, label_column=d.label_column)
+    images = build_dataset(
+        d.kind,
+        d.root,
+        split=d.split,
+        size=None,
+        download=d.download,
+        skip_corrupt=d.skip_corrupt,
+        channels=d.channels,
+        name=d.name,
+        image_column=d.image_column,
+        label_column=d.label_column,
+    )
     full: ImageDataset | DatasetSubset = images
     base: ImageDataset | DatasetSubset = images.with_size(d.image_size)
     if d.subset is not None and d.subset < len(base):
@@ -62,18 +82,28 @@ def build_data(config: Config) -> PretrainData:
             val_idx = labelled[val_sub.indices]
             train_idx = np.setdiff1d(train_idx, val_idx, assume_unique=True)
     if len(train_idx) < d.batch_size:
-        raise DataError(f"data.batch_size={d.batch_size} is larger than the {len(train_idx)} training images of "
-                        f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size")
+        raise DataError(
+            f"data.batch_size={d.batch_size} is larger than the {len(train_idx)} training images of "
+            f"{d.kind} {d.root!r} split {d.split!r}; lower data.batch_size"
+        )
     a = d.augmentation
-    augmentation = PaperAugmentation(d.image_size, crop=a.crop, flip=a.flip, color=a.color, grayscale=a.grayscale,
-                                     blur=a.blur, crop_scale=(a.crop_scale[0], a.crop_scale[1]))
+    augmentation = PaperAugmentation(
+        d.image_size,
+        crop=a.crop,
+        flip=a.flip,
+        color=a.color,
+        grayscale=a.grayscale,
+        blur=a.blur,
+        crop_scale=(a.crop_scale[0], a.crop_scale[1]),
+    )
     views = get_method(config.method).views(config, full, augmentation=augmentation, seed=seed)
     channels = int(base[0][0].shape[0])
     return PretrainData(base, views, train_idx, val_idx, num_classes or None, channels, full, augmentation)
 
 
-def build_module(config: Config, data: PretrainData, model: nn.Module | None = None,
-                 feature_dim: int | None = None) -> PretrainingModule:
+def build_module(
+    config: Config, data: PretrainData, model: nn.Module | None = None, feature_dim: int | None = None
+) -> PretrainingModule:
     """The training module of ``config.method``: the model the method builds (``model`` replaces it)
     and the method's own parts."""
     method = get_method(config.method)
@@ -88,7 +118,15 @@ def build_module(config: Config, data: PretrainData, model: nn.Module | None = N
             raise ConfigError("feature_dim is needed for a model whose encoder was not made by build_encoder")
         feature_dim = spec.feature_dim
     model = cast(MVMRModel, model)  # any module with MVMRModel's features() and forward_with_features()
-    return PretrainingModule(model, method.from_config(config, model=model, data=data, feature_dim=feature_dim),
-                             feature_dim=feature_dim, optim=config.optim, probe=config.probe,
-                             num_classes=data.num_classes, batch_size=config.data.batch_size, seed=config.trainer.seed,
-                             hparams=to_dict(config), skip_nonfinite_batches=config.trainer.skip_nonfinite_batches)
+    return PretrainingModule(
+        model,
+        method.from_config(config, model=model, data=data, feature_dim=feature_dim),
+        feature_dim=feature_dim,
+        optim=config.optim,
+        probe=config.probe,
+        num_classes=data.num_classes,
+        batch_size=config.data.batch_size,
+        seed=config.trainer.seed,
+        hparams=to_dict(config),
+        skip_nonfinite_batches=config.trainer.skip_nonfinite_batches,
+    )

@@ -13,8 +13,16 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from mvmr.errors import CheckpointError, MVMRError
 from mvmr.utils.atomic import atomic_torch_save
 
-__all__ = ["NonFiniteLossError", "NonFiniteGuard", "nonfinite_loss_message", "AtomicCheckpointIO", "LastCheckpoint",
-           "PlotCallback", "STOP_ADVICE", "max_over_ranks"]
+__all__ = [
+    "NonFiniteLossError",
+    "NonFiniteGuard",
+    "nonfinite_loss_message",
+    "AtomicCheckpointIO",
+    "LastCheckpoint",
+    "PlotCallback",
+    "STOP_ADVICE",
+    "max_over_ranks",
+]
 
 
 class NonFiniteLossError(MVMRError, FloatingPointError):
@@ -22,8 +30,10 @@ class NonFiniteLossError(MVMRError, FloatingPointError):
 
 
 #: The end of every message that stops a run on a non-finite value.
-STOP_ADVICE = ("Training stopped; the last checkpoint holds finite weights. Try a lower optim.lr, "
-               "trainer.precision=32-true, or check the data.")
+STOP_ADVICE = (
+    "Training stopped; the last checkpoint holds finite weights. Try a lower optim.lr, "
+    "trainer.precision=32-true, or check the data."
+)
 
 
 class NonFiniteGuard(L.Callback):
@@ -39,12 +49,15 @@ def nonfinite_loss_message(trainer: L.Trainer, pl_module: L.LightningModule, los
     """``non-finite loss ... at optimiser step S (epoch E, batch B); non-finite terms: ...; all terms: ...``"""
     terms = dict(getattr(pl_module, "last_terms", {}) or {})
     bad = [k for k, v in terms.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
-    values = ", ".join(f"{k}={float(v.detach().float() if isinstance(v, torch.Tensor) else v):.6g}"
-                       for k, v in terms.items())
-    return (f"non-finite loss {float(loss.detach().float())} at optimiser step {trainer.global_step} "
-            f"(epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx}); "
-            f"non-finite terms: {', '.join(bad) if bad else 'none (the sum overflowed)'}; "
-            f"all terms: {values or 'not recorded'}.")
+    values = ", ".join(
+        f"{k}={float(v.detach().float() if isinstance(v, torch.Tensor) else v):.6g}" for k, v in terms.items()
+    )
+    return (
+        f"non-finite loss {float(loss.detach().float())} at optimiser step {trainer.global_step} "
+        f"(epoch {trainer.current_epoch}, batch {trainer.fit_loop.epoch_loop.batch_idx}); "
+        f"non-finite terms: {', '.join(bad) if bad else 'none (the sum overflowed)'}; "
+        f"all terms: {values or 'not recorded'}."
+    )
 
 
 def max_over_ranks(trainer: L.Trainer, value: int, device: torch.device) -> int:
@@ -72,8 +85,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path)  # remote storage: fsspec's transaction
         atomic_torch_save(checkpoint, path, what="checkpoint")
 
-    def load_checkpoint(self, path: Any, map_location: Any | None = lambda storage, loc: storage,
-                        weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         if weights_only is False:
             raise CheckpointError(f"{path}: mvmr loads checkpoints with weights_only=True only")
         try:
@@ -101,8 +115,9 @@ class LastCheckpoint(L.Callback):
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         # under gradient accumulation global_step stays put for several batches: save once
         step, n = trainer.global_step, self.every_n_steps
         if n and step > 0 and step % n == 0 and step != self._saved_step:

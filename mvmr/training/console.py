@@ -26,15 +26,18 @@ __all__ = ["ETA_AFTER_STEPS", "RunConsole", "describe_sources"]
 ETA_AFTER_STEPS = 3
 
 
-def describe_sources(sources: Sequence[Any], augmented: Sequence[Any] = (),
-                     objectives: dict[str, str] | None = None) -> str:
+def describe_sources(
+    sources: Sequence[Any], augmented: Sequence[Any] = (), objectives: dict[str, str] | None = None
+) -> str:
     """The targets of a run's loss in one line: each source's names, how they are computed, of which
     view, and (where it is not the paper's dCor) the objective."""
     parts = []
     for view, group in (("clean", sources), ("augmented", augmented)):
         for source in group:
-            names = ", ".join(f"{n} [{objectives[n]}]" if objectives and objectives.get(n, "dcor") != "dcor" else n
-                              for n in source.names)
+            names = ", ".join(
+                f"{n} [{objectives[n]}]" if objectives and objectives.get(n, "dcor") != "dcor" else n
+                for n in source.names
+            )
             of = " of the augmented view" if view == "augmented" else ""
             if isinstance(source, CachedSource):
                 stored = " (stored views)" if view == "augmented" else ""
@@ -57,8 +60,15 @@ class RunConsole(L.Callback):
     up caches and kernels, is left out of the rate), and its results at the end. ``data`` gives the
     sizes of the training and probe sets; ``out`` defaults to standard output."""
 
-    def __init__(self, config: Config, data: PretrainData, run_dir: str | Path, *, resumed_from: str | None = None,
-                 out: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        data: PretrainData,
+        run_dir: str | Path,
+        *,
+        resumed_from: str | None = None,
+        out: IO[str] | None = None,
+    ) -> None:
         self.config, self.data, self.run_dir = config, data, Path(run_dir)
         self.resumed_from, self.out = resumed_from, out
         self._first: tuple[int, float] | None = None  # (global step, time) after the session's first step
@@ -80,8 +90,11 @@ class RunConsole(L.Callback):
         accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
         total = trainer.estimated_stepping_batches
         steps = f"{int(total)} optimiser steps" if math.isfinite(total) else "until stopped"
-        resumed = (f", resuming at epoch {trainer.current_epoch}, step {trainer.global_step} from {self.resumed_from}"
-                   if self.resumed_from else "")
+        resumed = (
+            f", resuming at epoch {trainer.current_epoch}, step {trainer.global_step} from {self.resumed_from}"
+            if self.resumed_from
+            else ""
+        )
         lines = [
             f"mvmr: training {c.name} into {self.run_dir}",
             f"  data     {d.kind} {where} split {d.split}: {len(self.data.train_indices)} training images{probe}, "
@@ -91,8 +104,11 @@ class RunConsole(L.Callback):
         ]
         if method.uses_targets:
             own = getattr(pl_module, "method", None)  # the method's feature sources (MV-MR's fixed targets)
-            targets = describe_sources(list(getattr(own, "sources", [])), list(getattr(own, "augmented_sources", [])),
-                                       getattr(own, "objectives", None))
+            targets = describe_sources(
+                list(getattr(own, "sources", [])),
+                list(getattr(own, "augmented_sources", [])),
+                getattr(own, "objectives", None),
+            )
             lines.append(f"  targets  {targets}")
         lines += [
             f"  devices  {accelerator} x {trainer.num_devices} on {trainer.num_nodes} node(s) = {trainer.world_size} "
@@ -105,8 +121,9 @@ class RunConsole(L.Callback):
         self._trained = True
         self._print(trainer, self.plan(trainer, pl_module))
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self._eta_done:
             return
         step, now = trainer.global_step, time.perf_counter()
@@ -127,14 +144,19 @@ class RunConsole(L.Callback):
             return
         left = (total - step) * per_step
         end = (dt.datetime.now() + dt.timedelta(seconds=left)).strftime("%H:%M")
-        self._print(trainer, f"mvmr: ETA {dt.timedelta(seconds=int(round(left)))} for the {int(total) - step} steps "
-                             f"left of {int(total)} ({per_step:.2f} s per step, done around {end})")
+        self._print(
+            trainer,
+            f"mvmr: ETA {dt.timedelta(seconds=int(round(left)))} for the {int(total) - step} steps "
+            f"left of {int(total)} ({per_step:.2f} s per step, done around {end})",
+        )
 
     def results(self, trainer: L.Trainer) -> str:
         """Where the run's results are, as printed at the end."""
-        lines = [f"mvmr: results in {self.run_dir}",
-                 f"  checkpoint  {self.run_dir / 'checkpoints' / 'last.ckpt'}",
-                 f"  config      {self.run_dir / 'config.yaml'}"]
+        lines = [
+            f"mvmr: results in {self.run_dir}",
+            f"  checkpoint  {self.run_dir / 'checkpoints' / 'last.ckpt'}",
+            f"  config      {self.run_dir / 'config.yaml'}",
+        ]
         if (self.run_dir / "plots").is_dir():
             lines.append(f"  plots       {self.run_dir / 'plots'}")
         for logger in trainer.loggers:
@@ -146,6 +168,9 @@ class RunConsole(L.Callback):
         if not self._trained and self.resumed_from:
             total = trainer.estimated_stepping_batches
             of = f" of {int(total)}" if math.isfinite(total) else ""
-            self._print(trainer, f"mvmr: {self.config.name} is finished: {self.resumed_from} is at step "
-                                 f"{trainer.global_step}{of} (epoch {trainer.current_epoch}); nothing was trained")
+            self._print(
+                trainer,
+                f"mvmr: {self.config.name} is finished: {self.resumed_from} is at step "
+                f"{trainer.global_step}{of} (epoch {trainer.current_epoch}); nothing was trained",
+            )
         self._print(trainer, self.results(trainer))

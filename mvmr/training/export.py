@@ -10,8 +10,14 @@ from typing import Any
 from mvmr.config import Config, from_dict, save_config
 from mvmr.errors import CheckpointError, ConfigError
 
-__all__ = ["LAST_CHECKPOINT", "TrainedModel", "last_checkpoint", "read_trained_model", "model_from_checkpoint",
-           "export_checkpoint"]
+__all__ = [
+    "LAST_CHECKPOINT",
+    "TrainedModel",
+    "last_checkpoint",
+    "read_trained_model",
+    "model_from_checkpoint",
+    "export_checkpoint",
+]
 
 #: The checkpoint a run rewrites every epoch, relative to its run folder.
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -50,14 +56,18 @@ def read_trained_model(path: str | os.PathLike[str]) -> TrainedModel:
         config = from_dict(ckpt["hyper_parameters"])
     except ConfigError as err:
         raise CheckpointError(f"{path}: the config stored in the checkpoint is invalid: {err}") from err
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     if "mean" not in state:
         raise CheckpointError(f"{path}: no model.mean buffer; not an MVMRModel checkpoint")
     model = get_method(config.method).build_model(config, int(state["mean"].shape[1]))  # the model the method trained
     load_state_dict_strict(model, state, source=f"checkpoint {path}")
     epochs = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("total", {}).get("processed")
-    return TrainedModel(model.eval(), config, int(epochs if epochs is not None else ckpt.get("epoch", 0)),
-                        int(ckpt.get("global_step", 0)))
+    return TrainedModel(
+        model.eval(),
+        config,
+        int(epochs if epochs is not None else ckpt.get("epoch", 0)),
+        int(ckpt.get("global_step", 0)),
+    )
 
 
 def model_from_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, Config]:

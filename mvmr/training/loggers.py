@@ -25,8 +25,7 @@ from mvmr.training.quiet import notices_hidden
 __all__ = ["LOGGER_NAMES", "build_loggers", "logger_location", "CloseLoggers"]
 
 #: The names ``trainer.loggers`` accepts, and the package each needs.
-LOGGER_NAMES: dict[str, str] = {"csv": "lightning", "tensorboard": "tensorboard", "wandb": "wandb",
-                                "mlflow": "mlflow"}
+LOGGER_NAMES: dict[str, str] = {"csv": "lightning", "tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def build_loggers(names: Sequence[str], run_dir: str | os.PathLike[str], *, run_name: str) -> list[Logger]:
@@ -36,11 +35,13 @@ def build_loggers(names: Sequence[str], run_dir: str | os.PathLike[str], *, run_
     loggers: list[Logger] = []
     for i, name in enumerate(names):
         if name not in LOGGER_NAMES:
-            raise ConfigError(f"trainer.loggers[{i}]: expected one of {', '.join(map(repr, LOGGER_NAMES))}, "
-                              f"got {name!r}")
+            raise ConfigError(
+                f"trainer.loggers[{i}]: expected one of {', '.join(map(repr, LOGGER_NAMES))}, got {name!r}"
+            )
         if importlib.util.find_spec(LOGGER_NAMES[name]) is None:
-            raise ConfigError(f"trainer.loggers[{i}]: {name!r} needs the {LOGGER_NAMES[name]} package: "
-                              f"pip install 'mvmr[{name}]'")
+            raise ConfigError(
+                f"trainer.loggers[{i}]: {name!r} needs the {LOGGER_NAMES[name]} package: pip install 'mvmr[{name}]'"
+            )
         if name == "csv":
             loggers.append(CSVLogger(str(run_dir), name="csv"))
         elif name == "tensorboard":
@@ -58,8 +59,9 @@ def _wandb_logger(run_dir: Path, run_name: str) -> WandbLogger:
         import wandb
 
         extra["settings"] = wandb.Settings(silent=True)
-    logger = WandbLogger(name=run_dir.name, save_dir=str(run_dir), project=os.environ.get("WANDB_PROJECT") or run_name,
-                         **extra)
+    logger = WandbLogger(
+        name=run_dir.name, save_dir=str(run_dir), project=os.environ.get("WANDB_PROJECT") or run_name, **extra
+    )
     # Lightning always hands wandb.init anonymous=None, which wandb (0.2x and later) warns about on every run
     getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     return logger

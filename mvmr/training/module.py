@@ -43,7 +43,7 @@ def migrate_state_dict(state: dict[str, Any]) -> None:
     that follows stays strict."""
     for key in [k for k in state if k.startswith(tuple(LEGACY_PREFIXES))]:
         old = next(p for p in LEGACY_PREFIXES if key.startswith(p))
-        state[LEGACY_PREFIXES[old] + key[len(old):]] = state.pop(key)
+        state[LEGACY_PREFIXES[old] + key[len(old) :]] = state.pop(key)
 
 
 class PretrainingModule(L.LightningModule):
@@ -108,8 +108,12 @@ class PretrainingModule(L.LightningModule):
         try:
             return self.method.step(self.model, batch)
         except NonFiniteInputError as err:
-            where = (f"optimiser step {self.global_step} (epoch {self.current_epoch}, batch "
-                     f"{self.trainer.fit_loop.epoch_loop.batch_idx})" if self._trainer is not None else "a step")
+            where = (
+                f"optimiser step {self.global_step} (epoch {self.current_epoch}, batch "
+                f"{self.trainer.fit_loop.epoch_loop.batch_idx})"
+                if self._trainer is not None
+                else "a step"
+            )
             raise NonFiniteLossError(f"non-finite values at {where} before the loss: {err}. {STOP_ADVICE}") from err
 
     def trained_parts(self) -> list[nn.Module]:
@@ -153,11 +157,13 @@ class PretrainingModule(L.LightningModule):
             self._accumulated = True
             return loss
         policy.restore(self, saved)
-        message = policy.skip(self.trainer, self.method.batch_images(batch), self.method.batch_index(batch), batch_idx,
-                              problem)  # raises past the limit
+        message = policy.skip(
+            self.trainer, self.method.batch_images(batch), self.method.batch_index(batch), batch_idx, problem
+        )  # raises past the limit
         warnings.warn(message, stacklevel=2)
-        self.log("train/skipped_nonfinite", float(policy.skipped), on_step=True, on_epoch=False,
-                 batch_size=self.batch_size)
+        self.log(
+            "train/skipped_nonfinite", float(policy.skipped), on_step=True, on_epoch=False, batch_size=self.batch_size
+        )
         self._skipping = True  # optimizer_step drops the update
         return policy.zero_loss(self)  # gradient 0 for every parameter: all ranks run the same backward pass
 
@@ -211,8 +217,9 @@ class PretrainingModule(L.LightningModule):
     def _log_step(self, log: dict[str, Tensor | float]) -> None:
         epoch_loss = log.pop("_loss_epoch")
         self.log_dict(log, on_step=True, on_epoch=False, batch_size=self.batch_size)
-        self.log("train/loss_epoch", epoch_loss, on_step=False, on_epoch=True, batch_size=self.batch_size,
-                 sync_dist=True)
+        self.log(
+            "train/loss_epoch", epoch_loss, on_step=False, on_epoch=True, batch_size=self.batch_size, sync_dist=True
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint.update(self.bad_batches.state_dict())
@@ -225,8 +232,13 @@ class PretrainingModule(L.LightningModule):
         now = time.perf_counter()
         if self._last_batch_end is not None and now > self._last_batch_end:
             images = self.batch_size * self.trainer.world_size
-            self.log("train/images_per_s", images / (now - self._last_batch_end), on_step=True, on_epoch=False,
-                     batch_size=self.batch_size)
+            self.log(
+                "train/images_per_s",
+                images / (now - self._last_batch_end),
+                on_step=True,
+                on_epoch=False,
+                batch_size=self.batch_size,
+            )
         self._last_batch_end = now
 
     def on_train_epoch_start(self) -> None:
@@ -248,12 +260,20 @@ class PretrainingModule(L.LightningModule):
         self.base_lr = effective_lr(cfg, effective_batch)
         groups = [group for part in self.trained_parts() for group in split_decay_params(part, cfg.weight_decay)]
         if self.classifier is not None:
-            groups.append({"params": list(self.classifier.parameters()), "lr": self.probe_cfg.lr,
-                           "weight_decay": self.probe_cfg.weight_decay, "lars_exclude": True})
+            groups.append(
+                {
+                    "params": list(self.classifier.parameters()),
+                    "lr": self.probe_cfg.lr,
+                    "weight_decay": self.probe_cfg.weight_decay,
+                    "lars_exclude": True,
+                }
+            )
         optimizer = build_optimizer(cfg, groups, self.base_lr)
         self._scheduler = DeferredLambdaLR(optimizer)  # bound in on_train_start, see DeferredLambdaLR
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self._scheduler, "interval": "step", "frequency": 1}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": self._scheduler, "interval": "step", "frequency": 1},
+        }
 
     def on_train_start(self) -> None:
         trainer = self.trainer
@@ -263,5 +283,6 @@ class PretrainingModule(L.LightningModule):
             total = per_epoch * max(1, trainer.max_epochs or 1)
         self.schedule_total_steps = int(total)
         self._stepped = trainer.global_step  # a resumed run continues from its checkpoint's step
-        self._scheduler.bind(lr_schedule(self.optim_cfg, total_steps=int(total), steps_per_epoch=per_epoch,
-                                         base_lr=self.base_lr))
+        self._scheduler.bind(
+            lr_schedule(self.optim_cfg, total_steps=int(total), steps_per_epoch=per_epoch, base_lr=self.base_lr)
+        )

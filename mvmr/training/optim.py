@@ -16,8 +16,15 @@ from torch.optim import Optimizer
 
 from mvmr.config import OptimConfig
 
-__all__ = ["LARS", "split_decay_params", "build_optimizer", "effective_lr", "warmup_cosine", "lr_schedule",
-           "DeferredLambdaLR"]
+__all__ = [
+    "LARS",
+    "split_decay_params",
+    "build_optimizer",
+    "effective_lr",
+    "warmup_cosine",
+    "lr_schedule",
+    "DeferredLambdaLR",
+]
 
 
 class LARS(Optimizer):
@@ -28,12 +35,29 @@ class LARS(Optimizer):
     and norm parameters) get neither. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
     """
 
-    def __init__(self, params: Iterable[Any], lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        *,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+    ) -> None:
         if lr <= 0:
             raise ValueError(f"LARS lr must be > 0, got {lr}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      trust_coefficient=trust_coefficient, eps=eps, lars_exclude=False))
+        super().__init__(
+            params,
+            dict(
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                trust_coefficient=trust_coefficient,
+                eps=eps,
+                lars_exclude=False,
+            ),
+        )
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -73,8 +97,10 @@ def split_decay_params(module: nn.Module, weight_decay: float) -> list[dict[str,
     for name, param in module.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
-              {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+    groups = [
+        {"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
+        {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -91,8 +117,9 @@ def effective_lr(cfg: OptimConfig, effective_batch_size: int) -> float:
 def build_optimizer(cfg: OptimConfig, groups: list[dict[str, Any]], lr: float) -> Optimizer:
     """The configured optimiser over parameter ``groups`` (a group may carry its own ``lr``)."""
     if cfg.optimizer == "lars":
-        return LARS(groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                    trust_coefficient=cfg.trust_coefficient)
+        return LARS(
+            groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, trust_coefficient=cfg.trust_coefficient
+        )
     # Adam/AdamW do not know the LARS flag
     clean = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
     betas = (cfg.betas[0], cfg.betas[1])
@@ -116,8 +143,9 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -
     return factor
 
 
-def lr_schedule(cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float,
-                base_lr: float) -> Callable[[int], float]:
+def lr_schedule(
+    cfg: OptimConfig, *, total_steps: int, steps_per_epoch: float, base_lr: float
+) -> Callable[[int], float]:
     """The lr multiplier per optimiser step: warm-up (``cfg.warmup_epochs``) then cosine down to
     ``cfg.min_lr`` at ``total_steps``, or constant after the warm-up with ``scheduler="constant"``."""
     warmup = int(round(cfg.warmup_epochs * steps_per_epoch))

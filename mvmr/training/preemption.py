@@ -93,8 +93,9 @@ class Preemption(L.Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         stepped = trainer.global_step != self._step_seen  # False inside an accumulation window
         self._step_seen = trainer.global_step
         if self._pending is not None:
@@ -106,10 +107,12 @@ class Preemption(L.Callback):
         self.last.save(trainer)  # collective under DDP: every rank is here, at the same step
         requeued = self._requeue(trainer, signum)
         name = signal.Signals(signum).name
-        message = (f"received {name}: stopped at optimiser step {trainer.global_step} (epoch {trainer.current_epoch}, "
-                   f"batch {batch_idx}) after writing the resume checkpoint {self.last.path}"
-                   f"{'; the SLURM job was requeued' if requeued else ''}. Run the same command again "
-                   f"(--resume auto) to continue from there")
+        message = (
+            f"received {name}: stopped at optimiser step {trainer.global_step} (epoch {trainer.current_epoch}, "
+            f"batch {batch_idx}) after writing the resume checkpoint {self.last.path}"
+            f"{'; the SLURM job was requeued' if requeued else ''}. Run the same command again "
+            f"(--resume auto) to continue from there"
+        )
         # raised at the next hook, once Lightning has logged this batch's metrics
         self._pending = Preempted(message, signum=signum, checkpoint=str(self.last.path), step=trainer.global_step)
 
@@ -122,8 +125,9 @@ class Preemption(L.Callback):
         self._restore()
         raise pending
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._raise_pending(trainer)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -137,8 +141,12 @@ class Preemption(L.Callback):
         the job), then remove the duplicate ``hpc_ckpt_*.ckpt`` it writes. True if it ran."""
         env = trainer._accelerator_connector.cluster_environment
         handler = self._previous.get(signal.Signals(signum))
-        if not (isinstance(env, SLURMEnvironment) and env.auto_requeue and signum == env.requeue_signal
-                and callable(handler)):
+        if not (
+            isinstance(env, SLURMEnvironment)
+            and env.auto_requeue
+            and signum == env.requeue_signal
+            and callable(handler)
+        ):
             return False
         root = Path(trainer.default_root_dir)
         before = set(root.glob("hpc_ckpt_*.ckpt"))

@@ -22,8 +22,13 @@ from typing import Any
 __all__ = ["clean_output", "notices_hidden"]
 
 #: Warning classes hidden in normal output, by name (importing them would import Lightning).
-_HIDDEN = {"PossibleUserWarning", "DeprecationWarning", "FutureWarning", "PendingDeprecationWarning",
-           "LightningDeprecationWarning"}
+_HIDDEN = {
+    "PossibleUserWarning",
+    "DeprecationWarning",
+    "FutureWarning",
+    "PendingDeprecationWarning",
+    "LightningDeprecationWarning",
+}
 
 
 #: Packages whose own warnings are hidden (the module that calls ``warnings.warn``).
@@ -58,8 +63,14 @@ def clean_output(enabled: bool = True) -> Iterator[None]:
     with warnings.catch_warnings():
         shown = warnings.showwarning
 
-        def show_once(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      file: Any = None, line: str | None = None) -> None:
+        def show_once(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: Any = None,
+            line: str | None = None,
+        ) -> None:
             key = (category, str(message))
             if key in seen or any(cls.__name__ in _HIDDEN for cls in category.__mro__) or _issued_by_quiet_package():
                 return

@@ -28,8 +28,11 @@ def resume_candidates(ckpt_dir: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     last = folder / "last.ckpt"
-    numbered = sorted((p for p in folder.iterdir() if _NUMBERED.match(p.name) and p.is_file()),
-                      key=lambda p: int(_NUMBERED.match(p.name).group(1)), reverse=True)  # type: ignore[union-attr]
+    numbered = sorted(
+        (p for p in folder.iterdir() if _NUMBERED.match(p.name) and p.is_file()),
+        key=lambda p: int(_NUMBERED.match(p.name).group(1)),  # type: ignore[union-attr]
+        reverse=True,
+    )
     return ([last] if last.is_file() else []) + numbered
 
 
@@ -65,8 +68,11 @@ def find_resume_checkpoint(run_dir: str | Path, resume: str | os.PathLike[str] |
                 continue
             if skipped:
                 why = "; ".join(f"{p.name} skipped: {reason}" for p, reason in skipped)
-                warnings.warn(f"resuming from {path} ({state}), the newest checkpoint that loads: {why}. "
-                              f"Work done after that checkpoint is trained again.", stacklevel=2)
+                warnings.warn(
+                    f"resuming from {path} ({state}), the newest checkpoint that loads: {why}. "
+                    f"Work done after that checkpoint is trained again.",
+                    stacklevel=2,
+                )
             return str(path)
         if skipped:
             tried = "; ".join(f"{p}: {reason}" for p, reason in skipped)

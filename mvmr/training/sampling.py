@@ -42,8 +42,9 @@ class _EpochHook:
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
     """Batches of ``(epoch, index)`` over ``indices``, shuffled per epoch, sharded per rank."""
 
-    def __init__(self, indices: np.ndarray | list[int], batch_size: int, *, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, indices: np.ndarray | list[int], batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size, self.seed = int(batch_size), int(seed)
         self.rank, self.world_size = int(rank), int(world_size)

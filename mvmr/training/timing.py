@@ -37,13 +37,15 @@ class StepTimer(L.Callback):
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._sync(pl_module)
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._sync(pl_module)
         now = time.perf_counter()
         self.seconds.append(now - self._start)
@@ -52,8 +54,15 @@ class StepTimer(L.Callback):
         self._last_end = now
 
 
-def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: PretrainData | None = None,
-               model: nn.Module | None = None, feature_dim: int | None = None) -> dict[str, Any]:
+def time_steps(
+    config: Config,
+    *,
+    steps: int = 3,
+    warmup: int = 1,
+    data: PretrainData | None = None,
+    model: nn.Module | None = None,
+    feature_dim: int | None = None,
+) -> dict[str, Any]:
     """Time ``steps`` training steps (after ``warmup``) of ``config`` through the real module and
     trainer (one device, no logging, a temporary folder; missing caches are built before timing).
 
@@ -62,29 +71,52 @@ def time_steps(config: Config, *, steps: int = 3, warmup: int = 1, data: Pretrai
     (per cached source; None when it already existed)}``.
     """
     total = warmup + steps
-    t = replace(config.trainer, max_steps=total, max_epochs=max(config.trainer.max_epochs, total), devices=1,
-                num_nodes=1, strategy="auto", progress_bar=False, accumulate_grad_batches=1, limit_train_batches=1.0,
-                limit_val_batches=0)
-    cfg = validate(replace(config, trainer=t, model=replace(config.model, sync_batchnorm=False),
-                           optim=replace(config.optim, warmup_epochs=0.0)))
+    t = replace(
+        config.trainer,
+        max_steps=total,
+        max_epochs=max(config.trainer.max_epochs, total),
+        devices=1,
+        num_nodes=1,
+        strategy="auto",
+        progress_bar=False,
+        accumulate_grad_batches=1,
+        limit_train_batches=1.0,
+        limit_val_batches=0,
+    )
+    cfg = validate(
+        replace(
+            config,
+            trainer=t,
+            model=replace(config.model, sync_batchnorm=False),
+            optim=replace(config.optim, warmup_epochs=0.0),
+        )
+    )
     data = data if data is not None else build_data(cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = build_module(cfg, data, model, feature_dim)
     timer = StepTimer()
     with tempfile.TemporaryDirectory(prefix="mvmr-timing-") as tmp:
-        trainer = build_trainer(cfg, Path(tmp), [timer], logger=False, enable_model_summary=False,
-                                enable_progress_bar=False)
+        trainer = build_trainer(
+            cfg, Path(tmp), [timer], logger=False, enable_model_summary=False, enable_progress_bar=False
+        )
         trainer.fit(module, datamodule=PretrainDataModule(data, cfg))
     timed = timer.seconds[warmup:]
     if len(timed) < steps:
-        raise ConfigError(f"only {len(timer.seconds)} training batches ran (wanted {total}); the data are too small "
-                          f"for the timing")
+        raise ConfigError(
+            f"only {len(timer.seconds)} training batches ran (wanted {total}); the data are too small for the timing"
+        )
     median = statistics.median(timed)
     intervals = timer.intervals[warmup:]
-    return {"seconds": median, "all": timed, "interval": statistics.median(intervals) if intervals else median,
-            "images_per_s": cfg.data.batch_size / median,
-            "batch_size": cfg.data.batch_size,
-            "cache_build_seconds": {name: s.build_seconds for s in [*getattr(module.method, "sources", []),
-                                                                    *getattr(module.method, "augmented_sources", [])]
-                                    if isinstance(s, CachedSource)
-                                    for name in s.names}}
+    return {
+        "seconds": median,
+        "all": timed,
+        "interval": statistics.median(intervals) if intervals else median,
+        "images_per_s": cfg.data.batch_size / median,
+        "batch_size": cfg.data.batch_size,
+        "cache_build_seconds": {
+            name: s.build_seconds
+            for s in [*getattr(module.method, "sources", []), *getattr(module.method, "augmented_sources", [])]
+            if isinstance(s, CachedSource)
+            for name in s.names
+        },
+    }

@@ -54,11 +54,21 @@ class PretrainDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> ResumableLoader:
         trainer, d = self._attached_trainer(), self.config.data
-        sampler = EpochBatchSampler(self.data.train_indices, d.batch_size, seed=self.config.trainer.seed,
-                                    rank=trainer.global_rank, world_size=trainer.world_size)
-        loader = ResumableLoader(EpochItems(self.data.views), sampler, num_workers=d.num_workers,
-                                 persistent_workers=d.num_workers > 0, pin_memory=torch.cuda.is_available(),
-                                 worker_init_fn=IgnorePreemptionSignals() if d.num_workers > 0 else None)
+        sampler = EpochBatchSampler(
+            self.data.train_indices,
+            d.batch_size,
+            seed=self.config.trainer.seed,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
+        loader = ResumableLoader(
+            EpochItems(self.data.views),
+            sampler,
+            num_workers=d.num_workers,
+            persistent_workers=d.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            worker_init_fn=IgnorePreemptionSignals() if d.num_workers > 0 else None,
+        )
 
         def progress() -> tuple[int, int]:
             # Lightning annotates batch_progress.current as a _ReadyCompletedTracker; it is a _ProcessedTracker
@@ -74,8 +84,9 @@ class PretrainDataModule(L.LightningDataModule):
             return []
         trainer, d = self._attached_trainer(), self.config.data
         shard = val[trainer.global_rank :: trainer.world_size] if len(val) >= trainer.world_size else val
-        loader = make_loader(DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False,
-                             num_workers=min(d.num_workers, 2))
+        loader = make_loader(
+            DatasetSubset(self.data.base, shard), d.batch_size, shuffle=False, num_workers=min(d.num_workers, 2)
+        )
         if loader.num_workers > 0:  # the main process handles SIGTERM/SIGUSR1 (see mvmr.training.preemption)
             loader.worker_init_fn = IgnorePreemptionSignals(loader.worker_init_fn)
         return loader
@@ -90,9 +101,15 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         NonFiniteGuard(),
         # numbered checkpoints only; last.ckpt has one writer (LastCheckpoint). No version counter:
         # an epoch re-saved after a resume replaces its file instead of adding epochNNNN-v1.ckpt
-        ModelCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
-                        every_n_epochs=t.checkpoint_every_n_epochs, save_top_k=-1, save_last=False,
-                        enable_version_counter=False),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="epoch{epoch:04d}",
+            auto_insert_metric_name=False,
+            every_n_epochs=t.checkpoint_every_n_epochs,
+            save_top_k=-1,
+            save_last=False,
+            enable_version_counter=False,
+        ),
         last,
         Preemption(last),  # after LastCheckpoint: SIGTERM/SIGUSR1 -> last.ckpt at the batch's end, then exit
         PlotCallback(run_dir),
@@ -106,16 +123,27 @@ def build_trainer(config: Config, run_dir: Path, callbacks: Sequence[L.Callback]
         raise ConfigError("model.sync_batchnorm: PyTorch's SyncBatchNorm needs GPUs; set it to false on the CPU")
     kwargs: dict[str, Any] = dict(
         default_root_dir=str(run_dir),
-        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
-        num_nodes=t.num_nodes, strategy=t.strategy, precision=t.precision,
-        accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
-        log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
-        limit_val_batches=t.limit_val_batches, check_val_every_n_epoch=t.check_val_every_n_epoch,
-        deterministic=t.deterministic, sync_batchnorm=config.model.sync_batchnorm,
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches,
+        check_val_every_n_epoch=t.check_val_every_n_epoch,
+        deterministic=t.deterministic,
+        sync_batchnorm=config.model.sync_batchnorm,
         use_distributed_sampler=False,  # our sampler shards by rank itself
-        num_sanity_val_steps=0, enable_progress_bar=t.progress_bar,
+        num_sanity_val_steps=0,
+        enable_progress_bar=t.progress_bar,
         enable_model_summary=t.progress_bar and not notices_hidden(),  # the run's plan gives the size
-        callbacks=cbs, plugins=[AtomicCheckpointIO(), *filter(None, [slurm_environment()])],
+        callbacks=cbs,
+        plugins=[AtomicCheckpointIO(), *filter(None, [slurm_environment()])],
     )
     if "logger" not in overrides:
         kwargs["logger"] = build_loggers(t.loggers, run_dir, run_name=config.name) or False

@@ -15,5 +15,11 @@ from mvmr.transforms.augmentation import (
 )
 from mvmr.transforms.batched import BatchAugmentation
 
-__all__ = ["BatchAugmentation", "PARAMETER_COLUMNS", "PaperAugmentation", "augment_batch", "parameters_to_vector",
-           "vector_to_parameters"]
+__all__ = [
+    "BatchAugmentation",
+    "PARAMETER_COLUMNS",
+    "PaperAugmentation",
+    "augment_batch",
+    "parameters_to_vector",
+    "vector_to_parameters",
+]

@@ -22,8 +22,24 @@ __all__ = ["PaperAugmentation", "augment_batch", "PARAMETER_COLUMNS", "parameter
 #: the crop box (-1 without a crop), the flip, whether the colour jitter ran and its four factors and
 #: order (0 when it did not run), the grayscale, whether the blur ran and its sigma.
 PARAMETER_COLUMNS: tuple[str, ...] = (
-    "crop_top", "crop_left", "crop_height", "crop_width", "flip", "jitter", "brightness", "contrast",
-    "saturation", "hue", "order_0", "order_1", "order_2", "order_3", "gray", "blur", "sigma")
+    "crop_top",
+    "crop_left",
+    "crop_height",
+    "crop_width",
+    "flip",
+    "jitter",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "order_0",
+    "order_1",
+    "order_2",
+    "order_3",
+    "gray",
+    "blur",
+    "sigma",
+)
 
 
 def _pair(size: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -60,9 +76,19 @@ class PaperAugmentation:
         size: output size, an int (square) or (height, width).
     """
 
-    def __init__(self, size: int | tuple[int, int], *, crop: bool = True, flip: bool = True, color: bool = True,
-                 grayscale: bool = True, blur: bool = True, crop_scale: tuple[float, float] = (0.08, 1.0),
-                 crop_ratio: tuple[float, float] = (3 / 4, 4 / 3), blur_p: float = 1.0) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        *,
+        crop: bool = True,
+        flip: bool = True,
+        color: bool = True,
+        grayscale: bool = True,
+        blur: bool = True,
+        crop_scale: tuple[float, float] = (0.08, 1.0),
+        crop_ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        blur_p: float = 1.0,
+    ) -> None:
         self.size = _pair(size, "augmentation size")
         lo, hi = crop_scale
         if not 0 < lo <= hi <= 1:
@@ -79,19 +105,32 @@ class PaperAugmentation:
         self.flip_p, self.color_p, self.grayscale_p = 0.5, 0.8, 0.2
         self.brightness, self.contrast, self.saturation, self.hue = 0.8, 0.8, 0.8, 0.2
         #: the ranges of the brightness, contrast and saturation factors and of the hue shift
-        self.jitter_bounds = (*((max(0.0, 1 - s), 1 + s) for s in (self.brightness, self.contrast, self.saturation)),
-                              (-self.hue, self.hue))
+        self.jitter_bounds = (
+            *((max(0.0, 1 - s), 1 + s) for s in (self.brightness, self.contrast, self.saturation)),
+            (-self.hue, self.hue),
+        )
         self.blur_sigma = (0.1, 2.0)
         self.blur_kernel = _blur_kernel(self.size)
 
     def config(self) -> dict[str, Any]:
         """Every setting that changes the drawn views, JSON-able (it identifies stored views in a cache)."""
-        return {"size": list(self.size), "crop": self.crop, "flip": self.flip, "color": self.color,
-                "grayscale": self.grayscale, "blur": self.blur, "crop_scale": list(self.crop_scale),
-                "crop_ratio": list(self.crop_ratio), "blur_p": self.blur_p, "flip_p": self.flip_p,
-                "color_p": self.color_p, "grayscale_p": self.grayscale_p,
-                "jitter": [self.brightness, self.contrast, self.saturation, self.hue],
-                "blur_sigma": list(self.blur_sigma), "blur_kernel": self.blur_kernel}
+        return {
+            "size": list(self.size),
+            "crop": self.crop,
+            "flip": self.flip,
+            "color": self.color,
+            "grayscale": self.grayscale,
+            "blur": self.blur,
+            "crop_scale": list(self.crop_scale),
+            "crop_ratio": list(self.crop_ratio),
+            "blur_p": self.blur_p,
+            "flip_p": self.flip_p,
+            "color_p": self.color_p,
+            "grayscale_p": self.grayscale_p,
+            "jitter": [self.brightness, self.contrast, self.saturation, self.hue],
+            "blur_sigma": list(self.blur_sigma),
+            "blur_kernel": self.blur_kernel,
+        }
 
     def __repr__(self) -> str:
         parts = [p for p in ("crop", "flip", "color", "grayscale", "blur") if getattr(self, p)]
@@ -175,8 +214,9 @@ class PaperAugmentation:
         return img
 
 
-def augment_batch(images: torch.Tensor, aug: PaperAugmentation,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(
+    images: torch.Tensor, aug: PaperAugmentation, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Apply ``aug`` to each image of a (B, C, H, W) batch independently -> (B, C, size, size).
 
     Each image gets its own random crop, flip, jitter, grayscale and blur draws, taken in turn from
@@ -199,22 +239,39 @@ def parameters_to_vector(params: dict[str, Any]) -> np.ndarray:
     """
     crop = params["crop"] if params["crop"] is not None else (-1, -1, -1, -1)
     jitter, order = params["jitter"], params["order"]
-    return np.array([*crop, float(params["flip"]), float(jitter is not None), *(jitter or (0.0, 0.0, 0.0, 0.0)),
-                     *(order or (0, 0, 0, 0)), float(params["gray"]), float(params["sigma"] is not None),
-                     params["sigma"] if params["sigma"] is not None else 0.0], dtype=np.float64)
+    return np.array(
+        [
+            *crop,
+            float(params["flip"]),
+            float(jitter is not None),
+            *(jitter or (0.0, 0.0, 0.0, 0.0)),
+            *(order or (0, 0, 0, 0)),
+            float(params["gray"]),
+            float(params["sigma"] is not None),
+            params["sigma"] if params["sigma"] is not None else 0.0,
+        ],
+        dtype=np.float64,
+    )
 
 
 def vector_to_parameters(vector: np.ndarray | Sequence[float]) -> dict[str, Any]:
     """The inverse of :func:`parameters_to_vector`: the dict :meth:`PaperAugmentation.apply` takes."""
     v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape[0] != len(PARAMETER_COLUMNS) or not np.isfinite(v).all():
-        raise ValueError(f"expected {len(PARAMETER_COLUMNS)} finite augmentation parameters "
-                         f"({', '.join(PARAMETER_COLUMNS)}), got {v.shape[0]} values: {v.tolist()}")
+        raise ValueError(
+            f"expected {len(PARAMETER_COLUMNS)} finite augmentation parameters "
+            f"({', '.join(PARAMETER_COLUMNS)}), got {v.shape[0]} values: {v.tolist()}"
+        )
     crop = None if v[2] < 0 else tuple(int(x) for x in v[0:4])
     jitter = bool(v[5])
-    return {"crop": crop, "flip": bool(v[4]), "jitter": tuple(float(x) for x in v[6:10]) if jitter else None,
-            "order": [int(x) for x in v[10:14]] if jitter else None, "gray": bool(v[14]),
-            "sigma": float(v[16]) if v[15] else None}
+    return {
+        "crop": crop,
+        "flip": bool(v[4]),
+        "jitter": tuple(float(x) for x in v[6:10]) if jitter else None,
+        "order": [int(x) for x in v[10:14]] if jitter else None,
+        "gray": bool(v[14]),
+        "sigma": float(v[16]) if v[15] else None,
+    }
 
 
 def _blur_kernel(size: tuple[int, int]) -> int:

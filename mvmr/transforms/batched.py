@@ -46,8 +46,15 @@ class BatchAugmentation:
         b, _, h, w = images.shape
         return self.apply(images, self.draw(b, h, w, generator=generator, device=images.device))
 
-    def draw(self, batch: int, height: int, width: int, *, generator: torch.Generator | None = None,
-             device: torch.device | str | None = None) -> Draws:
+    def draw(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> Draws:
         """Every image's parameters, drawn on the generator's device (CPU by default), then moved."""
         a = self.aug
         gen_device = generator.device if generator is not None else torch.device("cpu")

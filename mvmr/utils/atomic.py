@@ -63,8 +63,9 @@ def _sync_folder(folder: Path) -> None:
         pass
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *, size: int | None = None,
-                 what: str = "file") -> Path:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], object], *, size: int | None = None, what: str = "file"
+) -> Path:
     """Call ``write(file)`` on a temporary binary file beside ``path``, then put it in place atomically.
 
     ``size`` (the bytes ``write`` will write, when known) and ``what`` (e.g. ``"checkpoint"``) only
@@ -89,16 +90,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             except OSError:
                 pass
         tmp.unlink(missing_ok=True)
-        if is_disk_full(err):
-            raise disk_full_error(path, needed=size, written=raw.written if raw is not None else None,
-                                  cause=err, what=what) from err  # type: ignore[arg-type]
+        if isinstance(err, OSError) and is_disk_full(err):
+            written = raw.written if raw is not None else None
+            raise disk_full_error(path, needed=size, written=written, cause=err, what=what) from err
         raise
     _sync_folder(path.parent)
     return path
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview, *,
-                       what: str = "file") -> Path:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes | bytearray | memoryview, *, what: str = "file"
+) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda f: f.write(data), size=memoryview(data).nbytes, what=what)
 

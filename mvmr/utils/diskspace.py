@@ -48,8 +48,14 @@ def format_bytes(n: int | None) -> str:
     return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
 
 
-def disk_full_error(path: str | os.PathLike[str], *, needed: int | None, written: int | None = None,
-                    cause: OSError | None = None, what: str = "file") -> DiskFullError:
+def disk_full_error(
+    path: str | os.PathLike[str],
+    *,
+    needed: int | None,
+    written: int | None = None,
+    cause: OSError | None = None,
+    what: str = "file",
+) -> DiskFullError:
     """The :class:`~mvmr.errors.DiskFullError` for a failed write of ``path`` (a file or folder), which
     needs ``needed`` bytes in all (None: unknown), of which ``written`` were written when the disk
     filled; ``cause`` is the original OSError, ``what`` names what was written ("checkpoint", ...)."""
@@ -62,11 +68,14 @@ def disk_full_error(path: str | os.PathLike[str], *, needed: int | None, written
         need = f"it needs more than the {format_bytes(written)} written before the disk filled"
     else:
         need = "its size is not known in advance"
-    message = (f"cannot write {what} {path}: {reason}; {need}, {format_bytes(free)} free there. "
-               f"Nothing was replaced and no partial file was left; free some space (or point the output "
-               f"elsewhere) and run again")
-    return DiskFullError(message, path=str(path), needed=needed if needed is not None else written, free=free,
-                         errno=code)
+    message = (
+        f"cannot write {what} {path}: {reason}; {need}, {format_bytes(free)} free there. "
+        f"Nothing was replaced and no partial file was left; free some space (or point the output "
+        f"elsewhere) and run again"
+    )
+    return DiskFullError(
+        message, path=str(path), needed=needed if needed is not None else written, free=free, errno=code
+    )
 
 
 def require_free_space(path: str | os.PathLike[str], needed: int, *, what: str = "file") -> None:

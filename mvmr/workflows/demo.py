@@ -40,8 +40,12 @@ PROBE_LRS = (1e-4, 1e-3, 1e-2)
 #: how the table names a peer method
 _PEER_NAMES = {"vicreg": "VICReg (lightly)", "barlow_twins": "Barlow Twins (lightly)"}
 
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 def _check_fashion_mnist(root: Path) -> None:
@@ -63,43 +67,56 @@ def _probe_data(config: Any, root: Path, probe_train: int, probe_test: int) -> t
     return random_subset(train, probe_train, seed + 1), random_subset(test, probe_test, seed + 2)
 
 
-def probe_row(name: str, extractor: nn.Module, config: Any, root: Path, probe_train: int,
-              probe_test: int) -> dict[str, Any]:
+def probe_row(
+    name: str, extractor: nn.Module, config: Any, root: Path, probe_train: int, probe_test: int
+) -> dict[str, Any]:
     """One row of the demo's table: the linear protocol of :mod:`mvmr.evaluation` (one linear layer on
     standardised features, Adam, batch 256, 100 epochs; the learning rate (:data:`PROBE_LRS`) and the
     epoch chosen on 10% of the probe's train images, the test images read once), the same for every row."""
     train_part, test_part = _probe_data(config, root, probe_train, probe_test)
     probe = LinearConfig(lrs=PROBE_LRS, seed=config.trainer.seed, device="cpu", progress=False)
-    result = evaluate_frozen(extractor, train_part, test_part, linear=probe, encoder=name,
-                             dataset="fashion_mnist").linear
-    return {"features": name, "dim": int(result.metrics["feature_dim"]),
-            "accuracy": float(result.metrics["test_top1"]) / 100.0, "probe_lr": float(result.metrics["chosen_lr"]),
-            "probe_epoch": int(result.metrics["chosen_epoch"])}
+    result = evaluate_frozen(
+        extractor, train_part, test_part, linear=probe, encoder=name, dataset="fashion_mnist"
+    ).linear
+    return {
+        "features": name,
+        "dim": int(result.metrics["feature_dim"]),
+        "accuracy": float(result.metrics["test_top1"]) / 100.0,
+        "probe_lr": float(result.metrics["chosen_lr"]),
+        "probe_epoch": int(result.metrics["chosen_epoch"]),
+    }
 
 
 def baseline_rows(config: Any, root: Path, probe_train: int, probe_test: int, *, in_chans: int) -> list[dict[str, Any]]:
     """The two baselines, through the same probe: the encoder untrained, and the raw pixels."""
     m = config.model
-    random_model = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
-                                   seed=config.trainer.seed)
+    random_model = resolve_encoder(
+        encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans, seed=config.trainer.seed
+    )
     pixels = FeatureExtractor(nn.Flatten(), mean=None, std=None, description="raw pixels", trainable=False)
-    return [probe_row(f"random {m.encoder} (untrained)", random_model, config, root, probe_train, probe_test),
-            probe_row("raw pixels", pixels, config, root, probe_train, probe_test)]
+    return [
+        probe_row(f"random {m.encoder} (untrained)", random_model, config, root, probe_train, probe_test),
+        probe_row("raw pixels", pixels, config, root, probe_train, probe_test),
+    ]
 
 
 def demo_verdict(mvmr: float, untrained: float, pixels: float, vicreg: float | None = None) -> str:
     """Plain sentences: by how many points MV-MR's encoder is above or below VICReg (the peer, same budget)
     and its untrained encoder (the targets), and where raw pixels (a reference) stand."""
+
     def versus(other: float, name: str) -> str:
         gap = 100 * (mvmr - other)
         return f"{'beats' if gap > 0 else 'does NOT beat'} {name} ({gap:+.1f} points)"
 
-    rivals = ([versus(vicreg, "VICReg at the same budget")] if vicreg is not None else []) + \
-        [versus(untrained, "its untrained encoder")]
+    rivals = ([versus(vicreg, "VICReg at the same budget")] if vicreg is not None else []) + [
+        versus(untrained, "its untrained encoder")
+    ]
     text = f"MV-MR {' and '.join(rivals)}."
     gap = 100 * (mvmr - pixels)
-    text += (f" Raw pixels, a reference rather than a target, score {100 * pixels:.1f} "
-             f"({'below' if gap > 0 else 'above'} MV-MR by {abs(gap):.1f} points).")
+    text += (
+        f" Raw pixels, a reference rather than a target, score {100 * pixels:.1f} "
+        f"({'below' if gap > 0 else 'above'} MV-MR by {abs(gap):.1f} points)."
+    )
     if mvmr <= max([untrained] + ([vicreg] if vicreg is not None else [])):
         text += " docs/results.md has the runs behind this demo's settings."
     return text
@@ -109,8 +126,16 @@ def peer_config(config: Any, method: str, run_dir: Path) -> Any:
     """The demo's config for a peer ``method``: the same encoder, projector, data, augmentation, optimiser,
     schedule and steps, the peer's own loss (its package's default weights), no fixed targets."""
     reps = replace(config.representations, items=[], cache_dir=None, project_dim=None)
-    return validate(replace(config, name=f"{config.name}-{method}", method=method, output_dir=str(run_dir),
-                            representations=reps, trainer=replace(config.trainer, progress_bar=False)))
+    return validate(
+        replace(
+            config,
+            name=f"{config.name}-{method}",
+            method=method,
+            output_dir=str(run_dir),
+            representations=reps,
+            trainer=replace(config.trainer, progress_bar=False),
+        )
+    )
 
 
 def _start_beside(config: Any, threads: int, log: Path) -> subprocess.Popen:
@@ -119,8 +144,12 @@ def _start_beside(config: Any, threads: int, log: Path) -> subprocess.Popen:
     path = save_config(config, log.parent / "demo-config.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     with log.open("a", encoding="utf-8") as out:
-        return subprocess.Popen([sys.executable, "-m", "mvmr", "pretrain", "--config", str(path), "--resume", "auto"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "mvmr", "pretrain", "--config", str(path), "--resume", "auto"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def run_demo(
@@ -150,10 +179,13 @@ def run_demo(
         for name in ("config.yaml", "demo_results.md", "demo_results.json"):
             (run_dir / name).unlink(missing_ok=True)
     d, t = config.data, config.trainer
-    targets = ", ".join(f"{s.name}" + (f" ({s.objective})" if s.objective != "dcor" else "")
-                        for s in config.representations.items)
-    echo(f"MV-MR demo: {config.model.encoder} on {d.subset or 'all'} Fashion-MNIST images at {d.image_size} px, "
-         f"{t.max_epochs} epochs, targets {targets}, on the CPU -> {run_dir}")
+    targets = ", ".join(
+        f"{s.name}" + (f" ({s.objective})" if s.objective != "dcor" else "") for s in config.representations.items
+    )
+    echo(
+        f"MV-MR demo: {config.model.encoder} on {d.subset or 'all'} Fashion-MNIST images at {d.image_size} px, "
+        f"{t.max_epochs} epochs, targets {targets}, on the CPU -> {run_dir}"
+    )
     if (run_dir / LAST_CHECKPOINT).is_file():
         echo("  (continuing the earlier run in this folder; --fresh starts over)")
     start = time.perf_counter()
@@ -163,13 +195,16 @@ def run_demo(
         if threads >= 2:
             beside = _start_beside(peer_cfg, threads - threads // 2, peer_dir / "pretrain.log")
             torch.set_num_threads(threads // 2)
-            echo(f"{peer} pretrains beside it with the same encoder, data, optimiser and steps, in a second process "
-                 f"(log: {peer_dir / 'pretrain.log'}); each run has half of the {threads} threads")
+            echo(
+                f"{peer} pretrains beside it with the same encoder, data, optimiser and steps, in a second process "
+                f"(log: {peer_dir / 'pretrain.log'}); each run has half of the {threads} threads"
+            )
     try:
         pretrain(config, resume="auto")
         if beside is not None and beside.wait() != 0:
-            raise RuntimeError(f"the {peer} pretraining failed (exit status {beside.returncode}); see "
-                               f"{peer_dir / 'pretrain.log'}")  # type: ignore[operator]
+            raise RuntimeError(
+                f"the {peer} pretraining failed (exit status {beside.returncode}); see {peer_dir / 'pretrain.log'}"  # type: ignore[operator]
+            )
     finally:
         if beside is not None and beside.poll() is None:
             beside.terminate()
@@ -179,15 +214,24 @@ def run_demo(
         pretrain(peer_config(config, peer, peer_dir), resume="auto")  # type: ignore[arg-type]
     pretrain_s = time.perf_counter() - start
 
-    echo(f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test "
-         "images ...")
+    echo(
+        f"pretraining took {pretrain_s / 60:.1f} min; linear probes on {probe_train} train / {probe_test} test "
+        "images ..."
+    )
     m = config.model
     model = resolve_encoder(checkpoint=last_checkpoint(run_dir))
     rows = [probe_row(f"MV-MR {m.encoder} ({t.max_epochs} epochs)", model, config, root, probe_train, probe_test)]
     if peer_dir is not None:
-        rows.append(probe_row(f"{_PEER_NAMES.get(peer, peer)} {m.encoder} ({t.max_epochs} epochs)",  # type: ignore[arg-type]
-                              resolve_encoder(checkpoint=last_checkpoint(peer_dir)), config, root, probe_train,
-                              probe_test))
+        rows.append(
+            probe_row(
+                f"{_PEER_NAMES.get(peer, peer)} {m.encoder} ({t.max_epochs} epochs)",  # type: ignore[arg-type]
+                resolve_encoder(checkpoint=last_checkpoint(peer_dir)),
+                config,
+                root,
+                probe_train,
+                probe_test,
+            )
+        )
     rows += baseline_rows(config, root, probe_train, probe_test, in_chans=int(model.metadata.get("in_chans", 1)))
     total_s = time.perf_counter() - start
 
@@ -195,23 +239,39 @@ def run_demo(
     mvmr_acc, random_acc, pixel_acc = rows[0]["accuracy"], rows[-2]["accuracy"], rows[-1]["accuracy"]
     verdict = demo_verdict(mvmr_acc, random_acc, pixel_acc, rows[1]["accuracy"] if peer_dir is not None else None)
     width = max(len(r["features"]) for r in rows)
-    lines = [f"| {'features'.ljust(width)} |  dim | probe lr | test accuracy |",
-             f"|{'-' * (width + 2)}|-----:|---------:|--------------:|"]
-    lines += [f"| {r['features'].ljust(width)} | {r['dim']:4d} | {r['probe_lr']:8g} | {100 * r['accuracy']:12.1f}% |"
-              for r in rows]
+    lines = [
+        f"| {'features'.ljust(width)} |  dim | probe lr | test accuracy |",
+        f"|{'-' * (width + 2)}|-----:|---------:|--------------:|",
+    ]
+    lines += [
+        f"| {r['features'].ljust(width)} | {r['dim']:4d} | {r['probe_lr']:8g} | {100 * r['accuracy']:12.1f}% |"
+        for r in rows
+    ]
     table = "\n".join(lines)
     echo("")
     lrs = ", ".join(f"{lr:g}" for lr in PROBE_LRS)
-    echo(f"Linear probe (one linear layer on frozen, standardised features; Adam, 100 epochs; the lr ({lrs}) and the "
-         f"epoch chosen on a 10% hold-out of the train images), Fashion-MNIST, {probe_train} train / {probe_test} "
-         "test images:")
+    echo(
+        f"Linear probe (one linear layer on frozen, standardised features; Adam, 100 epochs; the lr ({lrs}) and the "
+        f"epoch chosen on a 10% hold-out of the train images), Fashion-MNIST, {probe_train} train / {probe_test} "
+        "test images:"
+    )
     echo(table)
     echo(verdict)
-    echo(f"pretraining {pretrain_s / 60:.1f} min, total {total_s / 60:.1f} min; run folder {run_dir} "
-         f"(plots/, checkpoints/last.ckpt, config.yaml)")
-    result = {"rows": rows, "accuracy": accuracy, "verdict": verdict, "pretrain_seconds": pretrain_s,
-              "total_seconds": total_s, "probe_train": probe_train, "probe_test": probe_test, "peer": peer,
-              "threads": threads}
+    echo(
+        f"pretraining {pretrain_s / 60:.1f} min, total {total_s / 60:.1f} min; run folder {run_dir} "
+        f"(plots/, checkpoints/last.ckpt, config.yaml)"
+    )
+    result = {
+        "rows": rows,
+        "accuracy": accuracy,
+        "verdict": verdict,
+        "pretrain_seconds": pretrain_s,
+        "total_seconds": total_s,
+        "probe_train": probe_train,
+        "probe_test": probe_test,
+        "peer": peer,
+        "threads": threads,
+    }
     (run_dir / "demo_results.md").write_text(f"# mvmr demo\n\n{table}\n\n{verdict}\n", encoding="utf-8")
     (run_dir / "demo_results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result

@@ -38,8 +38,14 @@ from mvmr.training.timing import time_steps
 if TYPE_CHECKING:  # annotations only
     from mvmr.evaluation import FeatureExtractor
 
-__all__ = ["distill_report", "ssl_baseline_config", "probe_datasets", "format_report", "time_teacher_steps",
-           "teacher_modes"]
+__all__ = [
+    "distill_report",
+    "ssl_baseline_config",
+    "probe_datasets",
+    "format_report",
+    "time_teacher_steps",
+    "teacher_modes",
+]
 
 
 def ssl_baseline_config(config: Config, out: str | Path) -> Config:
@@ -47,8 +53,15 @@ def ssl_baseline_config(config: Config, out: str | Path) -> Config:
     ``evaluation.ssl_representations`` (default: the config's own) as the hand-crafted ones."""
     items = config.evaluation.ssl_representations
     reps = config.representations if items is None else replace(config.representations, items=list(items))
-    return validate(replace(config, name=f"{config.name}-ssl", output_dir=str(out), representations=reps,
-                            teacher=replace(config.teacher, spec=None, weights=None)))
+    return validate(
+        replace(
+            config,
+            name=f"{config.name}-ssl",
+            output_dir=str(out),
+            representations=reps,
+            teacher=replace(config.teacher, spec=None, weights=None),
+        )
+    )
 
 
 def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
@@ -59,9 +72,15 @@ def probe_datasets(config: Config) -> tuple[Dataset, Dataset, str]:
 
     d, e = config.data, config.evaluation
     train_split = e.train_split or d.split
-    kwargs: dict[str, Any] = dict(size=d.image_size, download=d.download, channels=d.channels,
-                                  skip_corrupt=d.skip_corrupt, name=d.name, image_column=d.image_column,
-                                  label_column=d.label_column)
+    kwargs: dict[str, Any] = dict(
+        size=d.image_size,
+        download=d.download,
+        channels=d.channels,
+        skip_corrupt=d.skip_corrupt,
+        name=d.name,
+        image_column=d.image_column,
+        label_column=d.label_column,
+    )
     train: Dataset = build_dataset(d.kind, d.root, split=train_split, **kwargs)
     test: Dataset = build_dataset(d.kind, d.root, split=e.test_split, **kwargs)
     seed = config.trainer.seed
@@ -108,27 +127,43 @@ def distill_report(
     student_ckpt = last_checkpoint(run)
     ssl_ckpt = last_checkpoint(ssl_run) if ssl_run is not None else None
     train, test, data_desc = probe_datasets(config)
-    probe = LinearConfig(epochs=e.epochs, lr=e.lr, batch_size=e.batch_size, val_fraction=e.val_fraction,
-                         seed=config.trainer.seed, progress=progress, num_workers=min(config.data.num_workers, 4))
+    probe = LinearConfig(
+        epochs=e.epochs,
+        lr=e.lr,
+        batch_size=e.batch_size,
+        val_fraction=e.val_fraction,
+        seed=config.trainer.seed,
+        progress=progress,
+        num_workers=min(config.data.num_workers, 4),
+    )
 
     student = resolve_encoder(checkpoint=student_ckpt)
     in_chans = int(student.metadata.get("in_chans", 3))
     candidates: list[tuple[str, str, Any, int | None]] = [
-        ("student", f"MV-MR distilled {m.encoder} (student)", student, _encoder_params(student))]
+        ("student", f"MV-MR distilled {m.encoder} (student)", student, _encoder_params(student))
+    ]
     teacher = None  # embeddings: teachers cannot embed new images
     if parse_teacher_spec(t.spec)[0] != "embeddings":
         teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
         if not isinstance(teacher, Teacher):  # only an embeddings: spec gives precomputed embeddings
             raise TypeError(f"teacher {t.spec!r} gave a {type(teacher).__name__}, not an image model")
-        extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
-                                     feature_dim=int(teacher.embed_dim), trainable=False)
+        extractor = FeatureExtractor(
+            teacher,
+            mean=None,
+            std=None,
+            description=f"teacher {t.spec}",
+            feature_dim=int(teacher.embed_dim),
+            trainable=False,
+        )
         candidates.append(("teacher", f"teacher {t.spec}", extractor, int(teacher.num_parameters)))
     if ssl_ckpt is not None:
         ssl = resolve_encoder(checkpoint=ssl_ckpt)
-        candidates.append(("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl,
-                           _encoder_params(ssl)))
-    rand = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans,
-                           seed=config.trainer.seed)
+        candidates.append(
+            ("ssl", f"MV-MR self-supervised {m.encoder} (no teacher, same budget)", ssl, _encoder_params(ssl))
+        )
+    rand = resolve_encoder(
+        encoder=f"random:{m.encoder}", small_images=m.small_images, in_chans=in_chans, seed=config.trainer.seed
+    )
     candidates.append(("random", f"random {m.encoder} (untrained)", rand, _encoder_params(rand)))
 
     rows: list[dict[str, Any]] = []
@@ -138,16 +173,26 @@ def distill_report(
         result = evaluate_frozen(extractor, train, test, linear=probe, encoder=label, dataset=data_desc).linear
         result.variant = key
         save_result(run, result)
-        metrics = {k: result.metrics.get(k) for k in ("feature_dim", "test_top1", "test_top5", "val_top1",
-                                                        "chosen_epoch")}
-        rows.append({"row": key, "model": label, "parameters": params, **metrics,
-                     "seconds": time.perf_counter() - start})
+        metrics = {
+            k: result.metrics.get(k) for k in ("feature_dim", "test_top1", "test_top5", "val_top1", "chosen_epoch")
+        }
+        rows.append(
+            {"row": key, "model": label, "parameters": params, **metrics, "seconds": time.perf_counter() - start}
+        )
     timings: list[dict[str, Any]] = []
     for mode in (teacher_modes(config) if teacher is not None else ["cached"]) if timing else ():
         echo(f"timing {e.timing_steps} training steps, teacher {_MODE_LABELS[mode]} ...")
         timings.append(time_teacher_steps(config, mode=mode, steps=e.timing_steps))
-    report = {"run": str(run), "teacher": t.spec, "student": m.encoder, "data": data_desc, "probe": probe.summary(),
-              "rows": rows, "timings": timings, "device": _device_name(config)}
+    report = {
+        "run": str(run),
+        "teacher": t.spec,
+        "student": m.encoder,
+        "data": data_desc,
+        "probe": probe.summary(),
+        "rows": rows,
+        "timings": timings,
+        "device": _device_name(config),
+    }
     text = format_report(report)
     (run / "distill_report.md").write_text(text, encoding="utf-8")
     (run / "distill_report.json").write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
@@ -158,9 +203,12 @@ def distill_report(
 
 
 #: how the report names each way of getting the teacher's features
-_MODE_LABELS = {"cached": "cached (read by index)", "live": "teacher run every step",
-                "stored": "stored views (read by view)",
-                "live_augmented": "teacher run every step on the augmented view"}
+_MODE_LABELS = {
+    "cached": "cached (read by index)",
+    "live": "teacher run every step",
+    "stored": "stored views (read by view)",
+    "live_augmented": "teacher run every step on the augmented view",
+}
 
 
 def teacher_modes(config: Config) -> list[str]:
@@ -178,10 +226,12 @@ def time_teacher_steps(config: Config, *, mode: str = "cached", steps: int = 3) 
     ``live``, ``stored``, ``live_augmented``), through the real trainer path
     (:func:`mvmr.training.timing.time_steps`)."""
     t = config.teacher
-    teacher = {"cached": replace(t, view="clean", cache=True, cached_views=0),
-               "live": replace(t, view="clean", cache=False, cached_views=0),
-               "stored": replace(t, view="augmented", cache=True, cached_views=max(1, t.cached_views)),
-               "live_augmented": replace(t, view="augmented", cached_views=0)}[mode]
+    teacher = {
+        "cached": replace(t, view="clean", cache=True, cached_views=0),
+        "live": replace(t, view="clean", cache=False, cached_views=0),
+        "stored": replace(t, view="augmented", cache=True, cached_views=max(1, t.cached_views)),
+        "live_augmented": replace(t, view="augmented", cached_views=0),
+    }[mode]
     result = time_steps(replace(config, teacher=teacher), steps=steps)
     build = result.pop("cache_build_seconds").get(config.teacher.name)
     return {"mode": mode, **result, "cache_build_seconds": build}
@@ -208,19 +258,32 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 def format_report(report: dict[str, Any]) -> str:
     """The Markdown of a :func:`distill_report` dict: the probe table and the step-time table."""
-    lines = [f"## Distillation report: {report['teacher']} -> {report['student']}", "",
-             f"- data: `{report['data']}`",
-             "- linear probe: " + ", ".join(f"{k}={v}" for k, v in report["probe"].items()), ""]
-    lines += ["| model | parameters | feature dim | test top-1 (%) | test top-5 (%) | val top-1 (%) | chosen epoch |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## Distillation report: {report['teacher']} -> {report['student']}",
+        "",
+        f"- data: `{report['data']}`",
+        "- linear probe: " + ", ".join(f"{k}={v}" for k, v in report["probe"].items()),
+        "",
+    ]
+    lines += [
+        "| model | parameters | feature dim | test top-1 (%) | test top-5 (%) | val top-1 (%) | chosen epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["rows"]:
-        lines.append(f"| {r['model']} | {_fmt_params(r['parameters'])} | {_fmt(r['feature_dim'], 'd')} | "
-                     f"{_fmt(r['test_top1'])} | {_fmt(r['test_top5'])} | {_fmt(r['val_top1'])} | "
-                     f"{_fmt(r['chosen_epoch'], 'd')} |")
+        lines.append(
+            f"| {r['model']} | {_fmt_params(r['parameters'])} | {_fmt(r['feature_dim'], 'd')} | "
+            f"{_fmt(r['test_top1'])} | {_fmt(r['test_top5'])} | {_fmt(r['val_top1'])} | "
+            f"{_fmt(r['chosen_epoch'], 'd')} |"
+        )
     if report["timings"]:
-        lines += ["", f"Training step (forward of both views, loss, backward, optimiser step; median of the timed "
-                      f"steps after one warm-up; {report['device']}):", "",
-                  "| teacher features | step time (s) | images/s | batch |", "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"Training step (forward of both views, loss, backward, optimiser step; median of the timed "
+            f"steps after one warm-up; {report['device']}):",
+            "",
+            "| teacher features | step time (s) | images/s | batch |",
+            "|---|---:|---:|---:|",
+        ]
         base = report["timings"][0]["seconds"]
         for i, tm in enumerate(report["timings"]):
             label = _MODE_LABELS.get(tm["mode"], tm["mode"])

@@ -63,29 +63,36 @@ def _usage(format: str, trained: TrainedModel, out: Path | None) -> str:
         chans = f", in_chans={spec.in_chans}" if spec.in_chans != 3 else ""
         source = f"local-dir:{out}" if out is not None else "hf-hub:<user>/<repo>"
         weights = out / TIMM_WEIGHTS if out is not None else TIMM_WEIGHTS
-        return (f"import timm\n"
-                f"model = timm.create_model(\"{source}\", pretrained=True{chans})\n"
-                f"config = timm.data.resolve_data_config({{}}, model=model)  # {_normalisation(trained)}\n"
-                f"# or the weight file alone:\n"
-                f"model = timm.create_model(\"{timm_arch(spec)}\", pretrained=True, num_classes=0{chans},\n"
-                f"                          pretrained_cfg_overlay=dict(file=\"{weights}\"))")
+        return (
+            f"import timm\n"
+            f'model = timm.create_model("{source}", pretrained=True{chans})\n'
+            f"config = timm.data.resolve_data_config({{}}, model=model)  # {_normalisation(trained)}\n"
+            f"# or the weight file alone:\n"
+            f'model = timm.create_model("{timm_arch(spec)}", pretrained=True, num_classes=0{chans},\n'
+            f'                          pretrained_cfg_overlay=dict(file="{weights}"))'
+        )
     if format == "torchvision":
         weights = out / f"{spec.name}.pth" if out is not None else f"{spec.name}.pth"
-        return (f"import torch, torchvision\n"
-                f"model = torchvision.models.{spec.name}()\n"
-                f"model.fc = torch.nn.Identity()  # the export has no fc: it is an encoder, not a classifier\n"
-                f"model.load_state_dict(torch.load(\"{weights}\", weights_only=True), strict=True)\n"
-                f"# inputs: images in [0, 1] normalised with {_normalisation(trained)}")
-    lines = ["import mvmr",
-             f"model = mvmr.from_pretrained(\"{out if out is not None else '<user>/<repo>'}\")",
-             f"features = model(images)  # images in [0, 1], (B, {spec.in_chans}, H, W) -> (B, {spec.feature_dim})"]
+        return (
+            f"import torch, torchvision\n"
+            f"model = torchvision.models.{spec.name}()\n"
+            f"model.fc = torch.nn.Identity()  # the export has no fc: it is an encoder, not a classifier\n"
+            f'model.load_state_dict(torch.load("{weights}", weights_only=True), strict=True)\n'
+            f"# inputs: images in [0, 1] normalised with {_normalisation(trained)}"
+        )
+    lines = [
+        "import mvmr",
+        f'model = mvmr.from_pretrained("{out if out is not None else "<user>/<repo>"}")',
+        f"features = model(images)  # images in [0, 1], (B, {spec.in_chans}, H, W) -> (B, {spec.feature_dim})",
+    ]
     if out is not None:
-        lines.append(f"# publish: huggingface_hub.upload_folder(repo_id=\"<user>/<repo>\", folder_path=\"{out}\")")
+        lines.append(f'# publish: huggingface_hub.upload_folder(repo_id="<user>/<repo>", folder_path="{out}")')
     return "\n".join(lines)
 
 
-def export_run(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               format: str = "safetensors") -> Export:
+def export_run(
+    checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str = "safetensors"
+) -> Export:
     """Export the encoder of an ``mvmr pretrain`` checkpoint into ``out`` in ``format``.
 
     Raises:
@@ -97,19 +104,33 @@ def export_run(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], 
     out = Path(out)
     if format == "safetensors":
         paths = export_checkpoint(checkpoint, out)
-        return Export(paths, f"from mvmr.models import load_backbone_model\n"
-                             f"model = load_backbone_model(\"{paths[0]}\")  # model.features(images in [0, 1])")
+        return Export(
+            paths,
+            f"from mvmr.models import load_backbone_model\n"
+            f'model = load_backbone_model("{paths[0]}")  # model.features(images in [0, 1])',
+        )
     trained = read_trained_model(checkpoint)
     model, spec = trained.model, trained.model.spec
     if format in ("timm", "torchvision"):
         check_exportable(spec, format)  # before anything is written
     usage = _usage(format, trained, out)
-    card = model_card(trained.config, epochs=trained.epochs, steps=trained.steps,
-                      results=_run_results(run_folder_of(checkpoint)), usage=_usage(format, trained, None),
-                      library_name="timm" if format == "timm" else "mvmr")
+    card = model_card(
+        trained.config,
+        epochs=trained.epochs,
+        steps=trained.steps,
+        results=_run_results(run_folder_of(checkpoint)),
+        usage=_usage(format, trained, None),
+        library_name="timm" if format == "timm" else "mvmr",
+    )
     if format == "timm":
-        paths = write_timm(model.encoder, spec, out, mean=model.mean_values, std=model.std_values,
-                           image_size=trained.config.data.image_size)
+        paths = write_timm(
+            model.encoder,
+            spec,
+            out,
+            mean=model.mean_values,
+            std=model.std_values,
+            image_size=trained.config.data.image_size,
+        )
     elif format == "torchvision":
         paths = [write_torchvision(model.encoder, spec, out / f"{spec.name}.pth")]
     else:

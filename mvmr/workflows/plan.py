@@ -106,11 +106,16 @@ def _world_size(config: Config) -> int:
 #: Images per split of the datasets whose size is known, by ``(data.kind, data.split)``: a plan costs a
 #: run on them before the data is in place.
 KNOWN_SIZES: dict[tuple[str, str], int] = {
-    ("stl10", "train"): 5_000, ("stl10", "test"): 8_000, ("stl10", "unlabeled"): 100_000,
+    ("stl10", "train"): 5_000,
+    ("stl10", "test"): 8_000,
+    ("stl10", "unlabeled"): 100_000,
     ("stl10", "train+unlabeled"): 105_000,
-    ("cifar10", "train"): 50_000, ("cifar10", "test"): 10_000,
-    ("cifar100", "train"): 50_000, ("cifar100", "test"): 10_000,
-    ("fashion_mnist", "train"): 60_000, ("fashion_mnist", "test"): 10_000,
+    ("cifar10", "train"): 50_000,
+    ("cifar10", "test"): 10_000,
+    ("cifar100", "train"): 50_000,
+    ("cifar100", "test"): 10_000,
+    ("fashion_mnist", "train"): 60_000,
+    ("fashion_mnist", "test"): 10_000,
 }
 #: ImageNet-1K is an image folder: known by the shipped config that reads it, ``(config name, split)``.
 KNOWN_FOLDERS: dict[tuple[str, str], int] = {("imagenet", "train"): 1_281_167, ("imagenet", "val"): 50_000}
@@ -131,11 +136,15 @@ def _dataset_size(config: Config, images: int | None, name: str = "") -> tuple[i
                 known = KNOWN_FOLDERS.get((Path(name).stem if name else "", d.split))
             if known is None:
                 raise DataError(f"{err}; to plan without the data, give the number of images (--images N)") from err
-            images, source = known, f"the known size of {d.kind if d.kind != 'imagefolder' else Path(name).stem} " \
-                                    f"split {d.split}; the data is not here"
+            images, source = (
+                known,
+                f"the known size of {d.kind if d.kind != 'imagefolder' else Path(name).stem} "
+                f"split {d.split}; the data is not here",
+            )
     n = min(images, config.data.subset) if config.data.subset else images
-    return n, source + (f", data.subset {config.data.subset}" if config.data.subset and config.data.subset < images
-                        else "")
+    return n, source + (
+        f", data.subset {config.data.subset}" if config.data.subset and config.data.subset < images else ""
+    )
 
 
 def _time_per_image(module: torch.nn.Module, images: torch.Tensor, repeats: int = 2) -> float:
@@ -156,8 +165,9 @@ def _time_per_image(module: torch.nn.Module, images: torch.Tensor, repeats: int 
     return best / images.shape[0]
 
 
-def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, device: torch.device,
-             timing_images: int) -> list[RepresentationPlan]:
+def _targets(
+    config: Config, shape: tuple[int, int, int], global_batch: int, device: torch.device, timing_images: int
+) -> list[RepresentationPlan]:
     """Every target of the method with its dimension and costs (representations timed on a few images)."""
     if not get_method(config.method).uses_targets:
         return []
@@ -167,15 +177,25 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
     views = {spec.name: spec.view for spec in r.items}
     # (name, module, cached, stored views per image): targets of the augmented view are computed live
     modules: list[tuple[str, Any, bool, int]] = [
-        (name, rep, r.cache_dir is not None and rep.deterministic and views[name] == "clean", 1) for name, rep in reps]
+        (name, rep, r.cache_dir is not None and rep.deterministic and views[name] == "clean", 1) for name, rep in reps
+    ]
     t = config.teacher
     if t.spec is not None:
         if parse_teacher_spec(t.spec)[0] == "embeddings":
             emb = build_teacher(t.spec, name=t.name, **t.options)
             if not isinstance(emb, PrecomputedEmbeddings):
                 raise TypeError(f"teacher {t.spec!r} gave a {type(emb).__name__}, not precomputed embeddings")
-            out.append(RepresentationPlan(t.name, "precomputed", emb.dim, emb.dim, global_batch * emb.dim * 4, 0,
-                                          2 * global_batch**2 * emb.dim / 1e9))
+            out.append(
+                RepresentationPlan(
+                    t.name,
+                    "precomputed",
+                    emb.dim,
+                    emb.dim,
+                    global_batch * emb.dim * 4,
+                    0,
+                    2 * global_batch**2 * emb.dim / 1e9,
+                )
+            )
         else:
             teacher = build_teacher(t.spec, weights=t.weights, name=t.name, allow_random=True, **t.options)
             stored = t.cached_views if t.view == "augmented" else 0
@@ -186,9 +206,18 @@ def _targets(config: Config, shape: tuple[int, int, int], global_batch: int, dev
         seconds = _time_per_image(module.to(device).eval(), sample) if timing_images else None
         source = ("cache" if per_image == 1 else f"cache ({per_image} stored views)") if cached else "live"
         disk = per_image * (dim * 2 + (_VIEW_PARAMETER_BYTES if per_image > 1 else 0)) if cached else 0
-        out.append(RepresentationPlan(name, source, raw, dim, global_batch * dim * 4, disk,
-                                      2 * global_batch**2 * dim / 1e9,
-                                      None if seconds is None else seconds * (per_image if cached else 1)))
+        out.append(
+            RepresentationPlan(
+                name,
+                source,
+                raw,
+                dim,
+                global_batch * dim * 4,
+                disk,
+                2 * global_batch**2 * dim / 1e9,
+                None if seconds is None else seconds * (per_image if cached else 1),
+            )
+        )
     return out
 
 
@@ -225,8 +254,16 @@ def _model_costs(config: Config, shape: tuple[int, int, int]) -> tuple[float, in
     return (flops[4] - flops[2]) / 2 / 1e9, params, max(0, (saved[4] - saved[2]) // 2)
 
 
-def make_plan(config: Config, *, images: int | None = None, measure_steps: int = 0, throughput: float | None = None,
-              timing_images: int = 32, device: str | torch.device | None = None, name: str = "") -> Plan:
+def make_plan(
+    config: Config,
+    *,
+    images: int | None = None,
+    measure_steps: int = 0,
+    throughput: float | None = None,
+    timing_images: int = 32,
+    device: str | torch.device | None = None,
+    name: str = "",
+) -> Plan:
     """The :class:`Plan` of ``config``. ``images``: the number of training images (default: count the
     dataset); ``measure_steps``: time that many real steps here; ``throughput``: images per second
     per process measured elsewhere (used when nothing is measured); ``timing_images``: the batch each
@@ -263,21 +300,35 @@ def make_plan(config: Config, *, images: int | None = None, measure_steps: int =
         memory["process baseline (measured)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     cached = [r for r in reps if r.source.startswith("cache")]
     plan = Plan(
-        config=name or config.name, method=config.method, device=str(device), world_size=world,
-        batch_size=d.batch_size, global_batch=gb, image_size=d.image_size, images=n, train_images=n_train,
+        config=name or config.name,
+        method=config.method,
+        device=str(device),
+        world_size=world,
+        batch_size=d.batch_size,
+        global_batch=gb,
+        image_size=d.image_size,
+        images=n,
+        train_images=n_train,
         images_source=images_source,
         representations=reps,
-        encoder_gflop_per_image=gflop, encoder_tflop_per_step=gflop * d.batch_size * 2 / 1e3,
-        dcor_gflop_per_step=dcor, memory_bytes=memory, batches_per_epoch=batches, total_batches=int(total),
+        encoder_gflop_per_image=gflop,
+        encoder_tflop_per_step=gflop * d.batch_size * 2 / 1e3,
+        dcor_gflop_per_step=dcor,
+        memory_bytes=memory,
+        batches_per_epoch=batches,
+        total_batches=int(total),
         cache_bytes=sum(r.disk_bytes_per_image for r in cached) * n,
-        cache_build_seconds=((sum(r.seconds_per_image or 0.0 for r in cached) * n / world)
-                             if cached and timing_images else None),
+        cache_build_seconds=(
+            (sum(r.seconds_per_image or 0.0 for r in cached) * n / world) if cached and timing_images else None
+        ),
     )
     if measure_steps:
         timed = time_steps(replace(config, trainer=replace(t, progress_bar=False)), steps=measure_steps)
         plan.step_seconds, plan.step_source = timed["seconds"], f"measured here: median of {measure_steps} steps"
-        plan.measured = {"step_seconds": timed["all"],
-                         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+        plan.measured = {
+            "step_seconds": timed["all"],
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
         if torch.cuda.is_available():
             plan.measured["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
     elif throughput:
@@ -299,39 +350,59 @@ def _size(n: float) -> str:
 def _duration(s: float | None) -> str:
     if s is None:
         return "—"
-    return (f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h" if s < 172800
-            else f"{s / 86400:.1f} days")
+    return (
+        f"{s:.1f} s"
+        if s < 120
+        else f"{s / 60:.1f} min"
+        if s < 7200
+        else f"{s / 3600:.1f} h"
+        if s < 172800
+        else f"{s / 86400:.1f} days"
+    )
 
 
 def format_plan(p: Plan) -> str:
     """The plan as Markdown tables (one step, then the whole run)."""
-    lines = [f"## Plan: {p.config} ({p.method}), {p.world_size} process(es) x batch {p.batch_size} = global batch "
-             f"{p.global_batch}, {p.image_size} px, on {p.device}", "",
-             "| representation | source | dim (raw -> loss) | bytes per global batch | cache bytes / image "
-             "| dCor GFLOP | s / image here |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## Plan: {p.config} ({p.method}), {p.world_size} process(es) x batch {p.batch_size} = global batch "
+        f"{p.global_batch}, {p.image_size} px, on {p.device}",
+        "",
+        "| representation | source | dim (raw -> loss) | bytes per global batch | cache bytes / image "
+        "| dCor GFLOP | s / image here |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in p.representations:
         dims = f"{r.raw_dim:,}" + (f" -> {r.dim:,}" if r.dim != r.raw_dim else "")
         per = "—" if r.seconds_per_image is None else f"{r.seconds_per_image:.4f}"
         disk = _size(r.disk_bytes_per_image) if r.disk_bytes_per_image else "—"
-        lines.append(f"| {r.name} | {r.source} | {dims} | {_size(r.batch_bytes)} | {disk} | {r.dcor_gflop:.2f} "
-                     f"| {per} |")
-    lines += ["", "| per step | |", "|---|---:|",
-              f"| encoder + projector, forward + backward | {p.encoder_gflop_per_image:.3f} GFLOP / image / view, "
-              f"{p.encoder_tflop_per_step:.3f} TFLOP / step / process |",
-              "| distance correlation (Gram matrices of the global batch, forward, on every rank) | "
-              f"{p.dcor_gflop_per_step:.2f} GFLOP |"]
+        lines.append(
+            f"| {r.name} | {r.source} | {dims} | {_size(r.batch_bytes)} | {disk} | {r.dcor_gflop:.2f} | {per} |"
+        )
+    lines += [
+        "",
+        "| per step | |",
+        "|---|---:|",
+        f"| encoder + projector, forward + backward | {p.encoder_gflop_per_image:.3f} GFLOP / image / view, "
+        f"{p.encoder_tflop_per_step:.3f} TFLOP / step / process |",
+        "| distance correlation (Gram matrices of the global batch, forward, on every rank) | "
+        f"{p.dcor_gflop_per_step:.2f} GFLOP |",
+    ]
     lines += [f"| memory: {k} | {_size(v)} |" for k, v in p.memory_bytes.items()]
-    lines += [f"| **peak memory (estimate, per process)** | **{_size(p.peak_memory_bytes)}** |",
-              f"| step time | {_duration(p.step_seconds)} ({p.step_source}) |",
-              "| images the loader must decode | " + ("—" if p.decode_images_per_second is None
-                                                       else f"{p.decode_images_per_second:.0f} / s per process") + " |",
-              "", "| whole run | |", "|---|---:|",
-              f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} ({p.images_source}) |",
-              f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
-              f"| feature cache on disk | {_size(p.cache_bytes) if p.cache_bytes else 'none'} |",
-              f"| cache build (all ranks) | {_duration(p.cache_build_seconds)} |",
-              f"| **projected wall time** | **{_duration(p.wall_seconds)}** |"]
+    lines += [
+        f"| **peak memory (estimate, per process)** | **{_size(p.peak_memory_bytes)}** |",
+        f"| step time | {_duration(p.step_seconds)} ({p.step_source}) |",
+        "| images the loader must decode | "
+        + ("—" if p.decode_images_per_second is None else f"{p.decode_images_per_second:.0f} / s per process")
+        + " |",
+        "",
+        "| whole run | |",
+        "|---|---:|",
+        f"| images (training / in the cache) | {p.train_images:,} / {p.images:,} ({p.images_source}) |",
+        f"| batches (per process) | {p.batches_per_epoch:,} / epoch, {p.total_batches:,} in all |",
+        f"| feature cache on disk | {_size(p.cache_bytes) if p.cache_bytes else 'none'} |",
+        f"| cache build (all ranks) | {_duration(p.cache_build_seconds)} |",
+        f"| **projected wall time** | **{_duration(p.wall_seconds)}** |",
+    ]
     if p.measured:
         lines.append(f"| measured here: peak RSS | {_size(p.measured['peak_rss_bytes'])} |")
     return "\n".join(lines) + "\n"

@@ -30,6 +30,15 @@ from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 from mvmr.representations.teachers.preprocess import ImagePreprocess
 from mvmr.representations.teachers.weights import TEACHERS_EXTRA, WeightsUnavailableError
 
-__all__ = ["Teacher", "ImagePreprocess", "PrecomputedEmbeddings", "TEACHER_KINDS", "TEACHERS_EXTRA",
-           "WeightsUnavailableError", "build_teacher", "parse_teacher_spec", "register_teacher",
-           "teacher_representation"]
+__all__ = [
+    "Teacher",
+    "ImagePreprocess",
+    "PrecomputedEmbeddings",
+    "TEACHER_KINDS",
+    "TEACHERS_EXTRA",
+    "WeightsUnavailableError",
+    "build_teacher",
+    "parse_teacher_spec",
+    "register_teacher",
+    "teacher_representation",
+]

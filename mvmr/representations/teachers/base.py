@@ -39,9 +39,18 @@ class Teacher(Representation):
 
     deterministic = True
 
-    def __init__(self, *, net: nn.Module, preprocess: ImagePreprocess, embed_dim: int, spec: str,
-                 settings: dict[str, Any] | None = None, head: nn.Module | None = None, l2_normalize: bool = False,
-                 name: str = "teacher") -> None:
+    def __init__(
+        self,
+        *,
+        net: nn.Module,
+        preprocess: ImagePreprocess,
+        embed_dim: int,
+        spec: str,
+        settings: dict[str, Any] | None = None,
+        head: nn.Module | None = None,
+        l2_normalize: bool = False,
+        name: str = "teacher",
+    ) -> None:
         super().__init__()
         if isinstance(embed_dim, bool) or not isinstance(embed_dim, int) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive int, got {embed_dim!r}")
@@ -90,12 +99,19 @@ class Teacher(Representation):
 
     def config(self) -> dict[str, Any]:
         """JSON-able settings identifying this teacher (recorded in feature-cache manifests)."""
-        return {"spec": self.spec, "embed_dim": self.embed_dim, "l2_normalize": self.l2_normalize,
-                "preprocess": self.preprocess.to_dict(), **self.settings}
+        return {
+            "spec": self.spec,
+            "embed_dim": self.embed_dim,
+            "l2_normalize": self.l2_normalize,
+            "preprocess": self.preprocess.to_dict(),
+            **self.settings,
+        }
 
     def extra_repr(self) -> str:
-        return (f"name={self.name!r}, spec={self.spec!r}, embed_dim={self.embed_dim}, "
-                f"input_size={self.input_size}, mean={self.mean}, std={self.std}")
+        return (
+            f"name={self.name!r}, spec={self.spec!r}, embed_dim={self.embed_dim}, "
+            f"input_size={self.input_size}, mean={self.mean}, std={self.std}"
+        )
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """The network input for ``images``: moved to the teacher's device and dtype, preprocessed."""
@@ -113,8 +129,10 @@ class Teacher(Representation):
                 out = out[0]
             out = out.reshape(out.shape[0], -1)
             if out.shape[1] != self.embed_dim:
-                raise RuntimeError(f"teacher {self.spec!r} produced embeddings of shape {tuple(out.shape)}, "
-                                   f"expected (B, {self.embed_dim})")
+                raise RuntimeError(
+                    f"teacher {self.spec!r} produced embeddings of shape {tuple(out.shape)}, "
+                    f"expected (B, {self.embed_dim})"
+                )
             if self.l2_normalize:
                 out = F.normalize(out, dim=1)
             return out.float()

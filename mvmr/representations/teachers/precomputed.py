@@ -43,23 +43,29 @@ class PrecomputedEmbeddings:
 
     deterministic = True
 
-    def __init__(self, path: str | Path, *, name: str = "teacher", dataset_length: int | None = None,
-                 check_finite: bool = True) -> None:
+    def __init__(
+        self, path: str | Path, *, name: str = "teacher", dataset_length: int | None = None, check_finite: bool = True
+    ) -> None:
         self.path = Path(path).expanduser()
         self.name = name
         if not self.path.is_file():
-            raise DataError(f"teacher embeddings file not found: {self.path.resolve()}; expected a 2-D .npy array with "
-                            "one row per dataset item (row i = teacher embedding of dataset[i])")
+            raise DataError(
+                f"teacher embeddings file not found: {self.path.resolve()}; expected a 2-D .npy array with "
+                "one row per dataset item (row i = teacher embedding of dataset[i])"
+            )
         self._array: np.ndarray | None = None
         array = self._rows()
         if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-            raise DataError(f"teacher embeddings {self.path} must be a non-empty 2-D array (N, D), "
-                            f"got shape {array.shape}")
+            raise DataError(
+                f"teacher embeddings {self.path} must be a non-empty 2-D array (N, D), got shape {array.shape}"
+            )
         if not np.issubdtype(array.dtype, np.floating):
             raise DataError(f"teacher embeddings {self.path} must be floating point, got dtype {array.dtype}")
         if dataset_length is not None and int(dataset_length) != array.shape[0]:
-            raise DataError(f"teacher embeddings {self.path} have {array.shape[0]} rows but the dataset has "
-                            f"{int(dataset_length)} items: row i must be the embedding of dataset[i]")
+            raise DataError(
+                f"teacher embeddings {self.path} have {array.shape[0]} rows but the dataset has "
+                f"{int(dataset_length)} items: row i must be the embedding of dataset[i]"
+            )
         if check_finite:
             for start in range(0, array.shape[0], _CHECK_ROWS):
                 block = np.asarray(array[start : start + _CHECK_ROWS])
@@ -87,8 +93,9 @@ class PrecomputedEmbeddings:
     def __len__(self) -> int:
         return self._n
 
-    def get(self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *,
-            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    def get(
+        self, indices: torch.Tensor | np.ndarray | Sequence[int] | int, *, device: torch.device | str | None = None
+    ) -> dict[str, torch.Tensor]:
         """``{name: float32 (B, D)}`` for the dataset indices (an int gives ``(D,)``)."""
         index = row_index(indices, self._n, what=f"teacher embeddings of {self._n} rows")
         unique, inverse = index.unique, index.inverse
@@ -101,8 +108,14 @@ class PrecomputedEmbeddings:
 
     def config(self) -> dict[str, Any]:
         """JSON-able description (file, shape, dtype and fingerprint)."""
-        return {"spec": f"embeddings:{self.path}", "kind": "embeddings", "embed_dim": self.dim, "rows": self._n,
-                "dtype": self._dtype, "file": self._fingerprint}
+        return {
+            "spec": f"embeddings:{self.path}",
+            "kind": "embeddings",
+            "embed_dim": self.dim,
+            "rows": self._n,
+            "dtype": self._dtype,
+            "file": self._fingerprint,
+        }
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

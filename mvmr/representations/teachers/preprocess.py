@@ -66,8 +66,10 @@ class ImagePreprocess:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be a positive int, got {value!r}")
         if self.resize_size < self.input_size:
-            raise ConfigError(f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size}): "
-                              f"the centre crop is taken after resizing")
+            raise ConfigError(
+                f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size}): "
+                f"the centre crop is taken after resizing"
+            )
         if self.interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
         object.__setattr__(self, "mean", _three(self.mean, "mean"))
@@ -76,17 +78,30 @@ class ImagePreprocess:
             raise ConfigError(f"std must be > 0, got {self.std}")
 
     @classmethod
-    def from_crop_pct(cls, *, input_size: int, crop_pct: float = 1.0, interpolation: str = "bicubic",
-                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                      antialias: bool = True) -> ImagePreprocess:
+    def from_crop_pct(
+        cls,
+        *,
+        input_size: int,
+        crop_pct: float = 1.0,
+        interpolation: str = "bicubic",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        antialias: bool = True,
+    ) -> ImagePreprocess:
         """Build with ``resize_size = floor(input_size / crop_pct)`` (the timm convention)."""
         if not isinstance(crop_pct, (int, float)) or not 0.0 < float(crop_pct) <= 1.0:
             raise ConfigError(f"crop_pct must be in (0, 1], got {crop_pct!r}")
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
             raise ConfigError(f"input_size must be a positive int, got {input_size!r}")
         resize = int(math.floor(input_size / float(crop_pct) + 1e-9))
-        return cls(input_size=input_size, resize_size=resize, interpolation=interpolation, mean=_three(mean, "mean"),
-                   std=_three(std, "std"), antialias=antialias)
+        return cls(
+            input_size=input_size,
+            resize_size=resize,
+            interpolation=interpolation,
+            mean=_three(mean, "mean"),
+            std=_three(std, "std"),
+            antialias=antialias,
+        )
 
     @property
     def crop_pct(self) -> float:
@@ -121,8 +136,9 @@ class ImagePreprocess:
         if channels == 1:
             images = images.expand(-1, 3, -1, -1)
         elif channels != 3:
-            raise ValueError(f"a teacher takes RGB (3 channels) or grayscale (1 channel) images, "
-                             f"got {channels} channels")
+            raise ValueError(
+                f"a teacher takes RGB (3 channels) or grayscale (1 channel) images, got {channels} channels"
+            )
         height, width = int(images.shape[-2]), int(images.shape[-1])
         short, long = min(height, width), max(height, width)
         if short != self.resize_size:
@@ -130,8 +146,13 @@ class ImagePreprocess:
             size = (self.resize_size, new_long) if height <= width else (new_long, self.resize_size)
             mode = self.interpolation
             smooth = mode in ("bilinear", "bicubic")
-            images = F.interpolate(images, size=size, mode=mode, align_corners=False if smooth else None,
-                                   antialias=self.antialias and smooth)
+            images = F.interpolate(
+                images,
+                size=size,
+                mode=mode,
+                align_corners=False if smooth else None,
+                antialias=self.antialias and smooth,
+            )
             if mode == "bicubic":
                 images = images.clamp(0.0, 1.0)
             height, width = size

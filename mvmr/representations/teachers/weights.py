@@ -16,8 +16,16 @@ from torch import nn
 
 from mvmr.errors import CheckpointError, ConfigError
 
-__all__ = ["TEACHERS_EXTRA", "RANDOM_WEIGHTS", "WeightsUnavailableError", "import_optional", "random_weights",
-           "require_weights_file", "weights_fingerprint", "load_weights_file"]
+__all__ = [
+    "TEACHERS_EXTRA",
+    "RANDOM_WEIGHTS",
+    "WeightsUnavailableError",
+    "import_optional",
+    "random_weights",
+    "require_weights_file",
+    "weights_fingerprint",
+    "load_weights_file",
+]
 
 #: The pip extra that installs every teacher backend.
 TEACHERS_EXTRA = "pip install mvmr[teachers]"
@@ -38,8 +46,10 @@ def import_optional(module: str, *, kind: str, package: str | None = None) -> Mo
         return importlib.import_module(module)
     except ImportError as exc:
         pkg = package or module
-        raise ImportError(f"the {kind!r} teacher needs the package {pkg!r}, which is not installed: {TEACHERS_EXTRA} "
-                          f"(or pip install {pkg}); import error: {exc}") from exc
+        raise ImportError(
+            f"the {kind!r} teacher needs the package {pkg!r}, which is not installed: {TEACHERS_EXTRA} "
+            f"(or pip install {pkg}); import error: {exc}"
+        ) from exc
 
 
 def random_weights(spec: str, allow_random: bool, how: str) -> dict[str, Any]:
@@ -57,9 +67,11 @@ def require_weights_file(path: str | Path, *, spec: str, hint: str = "") -> Path
         return file
     where = "it is a directory, not a file" if file.is_dir() else "no such file"
     more = f" {hint}" if hint else ""
-    raise WeightsUnavailableError(f"weights file for teacher {spec!r} not found: {file.resolve()} ({where}). This "
-                                  "machine may be offline, so weights are never downloaded at run time: put the "
-                                  f"weight file at that path, or pass weights=<path of the file>.{more}")
+    raise WeightsUnavailableError(
+        f"weights file for teacher {spec!r} not found: {file.resolve()} ({where}). This "
+        "machine may be offline, so weights are never downloaded at run time: put the "
+        f"weight file at that path, or pass weights=<path of the file>.{more}"
+    )
 
 
 def weights_fingerprint(path: str | Path) -> dict[str, Any]:

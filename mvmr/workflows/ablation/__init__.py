@@ -33,8 +33,24 @@ from mvmr.workflows.ablation.tables import (
 )
 
 __all__ = [
-    "TABLES", "REPRESENTATIONS", "RESULT_FILE", "AblationRow", "ProbeSettings", "table_rows", "select_rows",
-    "row_config", "with_shared_cache", "probe_datasets", "run_row", "peak_rss_mib", "load_row_result",
-    "save_row_result", "find_reusable", "SlurmResources", "sbatch_script", "collect_markdown", "format_value",
+    "TABLES",
+    "REPRESENTATIONS",
+    "RESULT_FILE",
+    "AblationRow",
+    "ProbeSettings",
+    "table_rows",
+    "select_rows",
+    "row_config",
+    "with_shared_cache",
+    "probe_datasets",
+    "run_row",
+    "peak_rss_mib",
+    "load_row_result",
+    "save_row_result",
+    "find_reusable",
+    "SlurmResources",
+    "sbatch_script",
+    "collect_markdown",
+    "format_value",
     "plot_table",
 ]

@@ -36,16 +36,39 @@ class SlurmResources:
     partition: str | None = None
 
 
-def sbatch_script(table: int, config: str, rows: Sequence[AblationRow], out: str, extra_args: Sequence[str],
-                  overrides: Sequence[str], resources: SlurmResources = SlurmResources()) -> str:
+def sbatch_script(
+    table: int,
+    config: str,
+    rows: Sequence[AblationRow],
+    out: str,
+    extra_args: Sequence[str],
+    overrides: Sequence[str],
+    resources: SlurmResources = SlurmResources(),
+) -> str:
     """A SLURM array-job script running every row of ``rows`` (task i runs row i)."""
     r = resources
-    distributed = [f"trainer.num_nodes={r.nodes}", f"trainer.devices={r.gpus_per_node}", "trainer.accelerator=gpu",
-                   "trainer.strategy=ddp"] if r.gpus_per_node else ["trainer.accelerator=cpu", "trainer.devices=1"]
-    lines = ["#!/bin/bash", f"#SBATCH --job-name=mvmr-table{table}", f"#SBATCH --array=0-{len(rows) - 1}",
-             f"#SBATCH --nodes={r.nodes}", f"#SBATCH --ntasks-per-node={max(1, r.gpus_per_node)}",
-             f"#SBATCH --cpus-per-task={r.cpus_per_task}", f"#SBATCH --time={r.time}",
-             f"#SBATCH --output={out}/table{table}/slurm-%A_%a.out", "#SBATCH --signal=USR1@90", "#SBATCH --requeue"]
+    distributed = (
+        [
+            f"trainer.num_nodes={r.nodes}",
+            f"trainer.devices={r.gpus_per_node}",
+            "trainer.accelerator=gpu",
+            "trainer.strategy=ddp",
+        ]
+        if r.gpus_per_node
+        else ["trainer.accelerator=cpu", "trainer.devices=1"]
+    )
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=mvmr-table{table}",
+        f"#SBATCH --array=0-{len(rows) - 1}",
+        f"#SBATCH --nodes={r.nodes}",
+        f"#SBATCH --ntasks-per-node={max(1, r.gpus_per_node)}",
+        f"#SBATCH --cpus-per-task={r.cpus_per_task}",
+        f"#SBATCH --time={r.time}",
+        f"#SBATCH --output={out}/table{table}/slurm-%A_%a.out",
+        "#SBATCH --signal=USR1@90",
+        "#SBATCH --requeue",
+    ]
     if r.gpus_per_node:
         lines.append(f"#SBATCH --gres=gpu:{r.gpus_per_node}")
     if r.partition:
@@ -53,9 +76,15 @@ def sbatch_script(table: int, config: str, rows: Sequence[AblationRow], out: str
     keys = " ".join(shlex.quote(row.key) for row in rows)
     head = ["mvmr", "ablate", "--table", str(table), "--config", str(config), "--rows"]
     tail = ["--out", str(out), *extra_args, *overrides, *distributed]
-    lines += ["", f"# {len(rows)} rows of the paper's Table {table}; each task runs one, resumable",
-              "set -euo pipefail", f"ROWS=({keys})", f"mkdir -p {shlex.quote(str(out))}/table{table}",
-              "srun " + shlex.join(head) + ' "${ROWS[$SLURM_ARRAY_TASK_ID]}" ' + shlex.join(tail), ""]
+    lines += [
+        "",
+        f"# {len(rows)} rows of the paper's Table {table}; each task runs one, resumable",
+        "set -euo pipefail",
+        f"ROWS=({keys})",
+        f"mkdir -p {shlex.quote(str(out))}/table{table}",
+        "srun " + shlex.join(head) + ' "${ROWS[$SLURM_ARRAY_TASK_ID]}" ' + shlex.join(tail),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -75,10 +104,20 @@ def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[s
         return ""
     left = list(rows[0].cells)
     with_top5 = table != 8
-    head = [*left, "ours top-1", *(["ours top-5"] if with_top5 else []), "ours k-NN top-1", "wall (s)",
-            "paper top-1", *(["paper top-5"] if with_top5 else []), "note"]
-    lines = ["| " + " | ".join(head) + " |",
-             "|" + "|".join(["---"] * len(left) + ["---:"] * (len(head) - len(left) - 1) + ["---"]) + "|"]
+    head = [
+        *left,
+        "ours top-1",
+        *(["ours top-5"] if with_top5 else []),
+        "ours k-NN top-1",
+        "wall (s)",
+        "paper top-1",
+        *(["paper top-5"] if with_top5 else []),
+        "note",
+    ]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] * len(left) + ["---:"] * (len(head) - len(left) - 1) + ["---"]) + "|",
+    ]
     group = None
     for row in rows:
         if row.group and row.group != group:
@@ -94,8 +133,12 @@ def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[s
     return "\n".join(lines) + "\n"
 
 
-def plot_table(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None],
-               path: str | os.PathLike[str]) -> Path | None:
+def plot_table(
+    table: int,
+    rows: Sequence[AblationRow],
+    results: Mapping[str, Mapping[str, Any] | None],
+    path: str | os.PathLike[str],
+) -> Path | None:
     """A bar chart of our linear top-1 beside the paper's for the rows that ran (PNG)."""
     ran = [r for r in rows if results.get(r.key)]
     if not ran:

@@ -34,8 +34,16 @@ from mvmr.training import trainer  # trainer.pretrain looked up at call time (te
 from mvmr.training.export import last_checkpoint
 from mvmr.utils.atomic import atomic_write_json
 
-__all__ = ["ProbeSettings", "probe_datasets", "RESULT_FILE", "load_row_result", "save_row_result", "find_reusable",
-           "run_row", "peak_rss_mib"]
+__all__ = [
+    "ProbeSettings",
+    "probe_datasets",
+    "RESULT_FILE",
+    "load_row_result",
+    "save_row_result",
+    "find_reusable",
+    "run_row",
+    "peak_rss_mib",
+]
 
 #: The result of a row, inside its run folder.
 RESULT_FILE = "result.json"
@@ -67,8 +75,15 @@ class ProbeSettings:
 
     def linear_config(self) -> LinearConfig:
         """The linear probe (epoch chosen on a ``val_fraction`` hold-out of the training split)."""
-        return LinearConfig(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, val_fraction=self.val_fraction,
-                            seed=self.seed, device=self.device, progress=False)
+        return LinearConfig(
+            epochs=self.epochs,
+            lr=self.lr,
+            batch_size=self.batch_size,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+            device=self.device,
+            progress=False,
+        )
 
     def knn_config(self) -> KNNConfig:
         """Weighted k-NN with ``knn_k`` neighbours."""
@@ -116,8 +131,9 @@ def _normalised(res: Mapping[str, Any], cls: type) -> dict[str, Any] | None:
         return None
 
 
-def find_reusable(config: Any, probe: ProbeSettings,
-                  dirs: Iterable[str | os.PathLike[str]]) -> tuple[Path, dict[str, Any]] | None:
+def find_reusable(
+    config: Any, probe: ProbeSettings, dirs: Iterable[str | os.PathLike[str]]
+) -> tuple[Path, dict[str, Any]] | None:
     """A finished row (``<dir>/*/result.json``) with exactly this config (run folder aside; the
     method included) and these probe settings."""
     want_cfg = {k: v for k, v in to_dict(config).items() if k != "output_dir"}
@@ -170,9 +186,16 @@ def _timed_pretrain(config: Any, run_dir: Path, trainer_overrides: dict[str, Any
     return total["seconds"], total["sessions"]
 
 
-def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[str, Any] | None = None,
-            trainer_overrides: Mapping[str, Any] | None = None,
-            reuse: Sequence[str | os.PathLike[str]] = (), log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_row(
+    config: Any,
+    probe: ProbeSettings,
+    *,
+    key: str = "",
+    extra: Mapping[str, Any] | None = None,
+    trainer_overrides: Mapping[str, Any] | None = None,
+    reuse: Sequence[str | os.PathLike[str]] = (),
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Pretrain ``config`` (resuming an interrupted run) and evaluate it; skipped when finished.
 
     ``pretrain_s`` in the result sums every session of an interrupted and resumed row
@@ -199,18 +222,35 @@ def run_row(config: Any, probe: ProbeSettings, *, key: str = "", extra: Mapping[
     pretrain_s, sessions = _timed_pretrain(config, run_dir, dict(trainer_overrides or {}))
     t1 = time.perf_counter()
     train_ds, test_ds = probe_datasets(probe, config)
-    evaluation = evaluate_frozen(resolve_encoder(checkpoint=last_checkpoint(run_dir)), train_ds, test_ds,
-                                 linear=probe.linear_config(), knn=probe.knn_config(), encoder=f"checkpoint:{run_dir}",
-                                 dataset=f"{probe.kind or config.data.kind}:{probe.root or config.data.root}")
+    evaluation = evaluate_frozen(
+        resolve_encoder(checkpoint=last_checkpoint(run_dir)),
+        train_ds,
+        test_ds,
+        linear=probe.linear_config(),
+        knn=probe.knn_config(),
+        encoder=f"checkpoint:{run_dir}",
+        dataset=f"{probe.kind or config.data.kind}:{probe.root or config.data.root}",
+    )
     for protocol_result in evaluation.results:
         save_result(run_dir, protocol_result)
     metrics = evaluation.summary()
     t2 = time.perf_counter()
     wall_s = pretrain_s + t2 - t1  # every session's pretraining, then this session's evaluation
-    result = {"key": key, **metrics, "pretrain_s": round(pretrain_s, 1), "pretrain_sessions": sessions,
-              "eval_s": round(t2 - t1, 1), "wall_s": round(wall_s, 1), "peak_rss_mib": round(peak_rss_mib(), 1),
-              "seed": config.trainer.seed, "epochs": config.trainer.max_epochs, "pretrain_method": config.method,
-              "probe": asdict(probe), "config": to_dict(config), **dict(extra or {})}
+    result = {
+        "key": key,
+        **metrics,
+        "pretrain_s": round(pretrain_s, 1),
+        "pretrain_sessions": sessions,
+        "eval_s": round(t2 - t1, 1),
+        "wall_s": round(wall_s, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "seed": config.trainer.seed,
+        "epochs": config.trainer.max_epochs,
+        "pretrain_method": config.method,
+        "probe": asdict(probe),
+        "config": to_dict(config),
+        **dict(extra or {}),
+    }
     save_row_result(run_dir, result)
     log(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall_s:.0f} s")
     return result

@@ -34,7 +34,13 @@ from mvmr.config import from_dict, load_config, to_dict
 from mvmr.errors import ConfigError
 
 __all__ = [
-    "TABLES", "REPRESENTATIONS", "AUGMENTATIONS", "AblationRow", "table_rows", "select_rows", "row_config",
+    "TABLES",
+    "REPRESENTATIONS",
+    "AUGMENTATIONS",
+    "AblationRow",
+    "table_rows",
+    "select_rows",
+    "row_config",
     "with_shared_cache",
 ]
 
@@ -42,12 +48,22 @@ __all__ = [
 TABLES = (5, 6, 7, 8)
 
 #: Table 6's columns: registry name -> the paper's column title, in the paper's order.
-REPRESENTATIONS: dict[str, str] = {"pixels": "Original image", "scatnet": "ScatNet",
-                                   "augmented_pixels": "Augmented image", "hog": "HOG", "local_std": "LSD"}
+REPRESENTATIONS: dict[str, str] = {
+    "pixels": "Original image",
+    "scatnet": "ScatNet",
+    "augmented_pixels": "Augmented image",
+    "hog": "HOG",
+    "local_std": "LSD",
+}
 
 #: Table 7's columns: ``data.augmentation`` switch -> the paper's column title.
-AUGMENTATIONS: dict[str, str] = {"crop": "Random Crop", "flip": "Horizontal Flip", "color": "Color",
-                                 "grayscale": "Grayscale", "blur": "Blur"}
+AUGMENTATIONS: dict[str, str] = {
+    "crop": "Random Crop",
+    "flip": "Horizontal Flip",
+    "color": "Color",
+    "grayscale": "Grayscale",
+    "blur": "Blur",
+}
 
 # The paper's numbers (STL10, ResNet50, 100 epochs, batch 64; linear probe top-1 / top-5).
 #: Table 5: (L1, L2, L3) -> (top-1, top-5)
@@ -65,15 +81,35 @@ _PAPER_T5: list[tuple[tuple[bool, bool, bool], float, float]] = [
 #: The printed table repeats some subsets (aug+LSD, HOG+LSD, ScatNet+aug+LSD) and so misses
 #: others; a repeated subset is reported with all its printed values and flagged.
 _PAPER_T6: list[tuple[str, float, float]] = [
-    ("10000", 58.82, 96.81), ("01000", 54.12, 95.23), ("00100", 63.51, 97.81), ("00010", 54.15, 95.26),
+    ("10000", 58.82, 96.81),
+    ("01000", 54.12, 95.23),
+    ("00100", 63.51, 97.81),
+    ("00010", 54.15, 95.26),
     ("00001", 53.94, 95.44),
-    ("11000", 64.44, 97.97), ("10100", 66.18, 98.39), ("10010", 63.0, 97.78), ("10001", 63.14, 97.8),
-    ("01100", 63.3, 97.78), ("01010", 62.95, 97.6), ("00101", 59.41, 96.78), ("00011", 63.66, 97.69),
-    ("00101", 60.21, 96.8), ("00011", 62.46, 97.71),
-    ("11100", 65.82, 98.18), ("11010", 65.52, 97.97), ("11001", 60.96, 97.08), ("10110", 65.11, 98.12),
-    ("10101", 65.19, 98.0), ("10011", 65.37, 98.29), ("01101", 65.45, 98.18), ("01101", 64.35, 97.93),
-    ("01011", 60.63, 97.1), ("00111", 64.9, 98.08),
-    ("11110", 68.25, 98.45), ("11101", 68.2, 98.53), ("11011", 64.56, 97.44), ("10111", 67.21, 98.48),
+    ("11000", 64.44, 97.97),
+    ("10100", 66.18, 98.39),
+    ("10010", 63.0, 97.78),
+    ("10001", 63.14, 97.8),
+    ("01100", 63.3, 97.78),
+    ("01010", 62.95, 97.6),
+    ("00101", 59.41, 96.78),
+    ("00011", 63.66, 97.69),
+    ("00101", 60.21, 96.8),
+    ("00011", 62.46, 97.71),
+    ("11100", 65.82, 98.18),
+    ("11010", 65.52, 97.97),
+    ("11001", 60.96, 97.08),
+    ("10110", 65.11, 98.12),
+    ("10101", 65.19, 98.0),
+    ("10011", 65.37, 98.29),
+    ("01101", 65.45, 98.18),
+    ("01101", 64.35, 97.93),
+    ("01011", 60.63, 97.1),
+    ("00111", 64.9, 98.08),
+    ("11110", 68.25, 98.45),
+    ("11101", 68.2, 98.53),
+    ("11011", 64.56, 97.44),
+    ("10111", 67.21, 98.48),
     # printed with three marks under "4 features"; the one 4-subset missing from the table is 01111
     ("01111", 67.05, 98.22),
     ("11111", 69.38, 98.85),
@@ -90,11 +126,24 @@ _PAPER_T7: list[tuple[tuple[str, ...], float, float]] = [
 
 #: Table 8: projector -> top-1 (the paper prints "1024-1024-1021", evidently 1024-1024-1024)
 _PAPER_T8: list[tuple[str, float]] = [
-    ("8192-8192-8192", 69.38), ("4096-4096-4096", 51.90), ("2048-2048-2048", 51.35),
-    ("1024-1024-1024", 51.86), ("512-512-512", 49.40), ("256-256-256", 49.02),
-    ("8192-8192", 49.90), ("4096-4096", 48.81), ("2048-2048", 48.66), ("1024-1024", 48.73),
-    ("512-512", 48.06), ("256-256", 48.07),
-    ("8192", 48.65), ("4096", 48.51), ("2048", 48.20), ("1024", 47.61), ("512", 46.11), ("256", 47.17),
+    ("8192-8192-8192", 69.38),
+    ("4096-4096-4096", 51.90),
+    ("2048-2048-2048", 51.35),
+    ("1024-1024-1024", 51.86),
+    ("512-512-512", 49.40),
+    ("256-256-256", 49.02),
+    ("8192-8192", 49.90),
+    ("4096-4096", 48.81),
+    ("2048-2048", 48.66),
+    ("1024-1024", 48.73),
+    ("512-512", 48.06),
+    ("256-256", 48.07),
+    ("8192", 48.65),
+    ("4096", 48.51),
+    ("2048", 48.20),
+    ("1024", 47.61),
+    ("512", 46.11),
+    ("256", 47.17),
     ("", 16.70),
 ]
 
@@ -119,16 +168,24 @@ def _mark(flag: bool) -> str:
 
 def _table5() -> list[AblationRow]:
     """Table 5: every combination of the loss terms L1, L2, L3."""
-    off = {"L1": ["loss.lambda_=0", "loss.mu=0"], "L2": ["loss.alpha=0"],
-           "L3": ["loss.beta=0", "representations.items=[]"]}
+    off = {
+        "L1": ["loss.lambda_=0", "loss.mu=0"],
+        "L2": ["loss.alpha=0"],
+        "L3": ["loss.beta=0", "representations.items=[]"],
+    }
     rows = []
     for flags, top1, top5 in _PAPER_T5:
         on = dict(zip(off, flags, strict=True))
-        rows.append(AblationRow(key="+".join(n for n in off if on[n]),
-                                group=f"{sum(flags)} loss" + ("" if sum(flags) == 1 else "es"),
-                                cells={n: _mark(on[n]) for n in off},
-                                overrides=[o for n in off if not on[n] for o in off[n]], paper_top1=top1,
-                                paper_top5=top5))
+        rows.append(
+            AblationRow(
+                key="+".join(n for n in off if on[n]),
+                group=f"{sum(flags)} loss" + ("" if sum(flags) == 1 else "es"),
+                cells={n: _mark(on[n]) for n in off},
+                overrides=[o for n in off if not on[n] for o in off[n]],
+                paper_top1=top1,
+                paper_top5=top5,
+            )
+        )
     return rows
 
 
@@ -156,32 +213,60 @@ def _table6(base: Any) -> list[AblationRow]:
             override = "representations.items=" + json.dumps(items, separators=(", ", ": "))
             values = printed.get(bits, [])
             top1, top5 = values[0] if len(values) == 1 else (None, None)
-            note = ("printed with 3 marks; the only missing 4-subset" if bits == "01111" else
-                    "printed twice: " + " / ".join(f"{a:g}" for a, _ in values) if len(values) > 1 else
-                    "" if values else "not in the printed table")
+            note = (
+                "printed with 3 marks; the only missing 4-subset"
+                if bits == "01111"
+                else "printed twice: " + " / ".join(f"{a:g}" for a, _ in values)
+                if len(values) > 1
+                else ""
+                if values
+                else "not in the printed table"
+            )
             override_beta = []
             if base is not None and isinstance(base.loss.beta, dict):
                 override_beta = ["loss.beta=" + json.dumps({n: base.loss.beta.get(n, 1.0) for n in combo})]
-            rows.append(AblationRow(key="+".join(combo), group=f"{k} feature" + ("" if k == 1 else "s"),
-                                    cells={REPRESENTATIONS[n]: _mark(n in combo) for n in names},
-                                    overrides=[override, *override_beta], paper_top1=top1, paper_top5=top5,
-                                    paper_note=note))
+            rows.append(
+                AblationRow(
+                    key="+".join(combo),
+                    group=f"{k} feature" + ("" if k == 1 else "s"),
+                    cells={REPRESENTATIONS[n]: _mark(n in combo) for n in names},
+                    overrides=[override, *override_beta],
+                    paper_top1=top1,
+                    paper_top5=top5,
+                    paper_note=note,
+                )
+            )
     return rows
 
 
 def _table7() -> list[AblationRow]:
     """Table 7: the paper's five augmentation sets."""
-    return [AblationRow(key="+".join(on), group="", cells={t: _mark(a in on) for a, t in AUGMENTATIONS.items()},
-                        overrides=[f"data.augmentation.{a}={'true' if a in on else 'false'}" for a in AUGMENTATIONS],
-                        paper_top1=top1, paper_top5=top5) for on, top1, top5 in _PAPER_T7]
+    return [
+        AblationRow(
+            key="+".join(on),
+            group="",
+            cells={t: _mark(a in on) for a, t in AUGMENTATIONS.items()},
+            overrides=[f"data.augmentation.{a}={'true' if a in on else 'false'}" for a in AUGMENTATIONS],
+            paper_top1=top1,
+            paper_top5=top5,
+        )
+        for on, top1, top5 in _PAPER_T7
+    ]
 
 
 def _table8() -> list[AblationRow]:
     """Table 8: the paper's 19 projector sizes."""
-    return [AblationRow(key=spec or "none", group="", cells={"Projector size": spec or "without projector"},
-                        overrides=[f"model.projector='{spec}'"], paper_top1=top1,
-                        paper_note="printed as 1024-1024-1021" if spec == "1024-1024-1024" else "")
-            for spec, top1 in _PAPER_T8]
+    return [
+        AblationRow(
+            key=spec or "none",
+            group="",
+            cells={"Projector size": spec or "without projector"},
+            overrides=[f"model.projector='{spec}'"],
+            paper_top1=top1,
+            paper_note="printed as 1024-1024-1021" if spec == "1024-1024-1024" else "",
+        )
+        for spec, top1 in _PAPER_T8
+    ]
 
 
 def table_rows(table: int, base: Any = None) -> list[AblationRow]:
@@ -210,8 +295,9 @@ def select_rows(rows: Sequence[AblationRow], wanted: Iterable[str] | None) -> li
     return [r for r in rows if r.key in chosen]
 
 
-def row_config(base_path: str | os.PathLike[str], row: AblationRow, overrides: Sequence[str],
-               out: str | os.PathLike[str]) -> Any:
+def row_config(
+    base_path: str | os.PathLike[str], row: AblationRow, overrides: Sequence[str], out: str | os.PathLike[str]
+) -> Any:
     """The validated config of ``row``: base file + user overrides + the row's overrides + run folder.
 
     With ``representations.cache_dir`` set, see :func:`with_shared_cache`.
@@ -234,9 +320,22 @@ def with_shared_cache(config: Any) -> Any:
     seed = config.trainer.seed if r.project_dim is not None else None  # the seed only draws the projection
     # what the cache holds: the clean view's representations (their objective and weight do not change it)
     held = [{"name": s.name, "kwargs": to_dict(s.kwargs)} for s in r.items if s.view == "clean"]
-    what = json.dumps({"items": held, "project_dim": r.project_dim, "seed": seed,
-                       "data": [config.data.kind, str(config.data.root), config.data.split, config.data.image_size,
-                                config.data.subset, config.data.channels]}, sort_keys=True)
+    what = json.dumps(
+        {
+            "items": held,
+            "project_dim": r.project_dim,
+            "seed": seed,
+            "data": [
+                config.data.kind,
+                str(config.data.root),
+                config.data.split,
+                config.data.image_size,
+                config.data.subset,
+                config.data.channels,
+            ],
+        },
+        sort_keys=True,
+    )
     sub = "reps-" + hashlib.sha256(what.encode()).hexdigest()[:12]
     data = to_dict(config)
     data["representations"]["cache_dir"] = str(Path(r.cache_dir) / sub)
