@@ -144,13 +144,16 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
     row, seed, budget = spec.split("@")[0], int(spec.split("@")[1]), int(spec.split("@")[2])
     root = data_root(args)
     out = row_dir(Path(args.out), args.tag, budget, row, seed)
-    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_split="train", test_split="val",
-                                   image_size=64, epochs=100, lr=1e-4, val_fraction=0.1, seed=0)
-    steps = DEMO_STEPS * budget
+    steps, size = DEMO_STEPS * budget, 64
     for override in args.overrides:  # a recipe with its own step count (e.g. batch 64 at half the steps)
         if override.startswith("trainer.max_steps="):
             steps = int(override.split("=", 1)[1])
+        if override.startswith("data.image_size="):  # a recipe at another resolution is probed at it
+            size = int(override.split("=", 1)[1])
+    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_split="train", test_split="val",
+                                   image_size=size, epochs=100, lr=1e-4, val_fraction=0.1, seed=0)
     extra = {"row": row, "label": row_label(row, args), "tag": args.tag, "budget": budget, "steps": steps,
+             "image_size": size,
              "threads": torch.get_num_threads(), "machine": machine(), "commit": commit(),
              "torch": torch.__version__, "overrides": list(args.overrides), "recorded": time.strftime("%Y-%m-%d")}
     base = [f"data.root={root}", f"output_dir={out}", f"trainer.seed={seed}", f"trainer.max_steps={steps}",
