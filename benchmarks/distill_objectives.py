@@ -321,6 +321,8 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    colours, markers = plt.get_cmap("tab20").colors, "os^vDPX*<>hp"
+    series = 0  # every series gets its own colour and marker: no two lines look alike
     for tag in sorted({r["tag"] for r in results}):
         mine = [r for r in results if r["tag"] == tag]
         base, top = references(results, tag)
@@ -335,8 +337,10 @@ def plot(results: list[dict], path: Path) -> None:
             ys = [statistics.mean(pts[x]) for x in xs]
             es = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
             label = next((r["label"] for r in mine if r["row"] == row and r.get("label")), row_label(row))
-            ax.errorbar([DEMO_STEPS * x for x in xs], ys, yerr=es, marker="o", capsize=3,
+            ax.errorbar([DEMO_STEPS * x for x in xs], ys, yerr=es, marker=markers[series % len(markers)],
+                        color=colours[series % len(colours)], capsize=3,
                         label=label + (f" [{tag}]" if tag != "base" else ""))
+            series += 1
     ax.axhline(50, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
     budgets = sorted({DEMO_STEPS * r["budget"] for r in results if r["row"] not in ("untrained", "teacher")})
@@ -344,9 +348,8 @@ def plot(results: list[dict], path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("optimiser steps (batch 32)")
     ax.set_ylabel("untrained-to-teacher gap closed (%)")
-    ax.set_title("Distillation at equal budget, Imagenette-96 at 64 px: EfficientNet-Lite0 -> ResNet-18, "
-                 "228 to 3,648 steps\n(points: mean over seeds; error bars: sd over the seeds where there are 2)",
-                 fontsize=9)
+    ax.set_title("Distillation on Imagenette-96 at 64 px, EfficientNet-Lite0 -> ResNet-18,\n"
+                 "228 to 3,648 steps (points: mean over seeds; error bars: sd over 2 seeds where run)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,7 +367,8 @@ def collect(args: argparse.Namespace) -> int:
     plot(results, out / "distill.png")
     print(md)
     if args.records:
-        keep = ("key", "row", "label", "tag", "budget", "steps", "seed", "linear_top1", "knn_top1", "val_top1",
+        keep = ("key", "row", "label", "tag", "budget", "steps", "image_size", "seed", "linear_top1", "knn_top1",
+                "val_top1",
                 "step_s", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "threads", "machine", "commit", "torch",
                 "overrides", "recorded", "note")
         records = [{k: r.get(k) for k in keep} for r in results]
