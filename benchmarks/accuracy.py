@@ -267,43 +267,56 @@ def run_one(args: argparse.Namespace, key: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ table
+ROW_HEAD = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "val top-1", "feature dim",
+            "pretrain (s)", "eval (s)", "wall (s)", "peak RSS (MiB)"]
+
+
+def row_line(key: str, label: str, seed: int, r: dict | None) -> str:
+    """One row of the results table: a finished row's result (or its committed record), or 'not run'."""
+    from mvmr.workflows import ablation
+
+    if r is None:
+        return f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — | — |"
+    f = ablation.format_value
+    sessions = int(r.get("pretrain_sessions") or 1)  # a row interrupted and resumed ran in several
+    pretrain = f(r["pretrain_s"], 0) + (f" ({sessions} sessions)" if sessions > 1 else "")
+    return (f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
+            f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {f(r.get('val_top1'))} | {r['feature_dim']} | {pretrain} | "
+            f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
+
+
+def results_tables(lines: list[str], by_method: dict[str, list[dict]]) -> str:
+    """The rows' table, then the seed spread of every method with two seeds or more."""
+    import statistics
+
+    head = ["| " + " | ".join(ROW_HEAD) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * (len(ROW_HEAD) - 5)) + "|"]
+    spread = []
+    for label, vals in by_method.items():
+        if len(vals) >= 2:
+            lin = [v["linear_top1"] for v in vals]
+            knn = [v["knn_top1"] for v in vals]
+            spread.append(f"| {label} | {len(vals)} | {statistics.mean(lin):.2f} ± {statistics.stdev(lin):.2f} | "
+                          f"{statistics.mean(knn):.2f} ± {statistics.stdev(knn):.2f} |")
+    md = "\n".join(head + lines) + "\n"
+    if spread:
+        md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
+    return md
+
+
 def collect(args: argparse.Namespace) -> str:
     from mvmr.workflows import ablation
 
     rows = all_rows(args)
-    head = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "val top-1", "feature dim",
-            "pretrain (s)", "eval (s)", "wall (s)", "peak RSS (MiB)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 5 + ["---:"] * (len(head) - 5)) + "|"]
-    results = {}
+    lines, results, by_method = [], {}, {}
     for key, method, seed in rows:
         r = ablation.load_row_result(Path(args.out) / key)
         results[key] = r
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
-        if r is None:
-            lines.append(f"| {key} | {label} | {seed} | — | — | not run | — | — | — | — | — | — | — |")
-            continue
-        f = ablation.format_value
-        sessions = int(r.get("pretrain_sessions", 1))  # a row interrupted and resumed ran in several
-        pretrain = f(r["pretrain_s"], 0) + (f" ({sessions} sessions)" if sessions > 1 else "")
-        lines.append(f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
-                     f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {f(r.get('val_top1'))} | {r['feature_dim']} | {pretrain} | "
-                     f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
-    # seed spread of the methods with several seeds
-    spread = []
-    for method in list(METHODS):
-        vals = [results[k] for k, m, _ in rows if m == method and results.get(k)]
-        if len(vals) >= 2:
-            import statistics
-
-            lin = [v["linear_top1"] for v in vals]
-            knn = [v["knn_top1"] for v in vals]
-            spread.append(f"| {METHODS[method][0]} | {len(vals)} | {statistics.mean(lin):.2f} ± {statistics.stdev(lin):.2f} | "
-                          f"{statistics.mean(knn):.2f} ± {statistics.stdev(knn):.2f} |")
-    md = "\n".join(lines) + "\n"
-    if spread:
-        md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
+        lines.append(row_line(key, label, seed, r))
+        if r is not None and method in METHODS:
+            by_method.setdefault(label, []).append(r)
     _plot(args, rows, results, Path(args.out) / "accuracy.png")
-    return md
+    return results_tables(lines, by_method)
 
 
 def write_records(args: argparse.Namespace, path: Path) -> None:
