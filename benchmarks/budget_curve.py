@@ -195,9 +195,13 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(128 + signal.SIGTERM)
 
 
-def collect(args: argparse.Namespace) -> str:
-    out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
-    budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
+def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int], references: list[str],
+           source: str = "") -> tuple[str, dict, dict, set]:
+    """The budget table and the references' table, from the runs in ``out`` and the ``earlier`` points
+    (marked †); with ``out=None``, from ``earlier`` alone, a committed record, which needs no mark.
+    Also returns what the plot needs: the series, the references and the marked points."""
+    mark_earlier = out is not None
+    out = out if out is not None else Path("/nonexistent-budget-runs")
     series: dict[str, list[tuple[int, list[float]]]] = {}
     marked: set[tuple[str, int]] = set()
     head = "| row | " + " | ".join(f"{b} ep" for b in budgets) + " |"
@@ -207,7 +211,7 @@ def collect(args: argparse.Namespace) -> str:
         for b in budgets:
             points = [p for s in (0, 1) if (p := point(out, earlier, b, row, s))[0] is not None]
             vals, mark = [v for v, _ in points], ""
-            if any(was_earlier for _, was_earlier in points):
+            if mark_earlier and any(was_earlier for _, was_earlier in points):
                 mark = " †"
                 marked.add((row, b))
             series.setdefault(row, []).append((b, vals))
@@ -218,16 +222,24 @@ def collect(args: argparse.Namespace) -> str:
             else:
                 cells.append(f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f} ({len(vals)} seeds){mark}")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    found = {ref: reference(out, earlier, ref) for ref in args.references.split(",") if ref}
+    found = {ref: reference(out, earlier, ref) for ref in references if ref}
+    found = {k: (r, e and mark_earlier) for k, (r, e) in found.items()}
     refs = {k + (" †" if e else ""): r for k, (r, e) in found.items()}  # the plot's legend marks them too
     lines += ["", "| reference (no training) | linear top-1 | k-NN top-1 |", "|---|---:|---:|"]
     lines += [f"| {k} | {r['linear_top1']:.2f}{' †' if e else ''} | {r['knn_top1']:.2f} |" if r
               else f"| {k} | not run | — |" for k, (r, e) in found.items()]
     if marked or any(e for _, e in found.values()):
         lines += ["", f"† uses points measured earlier with the same settings, not in {out}: "
-                      f"{earlier.get('source', args.earlier)}"]
+                      f"{earlier.get('source', source)}"]
+    return "\n".join(lines) + "\n", series, refs, marked
+
+
+def collect(args: argparse.Namespace) -> str:
+    out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
+    budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
+    md, series, refs, marked = tables(out, earlier, rows, budgets, args.references.split(","), args.earlier or "")
     _plot(series, refs, out / "budget_curve.png", marked)
-    return "\n".join(lines) + "\n"
+    return md
 
 
 def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path,
@@ -258,7 +270,10 @@ def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("pretraining epochs on 10,000 CIFAR-10 images")
     ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
-    ax.set_title("Accuracy against the pretraining budget (resnet18, 32 px)")
+    epochs = sorted({b for points in series.values() for b, _ in points})
+    span = f"{epochs[0]}-{epochs[-1]} epochs" if epochs else "no run yet"
+    ax.set_title(f"CIFAR-10, 10,000 images, ResNet-18 at 32 px: linear top-1 against the budget ({span})\n"
+                 "(points: mean over seeds; error bars: sd over 2 seeds where run)", fontsize=9)
     if ax.get_legend_handles_labels()[0]:  # nothing finished yet: an empty plot, without a legend
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
@@ -35,8 +36,8 @@ class Report:
     name: str
     doc: str  #: relative to the repository
     records: str  #: a JSON file under docs/results/
-    render: Callable[[list[dict]], str]
-    plot: Callable[[list[dict], Path], None] | None = None
+    render: Callable[[Any], str]
+    plot: Callable[[Any, Path], None] | None = None
     image: str | None = None  #: the plot's file under docs/results/
 
 
@@ -63,10 +64,29 @@ def _ssl_objectives_table(records: list[dict]) -> str:
     return a.results_tables(lines, by_method)
 
 
+BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
+
+
+def _budget_tables(record: dict) -> tuple[str, dict, dict, set]:
+    import budget_curve as b
+
+    budgets = sorted(int(k) for k in record if k.isdigit())
+    return b.tables(None, record, BUDGET_ROWS, budgets, list(record.get("reference", {})))
+
+
+def _budget_plot(record: dict, path: Path) -> None:
+    import budget_curve as b
+
+    _, series, refs, marked = _budget_tables(record)
+    b._plot(series, refs, path, marked)
+
+
 REPORTS = [
     Report("distill-objectives", "docs/distillation.md", "distill-objectives.json", _distill_tables,
            plot=_distill_plot, image="distill.png"),
     Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _ssl_objectives_table),
+    Report("budget-curve", "docs/results.md", "budget-curve-earlier.json", lambda r: _budget_tables(r)[0],
+           plot=_budget_plot, image="budget_curve.png"),
 ]
 
 
@@ -86,10 +106,11 @@ def regenerate(text: str, report: Report, records: list[dict]) -> str:
     return text[: m.end()] + "\n" + body + "\n\n" + text[stop:]
 
 
-def load_records(report: Report, results: Path = RESULTS) -> list[dict]:
+def load_records(report: Report, results: Path = RESULTS) -> Any:
+    """A report's records: a JSON list of runs, or one object (the budget curve's points by budget)."""
     data = json.loads((results / report.records).read_text(encoding="utf-8"))
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise SystemExit(f"{results / report.records}: expected a JSON list of records")
+    if not isinstance(data, dict) and not (isinstance(data, list) and all(isinstance(r, dict) for r in data)):
+        raise SystemExit(f"{results / report.records}: expected a JSON list of records or one object")
     return data
 
 
