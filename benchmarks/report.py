@@ -64,6 +64,12 @@ def _ssl_objectives_table(records: list[dict]) -> str:
     return a.results_tables(lines, by_method)
 
 
+def _demo_table(record: dict) -> str:
+    from mvmr.workflows.demo import results_table
+
+    return results_table(record["rows"])
+
+
 BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
 
 
@@ -85,6 +91,7 @@ REPORTS = [
     Report("distill-objectives", "docs/distillation.md", "distill-objectives.json", _distill_tables,
            plot=_distill_plot, image="distill.png"),
     Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _ssl_objectives_table),
+    Report("demo", "docs/results.md", "demo.json", _demo_table),
     Report("budget-curve", "docs/results.md", "budget-curve-earlier.json", lambda r: _budget_tables(r)[0],
            plot=_budget_plot, image="budget_curve.png"),
 ]

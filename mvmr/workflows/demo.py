@@ -100,6 +100,20 @@ def baseline_rows(config: Any, root: Path, probe_train: int, probe_test: int, *,
     ]
 
 
+def results_table(rows: list[dict[str, Any]]) -> str:
+    """The demo's table, one row per feature set (``features``, ``dim``, ``probe_lr``, ``accuracy``)."""
+    width = max(len(r["features"]) for r in rows)
+    lines = [
+        f"| {'features'.ljust(width)} |  dim | probe lr | test accuracy |",
+        f"|{'-' * (width + 2)}|-----:|---------:|--------------:|",
+    ]
+    lines += [
+        f"| {r['features'].ljust(width)} | {r['dim']:4d} | {r['probe_lr']:8g} | {100 * r['accuracy']:12.1f}% |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def demo_verdict(mvmr: float, untrained: float, pixels: float, vicreg: float | None = None) -> str:
     """Plain sentences: by how many points MV-MR's encoder is above or below VICReg (the peer, same budget)
     and its untrained encoder (the targets), and where raw pixels (a reference) stand."""
@@ -238,16 +252,7 @@ def run_demo(
     accuracy = {r["features"]: r["accuracy"] for r in rows}
     mvmr_acc, random_acc, pixel_acc = rows[0]["accuracy"], rows[-2]["accuracy"], rows[-1]["accuracy"]
     verdict = demo_verdict(mvmr_acc, random_acc, pixel_acc, rows[1]["accuracy"] if peer_dir is not None else None)
-    width = max(len(r["features"]) for r in rows)
-    lines = [
-        f"| {'features'.ljust(width)} |  dim | probe lr | test accuracy |",
-        f"|{'-' * (width + 2)}|-----:|---------:|--------------:|",
-    ]
-    lines += [
-        f"| {r['features'].ljust(width)} | {r['dim']:4d} | {r['probe_lr']:8g} | {100 * r['accuracy']:12.1f}% |"
-        for r in rows
-    ]
-    table = "\n".join(lines)
+    table = results_table(rows)
     echo("")
     lrs = ", ".join(f"{lr:g}" for lr in PROBE_LRS)
     echo(
