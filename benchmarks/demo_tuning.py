@@ -143,10 +143,14 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
 
 
 def summarise(out: Path) -> str:
+    return table([json.loads(path.read_text()) for path in sorted(out.glob("*/tuning.json"))])
+
+
+def table(results: list[dict]) -> str:
+    """The candidates' table, from their results (run folders, or the committed records)."""
     lines = ["| candidate | MV-MR | untrained | pixels | gain over the better baseline | pretrain (min, this machine) | overrides |",
              "|---|---:|---:|---:|---:|---:|---|"]
-    for path in sorted(out.glob("*/tuning.json")):
-        r = json.loads(path.read_text())
+    for r in results:
         (untrained, pixels) = (100 * v for v in r["baselines"].values())
         mvmr = 100 * r["mvmr"]
         lines.append(f"| {r['name']} | {mvmr:.1f} | {untrained:.1f} | {pixels:.1f} | {mvmr - max(untrained, pixels):+.1f} | "

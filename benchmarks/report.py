@@ -70,6 +70,12 @@ def _demo_table(record: dict) -> str:
     return results_table(record["rows"])
 
 
+def _demo_tuning_table(records: list[dict]) -> str:
+    import demo_tuning
+
+    return demo_tuning.table(sorted(records, key=lambda r: r["name"]))
+
+
 BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
 
 
@@ -92,6 +98,7 @@ REPORTS = [
            plot=_distill_plot, image="distill.png"),
     Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _ssl_objectives_table),
     Report("demo", "docs/results.md", "demo.json", _demo_table),
+    Report("demo-tuning", "docs/results.md", "demo-tuning.json", _demo_tuning_table),
     Report("budget-curve", "docs/results.md", "budget-curve-earlier.json", lambda r: _budget_tables(r)[0],
            plot=_budget_plot, image="budget_curve.png"),
 ]
