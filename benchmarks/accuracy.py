@@ -50,6 +50,10 @@ DATASETS: dict[str, tuple[str, str, str, int]] = {
     "imagenette": ("imagenette96.tar.gz", "imagenette96", "val", 64),
 }
 
+#: solo-learn's optimiser for CIFAR (its lr is given for batch 256; the lr itself is each row's)
+_LARS = ["optim.optimizer=lars", "optim.trust_coefficient=0.02", "optim.momentum=0.9", "optim.lr_scaling=linear",
+         "optim.base_batch_size=256", "optim.warmup_epochs=0.5"]
+
 #: method -> (label, config overrides: every row is one config of the same run, only the loss differs)
 METHODS: dict[str, tuple[str, list[str]]] = {
     "mvmr_paper": ("MV-MR, paper (L1+L2+L3, L3 max.)", []),
@@ -89,6 +93,20 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     "barlow_twins": ("Barlow Twins (lightly)", ["method=barlow_twins"]),
     # BYOL's own heads (hidden 4096, output 256; the paper's Table 2 compares BYOL), momentum 0.99 -> 1
     "byol": ("BYOL (lightly), projection 4096-256", ["method=byol", "model.projector='4096-256'"]),
+    # issue 29: the peers with their own settings for small images, after solo-learn's CIFAR configs: LARS
+    # (eta 0.02; biases and norms excluded; solo-learn also clips the adaptive lr, mvmr's LARS does not), the
+    # lr given for batch 256 and scaled linearly to the batch, a warm-up cosine schedule; VICReg 25/25/1 (lightly's
+    # defaults) and Barlow Twins (lambda 0.0051; solo-learn's loss scale 0.1 is left out) on 2048-2048-2048;
+    # BYOL on 4096-256 heads, momentum 0.99 -> 1. `peer_sweep.py` sweeps their lr around these values.
+    "vicreg_tuned": ("VICReg (lightly), solo-learn's CIFAR settings",
+                     ["method=vicreg", "model.projector='2048-2048-2048'", *_LARS, "optim.lr=0.3",
+                      "optim.weight_decay=1e-4"]),
+    "barlow_twins_tuned": ("Barlow Twins (lightly), solo-learn's CIFAR settings",
+                           ["method=barlow_twins", "model.projector='2048-2048-2048'", "method_kwargs={lambda_param: 0.0051}",
+                            *_LARS, "optim.lr=0.3", "optim.weight_decay=1e-4"]),
+    "byol_tuned": ("BYOL (lightly), solo-learn's CIFAR settings",
+                   ["method=byol", "model.projector='4096-256'", "method_kwargs={predictor_hidden: 4096}", *_LARS,
+                    "optim.lr=1.0", "optim.weight_decay=1e-5"]),
 }
 REFERENCES: dict[str, str] = {
     "random": "random resnet18 (no training)",
@@ -131,6 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--collect", action="store_true", help="run nothing; write the table from finished rows")
     p.add_argument("--records", default=None, metavar="FILE",
                    help="also write the finished rows' results (metrics, settings, times, machine) to this JSON")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied after every row's own (repeatable), e.g. optim.lr=0.1 for a sweep")
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # internal: run this one row here
     return p.parse_args(argv)
 
@@ -226,7 +246,8 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads()}
     if method in METHODS:
         config = ablation.with_shared_cache(load_config(
-            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + METHODS[method][1]))
+            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + METHODS[method][1]
+            + args.overrides))
         overrides = {"max_time": {"minutes": args.minutes}} if args.minutes is not None else {}
         ablation.run_row(config, probe, key=key, extra=extra, trainer_overrides=overrides)
         return
@@ -338,7 +359,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
             continue
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
-                        "overrides": METHODS[method][1] if method in METHODS else [],
+                        "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
                         "machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")

@@ -55,3 +55,27 @@ def test_rows_are_chosen_by_method_or_key_and_an_unknown_row_is_an_error() -> No
     assert pick("--rows", "vicreg") == ["vicreg@0", "vicreg@1"]
     with pytest.raises(SystemExit, match="unknown row.*vicreg@2"):
         pick("--rows", "vicreg@2")  # seed 2 is not among --seeds: it would silently run nothing
+
+
+@pytest.mark.parametrize("row", ["vicreg_tuned", "barlow_twins_tuned", "byol_tuned"])
+def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the_lr_last(tmp_path: Path, row: str) -> None:
+    pytest.importorskip("lightly")
+    from mvmr.methods import get_method
+    from mvmr.training.optim import build_optimizer, effective_lr, split_decay_params
+
+    acc = _driver()
+    args = acc.parse_args(["--batch-size", "64", "--set", "optim.lr=0.15", "--out", str(tmp_path)])
+    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run")
+                         + acc.METHODS[row][1] + args.overrides)
+    method = get_method(config.method)
+    model = method.build_model(config, 3)
+    assert config.optim.optimizer == "lars" and config.optim.trust_coefficient == 0.02
+    assert config.optim.lr == 0.15  # the sweep's value, not the row's own
+    assert config.optim.lr_scaling == "linear" and config.optim.base_batch_size == 256
+    widths = [m.out_features for m in model.projector.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == ([4096, 256] if row == "byol_tuned" else [2048, 2048, 2048])
+    built = method.from_config(config, model=model, data=None, feature_dim=512)  # its loss and heads build
+    assert isinstance(built, torch.nn.Module)
+    assert effective_lr(config.optim, 64) == pytest.approx(0.15 * 64 / 256)
+    groups = split_decay_params(model, config.optim.weight_decay)
+    assert type(build_optimizer(config.optim, groups, effective_lr(config.optim, 64))).__name__ == "LARS"

@@ -1,0 +1,125 @@
+"""Every method at its best: the same learning-rate sweep for MV-MR and its peers, chosen on validation.
+
+Each method of ``--methods`` (rows of ``benchmarks/accuracy.py``: MV-MR with the paper's choices, and
+VICReg, Barlow Twins and BYOL with solo-learn's CIFAR settings) trains at every learning rate of its
+grid, at one seed and one budget, through ``accuracy.py`` (the same images, encoder, probe and
+schedule as the budget curve). The learning rate of each method is chosen on ``val top-1``, the
+probe's hold-out of the training images; the test column is printed beside it, never used to choose.
+Then ``accuracy.py --set optim.lr=<chosen>`` runs the budget points with the chosen settings.
+
+Grids (3 values each, around the method's own optimiser and learning rate): MV-MR Adam 3e-4, 1e-3,
+3e-3; VICReg and Barlow Twins LARS 0.15, 0.3, 0.6; BYOL LARS 0.5, 1, 2 (LARS values are for batch 256,
+scaled linearly to the batch).
+
+Example::
+
+    python benchmarks/peer_sweep.py --epochs 5 --plan        # the runs, as commands
+    python benchmarks/peer_sweep.py --epochs 5               # run them (resumable), one at a time
+    python benchmarks/peer_sweep.py --epochs 5 --collect --records docs/results/peer-sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ACCURACY = REPO / "benchmarks" / "accuracy.py"
+
+#: method (a row of accuracy.py) -> its learning-rate grid
+GRIDS: dict[str, list[float]] = {
+    "mvmr_paper": [3e-4, 1e-3, 3e-3],
+    "vicreg_tuned": [0.15, 0.3, 0.6],
+    "barlow_twins_tuned": [0.15, 0.3, 0.6],
+    "byol_tuned": [0.5, 1.0, 2.0],
+}
+#: the budget curve's setting (docs/results.md), but the epochs
+SETTING = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--probe-test-size", "10000",
+           "--batch-size", "64", "--projector", "1024-1024-1024", "--probe-epochs", "100"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", default=",".join(GRIDS), help="comma-separated rows of accuracy.py")
+    p.add_argument("--epochs", type=int, default=5, help="the budget the learning rate is chosen at")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/cpu/peer-sweep")
+    p.add_argument("--cache", default="runs/cpu/rep-cache-a", help="MV-MR's feature cache (shared by the runs)")
+    p.add_argument("--plan", action="store_true", help="print the runs as commands and exit")
+    p.add_argument("--collect", action="store_true", help="run nothing: print the table of the finished runs")
+    p.add_argument("--records", default=None, metavar="FILE", help="with --collect: write every run to this JSON")
+    args = p.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in args.methods if m not in GRIDS]
+    if unknown:
+        p.error(f"no learning-rate grid for {', '.join(unknown)}; methods: {', '.join(GRIDS)}")
+    return args
+
+
+def run_folder(args: argparse.Namespace, lr: float) -> Path:
+    return Path(args.out) / f"e{args.epochs}" / f"lr{lr:g}"
+
+
+def commands(args: argparse.Namespace) -> list[list[str]]:
+    """One accuracy.py call per (method, learning rate)."""
+    return [[sys.executable, str(ACCURACY), *SETTING, "--epochs", str(args.epochs), "--seeds", str(args.seed),
+             "--cache", args.cache, "--out", str(run_folder(args, lr)), "--rows", f"{method}@{args.seed}",
+             "--set", f"optim.lr={lr:g}"]
+            for method in args.methods for lr in GRIDS[method]]
+
+
+def results(args: argparse.Namespace) -> list[dict]:
+    """The finished runs: method, lr, and the row's result (val top-1, test top-1, k-NN, times)."""
+    found = []
+    for method in args.methods:
+        for lr in GRIDS[method]:
+            path = run_folder(args, lr) / f"{method}@{args.seed}" / "result.json"
+            if path.is_file():
+                found.append({"method": method, "lr": lr, "epochs": args.epochs, **json.loads(path.read_text())})
+    return found
+
+
+def chosen(found: list[dict]) -> dict[str, dict]:
+    """Each method's run with the best val top-1 (validation data only; ties go to the smaller lr)."""
+    best: dict[str, dict] = {}
+    for r in sorted(found, key=lambda r: r["lr"]):
+        if r["method"] not in best or r["val_top1"] > best[r["method"]]["val_top1"]:
+            best[r["method"]] = r
+    return best
+
+
+def table(found: list[dict]) -> str:
+    """A row per (method, lr): val top-1 (what chooses), test top-1 and k-NN; the chosen lr in bold."""
+    best = chosen(found)
+    lines = ["| method | lr | val top-1 | linear top-1 (test) | k-NN top-1 | pretrain (s) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in found:
+        mark = "**" if best[r["method"]] is r else ""
+        lines.append(f"| {r['method']} | {mark}{r['lr']:g}{mark} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} | "
+                     f"{r['knn_top1']:.2f} | {r['pretrain_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.plan:
+        print("\n".join(" ".join(c) for c in commands(args)))
+        return 0
+    if args.collect:
+        found = results(args)
+        print(table(found) if found else "no finished run")
+        if args.records:
+            Path(args.records).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
+        return 0
+    for cmd in commands(args):  # accuracy.py skips a finished row and resumes an interrupted one
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

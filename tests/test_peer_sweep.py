@@ -1,0 +1,51 @@
+"""``benchmarks/peer_sweep.py``: every method gets the same sweep, and the choice reads validation only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import peer_sweep  # noqa: E402
+
+
+def test_every_method_gets_three_learning_rates_set_after_its_own(tmp_path: Path) -> None:
+    args = peer_sweep.parse_args(["--epochs", "5", "--out", str(tmp_path)])
+    cmds = peer_sweep.commands(args)
+    assert len(cmds) == 12
+    for method, grid in peer_sweep.GRIDS.items():
+        mine = [c for c in cmds if f"{method}@0" in c]
+        assert len(grid) >= 3 and [c[c.index("--set") + 1] for c in mine] == [f"optim.lr={lr:g}" for lr in grid]
+        assert all(c[c.index("--epochs") + 1] == "5" for c in mine)
+    assert len({c[c.index("--out") + 1] for c in cmds}) == 9  # a folder per lr value (VICReg and BT share theirs)
+    with pytest.raises(SystemExit):
+        peer_sweep.parse_args(["--methods", "simclr"])
+
+
+def _finish(args, method: str, lr: float, val: float, test: float) -> None:
+    folder = peer_sweep.run_folder(args, lr) / f"{method}@0"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text(json.dumps({"val_top1": val, "linear_top1": test, "knn_top1": test - 2,
+                                                    "pretrain_s": 100.0, "seed": 0}))
+
+
+def test_the_chosen_lr_is_the_best_on_validation_never_on_the_test_set(tmp_path: Path) -> None:
+    args = peer_sweep.parse_args(["--methods", "vicreg_tuned,mvmr_paper", "--out", str(tmp_path)])
+    _finish(args, "vicreg_tuned", 0.15, val=50.0, test=60.0)  # best on test, not on validation
+    _finish(args, "vicreg_tuned", 0.3, val=52.0, test=41.0)
+    _finish(args, "vicreg_tuned", 0.6, val=52.0, test=40.0)  # a tie on validation goes to the smaller lr
+    _finish(args, "mvmr_paper", 0.001, val=55.0, test=45.0)
+    found = peer_sweep.results(args)
+    best = peer_sweep.chosen(found)
+    assert best["vicreg_tuned"]["lr"] == 0.3 and best["mvmr_paper"]["lr"] == 0.001
+    md = peer_sweep.table(found)
+    assert "| vicreg_tuned | **0.3** | 52.00 | 41.00 |" in md and "| vicreg_tuned | 0.15 | 50.00 | 60.00 |" in md
+    records = tmp_path / "sweep.json"
+    assert peer_sweep.main(["--methods", "vicreg_tuned,mvmr_paper", "--out", str(tmp_path), "--collect",
+                            "--records", str(records)]) == 0
+    assert [(r["method"], r["lr"]) for r in json.loads(records.read_text())] == [
+        ("vicreg_tuned", 0.15), ("vicreg_tuned", 0.3), ("vicreg_tuned", 0.6), ("mvmr_paper", 0.001)]
