@@ -346,7 +346,8 @@ def plot(results: list[dict], path: Path) -> None:
     budgets = sorted({DEMO_STEPS * r["budget"] for r in results if r["row"] not in ("untrained", "teacher")})
     ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
     ax.minorticks_off()
-    ax.set_xlabel("optimiser steps (batch 32)")
+    ax.set_xlabel("budget: optimiser steps at batch 32 (a recipe with its own step count, e.g. [b64], sits at its budget)",
+                  fontsize=8)
     ax.set_ylabel("untrained-to-teacher gap closed (%)")
     ax.set_title("Distillation on Imagenette-96 at 64 px, EfficientNet-Lite0 -> ResNet-18,\n"
                  "228 to 3,648 steps (points: mean over seeds; error bars: sd over 2 seeds where run)", fontsize=9)
