@@ -314,13 +314,16 @@ def results_tables(lines: list[str], by_method: dict[str, list[dict]]) -> str:
     spread = []
     for label, vals in by_method.items():
         if len(vals) >= 2:
-            lin = [v["linear_top1"] for v in vals]
-            knn = [v["knn_top1"] for v in vals]
-            spread.append(f"| {label} | {len(vals)} | {statistics.mean(lin):.2f} ± {statistics.stdev(lin):.2f} | "
-                          f"{statistics.mean(knn):.2f} ± {statistics.stdev(knn):.2f} |")
+            cells = []
+            for metric in ("linear_top1", "knn_top1", "val_top1"):
+                got = [v[metric] for v in vals if v.get(metric) is not None]
+                ok = len(got) == len(vals)
+                cells.append(f"{statistics.mean(got):.2f} ± {statistics.stdev(got):.2f}" if ok else "—")
+            spread.append(f"| {label} | {len(vals)} | " + " | ".join(cells) + " |")
     md = "\n".join(head + lines) + "\n"
     if spread:
-        md += "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd |\n|---|---:|---:|---:|\n" + "\n".join(spread) + "\n"
+        md += ("\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd | val top-1 mean ± sd |\n"
+               "|---|---:|---:|---:|---:|\n" + "\n".join(spread) + "\n")
     return md
 
 
