@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -346,9 +345,7 @@ def collect(args: argparse.Namespace) -> str:
 def write_records(args: argparse.Namespace, path: Path) -> None:
     """The finished rows' results as one JSON list (commit it under docs/results/): every metric, the
     row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
-    import platform
-
-    import torch
+    from _provenance import provenance
 
     from mvmr.workflows import ablation
 
@@ -363,7 +360,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
-                        "machine": f"{platform.machine()}, {os.cpu_count()} cores", "torch": torch.__version__})
+                        **provenance()})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     print(f"records: {path} ({len(records)} rows)")

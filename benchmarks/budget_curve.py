@@ -14,8 +14,15 @@ Phases:
 Points measured before, in runs whose folders are gone (another machine, an earlier session), come
 from ``--earlier``: a JSON file with one linear top-1 per seed (``{budget: {row: [seed 0, seed 1]}}``,
 ``null`` for a seed not run; ``"reference": {row: {"linear_top1": .., "knn_top1": ..}}``; ``"source"``).
-A point in ``<out>`` wins over the same seed's earlier point; a run with an earlier point is not
-scheduled again, and both the table (†) and the plot (hollow) mark cells that use earlier points.
+``--earlier`` also takes record lists (``accuracy.py --records``: one object per run, with
+``method``, ``epochs``, ``seed`` and ``linear_top1``), several files in order, each filling only the
+seeds the files before it lack. A point in ``<out>`` wins over the same seed's earlier point; a run
+with an earlier point is not scheduled again, and both the table (†) and the plot (hollow) mark cells
+that use earlier points.
+
+``--chosen`` takes the records of ``peer_sweep.py``: each method there trains with the learning rate
+chosen on validation (``--set optim.lr=...`` after its own settings), and the chosen run itself, the
+same command at the sweep's budget and seed, is that cell's point.
 
 Output: ``<out>/budget_curve.md`` (one table: mean +- sd over the seeds run, and the seeds) and
 ``<out>/budget_curve.png`` (linear top-1 against epochs, the reference rows as horizontal lines).
@@ -69,9 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parallel", type=int, default=1,
                    help="runs at a time, each with OMP_NUM_THREADS = cores / N and its own log file "
                         "(<folder>/<key>.log); 1: one at a time, output to this terminal")
-    p.add_argument("--earlier", default=None,
+    p.add_argument("--earlier", nargs="+", default=[], metavar="FILE",
                    help="JSON of points measured earlier with the same settings ({budget: {row: [seed 0, seed 1]}}, "
-                        "'reference' and 'source'; see the module docstring): each fills a seed <out> lacks, marked")
+                        "'reference' and 'source'; or a list of accuracy.py records; see the module docstring): "
+                        "each fills a seed <out> lacks, marked")
+    p.add_argument("--chosen", default=None, metavar="FILE",
+                   help="peer_sweep.py's records: its methods train with the lr chosen on validation, and the "
+                        "chosen runs are points")
     p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
     return p.parse_args(argv)
 
@@ -81,8 +92,52 @@ def _result(out: Path, key: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def merge_points(earlier: dict, records: list[dict]) -> dict:
+    """``earlier`` ({budget: {row: [seed 0, seed 1]}}) with each record's linear top-1 in a seed it lacks."""
+    merged = json.loads(json.dumps(earlier))  # a deep copy
+    for r in records:
+        seeds = merged.setdefault(str(r["epochs"]), {}).setdefault(r["method"], [])
+        seeds.extend([None] * (r["seed"] + 1 - len(seeds)))
+        if seeds[r["seed"]] is None:
+            seeds[r["seed"]] = r["linear_top1"]
+    return merged
+
+
+def chosen_runs(sweep: list[dict]) -> list[dict]:
+    """The run of each method of a peer sweep at the learning rate chosen on validation."""
+    from peer_sweep import chosen
+
+    return list(chosen(sweep).values())
+
+
 def _earlier(args: argparse.Namespace) -> dict:
-    return json.loads(Path(args.earlier).read_text()) if args.earlier else {}
+    points: dict = {}
+    for path in args.earlier:
+        data = json.loads(Path(path).read_text())
+        if isinstance(data, list):
+            points = merge_points(points, data)
+            continue
+        points = merge_points(points, _flatten(data))
+        for name, ref in data.get("reference", {}).items():
+            points.setdefault("reference", {}).setdefault(name, ref)
+        if "source" in data:
+            points["source"] = " ".join(filter(None, [points.get("source"), data["source"]]))
+    if args.chosen:
+        points = merge_points(points, chosen_runs(json.loads(Path(args.chosen).read_text())))
+    return points
+
+
+def _flatten(points: dict) -> list[dict]:
+    """Points back as records (budget, row, seed), for merging them under a file read later."""
+    return [{"epochs": b, "method": row, "seed": s, "linear_top1": v} for b, rows in points.items() if b.isdigit()
+            for row, seeds in rows.items() for s, v in enumerate(seeds) if v is not None]
+
+
+def chosen_lr(args: argparse.Namespace) -> dict[str, float]:
+    """Each swept method's learning rate chosen on validation (``--chosen``), by row."""
+    if not args.chosen:
+        return {}
+    return {r["method"]: r["lr"] for r in chosen_runs(json.loads(Path(args.chosen).read_text()))}
 
 
 def point(out: Path, earlier: dict, budget: int, row: str, seed: int) -> tuple[float | None, bool]:
@@ -127,8 +182,10 @@ def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
 
 def row_command(args: argparse.Namespace, folder: Path, key: str, epochs: int | None, cache: str) -> list[str]:
     """The ``benchmarks/accuracy.py`` call for one run (reference rows: ``epochs`` None)."""
+    lr = chosen_lr(args).get(key.split("@")[0])
     return [sys.executable, str(HERE / "accuracy.py"), *TABLE_10K, "--seeds", "0,1", "--all-seeds",
-            "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra]
+            "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra,
+            *(["--set", f"optim.lr={lr:g}"] if lr is not None else [])]
 
 
 def _cache_ready(cache: str) -> bool:
@@ -237,7 +294,7 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
 def collect(args: argparse.Namespace) -> str:
     out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
-    md, series, refs, marked = tables(out, earlier, rows, budgets, args.references.split(","), args.earlier or "")
+    md, series, refs, marked = tables(out, earlier, rows, budgets, args.references.split(","), " ".join(args.earlier))
     _plot(series, refs, out / "budget_curve.png", marked)
     return md
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -50,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _children import Children  # noqa: E402
 from _data import SHARED_DATA, extract_once  # noqa: E402
+from _provenance import commit, machine  # noqa: E402
 
 DEMO_STEPS = 228  #: distill_demo: 2,560 images, 5% held out for the online probe, batch 32, 3 epochs
 
@@ -109,26 +109,6 @@ def row_label(row: str, args: argparse.Namespace | None = None) -> str:
         objective = args.stored_objective if args is not None else "?"
         return f"{objective}, {match.group(1)} stored views"
     return ROWS[row][0] if row in ROWS else REFERENCES[row]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def run_one(args: argparse.Namespace, spec: str) -> None:

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 ACCURACY = REPO / "benchmarks" / "accuracy.py"
 
 #: method (a row of accuracy.py) -> its learning-rate grid
@@ -59,36 +60,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_folder(args: argparse.Namespace, lr: float) -> Path:
-    return Path(args.out) / f"e{args.epochs}" / f"lr{lr:g}"
+def run_folder(args: argparse.Namespace, method: str, lr: float) -> Path:
+    """A folder per run, so that runs in parallel lanes never share one."""
+    return Path(args.out) / f"e{args.epochs}" / method / f"lr{lr:g}"
 
 
 def commands(args: argparse.Namespace) -> list[list[str]]:
     """One accuracy.py call per (method, learning rate)."""
     return [[sys.executable, str(ACCURACY), *SETTING, "--epochs", str(args.epochs), "--seeds", str(args.seed),
-             "--cache", args.cache, "--out", str(run_folder(args, lr)), "--rows", f"{method}@{args.seed}",
+             "--cache", args.cache, "--out", str(run_folder(args, method, lr)), "--rows", f"{method}@{args.seed}",
              "--set", f"optim.lr={lr:g}"]
             for method in args.methods for lr in GRIDS[method]]
 
 
 def results(args: argparse.Namespace) -> list[dict]:
     """The finished runs: method, lr, and the row's result (val top-1, test top-1, k-NN, times)."""
-    found = []
+    from _provenance import provenance
+
+    found, where = [], provenance()
     for method in args.methods:
         for lr in GRIDS[method]:
-            path = run_folder(args, lr) / f"{method}@{args.seed}" / "result.json"
+            path = run_folder(args, method, lr) / f"{method}@{args.seed}" / "result.json"
             if path.is_file():
-                found.append({"method": method, "lr": lr, "epochs": args.epochs, **json.loads(path.read_text())})
+                found.append({"method": method, "lr": lr, "epochs": args.epochs, **json.loads(path.read_text()), **where})
     return found
 
 
 def chosen(found: list[dict]) -> dict[str, dict]:
-    """Each method's run with the best val top-1 (validation data only; ties go to the smaller lr)."""
+    """Each method's run with the best val top-1 (validation data only; ties go to the smaller lr), for
+    the methods whose whole grid has run: a choice among part of the grid is no choice yet."""
     best: dict[str, dict] = {}
     for r in sorted(found, key=lambda r: r["lr"]):
         if r["method"] not in best or r["val_top1"] > best[r["method"]]["val_top1"]:
             best[r["method"]] = r
-    return best
+    ran = {m: {r["lr"] for r in found if r["method"] == m} for m in best}
+    return {m: r for m, r in best.items() if set(GRIDS.get(m, [])) <= ran[m]}
 
 
 def table(found: list[dict]) -> str:
@@ -97,9 +103,46 @@ def table(found: list[dict]) -> str:
     lines = ["| method | lr | val top-1 | linear top-1 (test) | k-NN top-1 | pretrain (s) |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in found:
-        mark = "**" if best[r["method"]] is r else ""
+        mark = "**" if best.get(r["method"]) is r else ""
         lines.append(f"| {r['method']} | {mark}{r['lr']:g}{mark} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} | "
                      f"{r['knn_top1']:.2f} | {r['pretrain_s']:.0f} |")
+    pending = sorted({r["method"] for r in found} - set(best))
+    if pending:
+        lines += ["", f"Not chosen yet (part of the grid still to run): {', '.join(pending)}."]
+    return "\n".join(lines) + "\n"
+
+
+#: what every method of accuracy.py gets before its own overrides (its base_overrides and SETTING)
+BASE = {"method": "mvmr", "optim.optimizer": "adam", "optim.weight_decay": "0", "optim.lr_scaling": "none",
+        "optim.base_batch_size": "256", "optim.warmup_epochs": "0", "model.projector": "1024-1024-1024",
+        "method_kwargs": "{}"}
+
+
+def settings(method: str, lr: float, batch_size: int = 64) -> dict[str, str]:
+    """The settings ``method`` trains with at ``lr``: its accuracy.py overrides over :data:`BASE`."""
+    import accuracy
+
+    kv = dict(BASE)
+    for item in accuracy.METHODS[method][1]:
+        key, value = item.split("=", 1)
+        kv[key] = value.strip("'")
+    kv["optim.lr"] = f"{lr:g}"
+    scale = batch_size / float(kv["optim.base_batch_size"]) if kv["optim.lr_scaling"] == "linear" else 1.0
+    kv["lr at batch"] = f"{lr * scale:.3g}"
+    return kv
+
+
+def chosen_table(found: list[dict]) -> str:
+    """The settings each method was chosen with: optimiser, lr (as given and at the batch), projector, loss."""
+    lines = ["| method | optimiser | lr chosen | lr at batch 64 | weight decay | warm-up (epochs) | projector | "
+             "loss settings | val top-1 | linear top-1 (test) |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|"]
+    for method, r in chosen(found).items():
+        kv = settings(method, r["lr"])
+        per = " per 256" if kv["optim.lr_scaling"] == "linear" else ""
+        loss = kv["method_kwargs"] if kv["method_kwargs"] != "{}" else "defaults"
+        lines.append(f"| {method} | {kv['optim.optimizer']} | {kv['optim.lr']}{per} | {kv['lr at batch']} | "
+                     f"{kv['optim.weight_decay']} | {kv['optim.warmup_epochs']} | {kv['model.projector']} | "
+                     f"{kv['method']}, {loss} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.collect:
         found = results(args)
-        print(table(found) if found else "no finished run")
+        print(table(found) + "\n" + chosen_table(found) if found else "no finished run")
         if args.records:
             Path(args.records).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
         return 0

@@ -83,6 +83,31 @@ def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path:
     assert bc.main(plan) == 0 and capsys.readouterr().out.startswith("nothing left to run")
 
 
+def test_record_lists_and_the_chosen_sweep_runs_fill_cells_and_set_the_learning_rate(tmp_path: Path) -> None:
+    bc = _driver()
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    out = tmp_path / "budget"
+    old = tmp_path / "old.json"  # the dict of points: it comes first, so it wins over the records after it
+    old.write_text(json.dumps({"source": "old", "5": {"a": [45.0, None]}, "reference": {"ref": {"linear_top1": 35.0,
+                                                                                         "knn_top1": 30.0}}}))
+    later = tmp_path / "later.json"  # accuracy.py records
+    later.write_text(json.dumps([{"method": "a", "epochs": 5, "seed": 0, "linear_top1": 99.0},
+                                 {"method": "a", "epochs": 5, "seed": 1, "linear_top1": 44.0}]))
+    sweep = tmp_path / "sweep.json"  # peer_sweep.py records: b chose lr 0.3 on validation, not 0.6 (best on test)
+    sweep.write_text(json.dumps([
+        {"method": "b", "lr": 0.3, "epochs": 5, "seed": 0, "val_top1": 50.0, "linear_top1": 40.0, "knn_top1": 38.0},
+        {"method": "b", "lr": 0.6, "epochs": 5, "seed": 0, "val_top1": 49.0, "linear_top1": 43.0, "knn_top1": 41.0}]))
+    args = bc.parse_args(["--out", str(out), "--budgets", "5,10", "--rows", "a,b", "--references", "ref",
+                          "--earlier", str(old), str(later), "--chosen", str(sweep)])
+    md = bc.collect(args)
+    assert "| a | 44.50 ± 0.71 (2 seeds) † | not run |" in md  # 45.0 from the dict, 44.0 from the records
+    assert "| b | 40.00 † | not run |" in md  # the chosen run is b's point at 5 epochs; 43.0 is not
+    assert [(p.name, k) for p, k, _ in bc.runs_to_do(args)] == [("e10", "a@0"), ("e10", "b@0")]
+    cmd = bc.row_command(args, out / "e10", "b@0", 10, "cache")
+    assert cmd[-2:] == ["--set", "optim.lr=0.3"]
+    assert "--set" not in bc.row_command(args, out / "e10", "a@0", 10, "cache")  # a was not swept
+
+
 _FAKE_ROW = """
 import json, os, sys, time
 folder, key, log, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])

@@ -21,13 +21,13 @@ def test_every_method_gets_three_learning_rates_set_after_its_own(tmp_path: Path
         mine = [c for c in cmds if f"{method}@0" in c]
         assert len(grid) >= 3 and [c[c.index("--set") + 1] for c in mine] == [f"optim.lr={lr:g}" for lr in grid]
         assert all(c[c.index("--epochs") + 1] == "5" for c in mine)
-    assert len({c[c.index("--out") + 1] for c in cmds}) == 9  # a folder per lr value (VICReg and BT share theirs)
+    assert len({c[c.index("--out") + 1] for c in cmds}) == 12  # a folder per run: parallel lanes share none
     with pytest.raises(SystemExit):
         peer_sweep.parse_args(["--methods", "simclr"])
 
 
 def _finish(args, method: str, lr: float, val: float, test: float) -> None:
-    folder = peer_sweep.run_folder(args, lr) / f"{method}@0"
+    folder = peer_sweep.run_folder(args, method, lr) / f"{method}@0"
     folder.mkdir(parents=True)
     (folder / "result.json").write_text(json.dumps({"val_top1": val, "linear_top1": test, "knn_top1": test - 2,
                                                     "pretrain_s": 100.0, "seed": 0}))
@@ -41,11 +41,21 @@ def test_the_chosen_lr_is_the_best_on_validation_never_on_the_test_set(tmp_path:
     _finish(args, "mvmr_paper", 0.001, val=55.0, test=45.0)
     found = peer_sweep.results(args)
     best = peer_sweep.chosen(found)
-    assert best["vicreg_tuned"]["lr"] == 0.3 and best["mvmr_paper"]["lr"] == 0.001
+    assert best["vicreg_tuned"]["lr"] == 0.3
+    assert "mvmr_paper" not in best  # one lr of three has run: no choice yet
     md = peer_sweep.table(found)
     assert "| vicreg_tuned | **0.3** | 52.00 | 41.00 |" in md and "| vicreg_tuned | 0.15 | 50.00 | 60.00 |" in md
+    assert "| mvmr_paper | 0.001 |" in md and "Not chosen yet (part of the grid still to run): mvmr_paper." in md
+    # the chosen settings: solo-learn's LARS lr is given per 256 images and scaled to the batch of 64
+    settings = peer_sweep.chosen_table(found)
+    assert "| vicreg_tuned | lars | 0.3 per 256 | 0.075 | 1e-4 | 0.5 | 2048-2048-2048 | vicreg, defaults | 52.00 | 41.00 |" in settings
+    assert "mvmr_paper" not in settings
+    for lr, val in ((0.0003, 54.0), (0.003, 40.0)):
+        _finish(args, "mvmr_paper", lr, val=val, test=44.0)
+    settings = peer_sweep.chosen_table(peer_sweep.results(args))
+    assert "| mvmr_paper | adam | 0.001 | 0.001 | 0 | 0 | 1024-1024-1024 | mvmr, defaults | 55.00 | 45.00 |" in settings
     records = tmp_path / "sweep.json"
     assert peer_sweep.main(["--methods", "vicreg_tuned,mvmr_paper", "--out", str(tmp_path), "--collect",
                             "--records", str(records)]) == 0
     assert [(r["method"], r["lr"]) for r in json.loads(records.read_text())] == [
-        ("vicreg_tuned", 0.15), ("vicreg_tuned", 0.3), ("vicreg_tuned", 0.6), ("mvmr_paper", 0.001)]
+        ("vicreg_tuned", 0.15), ("vicreg_tuned", 0.3), ("vicreg_tuned", 0.6), ("mvmr_paper", 0.0003), ("mvmr_paper", 0.001), ("mvmr_paper", 0.003)]

@@ -68,12 +68,12 @@ class LightlyPairMethod(Method):
 @register_method
 class VICReg(LightlyPairMethod):
     name = "vicreg"
-    description = "VICReg (lightly): two augmented views; invariance 25, variance 25, covariance 1"
+    description = "VICReg (lightly): two augmented views; invariance/variance/covariance (25/25/1 by default)"
     loss_class = "VICRegLoss"
 
 
 @register_method
 class BarlowTwins(LightlyPairMethod):
     name = "barlow_twins"
-    description = "Barlow Twins (lightly): two augmented views; cross-correlation to the identity, lambda 5e-3"
+    description = "Barlow Twins (lightly): two augmented views; cross-correlation to identity (lambda 5e-3 by default)"
     loss_class = "BarlowTwinsLoss"
