@@ -242,7 +242,10 @@ def run_one(args: argparse.Namespace, key: str) -> None:
                                    train_size=args.probe_train_size, test_size=args.probe_test_size,
                                    image_size=image_size(args), epochs=args.probe_epochs)
     budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
-    extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads()}
+    from _provenance import provenance
+
+    extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads(),
+             **provenance()}  # where and with what the row ran
     if method in METHODS:
         config = ablation.with_shared_cache(load_config(
             "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + METHODS[method][1]
@@ -360,7 +363,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
-                        **provenance()})
+                        **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
     print(f"records: {path} ({len(records)} rows)")

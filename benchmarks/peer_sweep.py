@@ -82,7 +82,7 @@ def results(args: argparse.Namespace) -> list[dict]:
         for lr in GRIDS[method]:
             path = run_folder(args, method, lr) / f"{method}@{args.seed}" / "result.json"
             if path.is_file():
-                found.append({"method": method, "lr": lr, "epochs": args.epochs, **json.loads(path.read_text()), **where})
+                found.append({"method": method, "lr": lr, "epochs": args.epochs, **where, **json.loads(path.read_text())})
     return found
 
 
@@ -134,6 +134,8 @@ def settings(method: str, lr: float, batch_size: int = 64) -> dict[str, str]:
 
 def chosen_table(found: list[dict]) -> str:
     """The settings each method was chosen with: optimiser, lr (as given and at the batch), projector, loss."""
+    if not chosen(found):
+        return "No method has run its whole grid yet.\n"
     lines = ["| method | optimiser | lr chosen | lr at batch 64 | weight decay | warm-up (epochs) | projector | "
              "loss settings | val top-1 | linear top-1 (test) |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|"]
     for method, r in chosen(found).items():

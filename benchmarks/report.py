@@ -35,7 +35,7 @@ class Report:
 
     name: str
     doc: str  #: relative to the repository
-    records: str  #: a JSON file under docs/results/
+    records: str | tuple[str, ...]  #: a JSON file under docs/results/, or several (then a dict by file name)
     render: Callable[[Any], str]
     plot: Callable[[Any, Path], None] | None = None
     image: str | None = None  #: the plot's file under docs/results/
@@ -76,14 +76,24 @@ def _demo_tuning_table(records: list[dict]) -> str:
     return demo_tuning.table(sorted(records, key=lambda r: r["name"]))
 
 
-BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
+BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins", "vicreg_tuned", "barlow_twins_tuned", "byol_tuned"]
+#: the budget curve's points: the earlier runs, then the peer sweep's chosen runs (their 5-epoch points)
+BUDGET_FILES = ("budget-curve-earlier.json", "peer-sweep.json")
 
 
-def _budget_tables(record: dict) -> tuple[str, dict, dict, set]:
+def _budget_tables(records: dict[str, Any]) -> tuple[str, dict, dict, set]:
     import budget_curve as b
 
-    budgets = sorted(int(k) for k in record if k.isdigit())
-    return b.tables(None, record, BUDGET_ROWS, budgets, list(record.get("reference", {})))
+    points = b.merge_points(records["budget-curve-earlier.json"], b.chosen_runs(records["peer-sweep.json"]))
+    budgets = sorted(int(k) for k in points if k.isdigit())
+    rows = [r for r in BUDGET_ROWS if any(r in points[str(b)] for b in budgets)]
+    return b.tables(None, points, rows, budgets, list(points.get("reference", {})))
+
+
+def _peer_sweep_tables(records: list[dict]) -> str:
+    import peer_sweep
+
+    return peer_sweep.table(records) + "\nThe settings chosen on validation:\n\n" + peer_sweep.chosen_table(records)
 
 
 def _budget_plot(record: dict, path: Path) -> None:
@@ -99,7 +109,8 @@ REPORTS = [
     Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _ssl_objectives_table),
     Report("demo", "docs/results.md", "demo.json", _demo_table),
     Report("demo-tuning", "docs/results.md", "demo-tuning.json", _demo_tuning_table),
-    Report("budget-curve", "docs/results.md", "budget-curve-earlier.json", lambda r: _budget_tables(r)[0],
+    Report("peer-sweep", "docs/results.md", "peer-sweep.json", _peer_sweep_tables),
+    Report("budget-curve", "docs/results.md", BUDGET_FILES, lambda r: _budget_tables(r)[0],
            plot=_budget_plot, image="budget_curve.png"),
 ]
 
@@ -121,10 +132,17 @@ def regenerate(text: str, report: Report, records: list[dict]) -> str:
 
 
 def load_records(report: Report, results: Path = RESULTS) -> Any:
-    """A report's records: a JSON list of runs, or one object (the budget curve's points by budget)."""
-    data = json.loads((results / report.records).read_text(encoding="utf-8"))
+    """A report's records: a JSON list of runs, or one object (the budget curve's points by budget); for
+    a report fed by several files, a dict of them by file name."""
+    if isinstance(report.records, tuple):
+        return {name: _load(results / name) for name in report.records}
+    return _load(results / report.records)
+
+
+def _load(path: Path) -> Any:
+    data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) and not (isinstance(data, list) and all(isinstance(r, dict) for r in data)):
-        raise SystemExit(f"{results / report.records}: expected a JSON list of records or one object")
+        raise SystemExit(f"{path}: expected a JSON list of records or one object")
     return data
 
 

@@ -23,7 +23,8 @@ def _copy(tmp_path: Path) -> Path:
         (tmp_path / r.doc).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / r.doc, tmp_path / r.doc)
         (tmp_path / "docs" / "results").mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "docs" / "results" / r.records, tmp_path / "docs" / "results" / r.records)
+        for name in r.records if isinstance(r.records, tuple) else (r.records,):
+            shutil.copy(REPO / "docs" / "results" / name, tmp_path / "docs" / "results" / name)
     return tmp_path
 
 
@@ -59,3 +60,22 @@ def test_a_doc_without_its_markers_is_an_error(tmp_path: Path) -> None:
     doc.write_text(doc.read_text().replace("<!-- /report:ssl-objectives -->", ""))
     with pytest.raises(SystemExit, match="no block"):
         report.run(check=True, repo=repo)
+
+
+def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_lr(tmp_path: Path) -> None:
+    repo = _copy(tmp_path)
+    grid = {0.5: (40.0, 38.0), 1.0: (45.0, 37.5), 2.0: (41.0, 44.0)}  # lr -> (val, test): 1.0 wins on validation
+    runs = [{"method": "byol_tuned", "lr": lr, "epochs": 5, "seed": 0, "val_top1": val, "linear_top1": test,
+             "knn_top1": test - 1, "pretrain_s": 900.0} for lr, (val, test) in grid.items()]
+    sweep = [r for r in json.loads((repo / "docs/results/peer-sweep.json").read_text()) if r["method"] != "byol_tuned"]
+    (repo / "docs/results/peer-sweep.json").write_text(json.dumps(sweep + runs[:2]))
+    reports = [r for r in report.REPORTS if r.name in ("peer-sweep", "budget-curve")]
+    report.run(check=False, repo=repo, reports=reports)
+    text = (repo / "docs" / "results.md").read_text()
+    assert "| byol_tuned |" not in text.split("<!-- report:budget-curve")[1]  # 2 of 3 lrs: no choice yet
+    (repo / "docs/results/peer-sweep.json").write_text(json.dumps(sweep + runs))
+    assert report.run(check=False, repo=repo, reports=reports) == 1
+    text = (repo / "docs" / "results.md").read_text()
+    assert "| byol_tuned | not run | not run | 37.50 | not run | not run |" in text.split("<!-- report:budget-curve")[1]
+    assert "| byol_tuned | **1** | 45.00 | 37.50 |" in text
+    assert "| byol_tuned | lars | 1 per 256 | 0.25 | 1e-5 | 0.5 | 4096-256 |" in text
