@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     for row in all_rows:  # the table shows every finished row of this table, not only this call's
         if results.get(row.key) is None:
             results[row.key] = ablation.load_row_result(out / row.key)
-    all_rows = [r for r in all_rows if results.get(r.key)] or rows
+    all_rows = ablation.shown_rows(all_rows, results, rows)
     md = ablation.collect_markdown(args.table, all_rows, results)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"table{args.table}.md").write_text(md, encoding="utf-8")

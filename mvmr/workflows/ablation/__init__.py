@@ -11,7 +11,14 @@
 
 from __future__ import annotations
 
-from mvmr.workflows.ablation.report import SlurmResources, collect_markdown, format_value, plot_table, sbatch_script
+from mvmr.workflows.ablation.report import (
+    SlurmResources,
+    collect_markdown,
+    format_value,
+    plot_table,
+    sbatch_script,
+    shown_rows,
+)
 from mvmr.workflows.ablation.runner import (
     RESULT_FILE,
     ProbeSettings,
@@ -50,6 +57,7 @@ __all__ = [
     "find_reusable",
     "SlurmResources",
     "sbatch_script",
+    "shown_rows",
     "collect_markdown",
     "format_value",
     "plot_table",

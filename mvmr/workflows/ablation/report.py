@@ -7,12 +7,14 @@ a checkpoint and requeues the job, and the row resumes from it), and one ``srun 
 ``mvmr ablate ... --collect`` gathers the table once the array has finished.
 
 :func:`collect_markdown` writes the paper's left-hand columns, our numbers (linear top-1/top-5,
-k-NN top-1, wall time) and the paper's numbers in columns beside ours; :func:`plot_table` draws
-our linear top-1 beside the paper's.
+k-NN top-1, wall time) and the paper's numbers in columns beside ours, for the rows that
+:func:`shown_rows` picks; :func:`plot_table` draws our linear top-1 beside the paper's. Both take
+the results already loaded (by row key), from run folders or from records.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Mapping, Sequence
@@ -22,7 +24,7 @@ from typing import Any
 
 from mvmr.workflows.ablation.tables import AblationRow
 
-__all__ = ["SlurmResources", "sbatch_script", "format_value", "collect_markdown", "plot_table"]
+__all__ = ["SlurmResources", "sbatch_script", "format_value", "shown_rows", "collect_markdown", "plot_table"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,17 @@ def format_value(value: Any, digits: int = 2) -> str:
     return "—" if v != v else f"{v:.{digits}f}"  # v != v: NaN
 
 
+def shown_rows(
+    rows: Sequence[AblationRow],
+    results: Mapping[str, Mapping[str, Any] | None],
+    fallback: Sequence[AblationRow] | None = None,
+) -> list[AblationRow]:
+    """The rows a collected table shows: every row of ``rows`` (a whole table) with a result, in the
+    table's order; ``fallback`` (default ``rows``) when none has one, which
+    :func:`collect_markdown` then marks "not run"."""
+    return [r for r in rows if results.get(r.key)] or list(rows if fallback is None else fallback)
+
+
 def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None]) -> str:
     """The table in the paper's layout: its left-hand columns, ours (linear top-1/top-5, k-NN
     top-1, wall time) and the paper's numbers (STL10, ResNet50, 100 epochs) in a column beside."""
@@ -138,8 +151,16 @@ def plot_table(
     rows: Sequence[AblationRow],
     results: Mapping[str, Mapping[str, Any] | None],
     path: str | os.PathLike[str],
+    *,
+    setting: str | None = None,
 ) -> Path | None:
-    """A bar chart of our linear top-1 beside the paper's for the rows that ran (PNG)."""
+    """A bar chart of our linear top-1 beside the paper's for the rows that ran (PNG).
+
+    Our bars carry error bars of one binomial standard error, sqrt(p(1-p)/n) on the row's ``num_test``
+    test images (none where a result lacks it). ``setting`` (e.g. "CIFAR-10, 2,048 images, 2 epochs")
+    goes into the title; without it the title names the results' epochs. The legend stands beside
+    the axes, over no bar.
+    """
     ran = [r for r in rows if results.get(r.key)]
     if not ran:
         return None
@@ -149,17 +170,32 @@ def plot_table(
     import matplotlib.pyplot as plt
     import numpy as np
 
-    x = np.arange(len(ran))
-    ours = [float((results[r.key] or {})["linear_top1"]) for r in ran]
+    got = [dict(results[r.key] or {}) for r in ran]
+    ours = [float(g["linear_top1"]) for g in got]
+    tests = [g.get("num_test") for g in got]
+    errors = [
+        100 * math.sqrt(p / 100 * (1 - p / 100) / n) if isinstance(n, int) and n > 0 else 0.0
+        for p, n in zip(ours, tests, strict=True)
+    ]
     paper = [float("nan") if r.paper_top1 is None else r.paper_top1 for r in ran]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(ran) + 2), 4.0))
-    ax.bar(x - 0.2, ours, 0.4, label="ours (linear top-1)")
-    ax.bar(x + 0.2, paper, 0.4, label="paper (STL10, 100 ep.)", alpha=0.6)
+    if setting is None:
+        epochs = sorted({int(g["epochs"]) for g in got if g.get("epochs") is not None})
+        setting = f"{'/'.join(map(str, epochs))} epochs" if epochs else "our budget"
+    sizes = sorted({n for n in tests if isinstance(n, int) and n > 0})
+    on = f"{'/'.join(f'{n:,}' for n in sizes)} test images" if sizes else "the test images"
+    x = np.arange(len(ran))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(ran) + 2) + 2.6, 4.4))
+    ax.bar(x - 0.2, ours, 0.4, yerr=errors, capsize=2, label="ours: linear top-1,\none seed")
+    ax.bar(x + 0.2, paper, 0.4, label="paper: linear top-1,\nSTL10, ResNet50,\n100 epochs", alpha=0.6)
     ax.set_xticks(x)
     ax.set_xticklabels([r.key or "none" for r in ran], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(f"MV-MR ablation, Table {table}")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("linear top-1 on the test set (%)")
+    ax.set_title(
+        f"MV-MR ablation, Table {table}: ours ({setting}) beside the paper's\n"
+        f"(bars: linear top-1 per row; error bars: one binomial SE on {on})",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no bar
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
