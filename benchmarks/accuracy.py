@@ -50,8 +50,8 @@ DATASETS: dict[str, tuple[str, str, str, int]] = {
 }
 
 #: solo-learn's optimiser for CIFAR (its lr is given for batch 256; the lr itself is each row's)
-_LARS = ["optim.optimizer=lars", "optim.trust_coefficient=0.02", "optim.momentum=0.9", "optim.lr_scaling=linear",
-         "optim.base_batch_size=256", "optim.warmup_epochs=0.5"]
+_LARS = ["optim.optimizer=lars", "optim.trust_coefficient=0.02", "optim.lars_clip_lr=true", "optim.momentum=0.9",
+         "optim.lr_scaling=linear", "optim.base_batch_size=256", "optim.warmup_epochs=0.5"]
 
 #: method -> (label, config overrides: every row is one config of the same run, only the loss differs)
 METHODS: dict[str, tuple[str, list[str]]] = {
@@ -93,15 +93,16 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     # BYOL's own heads (hidden 4096, output 256; the paper's Table 2 compares BYOL), momentum 0.99 -> 1
     "byol": ("BYOL (lightly), projection 4096-256", ["method=byol", "model.projector='4096-256'"]),
     # issue 29: the peers with their own settings for small images, after solo-learn's CIFAR configs: LARS
-    # (eta 0.02; biases and norms excluded; solo-learn also clips the adaptive lr, mvmr's LARS does not), the
-    # lr given for batch 256 and scaled linearly to the batch, a warm-up cosine schedule; VICReg 25/25/1 (lightly's
-    # defaults) and Barlow Twins (lambda 0.0051; solo-learn's loss scale 0.1 is left out) on 2048-2048-2048;
-    # BYOL on 4096-256 heads, momentum 0.99 -> 1. `peer_sweep.py` sweeps their lr around these values.
+    # (eta 0.02, the adaptive rate clipped at lr, biases and norms excluded), the lr given for batch 256 and
+    # scaled linearly to the batch, a warm-up cosine schedule; VICReg 25/25/1 (lightly's defaults) and Barlow
+    # Twins (lambda 0.0051, the loss scaled by 0.1) on 2048-2048-2048; BYOL on 4096-256 heads with a 4096
+    # predictor, momentum 0.99 -> 1. What still differs: solo-learn's 1000 epochs, batch 256, its asymmetric
+    # augmentations (solarisation) and warm-up of 10 epochs. `peer_sweep.py` sweeps their lr around these values.
     "vicreg_tuned": ("VICReg (lightly), solo-learn's CIFAR settings",
                      ["method=vicreg", "model.projector='2048-2048-2048'", *_LARS, "optim.lr=0.3",
                       "optim.weight_decay=1e-4"]),
     "barlow_twins_tuned": ("Barlow Twins (lightly), solo-learn's CIFAR settings",
-                           ["method=barlow_twins", "model.projector='2048-2048-2048'", "method_kwargs={lambda_param: 0.0051}",
+                           ["method=barlow_twins", "model.projector='2048-2048-2048'", "method_kwargs={lambda_param: 0.0051, loss_scale: 0.1}",
                             *_LARS, "optim.lr=0.3", "optim.weight_decay=1e-4"]),
     "byol_tuned": ("BYOL (lightly), solo-learn's CIFAR settings",
                    ["method=byol", "model.projector='4096-256'", "method_kwargs={predictor_hidden: 4096}", *_LARS,

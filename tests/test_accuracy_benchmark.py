@@ -69,8 +69,9 @@ def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the
                          + acc.METHODS[row][1] + args.overrides)
     method = get_method(config.method)
     model = method.build_model(config, 3)
-    assert config.optim.optimizer == "lars" and config.optim.trust_coefficient == 0.02
+    assert config.optim.optimizer == "lars" and config.optim.trust_coefficient == 0.02 and config.optim.lars_clip_lr
     assert config.optim.lr == 0.15  # the sweep's value, not the row's own
+    assert config.method_kwargs.get("loss_scale", 1.0) == (0.1 if row == "barlow_twins_tuned" else 1.0)
     assert config.optim.lr_scaling == "linear" and config.optim.base_batch_size == 256
     widths = [m.out_features for m in model.projector.modules() if isinstance(m, torch.nn.Linear)]
     assert widths == ([4096, 256] if row == "byol_tuned" else [2048, 2048, 2048])

@@ -50,6 +50,12 @@ def test_peer_losses_are_lightlys_with_method_kwargs() -> None:
     torch.testing.assert_close(only_invariance(z1, z2)[0], F.mse_loss(z1, z2))
     with pytest.raises(ConfigError, match=r"^method_kwargs: .*nonsense"):
         loss_of("vicreg", ["method_kwargs={nonsense: 1}"])
+    # solo-learn's Barlow Twins for CIFAR: lambda 0.0051 and the loss scaled by 0.1 (it changes a clipped LARS step)
+    scaled = loss_of("barlow_twins", ["method_kwargs={lambda_param: 0.0051, loss_scale: 0.1}"])(z1, z2)[0]
+    torch.testing.assert_close(scaled, 0.1 * BarlowTwinsLoss(lambda_param=0.0051)(z1, z2))
+    for bad in ("0", "-1", "true", "big"):
+        with pytest.raises(ConfigError, match=r"^method_kwargs.loss_scale: expected a positive number"):
+            loss_of("barlow_twins", [f"method_kwargs={{loss_scale: {bad}}}"])
     with pytest.raises(ConfigError, match=r"^method_kwargs: BYOL takes .*not \['nonsense'\]"):
         loss_of("byol", ["model.projector=16-8", "method_kwargs={nonsense: 1}"])
     with pytest.raises(ConfigError, match=r"^model.projector: BYOL's projection head is hidden-output"):

@@ -216,6 +216,26 @@ def test_lars_excludes_bias_and_norm_from_decay_and_adaptation() -> None:
             torch.testing.assert_close(step, 0.5 * grads[name])
 
 
+def test_lars_clip_caps_the_adaptive_rate_at_lr_as_solo_learn_does() -> None:
+    torch.manual_seed(0)
+    big, small = torch.nn.Parameter(torch.randn(5, 4) * 10), torch.nn.Parameter(torch.randn(5, 4) * 0.01)
+    lr, eta, wd = 0.1, 0.02, 1e-4
+    opt = LARS([{"params": [big, small], "lars_exclude": False}], lr=lr, momentum=0.9, weight_decay=wd,
+               trust_coefficient=eta, clip_lr=True)
+    (big.pow(2).sum() * 1e-3 + small.pow(3).sum() * 1e3).backward()
+    before = {"big": big.detach().clone(), "small": small.detach().clone()}
+    grads = {"big": big.grad.clone(), "small": small.grad.clone()}
+    opt.step()
+    for name, p in (("big", big), ("small", small)):
+        g = grads[name] + wd * before[name]
+        rate = eta * before[name].norm() / g.norm()  # the unclipped adaptive rate
+        expected = min(float(rate), lr) * g  # lr * min(rate / lr, 1): never faster than SGD at lr
+        torch.testing.assert_close(before[name] - p.detach(), expected)
+    # one parameter takes each branch: the large weight's rate is capped, the small one's is not
+    assert float(eta * before["big"].norm() / (grads["big"] + wd * before["big"]).norm()) > lr
+    assert float(eta * before["small"].norm() / (grads["small"] + wd * before["small"]).norm()) < lr
+
+
 def test_sampler_drops_incomplete_batch_and_shards_the_global_batch() -> None:
     one = EpochBatchSampler(list(range(17)), 8, seed=3)
     batches = list(one)

@@ -28,6 +28,9 @@ class OptimConfig:
     ] = field(default_factory=lambda: [0.9, 0.999])
     momentum: Annotated[Float, Field(ge=0.0, lt=1.0, description="LARS momentum")] = 0.9
     trust_coefficient: Annotated[Float, Field(gt=0.0, description="LARS eta")] = 0.001
+    lars_clip_lr: Annotated[
+        Bool, Field(description="LARS: cap the adaptive rate at lr, min(eta*||p||/||g|| / lr, 1) (solo-learn's clip)")
+    ] = False
     scheduler: Annotated[Literal["cosine", "constant"], Field(description="schedule after the warm-up")] = "cosine"
     warmup_epochs: Annotated[Float, Field(ge=0.0, description="linear warm-up, < trainer.max_epochs")] = 0.0
     min_lr: Annotated[Float, Field(ge=0.0, description="the cosine's final learning rate, <= lr")] = 0.0

@@ -70,16 +70,19 @@ class PairLoss(torch.nn.Module):
     sees the global batch: every embedding is all-gathered with its gradients first, as MV-MR's loss
     does, so that batch statistics (VICReg's variance and covariance, Barlow Twins' normalisation and
     cross-correlation) and the gradients equal one process on the global batch. ``fn`` must then do no
-    gathering of its own. Returns ``(loss, {"loss": detached loss})``.
+    gathering of its own. ``scale`` multiplies the loss (solo-learn's ``scale_loss`` for Barlow Twins:
+    under LARS with a clipped rate it changes the step, not only the logged value). Returns
+    ``(loss, {"loss": detached loss})``.
     """
 
-    def __init__(self, fn: torch.nn.Module, *, gather_distributed: bool = False) -> None:
+    def __init__(self, fn: torch.nn.Module, *, gather_distributed: bool = False, scale: float = 1.0) -> None:
         super().__init__()
         self.fn = fn
         self.gather_distributed = gather_distributed
+        self.scale = scale
 
     def forward(self, *z: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if self.gather_distributed:
             z = tuple(gather_with_grad(t) for t in z)
-        loss = self.fn(*z)
+        loss = self.scale * self.fn(*z)
         return loss, {"loss": loss.detach()}

@@ -2,7 +2,8 @@
 
 Both take two augmented views of each image (their published recipe) from the same augmentation
 that gives MV-MR its augmented view; ``method_kwargs`` go to the loss (e.g. VICReg's
-``lambda_param``, ``mu_param``, ``nu_param``; Barlow Twins' ``lambda_param``). Under DDP they see the
+``lambda_param``, ``mu_param``, ``nu_param``; Barlow Twins' ``lambda_param``), except ``loss_scale``,
+which multiplies it (solo-learn scales Barlow Twins' loss by 0.1 for CIFAR). Under DDP they see the
 global batch when ``loss.gather_distributed`` is on (the default), like MV-MR. lightly is imported
 when such a method is built (``pip install 'mvmr[bench]'``).
 """
@@ -36,9 +37,15 @@ def lightly_loss(class_name: str, config: Config) -> PairLoss:
             "method_kwargs.gather_distributed: set loss.gather_distributed instead (mvmr gathers the "
             "embeddings with their gradients, so the loss sees the global batch)"
         )
+    kwargs = dict(config.method_kwargs)
+    scale = kwargs.pop("loss_scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ConfigError(f"method_kwargs.loss_scale: expected a positive number, got {scale!r}")
     try:
         return PairLoss(
-            getattr(lightly.loss, class_name)(**config.method_kwargs), gather_distributed=config.loss.gather_distributed
+            getattr(lightly.loss, class_name)(**kwargs),
+            gather_distributed=config.loss.gather_distributed,
+            scale=float(scale),
         )
     except TypeError as err:
         raise ConfigError(f"method_kwargs: {err}") from None

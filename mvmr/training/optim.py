@@ -30,9 +30,11 @@ __all__ = [
 class LARS(Optimizer):
     """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017).
 
-    In a group whose ``lars_exclude`` is False, ``g <- g + weight_decay * p`` then
-    ``g <- g * trust_coefficient * ||p|| / ||g||`` (when both norms are > 0); excluded groups (biases
-    and norm parameters) get neither. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
+    In a group whose ``lars_exclude`` is False, ``g <- g + weight_decay * p`` then ``g <- g * r`` with
+    the adaptive rate ``r = trust_coefficient * ||p|| / ||g||`` (when both norms are > 0); with
+    ``clip_lr``, ``r <- min(r / lr, 1)`` instead, so that a layer never steps faster than plain SGD at
+    ``lr`` (solo-learn's ``clip_lars_lr``, used in its CIFAR recipes). Excluded groups (biases and norm
+    parameters) get neither. Then ``buf <- momentum * buf + g`` and ``p <- p - lr * buf``.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class LARS(Optimizer):
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         trust_coefficient: float = 0.001,
+        clip_lr: bool = False,
         eps: float = 1e-8,
     ) -> None:
         if lr <= 0:
@@ -54,6 +57,7 @@ class LARS(Optimizer):
                 momentum=momentum,
                 weight_decay=weight_decay,
                 trust_coefficient=trust_coefficient,
+                clip_lr=clip_lr,
                 eps=eps,
                 lars_exclude=False,
             ),
@@ -79,6 +83,8 @@ class LARS(Optimizer):
                         group["trust_coefficient"] * p_norm / (g_norm + group["eps"]),
                         torch.ones_like(p_norm),
                     )
+                    if group["clip_lr"] and group["lr"] > 0:  # at lr 0 (a warm-up's first step) nothing moves
+                        trust = torch.clamp(trust / group["lr"], max=1.0)
                     g = g * trust
                 state = self.state[p]
                 if "momentum_buffer" not in state:
@@ -118,7 +124,12 @@ def build_optimizer(cfg: OptimConfig, groups: list[dict[str, Any]], lr: float) -
     """The configured optimiser over parameter ``groups`` (a group may carry its own ``lr``)."""
     if cfg.optimizer == "lars":
         return LARS(
-            groups, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, trust_coefficient=cfg.trust_coefficient
+            groups,
+            lr=lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            trust_coefficient=cfg.trust_coefficient,
+            clip_lr=cfg.lars_clip_lr,
         )
     # Adam/AdamW do not know the LARS flag
     clean = [{k: v for k, v in g.items() if k != "lars_exclude"} for g in groups]
