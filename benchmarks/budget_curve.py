@@ -291,6 +291,37 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
     return "\n".join(lines) + "\n", series, refs, marked
 
 
+def binomial_se(top1: float, n: int) -> float:
+    """The binomial standard error, in points, of a top-1 of ``top1`` % on ``n`` test images."""
+    p = top1 / 100
+    return 100 * (p * (1 - p) / n) ** 0.5
+
+
+def lead_table(series: dict[str, list[tuple[int, list[float]]]], base: str, peers: list[str],
+               n_test: int = 10_000) -> str:
+    """``base``'s lead over each of ``peers`` at every budget both ran, with its noise: the largest seed
+    sd of the two cells and the binomial SE of the difference on ``n_test`` images. The reading says
+    "within noise" unless the lead exceeds both that sd and twice that SE."""
+    lines = ["| budget | peer | " + base + " | peer's | lead | largest seed sd | SE of the difference | reading |",
+             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    mine = {b: v for b, v in series.get(base, []) if v}
+    for peer in peers:
+        for b, vals in series.get(peer, []):
+            if not vals or b not in mine:
+                continue
+            a, p = statistics.mean(mine[b]), statistics.mean(vals)
+            sds = [statistics.stdev(v) for v in (mine[b], vals) if len(v) > 1]
+            sd = max(sds) if sds else None
+            se = (binomial_se(a, n_test) ** 2 + binomial_se(p, n_test) ** 2) ** 0.5
+            lead = a - p
+            beyond = abs(lead) > 2 * se and (sd is None or abs(lead) > sd)
+            reading = (f"{base if lead > 0 else peer} ahead" if beyond else "within noise")
+            seeds = f"{len(mine[b])}/{len(vals)} seeds"
+            lines.append(f"| {b} ep | {peer} | {a:.2f} | {p:.2f} | {lead:+.2f} | "
+                         f"{f'{sd:.2f}' if sd is not None else '—'} ({seeds}) | {se:.2f} | {reading} |")
+    return "\n".join(lines) + "\n"
+
+
 def collect(args: argparse.Namespace) -> str:
     out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})

@@ -196,3 +196,18 @@ def test_sigterm_stops_the_running_rows_and_starts_no_more(tmp_path: Path, monke
     started = sorted(p.name for p in (tmp_path / "budget").rglob("*.log"))
     assert started == ["a@0.log", "ref.log"]  # and no third row was started after it
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the driver's handler is gone again
+
+
+def test_the_lead_table_calls_a_lead_real_only_beyond_the_seed_sd_and_twice_the_binomial_se() -> None:
+    bc = _driver()
+    assert abs(bc.binomial_se(50.0, 10_000) - 0.5) < 1e-12  # sqrt(0.5 * 0.5 / 10,000) = 0.5 points
+    series = {"m": [(5, [45.0, 45.2]), (10, [48.0, 48.0]), (20, [50.0, 52.0])],
+              "p": [(5, [39.0]), (10, [47.5]), (20, [49.0])], "q": [(5, [])]}
+    md = bc.lead_table(series, "m", ["p", "q"])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines()[2:]}
+    assert "| +6.10 | 0.14 (2/1 seeds) |" in rows["5 ep"] and rows["5 ep"].endswith("| m ahead |")
+    assert "| +0.50 |" in rows["10 ep"] and rows["10 ep"].endswith("| within noise |")  # under 2 x SE (~1.4)
+    assert "| +2.00 | 1.41 (2/1 seeds) |" in rows["20 ep"] and rows["20 ep"].endswith("| m ahead |")
+    md = bc.lead_table({"m": [(5, [43.0, 51.0])], "p": [(5, [42.0])]}, "m", ["p"])
+    assert md.splitlines()[-1].endswith("| within noise |")  # 5.0 > 2 x SE, but not above the seed sd of 5.66
+    assert len(bc.lead_table(series, "m", ["q"]).splitlines()) == 2  # a row that never ran: header only
