@@ -9,7 +9,9 @@ Then ``accuracy.py --set optim.lr=<chosen>`` runs the budget points with the cho
 
 Grids (3 values each, around the method's own optimiser and learning rate): MV-MR Adam 3e-4, 1e-3,
 3e-3; VICReg and Barlow Twins LARS 0.15, 0.3, 0.6; BYOL LARS 0.5, 1, 2 (LARS values are for batch 256,
-scaled linearly to the batch).
+scaled linearly to the batch). A grid whose best value on validation is at an edge grows by one value
+beyond it, at the grid's own ratio, up to twice per side (:func:`grid`): no method is chosen at the
+edge of its sweep unless it has grown twice.
 
 Example::
 
@@ -65,12 +67,52 @@ def run_folder(args: argparse.Namespace, method: str, lr: float) -> Path:
     return Path(args.out) / f"e{args.epochs}" / method / f"lr{lr:g}"
 
 
-def commands(args: argparse.Namespace) -> list[list[str]]:
-    """One accuracy.py call per (method, learning rate)."""
+#: how many values a grid may grow by, beyond either edge
+MAX_EXTENSIONS = 2
+
+
+def grid(method: str, found: list[dict]) -> list[float]:
+    """``method``'s grid, grown while its whole grid has run and the best on validation is at an edge:
+    one more value beyond that edge, at the grid's own ratio (at most :data:`MAX_EXTENSIONS` per
+    side). The same rule for every method, so that no method is chosen at the edge of its sweep."""
+    lrs = sorted(GRIDS[method])
+    val = {r["lr"]: r["val_top1"] for r in found if r["method"] == method}
+    grown = {"low": 0, "high": 0}
+    while set(lrs) <= set(val):
+        best = max(lrs, key=lambda lr: (val[lr], -lr))  # ties go to the smaller lr, as chosen() does
+        if best == lrs[-1] and grown["high"] < MAX_EXTENSIONS:
+            grown["high"] += 1
+            lrs.append(_beyond(lrs, high=True))
+        elif best == lrs[0] and grown["low"] < MAX_EXTENSIONS:
+            grown["low"] += 1
+            lrs.insert(0, _beyond(lrs, high=False))
+        else:
+            break
+    return lrs
+
+
+def _beyond(lrs: list[float], *, high: bool) -> float:
+    """The next value past the top (or bottom) of the sorted ``lrs``, at the ratio of its last step."""
+    a, b = (lrs[-1], lrs[-2]) if high else (lrs[0], lrs[1])
+    return float(f"{a * a / b:.3g}")
+
+
+def _candidates(method: str) -> list[float]:
+    """Every value ``method``'s grid can hold once grown."""
+    high, low = sorted(GRIDS[method]), sorted(GRIDS[method])
+    for _ in range(MAX_EXTENSIONS):
+        high.append(_beyond(high, high=True))
+        low.insert(0, _beyond(low, high=False))
+    return sorted(set(low) | set(high))
+
+
+def commands(args: argparse.Namespace, found: list[dict] | None = None) -> list[list[str]]:
+    """One accuracy.py call per (method, learning rate) of its grid, grown by the finished runs."""
+    found = results(args) if found is None else found
     return [[sys.executable, str(ACCURACY), *SETTING, "--epochs", str(args.epochs), "--seeds", str(args.seed),
              "--cache", args.cache, "--out", str(run_folder(args, method, lr)), "--rows", f"{method}@{args.seed}",
              "--set", f"optim.lr={lr:g}"]
-            for method in args.methods for lr in GRIDS[method]]
+            for method in args.methods for lr in grid(method, found)]
 
 
 def results(args: argparse.Namespace) -> list[dict]:
@@ -79,7 +121,7 @@ def results(args: argparse.Namespace) -> list[dict]:
 
     found, where = [], provenance()
     for method in args.methods:
-        for lr in GRIDS[method]:
+        for lr in _candidates(method):
             path = run_folder(args, method, lr) / f"{method}@{args.seed}" / "result.json"
             if path.is_file():
                 found.append({"method": method, "lr": lr, "epochs": args.epochs, **where, **json.loads(path.read_text())})
@@ -94,7 +136,7 @@ def chosen(found: list[dict]) -> dict[str, dict]:
         if r["method"] not in best or r["val_top1"] > best[r["method"]]["val_top1"]:
             best[r["method"]] = r
     ran = {m: {r["lr"] for r in found if r["method"] == m} for m in best}
-    return {m: r for m, r in best.items() if set(GRIDS.get(m, [])) <= ran[m]}
+    return {m: r for m, r in best.items() if m not in GRIDS or set(grid(m, found)) <= ran[m]}
 
 
 def table(found: list[dict]) -> str:
@@ -159,11 +201,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.records:
             Path(args.records).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
         return 0
-    for cmd in commands(args):  # accuracy.py skips a finished row and resumes an interrupted one
-        rc = subprocess.call(cmd)
+    while todo := [c for c in commands(args) if not _finished(c)]:  # a grid may grow as its runs finish
+        rc = subprocess.call(todo[0])  # accuracy.py resumes an interrupted row
         if rc != 0:
             return rc
     return 0
+
+
+def _finished(cmd: list[str]) -> bool:
+    out, row = cmd[cmd.index("--out") + 1], cmd[cmd.index("--rows") + 1]
+    return (Path(out) / row / "result.json").is_file()
 
 
 if __name__ == "__main__":

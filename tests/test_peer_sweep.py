@@ -59,3 +59,21 @@ def test_the_chosen_lr_is_the_best_on_validation_never_on_the_test_set(tmp_path:
                             "--records", str(records)]) == 0
     assert [(r["method"], r["lr"]) for r in json.loads(records.read_text())] == [
         ("vicreg_tuned", 0.15), ("vicreg_tuned", 0.3), ("vicreg_tuned", 0.6), ("mvmr_paper", 0.0003), ("mvmr_paper", 0.001), ("mvmr_paper", 0.003)]
+
+
+def test_a_grid_won_at_its_edge_grows_beyond_it_and_the_choice_waits_for_the_new_run(tmp_path: Path) -> None:
+    args = peer_sweep.parse_args(["--methods", "barlow_twins_tuned", "--out", str(tmp_path)])
+    for lr, val in ((0.15, 20.0), (0.3, 22.0), (0.6, 25.0)):  # the best on validation is the top edge
+        _finish(args, "barlow_twins_tuned", lr, val=val, test=val)
+    found = peer_sweep.results(args)
+    assert peer_sweep.grid("barlow_twins_tuned", found) == [0.15, 0.3, 0.6, 1.2]
+    assert peer_sweep.chosen(found) == {}  # 1.2 has not run: no choice yet
+    todo = [c for c in peer_sweep.commands(args) if not peer_sweep._finished(c)]
+    assert [c[c.index("--set") + 1] for c in todo] == ["optim.lr=1.2"]
+    _finish(args, "barlow_twins_tuned", 1.2, val=24.0, test=30.0)  # worse on validation (better on test)
+    found = peer_sweep.results(args)
+    assert peer_sweep.grid("barlow_twins_tuned", found) == [0.15, 0.3, 0.6, 1.2]
+    assert peer_sweep.chosen(found)["barlow_twins_tuned"]["lr"] == 0.6
+    # a grid grows at most twice per side, at its own ratio (MV-MR's is about 3.3)
+    mv = [{"method": "mvmr_paper", "lr": lr, "val_top1": 50 - i} for i, lr in enumerate(peer_sweep._candidates("mvmr_paper"))]
+    assert peer_sweep.grid("mvmr_paper", mv) == [2.7e-05, 9e-05, 0.0003, 0.001, 0.003]
