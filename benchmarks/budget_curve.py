@@ -55,6 +55,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _children import Children  # noqa: E402
 
+from mvmr.workflows.ablation.report import binomial_se  # noqa: E402
+
 #: the settings of the 10k table in docs/results.md (encoder, projector, optimiser, probe)
 TABLE_10K = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--batch-size", "64",
              "--projector", "1024-1024-1024", "--lr", "1e-3", "--probe-epochs", "100"]
@@ -289,12 +291,6 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
         lines += ["", f"† uses points measured earlier with the same settings, not in {out}: "
                       f"{earlier.get('source', source)}"]
     return "\n".join(lines) + "\n", series, refs, marked
-
-
-def binomial_se(top1: float, n: int) -> float:
-    """The binomial standard error, in points, of a top-1 of ``top1`` % on ``n`` test images."""
-    p = top1 / 100
-    return 100 * (p * (1 - p) / n) ** 0.5
 
 
 def lead_table(series: dict[str, list[tuple[int, list[float]]]], base: str, peers: list[str],

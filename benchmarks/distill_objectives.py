@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _children import Children  # noqa: E402
 from _data import SHARED_DATA, extract_once  # noqa: E402
-from _provenance import commit, machine  # noqa: E402
+from _provenance import provenance  # noqa: E402
 
 DEMO_STEPS = 228  #: distill_demo: 2,560 images, 5% held out for the online probe, batch 32, 3 epochs
 
@@ -134,8 +134,7 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
                                    image_size=size, epochs=100, lr=1e-4, val_fraction=0.1, seed=0)
     extra = {"row": row, "label": row_label(row, args), "tag": args.tag, "budget": budget, "steps": steps,
              "image_size": size,
-             "threads": torch.get_num_threads(), "machine": machine(), "commit": commit(),
-             "torch": torch.__version__, "overrides": list(args.overrides), "recorded": time.strftime("%Y-%m-%d")}
+             "threads": torch.get_num_threads(), "overrides": list(args.overrides), **provenance()}
     base = [f"data.root={root}", f"output_dir={out}", f"trainer.seed={seed}", f"trainer.max_steps={steps}",
             "trainer.max_epochs=100000", "trainer.progress_bar=false", *args.overrides]
     if row in ("untrained", "teacher"):

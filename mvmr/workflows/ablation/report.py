@@ -24,7 +24,15 @@ from typing import Any
 
 from mvmr.workflows.ablation.tables import AblationRow
 
-__all__ = ["SlurmResources", "sbatch_script", "format_value", "shown_rows", "collect_markdown", "plot_table"]
+__all__ = [
+    "SlurmResources",
+    "sbatch_script",
+    "format_value",
+    "binomial_se",
+    "shown_rows",
+    "collect_markdown",
+    "plot_table",
+]
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,12 @@ def shown_rows(
     return [r for r in rows if results.get(r.key)] or list(rows if fallback is None else fallback)
 
 
+def binomial_se(top1: float, n: int) -> float:
+    """The binomial standard error, in points, of a top-1 of ``top1`` % on ``n`` test images."""
+    p = top1 / 100
+    return 100 * math.sqrt(p * (1 - p) / n)
+
+
 def collect_markdown(table: int, rows: Sequence[AblationRow], results: Mapping[str, Mapping[str, Any] | None]) -> str:
     """The table in the paper's layout: its left-hand columns, ours (linear top-1/top-5, k-NN
     top-1, wall time) and the paper's numbers (STL10, ResNet50, 100 epochs) in a column beside."""
@@ -173,10 +187,7 @@ def plot_table(
     got = [dict(results[r.key] or {}) for r in ran]
     ours = [float(g["linear_top1"]) for g in got]
     tests = [g.get("num_test") for g in got]
-    errors = [
-        100 * math.sqrt(p / 100 * (1 - p / 100) / n) if isinstance(n, int) and n > 0 else 0.0
-        for p, n in zip(ours, tests, strict=True)
-    ]
+    errors = [binomial_se(p, n) if isinstance(n, int) and n > 0 else 0.0 for p, n in zip(ours, tests, strict=True)]
     paper = [float("nan") if r.paper_top1 is None else r.paper_top1 for r in ran]
     if setting is None:
         epochs = sorted({int(g["epochs"]) for g in got if g.get("epochs") is not None})
