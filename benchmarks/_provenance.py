@@ -7,6 +7,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +39,18 @@ def provenance() -> dict[str, str]:
     import torch
 
     return {"machine": machine(), "commit": commit(), "torch": torch.__version__, "recorded": time.strftime("%Y-%m-%d")}
+
+
+def repo_relative(value: Any) -> Any:
+    """``value`` with every string path inside this checkout written relative to it (records name no machine's
+    absolute paths); dicts and lists are walked, everything else is returned as it is."""
+    if isinstance(value, dict):
+        return {k: repo_relative(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(v) for v in value]
+    if isinstance(value, str):
+        root = str(REPO)
+        if value == root:
+            return "."
+        return value.replace(root + "/", "")
+    return value

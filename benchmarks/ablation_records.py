@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance  # noqa: E402
+from _provenance import provenance, repo_relative  # noqa: E402
 
 #: what the docs' ablation rows pretrained on (the config's data.root is a local folder, not a name)
 DATASET = "CIFAR-10, 2,048 images"
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     args.records.parent.mkdir(parents=True, exist_ok=True)
-    args.records.write_text(json.dumps(records, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    args.records.write_text(json.dumps(repo_relative(records), indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     for table in tables:
         print(f"\n## Table {table}\n\n" + render(records, table), end="")
     counts = ", ".join(f"Table {t}: {sum(r['table'] == t for r in records)}" for t in tables)

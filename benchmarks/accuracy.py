@@ -243,7 +243,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
                                    train_size=args.probe_train_size, test_size=args.probe_test_size,
                                    image_size=image_size(args), epochs=args.probe_epochs)
     budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
-    from _provenance import provenance
+    from _provenance import provenance, repo_relative
 
     extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads(),
              **provenance()}  # where and with what the row ran
@@ -366,7 +366,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
                         **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
     print(f"records: {path} ({len(records)} rows)")
 
 

@@ -197,9 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.collect:
         found = results(args)
+        if args.records:  # written before the table is printed, so that a closed pipe cannot lose them
+            from _provenance import repo_relative
+
+            Path(args.records).write_text(json.dumps(repo_relative(found), indent=1) + "\n", encoding="utf-8")
         print(table(found) + "\n" + chosen_table(found) if found else "no finished run")
-        if args.records:
-            Path(args.records).write_text(json.dumps(found, indent=1) + "\n", encoding="utf-8")
         return 0
     while todo := [c for c in commands(args) if not _finished(c)]:  # a grid may grow as its runs finish
         rc = subprocess.call(todo[0])  # accuracy.py resumes an interrupted row

@@ -77,3 +77,20 @@ def test_a_grid_won_at_its_edge_grows_beyond_it_and_the_choice_waits_for_the_new
     # a grid grows at most twice per side, at its own ratio (MV-MR's is about 3.3)
     mv = [{"method": "mvmr_paper", "lr": lr, "val_top1": 50 - i} for i, lr in enumerate(peer_sweep._candidates("mvmr_paper"))]
     assert peer_sweep.grid("mvmr_paper", mv) == [2.7e-05, 9e-05, 0.0003, 0.001, 0.003]
+
+
+def test_records_name_paths_inside_the_checkout_relative_to_it(tmp_path: Path) -> None:
+    from _provenance import REPO as ROOT
+    from _provenance import repo_relative
+
+    record = {"probe": {"root": f"{ROOT}/.test-data/cifar10"}, "overrides": [f"data.root={ROOT}/.test-data/x", "seed=0"],
+              "out": str(ROOT), "elsewhere": "/data/cifar10", "lr": 0.3}
+    assert repo_relative(record) == {"probe": {"root": ".test-data/cifar10"}, "overrides": ["data.root=.test-data/x", "seed=0"],
+                                     "out": ".", "elsewhere": "/data/cifar10", "lr": 0.3}
+    args = peer_sweep.parse_args(["--methods", "mvmr_paper", "--out", str(tmp_path)])
+    _finish(args, "mvmr_paper", 0.001, val=55.0, test=45.0)
+    result = peer_sweep.run_folder(args, "mvmr_paper", 0.001) / "mvmr_paper@0" / "result.json"
+    result.write_text(json.dumps({**json.loads(result.read_text()), "probe": {"root": f"{ROOT}/.test-data/cifar10"}}))
+    records = tmp_path / "sweep.json"
+    assert peer_sweep.main(["--methods", "mvmr_paper", "--out", str(tmp_path), "--collect", "--records", str(records)]) == 0
+    assert str(ROOT) not in records.read_text() and '".test-data/cifar10"' in records.read_text()
