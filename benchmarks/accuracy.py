@@ -243,7 +243,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
                                    train_size=args.probe_train_size, test_size=args.probe_test_size,
                                    image_size=image_size(args), epochs=args.probe_epochs)
     budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
-    from _provenance import provenance, repo_relative
+    from _provenance import provenance
 
     extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads(),
              **provenance()}  # where and with what the row ran
@@ -349,7 +349,7 @@ def collect(args: argparse.Namespace) -> str:
 def write_records(args: argparse.Namespace, path: Path) -> None:
     """The finished rows' results as one JSON list (commit it under docs/results/): every metric, the
     row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
-    from _provenance import provenance
+    from _provenance import provenance, repo_relative
 
     from mvmr.workflows import ablation
 
@@ -371,24 +371,35 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
 
 
 def _plot(args: argparse.Namespace, rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
-    ran = [r for r in rows if results.get(r[0])]
-    if not ran:
-        return
+    ran = [{**results[k], "key": k, "dataset": args.dataset} for k, _, _ in rows if results.get(k)]
+    if ran:
+        plot(ran, path)
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """One pair of bars (linear and k-NN top-1) per finished row, from its result or its committed record; the
+    title names the dataset, the pretraining images and the budget, the legend stands beside the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    x = np.arange(len(ran))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(ran) + 2), 4.2))
-    ax.bar(x - 0.2, [results[k]["linear_top1"] for k, _, _ in ran], 0.4, label="linear top-1")
-    ax.bar(x + 0.2, [results[k]["knn_top1"] for k, _, _ in ran], 0.4, label="k-NN top-1")
+    dataset = records[0].get("dataset", "cifar10")
+    budgets = sorted({r["budget"] for r in records if r.get("budget") not in (None, "—")})
+    images = sorted({r["pretrain_images"] for r in records if r.get("pretrain_images") not in (None, "—", 0)})
+    seen = f"{images[0]:,} pretraining images" if len(images) == 1 else "all training images"
+    x = np.arange(len(records))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(records) + 3.5), 4.4))
+    ax.bar(x - 0.2, [r["linear_top1"] for r in records], 0.4, label="linear top-1")
+    ax.bar(x + 0.2, [r["knn_top1"] for r in records], 0.4, label="k-NN top-1")
     ax.set_xticks(x)
-    ax.set_xticklabels([k for k, _, _ in ran], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel(f"{args.dataset} {DATASETS[args.dataset][2]} accuracy (%)")
-    ax.set_title(f"Equal-budget comparison (resnet18, {image_size(args)} px)")
-    ax.legend(fontsize=8)
+    ax.set_xticklabels([r["key"] for r in records], rotation=45, ha="right", fontsize=8)
+    split = DATASETS[dataset][2] if dataset in DATASETS else "test"
+    ax.set_ylabel(f"{dataset} {split} accuracy (%)")
+    ax.set_title(f"{dataset}, {seen}, {' / '.join(budgets) or 'no'} pretraining: one bar per run (no error bars)",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

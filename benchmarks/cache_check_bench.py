@@ -19,26 +19,37 @@ The cache is shaped like a projected one (``imagenet.yaml``: each representation
 4096 dimensions); its values come from a cheap synthetic representation (the check's cost depends
 on the bytes, not on what they mean).
 
+``--records FILE`` writes one JSON record per epoch's read row (every batch's read time of each copy) and one
+per copy's whole step (every timed step), each with the settings, the command line, threads and provenance;
+:func:`table` renders the table from those records alone.
+
     python benchmarks/cache_check_bench.py                          # 4096 rows x 4 x 4096, resnet18, 96 px, B=32
     python benchmarks/cache_check_bench.py --rows 8192 --steps 5
+    python benchmarks/cache_check_bench.py --steps 2 --records docs/results/bench-cache-check.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from _data import SHARED_DATA, extract_once
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import SHARED_DATA, extract_once  # noqa: E402
+from _provenance import provenance, repo_relative  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+EPOCH_LABELS = {1: "epoch 1 (every chunk checked once)", 2: "epoch 2 (steady state)"}
 
 
 def _synthetic_representations(dims: list[int]):
@@ -75,8 +86,12 @@ def _real_batch(size: int, batch: int):
     data = DatasetSubset(base, list(range(0, len(base), max(1, len(base) // batch)))[:batch])
     views = TwoViews(data, size=size, augmentation=PaperAugmentation(size), seed=0)
     items = [views[i] for i in range(batch)]
-    return (torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items]),
-            torch.zeros(batch, dtype=torch.long), torch.tensor([it[3] for it in items]))
+    return (
+        torch.stack([it[0] for it in items]),
+        torch.stack([it[1] for it in items]),
+        torch.zeros(batch, dtype=torch.long),
+        torch.tensor([it[3] for it in items]),
+    )
 
 
 def _warm(folder: Path) -> None:
@@ -87,7 +102,38 @@ def _warm(folder: Path) -> None:
                 pass
 
 
-def main() -> None:
+def _step_median(records: list[dict[str, Any]], copy: str) -> float:
+    """The median whole cached step (s) with the ``copy`` (``plain`` or ``checked``) of the cache."""
+    return statistics.median(next(r for r in records if r["kind"] == "step" and r["copy"] == copy)["seconds"])
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    """The Markdown table of docs/benchmarks.md's cache-check section from ``records`` alone: per epoch, the mean
+    read per step of each copy (ms), the difference, and the difference over the median whole step without checks."""
+    step_plain = _step_median(records, "plain")
+    lines = [
+        "| | read per step, no check (ms) | read per step, checked (ms) | extra per step (ms) | extra / whole step |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        if r["kind"] != "read":
+            continue
+        plain = 1000 * sum(r["plain_s"]) / len(r["plain_s"])
+        checked = 1000 * sum(r["checked_s"]) / len(r["checked_s"])
+        extra = checked - plain
+        label = EPOCH_LABELS.get(r["epoch"], f"epoch {r['epoch']}")
+        lines.append(
+            f"| {label} | {plain:.2f} | {checked:.2f} | {extra:.2f} | {100 * extra / (1000 * step_plain):.3f}% |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def command(argv: list[str] | None) -> list[str]:
+    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
+    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=4096, help="images in the cache")
     p.add_argument("--dims", default="4096,4096,4096,4096", help="stored dimension of each representation")
@@ -97,15 +143,16 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3, help="timed whole steps per variant (after one warm-up)")
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    p.add_argument("--records", type=Path, default=None, metavar="FILE", help="write every row's record to this JSON")
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from mvmr.cache import FeatureCache, build_cache
     from mvmr.config import OptimConfig, ProbeConfig
     from mvmr.losses import MVMRLoss
+    from mvmr.methods import MVMR
     from mvmr.models import build_model
     from mvmr.sources import CachedSource
-    from mvmr.methods import MVMR
     from mvmr.training.module import PretrainingModule
     from mvmr.training.sampling import EpochBatchSampler
 
@@ -115,8 +162,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=REPO / ".test-data" if (REPO / ".test-data").is_dir() else None) as tmp:
         checked_root, plain_root = Path(tmp) / "checked", Path(tmp) / "plain"
         t0 = time.perf_counter()
-        build_cache(checked_root, dataset=TensorDataset(images), representations=reps, image_size=4, batch_size=256,
-                    progress=False)
+        build_cache(
+            checked_root,
+            dataset=TensorDataset(images),
+            representations=reps,
+            image_size=4,
+            batch_size=256,
+            progress=False,
+        )
         build_s = time.perf_counter() - t0
         shutil.copytree(checked_root, plain_root)
         size_mib = sum(f.stat().st_size for f in checked_root.iterdir()) / 2**20
@@ -126,16 +179,16 @@ def main() -> None:
         # 1. the cached read of every step of two epochs, interleaved batch by batch
         caches = {"checked": FeatureCache.open(checked_root), "plain": FeatureCache.open(plain_root, verify=False)}
         sampler = EpochBatchSampler(np.arange(args.rows), args.batch, seed=0)
-        reads: dict[tuple[str, int], float] = {(name, e): 0.0 for name in caches for e in (0, 1)}
+        reads: dict[tuple[str, int], list[float]] = {(name, e): [] for name in caches for e in (0, 1)}
         steps_per_epoch = len(sampler)
         for epoch in (0, 1):
             sampler.set_epoch(epoch)
             for b, pairs in enumerate(sampler):
                 index = torch.tensor([i for _, i in pairs])
-                for name in (("checked", "plain") if b % 2 == 0 else ("plain", "checked")):
+                for name in ("checked", "plain") if b % 2 == 0 else ("plain", "checked"):
                     t = time.perf_counter()
                     caches[name].get(index)
-                    reads[(name, epoch)] += time.perf_counter() - t
+                    reads[(name, epoch)].append(time.perf_counter() - t)
 
         # 2. the whole cached MV-MR step with each copy
         batch = _real_batch(args.size, args.batch)
@@ -145,16 +198,22 @@ def main() -> None:
             source.cache = cache  # opened above (already verified by part 1: the steady state)
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=True)
-            module = PretrainingModule(model, MVMR(MVMRLoss(), [source]), feature_dim=model.spec.feature_dim,
-                                       optim=OptimConfig(), probe=ProbeConfig(enabled=False), num_classes=None,
-                                       batch_size=args.batch)
+            module = PretrainingModule(
+                model,
+                MVMR(MVMRLoss(), [source]),
+                feature_dim=model.spec.feature_dim,
+                optim=OptimConfig(),
+                probe=ProbeConfig(enabled=False),
+                num_classes=None,
+                batch_size=args.batch,
+            )
             variants[name] = (module, torch.optim.Adam(module.model.parameters(), lr=1e-4))
         step_times: dict[str, list[float]] = {name: [] for name in variants}
         order = np.random.default_rng(1).permutation(args.rows)
         for round_ in range(1 + args.steps):
             index = torch.as_tensor(order[round_ * args.batch : (round_ + 1) * args.batch])
             two_views = (batch[0], batch[1], index, batch[3])
-            for name in (("checked", "plain") if round_ % 2 == 0 else ("plain", "checked")):
+            for name in ("checked", "plain") if round_ % 2 == 0 else ("plain", "checked"):
                 module, opt = variants[name]
                 t = time.perf_counter()
                 out = module.ssl_step(two_views)
@@ -164,25 +223,51 @@ def main() -> None:
                 if round_ > 0:
                     step_times[name].append(time.perf_counter() - t)
 
-    step_plain = statistics.median(step_times["plain"])
-    step_checked = statistics.median(step_times["checked"])
-    print(f"\ncache: {args.rows} rows x {dims} float16 = {size_mib:.0f} MiB (built in {build_s:.1f} s), "
-          f"{steps_per_epoch} steps of B={args.batch} an epoch; {args.encoder} small_images, projector "
-          f"{args.projector}, {args.size} px, {args.threads} threads; median of {args.steps} whole steps\n")
-    print("| | read per step, no check (ms) | read per step, checked (ms) | extra per step (ms) | "
-          "extra / whole step |")
-    print("|---|---:|---:|---:|---:|")
-    for epoch, label in ((0, "epoch 1 (every chunk checked once)"), (1, "epoch 2 (steady state)")):
-        plain = 1000 * reads[("plain", epoch)] / steps_per_epoch
-        checked = 1000 * reads[("checked", epoch)] / steps_per_epoch
-        extra = checked - plain
-        print(f"| {label} | {plain:.2f} | {checked:.2f} | {extra:.2f} | {100 * extra / (1000 * step_plain):.3f}% |")
-    print(f"\nwhole cached step: {step_plain:.3f} s without checks, {step_checked:.3f} s with "
-          f"(ratio {step_checked / step_plain:.3f}, measured; the step-to-step noise is larger than the difference)")
-    worst = (reads[("checked", 0)] - reads[("plain", 0)]) / steps_per_epoch / step_plain
-    print(f"target (check < 2% of a cached step): {'met' if worst < 0.02 else 'NOT met'} "
-          f"(worst case, epoch 1: {100 * worst:.3f}%)")
+    settings = {
+        "rows": args.rows,
+        "dims": dims,
+        "dtype": "float16",
+        "cache_mib": size_mib,
+        "cache_build_s": build_s,
+        "steps_per_epoch": steps_per_epoch,
+        "batch": args.batch,
+        "encoder": args.encoder,
+        "small_images": True,
+        "projector": args.projector,
+        "size": args.size,
+        "steps": args.steps,
+        "warmup_steps": 1,
+    }
+    records: list[dict[str, Any]] = [
+        {"kind": "read", "epoch": epoch + 1, "plain_s": reads[("plain", epoch)], "checked_s": reads[("checked", epoch)]}
+        for epoch in (0, 1)
+    ]
+    records += [{"kind": "step", "copy": name, "seconds": step_times[name]} for name in ("plain", "checked")]
+    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    records = [{**r, **settings, **common} for r in records]
+    if args.records is not None:
+        args.records.parent.mkdir(parents=True, exist_ok=True)
+        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
+        print(f"records: {args.records} ({len(records)} rows)")
+
+    step_plain, step_checked = _step_median(records, "plain"), _step_median(records, "checked")
+    print(
+        f"\ncache: {args.rows} rows x {dims} float16 = {size_mib:.0f} MiB (built in {build_s:.1f} s), "
+        f"{steps_per_epoch} steps of B={args.batch} an epoch; {args.encoder} small_images, projector "
+        f"{args.projector}, {args.size} px, {args.threads} threads; median of {args.steps} whole steps\n"
+    )
+    print(table(records), end="")
+    print(
+        f"\nwhole cached step: {step_plain:.3f} s without checks, {step_checked:.3f} s with "
+        f"(ratio {step_checked / step_plain:.3f}, measured; the step-to-step noise is larger than the difference)"
+    )
+    worst = (sum(reads[("checked", 0)]) - sum(reads[("plain", 0)])) / steps_per_epoch / step_plain
+    print(
+        f"target (check < 2% of a cached step): {'met' if worst < 0.02 else 'NOT met'} "
+        f"(worst case, epoch 1: {100 * worst:.3f}%)"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

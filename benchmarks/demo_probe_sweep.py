@@ -15,7 +15,6 @@ import itertools
 import json
 from pathlib import Path
 
-import torch
 from torch import nn
 
 

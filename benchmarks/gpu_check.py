@@ -115,7 +115,7 @@ def time_variants(sizes: Sizes, data: Path, out: Path, device: str) -> dict[str,
 
     register_l1_only()
     gpu = device == "cuda"
-    base = [f"data.kind=imagefolder", f"data.root={data}", "data.split=train", f"data.image_size={sizes.image_size}",
+    base = ["data.kind=imagefolder", f"data.root={data}", "data.split=train", f"data.image_size={sizes.image_size}",
             f"data.batch_size={sizes.batch}", f"data.num_workers={sizes.workers}", "data.val_fraction=0",
             f"model.encoder={sizes.encoder}", f"model.projector='{sizes.projector}'", "probe.enabled=false",
             f"trainer.accelerator={'gpu' if gpu else 'cpu'}", "trainer.devices=1",

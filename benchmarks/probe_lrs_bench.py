@@ -4,18 +4,50 @@ Both sides run here, alternately, on the same random features at the demo's prob
 fit, 1,000 hold-out, 10 classes); the lockstep fit must also pick the same lr and epoch and give the
 same weights as the best separate fit, bit for bit.
 
+``--records FILE`` writes the run's one record (its settings, every repeat's seconds of both sides, whether the
+results agree, the command line, threads and provenance); :func:`table` renders the table from records alone.
+
     python benchmarks/probe_lrs_bench.py               # demo size, 20 epochs, 2 repeats
     python benchmarks/probe_lrs_bench.py --epochs 100 --threads 2
+    python benchmarks/probe_lrs_bench.py --epochs 20 --repeats 2 --records docs/results/bench-probe-lrs.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from mvmr.evaluation.linear import LinearConfig, fit_with_selection
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance, repo_relative  # noqa: E402
+
+
+def table(records: list[dict[str, Any]]) -> str:
+    """The Markdown table of docs/benchmarks.md's probe section from ``records`` alone: one row per record, each
+    side's best repeat (s), the speed-up of the lockstep fit and whether it gave the best separate fit's result."""
+    lines = [
+        "| n x dim | lrs | epochs | threads | separate fits (s) | lockstep (s) | speed-up | same result |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in records:
+        separate, lockstep = min(r["separate_s"]), min(r["lockstep_s"])
+        lines.append(
+            f"| {r['n']} x {r['dim']} | {', '.join(f'{lr:g}' for lr in r['lrs'])} | {r['epochs']} | {r['threads']} | "
+            f"{separate:.2f} | {lockstep:.2f} | {separate / lockstep:.2f}x | {r['same']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def command(argv: list[str] | None) -> list[str]:
+    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
+    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2])
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--records", type=Path, default=None, metavar="FILE", help="write the run's record to this JSON")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
@@ -37,19 +70,40 @@ def main(argv: list[str] | None = None) -> int:
     separate_s, lockstep_s = [], []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        fits = {lr: fit_with_selection((x, y), (xv, yv), num_classes=10, config=LinearConfig(lr=lr, **base))
-                for lr in args.lrs}
+        fits = {
+            lr: fit_with_selection((x, y), (xv, yv), num_classes=10, config=LinearConfig(lr=lr, **base))
+            for lr in args.lrs
+        }
         separate_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         swept = fit_with_selection((x, y), (xv, yv), num_classes=10, config=LinearConfig(lrs=tuple(args.lrs), **base))
         lockstep_s.append(time.perf_counter() - t)
     best = fits[swept.val_metrics["chosen_lr"]]
-    same = (swept.chosen_epoch == best.chosen_epoch
-            and torch.equal(swept.classifier.linear.weight, best.classifier.linear.weight))
-    print("| n x dim | lrs | epochs | threads | separate fits (s) | lockstep (s) | speed-up | same result |")
-    print("|---|---|---:|---:|---:|---:|---:|---|")
-    print(f"| {args.n} x {args.dim} | {', '.join(f'{lr:g}' for lr in args.lrs)} | {args.epochs} | {args.threads} | "
-          f"{min(separate_s):.2f} | {min(lockstep_s):.2f} | {min(separate_s) / min(lockstep_s):.2f}x | {same} |")
+    same = swept.chosen_epoch == best.chosen_epoch and torch.equal(
+        swept.classifier.linear.weight, best.classifier.linear.weight
+    )
+    record = {
+        "n": args.n,
+        "dim": args.dim,
+        "holdout": len(yv),
+        "classes": 10,
+        "lrs": list(args.lrs),
+        "epochs": args.epochs,
+        "repeats": args.repeats,
+        "separate_s": separate_s,
+        "lockstep_s": lockstep_s,
+        "same": same,
+        "chosen_lr": swept.val_metrics["chosen_lr"],
+        "chosen_epoch": swept.chosen_epoch,
+        "command": command(argv),
+        "threads": args.threads,
+        **provenance(),
+    }
+    if args.records is not None:
+        args.records.parent.mkdir(parents=True, exist_ok=True)
+        args.records.write_text(json.dumps(repo_relative([record]), indent=1) + "\n", encoding="utf-8")
+        print(f"records: {args.records} (1 row)")
+    print(table([record]), end="")
     return 0 if same else 1
 
 

@@ -53,7 +53,8 @@ def _distill_plot(records: list[dict], path: Path) -> None:
     d.plot(records, path)
 
 
-def _ssl_objectives_table(records: list[dict]) -> str:
+def _accuracy_tables(records: list[dict]) -> str:
+    """The table of ``benchmarks/accuracy.py --collect`` from its records: every row, then the seed spread."""
     import accuracy as a
 
     lines, by_method = [], {}
@@ -116,7 +117,7 @@ def _budget_plot(record: dict, path: Path) -> None:
 REPORTS = [
     Report("distill-objectives", "docs/distillation.md", "distill-objectives.json", _distill_tables,
            plot=_distill_plot, image="distill.png"),
-    Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _ssl_objectives_table),
+    Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _accuracy_tables),
     Report("demo", "docs/results.md", "demo.json", _demo_table),
     Report("demo-tuning", "docs/results.md", "demo-tuning.json", _demo_tuning_table),
     Report("peer-sweep", "docs/results.md", "peer-sweep.json", _peer_sweep_tables),

@@ -12,24 +12,35 @@ A step is: both views through encoder + projector, representations, loss, backwa
 (:meth:`mvmr.training.module.PretrainingModule.ssl_step`, the code the trainer runs). Data loading is
 left out (it is the same for all three). Also prints what each representation costs alone.
 
+``--records FILE`` writes one JSON record per variant (its settings, every timed step, the command line,
+threads and provenance), and one per representation's cost, the cache read and the cache build;
+:func:`table` renders the variants' table from those records alone.
+
     python benchmarks/step_bench.py                      # resnet18, small_images, 96 px, B=32, CPU
     python benchmarks/step_bench.py --no-small-images --steps 5
+    python benchmarks/step_bench.py --steps 3 --records docs/results/bench-step.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from _data import SHARED_DATA, extract_once
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import SHARED_DATA, extract_once  # noqa: E402
+from _provenance import provenance, repo_relative  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
+BASELINE = "L1 only"
 
 
 def _images(root: Path | None, size: int, n: int):
@@ -37,14 +48,32 @@ def _images(root: Path | None, size: int, n: int):
     from mvmr.data import DatasetSubset, build_dataset
 
     if root is None:
-        root = extract_once(SHARED_DATA / "imagenette96.tar.gz", "imagenette96",
-                            hint="or pass --data, an ImageFolder root with val/")
+        root = extract_once(
+            SHARED_DATA / "imagenette96.tar.gz", "imagenette96", hint="or pass --data, an ImageFolder root with val/"
+        )
     base = build_dataset("imagefolder", root, split="val", size=size)
     step = max(1, len(base) // n)
     return DatasetSubset(base, list(range(0, step * n, step)))
 
 
-def main() -> None:
+def table(records: list[dict[str, Any]]) -> str:
+    """The Markdown table of docs/benchmarks.md's training-step section from ``records`` alone: each variant's
+    median step (s) and its ratio to the median step of ``L1 only``. Records of other kinds are ignored."""
+    steps = [r for r in records if r["kind"] == "step"]
+    base = statistics.median(next(r for r in steps if r["variant"] == BASELINE)["seconds"])
+    lines = ["| variant | step (s) | vs L1 |", "|---|---:|---:|"]
+    for r in steps:
+        med = statistics.median(r["seconds"])
+        lines.append(f"| {r['variant']} | {med:.2f} | {med / base:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def command(argv: list[str] | None) -> list[str]:
+    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
+    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", default="resnet18")
     p.add_argument("--small-images", action=argparse.BooleanOptionalAction, default=True)
@@ -55,32 +84,43 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--data", type=Path, default=None, help="ImageFolder root with val/ (default: Imagenette 96 px)")
-    args = p.parse_args()
+    p.add_argument("--records", type=Path, default=None, metavar="FILE", help="write every row's record to this JSON")
+    args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     from mvmr.config import OptimConfig, ProbeConfig
     from mvmr.data import TwoViews
-    from mvmr.transforms.augmentation import PaperAugmentation
     from mvmr.losses import MVMRLoss, variance_hinge
+    from mvmr.methods import MVMR, Method, StepOutput
     from mvmr.models import build_model
     from mvmr.representations import build
     from mvmr.sources import CachedSource, LiveSource
-    from mvmr.methods import MVMR, Method, StepOutput
     from mvmr.training.module import PretrainingModule
+    from mvmr.transforms.augmentation import PaperAugmentation
 
     device = torch.device(args.device)
     data = _images(args.data, args.size, args.batch)
     views = TwoViews(data, size=args.size, augmentation=PaperAugmentation(args.size), seed=0)
     items = [views[i] for i in range(args.batch)]
-    batch = (torch.stack([it[0] for it in items]).to(device), torch.stack([it[1] for it in items]).to(device),
-             torch.tensor([it[2] for it in items], device=device), torch.tensor([it[3] for it in items], device=device))
+    batch = (
+        torch.stack([it[0] for it in items]).to(device),
+        torch.stack([it[1] for it in items]).to(device),
+        torch.tensor([it[2] for it in items], device=device),
+        torch.tensor([it[3] for it in items], device=device),
+    )
 
     reps = {name: build(name).to(device) for name in REPS}
     deterministic = {k: v for k, v in reps.items() if v.deterministic}
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        cached = CachedSource(Path(tmp) / "cache", deterministic, dataset=data, image_size=args.size,
-                              batch_size=args.batch, progress=False)
+        cached = CachedSource(
+            Path(tmp) / "cache",
+            deterministic,
+            dataset=data,
+            image_size=args.size,
+            batch_size=args.batch,
+            progress=False,
+        )
         cached.prepare(device)
         build_s = time.perf_counter() - t0
         live = LiveSource(reps)
@@ -100,12 +140,19 @@ def main() -> None:
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=args.small_images).to(device)
             method = method or MVMR(MVMRLoss(), sources, order=REPS)
-            m = PretrainingModule(model, method, feature_dim=model.spec.feature_dim, optim=OptimConfig(),
-                                  probe=ProbeConfig(enabled=False), num_classes=None, batch_size=args.batch)
+            m = PretrainingModule(
+                model,
+                method,
+                feature_dim=model.spec.feature_dim,
+                optim=OptimConfig(),
+                probe=ProbeConfig(enabled=False),
+                num_classes=None,
+                batch_size=args.batch,
+            )
             return m, torch.optim.Adam(m.model.parameters(), lr=1e-4)
 
         variants = {
-            "L1 only": module(L1Only(), []),
+            BASELINE: module(L1Only(), []),
             "MV-MR fresh (5 reps)": module(None, [live]),
             "MV-MR cache": module(None, [cached, live_augmented]),
         }
@@ -124,37 +171,61 @@ def main() -> None:
                 if round_ > 0:
                     times[name].append(time.perf_counter() - t)
 
-        rep_cost = {}
+        def three_calls(fn: Any, *inputs: torch.Tensor) -> list[float]:
+            """The seconds of each of 3 calls after a warm-up one."""
+            fn(*inputs)
+            seconds = []
+            for _ in range(3):
+                t = time.perf_counter()
+                fn(*inputs)
+                seconds.append(time.perf_counter() - t)
+            return seconds
+
         with torch.no_grad():
             x = batch[0].float()
-            for name, rep in reps.items():
-                rep(x)
-                t = time.perf_counter()
-                for _ in range(3):
-                    rep(x)
-                rep_cost[name] = (time.perf_counter() - t) / 3
-            t = time.perf_counter()
-            for _ in range(3):
-                cached(batch[0], batch[2])
-            cache_read = (time.perf_counter() - t) / 3
+            rep_seconds = {name: three_calls(rep, x) for name, rep in reps.items()}
+            read_seconds = three_calls(cached, batch[0], batch[2])
 
-    base = statistics.median(times["L1 only"])
-    print(f"\n{args.encoder} small_images={args.small_images}, projector {args.projector}, {args.size} px, "
-          f"B={args.batch}, {args.device}, {args.threads} threads; median of {args.steps} steps after 1 warm-up")
-    print(f"| variant              | step (s) | vs L1 |")
-    print(f"|----------------------|---------:|------:|")
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"| {name:20s} | {med:8.3f} | {med / base:5.3f} |")
+    settings = {
+        "encoder": args.encoder,
+        "small_images": args.small_images,
+        "projector": args.projector,
+        "size": args.size,
+        "batch": args.batch,
+        "device": args.device,
+        "steps": args.steps,
+        "warmup_steps": 1,
+    }
+    records: list[dict[str, Any]] = [{"kind": "step", "variant": name, "seconds": ts} for name, ts in times.items()]
+    records += [{"kind": "representation", "name": name, "seconds": ts} for name, ts in rep_seconds.items()]
+    records.append({"kind": "cache_read", "representations": sorted(deterministic), "seconds": read_seconds})
+    records.append({"kind": "cache_build", "images": len(data), "seconds": [build_s]})
+    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    records = [{**r, **settings, **common} for r in records]
+    if args.records is not None:
+        args.records.parent.mkdir(parents=True, exist_ok=True)
+        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
+        print(f"records: {args.records} ({len(records)} rows)")
+
+    base = statistics.median(times[BASELINE])
+    print(
+        f"\n{args.encoder} small_images={args.small_images}, projector {args.projector}, {args.size} px, "
+        f"B={args.batch}, {args.device}, {args.threads} threads; median of {args.steps} steps after 1 warm-up"
+    )
+    print(table(records), end="")
     ratio = statistics.median(times["MV-MR cache"]) / base
     print(f"target MV-MR cache / L1 <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'} ({ratio:.3f})")
-    print("\nrepresentation cost without cache (one batch, no_grad):")
+    print("\nrepresentation cost without cache (one batch, no_grad; mean of 3 calls):")
+    rep_cost = {name: statistics.mean(ts) for name, ts in rep_seconds.items()}
     for name, cost in sorted(rep_cost.items(), key=lambda kv: -kv[1]):
         print(f"  {name:18s} {1000 * cost:8.1f} ms")
-    print(f"  -> most expensive: {max(rep_cost, key=rep_cost.get)}")
-    print(f"cache read of one batch ({len(deterministic)} reps): {1000 * cache_read:.1f} ms; "
-          f"cache build for {len(data)} images: {build_s:.1f} s")
+    print(f"  -> most expensive: {max(rep_cost, key=lambda k: rep_cost[k])}")
+    print(
+        f"cache read of one batch ({len(deterministic)} reps): {1000 * statistics.mean(read_seconds):.1f} ms; "
+        f"cache build for {len(data)} images: {build_s:.1f} s"
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -26,7 +26,7 @@ from mvmr.cache import (
     dataset_fingerprint,
     open_or_build,
 )
-from mvmr.representations.base import Representation, register
+from mvmr.representations.base import Representation
 from mvmr.representations.projection import BLOCK_ROWS, RandomProjection
 
 REPO = Path(__file__).resolve().parents[1]
