@@ -142,19 +142,20 @@ def chosen_lr(args: argparse.Namespace) -> dict[str, float]:
     return {r["method"]: r["lr"] for r in chosen_runs(json.loads(Path(args.chosen).read_text()))}
 
 
-def point(out: Path, earlier: dict, budget: int, row: str, seed: int) -> tuple[float | None, bool]:
-    """Linear top-1 of ``row@seed`` at ``budget``: from its run in ``out``, else from ``earlier``
-    (then the flag is True), else None."""
-    if r := _result(out / f"e{budget}", f"{row}@{seed}"):
+def point(out: Path | None, earlier: dict, budget: int, row: str, seed: int) -> tuple[float | None, bool]:
+    """Linear top-1 of ``row@seed`` at ``budget``: from its run in ``out`` (None: no run folder), else from
+    ``earlier`` (then the flag is True), else None."""
+    if out is not None and (r := _result(out / f"e{budget}", f"{row}@{seed}")):
         return r["linear_top1"], False
     seeds = earlier.get(str(budget), {}).get(row) or []
     value = seeds[seed] if seed < len(seeds) else None
     return value, value is not None
 
 
-def reference(out: Path, earlier: dict, name: str) -> tuple[dict | None, bool]:
-    """A reference row's result from its run in ``out``, else from ``earlier`` (flag True), else None."""
-    if r := _result(out / "reference", name):
+def reference(out: Path | None, earlier: dict, name: str) -> tuple[dict | None, bool]:
+    """A reference row's result from its run in ``out`` (None: no run folder), else from ``earlier`` (flag
+    True), else None."""
+    if out is not None and (r := _result(out / "reference", name)):
         return r, False
     r = earlier.get("reference", {}).get(name)
     return r, r is not None
@@ -260,7 +261,6 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
     (marked †); with ``out=None``, from ``earlier`` alone, a committed record, which needs no mark.
     Also returns what the plot needs: the series, the references and the marked points."""
     mark_earlier = out is not None
-    out = out if out is not None else Path("/nonexistent-budget-runs")
     series: dict[str, list[tuple[int, list[float]]]] = {}
     marked: set[tuple[str, int]] = set()
     head = "| row | " + " | ".join(f"{b} ep" for b in budgets) + " |"
@@ -322,11 +322,11 @@ def collect(args: argparse.Namespace) -> str:
     out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = sorted({int(b) for b in args.budgets.split(",")} | {int(b) for b in earlier if b.isdigit()})
     md, series, refs, marked = tables(out, earlier, rows, budgets, args.references.split(","), " ".join(args.earlier))
-    _plot(series, refs, out / "budget_curve.png", marked)
+    plot(series, refs, out / "budget_curve.png", marked)
     return md
 
 
-def _plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path,
+def plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path,
           marked: set[tuple[str, int]] = frozenset()) -> None:
     import matplotlib
 

@@ -111,7 +111,7 @@ def _budget_plot(record: dict, path: Path) -> None:
     import budget_curve as b
 
     _, series, refs, marked = _budget_tables(record)
-    b._plot(series, refs, path, marked)
+    b.plot(series, refs, path, marked)
 
 
 REPORTS = [
