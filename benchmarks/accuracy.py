@@ -363,6 +363,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
             continue
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
+                        "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
                         **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -78,14 +78,16 @@ def _demo_tuning_table(records: list[dict]) -> str:
 
 
 BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins", "vicreg_tuned", "barlow_twins_tuned", "byol_tuned"]
-#: the budget curve's points: the earlier runs, then the peer sweep's chosen runs (their 5-epoch points)
-BUDGET_FILES = ("budget-curve-earlier.json", "peer-sweep.json")
+#: the budget curve's points: the earlier runs, the peer sweep's chosen runs (their 5-epoch points), and the
+#: tuned peers' runs at other budgets with their chosen settings (``accuracy.py --records``)
+BUDGET_FILES = ("budget-curve-earlier.json", "peer-sweep.json", "budget-tuned.json")
 
 
 def _budget_tables(records: dict[str, Any]) -> tuple[str, dict, dict, set]:
     import budget_curve as b
 
-    points = b.merge_points(records["budget-curve-earlier.json"], b.chosen_runs(records["peer-sweep.json"]))
+    points = b.merge_points(records["budget-curve-earlier.json"],
+                            [*b.chosen_runs(records["peer-sweep.json"]), *records["budget-tuned.json"]])
     budgets = sorted(int(k) for k in points if k.isdigit())
     rows = [r for r in BUDGET_ROWS if any(r in points[str(b)] for b in budgets)]
     return b.tables(None, points, rows, budgets, list(points.get("reference", {})))
@@ -99,6 +101,25 @@ def _budget_report(records: dict[str, Any]) -> str:
     peers = [r for r in series if r != "mvmr_paper"]
     return (md + "\nMV-MR's lead over each row (10,000 test images; a lead counts only above the largest seed sd "
             "of its two cells and twice the binomial SE of the difference):\n\n" + b.lead_table(series, "mvmr_paper", peers))
+
+
+def _accuracy_plot(records: list[dict], path: Path) -> None:
+    import accuracy as a
+
+    a.plot(records, path)
+
+
+def _ablation_table(table: int) -> Report:
+    """Table ``table`` of the paper's ablations, from ``ablation-tables.json`` (Table 6: the rows that ran)."""
+    import ablation_records as a
+
+    rows = TABLE6_ROWS if table == 6 else None
+    return Report(f"table{table}", "docs/results.md", "ablation-tables.json", lambda r: a.render(r, table, rows),
+                  plot=lambda r, path: a.plot(r, table, path), image=f"table{table}.png")
+
+
+#: Table 6's rows in docs/results.md: every single representation and all five (the 25 others did not run)
+TABLE6_ROWS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std", "pixels+scatnet+augmented_pixels+hog+local_std"]
 
 
 def _peer_sweep_tables(records: list[dict]) -> str:

@@ -80,3 +80,32 @@ def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the
     assert effective_lr(config.optim, 64) == pytest.approx(0.15 * 64 / 256)
     groups = split_decay_params(model, config.optim.weight_decay)
     assert type(build_optimizer(config.optim, groups, effective_lr(config.optim, 64))).__name__ == "LARS"
+
+
+def test_collect_writes_one_record_per_finished_row_with_the_lr_it_ran_and_its_provenance(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    acc = _driver()
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as when run as a script: _provenance is its sibling
+    out = tmp_path / "runs"
+    row = {"linear_top1": 41.0, "linear_top5": 88.0, "knn_top1": 37.0, "val_top1": 43.0, "feature_dim": 512,
+           "num_train": 9001, "num_val": 999, "num_test": 10000, "pretrain_s": 700.0, "eval_s": 30.0, "wall_s": 730.0,
+           "peak_rss_mib": 1800.0, "seed": 0, "epochs": 10, "budget": "10 ep", "pretrain_images": 10000, "threads": 1,
+           "method": "vicreg_tuned", "machine": "a CPU, 2 cores", "commit": "abc1234", "recorded": "2026-12-07",
+           "config": {"optim": {"optimizer": "lars", "lr": 0.0375}, "data": {"root": f"{REPO}/.test-data/x"}}}
+    for key, extra in (("vicreg_tuned@0", {}), ("random", {"method": "random", "epochs": 0, "config": None})):
+        (out / key).mkdir(parents=True)
+        (out / key / "result.json").write_text(json.dumps({**row, "key": key, **extra}))
+    records = tmp_path / "records.json"
+    assert acc.main(["--out", str(out), "--epochs", "10", "--rows", "vicreg_tuned@0", "random", "byol_tuned@0",
+                     "--collect", "--records", str(records)]) == 0
+    got = json.loads(records.read_text())
+    assert [r["key"] for r in got] == ["vicreg_tuned@0", "random"]  # byol_tuned@0 did not run: no record
+    tuned = got[0]
+    assert tuned["optim"] == {"optimizer": "lars", "lr": 0.0375} and tuned["linear_top1"] == 41.0
+    assert tuned["label"] == acc.METHODS["vicreg_tuned"][0] and tuned["overrides"] == acc.METHODS["vicreg_tuned"][1]
+    assert (tuned["machine"], tuned["commit"], tuned["recorded"]) == ("a CPU, 2 cores", "abc1234", "2026-12-07")
+    assert got[1]["optim"] is None and got[1]["overrides"] == []
+    assert str(REPO) not in records.read_text()
+    assert (out / "accuracy.png").is_file()
