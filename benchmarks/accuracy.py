@@ -398,8 +398,10 @@ def plot(records: list[dict], path: Path) -> None:
     ax.set_xticklabels([r["key"] for r in records], rotation=45, ha="right", fontsize=8)
     split = DATASETS[dataset][2] if dataset in DATASETS else "test"
     ax.set_ylabel(f"{dataset} {split} accuracy (%)")
-    ax.set_title(f"{dataset}, {seen}, {' / '.join(budgets) or 'no'} pretraining: one bar per run (no error bars)",
-                 fontsize=10)
+    tests = sorted({int(r["num_test"]) for r in records if r.get("num_test")})
+    scored = f", scored on {tests[0]:,} {split} images" if len(tests) == 1 else ""
+    ax.set_title(f"{dataset}: {seen} x {' / '.join(budgets) or 'no'} pretraining{scored}; one bar per run, "
+                 "no error bars", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,9 @@ REPORTS = [
     Report("peer-sweep", "docs/results.md", "peer-sweep.json", _peer_sweep_tables),
     Report("budget-curve", "docs/results.md", BUDGET_FILES, lambda r: _budget_report(r),
            plot=_budget_plot, image="budget_curve.png"),
+    Report("accuracy-2ep", "docs/results.md", "accuracy-2ep.json", _accuracy_tables, plot=_accuracy_plot,
+           image="accuracy.png"),
+    *(_ablation_table(table) for table in (5, 6, 7, 8)),
 ]
 
 
