@@ -67,7 +67,9 @@ def _run(
     command = [arg.replace(f"{REPO}/", "") for arg in command]  # paths inside the checkout, relative to it
     for r in records:
         assert all(isinstance(r[k], str) and r[k] for k in PROVENANCE), r
-        assert r["threads"] == 1
+        # the threads the run used: the --threads given, else torch's own count (the environment's)
+        threads = int(argv[argv.index("--threads") + 1]) if "--threads" in argv else torch.get_num_threads()
+        assert r["threads"] == threads
         assert r["command"] == command
     return records, out
 
