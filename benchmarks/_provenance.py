@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -54,3 +55,23 @@ def repo_relative(value: Any) -> Any:
             return "."
         return value.replace(root + "/", "")
     return value
+
+
+def command(argv: list[str] | None, script: str) -> list[str]:
+    """The command line that ran: ``sys.argv``, or ``script`` (a benchmark's ``__file__``) and ``argv`` when its
+    ``main`` was called in-process."""
+    import sys
+
+    return list(sys.argv) if argv is None else [str(Path(script).resolve()), *argv]
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]], *, strict: bool = False) -> Path:
+    """Write ``records`` to the JSON file ``path`` (its folder made if missing), every path in them relative to
+    this checkout, and say so on stdout. ``strict`` refuses NaN and infinity (standard JSON) instead of writing
+    them as JavaScript literals; ``ensure_ascii`` is off either way, so labels keep their characters."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(repo_relative(records), indent=1, ensure_ascii=False, allow_nan=not strict)
+    path.write_text(text + "\n", encoding="utf-8")
+    print(f"records: {path} ({len(records)} {'row' if len(records) == 1 else 'rows'})")
+    return path

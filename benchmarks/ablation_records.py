@@ -19,7 +19,6 @@ Example (the runs of docs/results.md)::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import provenance, write_records  # noqa: E402
 
 #: what the docs' ablation rows pretrained on (the config's data.root is a local folder, not a name)
 DATASET = "CIFAR-10, 2,048 images"
@@ -129,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no finished rows of tables {args.tables} under {args.out}; {args.records} left as it was",
               file=sys.stderr)
         return 1
-    args.records.parent.mkdir(parents=True, exist_ok=True)
-    args.records.write_text(json.dumps(repo_relative(records), indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    write_records(args.records, records, strict=True)
     for table in tables:
         print(f"\n## Table {table}\n\n" + render(records, table), end="")
     counts = ", ".join(f"Table {t}: {sum(r['table'] == t for r in records)}" for t in tables)

@@ -32,7 +32,6 @@ Example (a small CPU run)::
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -232,8 +231,8 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     """Run row ``key`` in this process and write its result.json."""
     import torch
 
-    from mvmr.workflows import ablation
     from mvmr.config import load_config
+    from mvmr.workflows import ablation
 
     rows = {r[0]: r for r in all_rows(argparse.Namespace(**{**vars(args), "rows": None}))}
     _, method, seed = rows[key]
@@ -346,10 +345,10 @@ def collect(args: argparse.Namespace) -> str:
     return results_tables(lines, by_method)
 
 
-def write_records(args: argparse.Namespace, path: Path) -> None:
+def save_records(args: argparse.Namespace, path: Path) -> None:
     """The finished rows' results as one JSON list (commit it under docs/results/): every metric, the
     row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
-    from _provenance import provenance, repo_relative
+    from _provenance import provenance, write_records
 
     from mvmr.workflows import ablation
 
@@ -366,9 +365,7 @@ def write_records(args: argparse.Namespace, path: Path) -> None:
                         "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
                         **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-    print(f"records: {path} ({len(records)} rows)")
+    write_records(path, records)
 
 
 def _plot(args: argparse.Namespace, rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:
@@ -446,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.records:
-        write_records(args, Path(args.records))
+        save_records(args, Path(args.records))
     (out / "accuracy.md").write_text(md, encoding="utf-8")
     print(md, end="")
     print(f"\nwritten: {out / 'accuracy.md'}, {out / 'accuracy.png'}")

@@ -31,7 +31,6 @@ per copy's whole step (every timed step), each with the settings, the command li
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -46,7 +45,7 @@ from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import SHARED_DATA, extract_once  # noqa: E402
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCH_LABELS = {1: "epoch 1 (every chunk checked once)", 2: "epoch 2 (steady state)"}
@@ -127,10 +126,6 @@ def table(records: list[dict[str, Any]]) -> str:
         )
     return "\n".join(lines) + "\n"
 
-
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,12 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         for epoch in (0, 1)
     ]
     records += [{"kind": "step", "copy": name, "seconds": step_times[name]} for name in ("plain", "checked")]
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **settings, **common} for r in records]
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} rows)")
+        write_records(args.records, records)
 
     step_plain, step_checked = _step_median(records, "plain"), _step_median(records, "checked")
     print(

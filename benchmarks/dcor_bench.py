@@ -21,7 +21,6 @@ the command line, threads and provenance); :func:`table` renders the tables from
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -35,7 +34,7 @@ import torch
 from mvmr.losses import MVMRLoss, distance_correlation, variance_hinge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 #: the loss table's rows: record key -> label
 LOSS_VARIANTS = {
@@ -214,10 +213,6 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,12 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     records = dcor_grid(args.batches, args.dims, args.repeats, args.dcor_max_gb, args.min_seconds)
     records += loss_rows(args.loss_batch, args.repeats, args.min_seconds)
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **common} for r in records]
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} rows)")
+        write_records(args.records, records)
     print(
         f"\n## distance correlation, x and y both (B, D), float32; times in ms (best of >= {args.repeats} calls "
         f"and >= {args.min_seconds:g} s)\n"

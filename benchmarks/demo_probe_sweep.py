@@ -20,12 +20,11 @@ from torch import nn
 
 def main(argv: list[str] | None = None) -> int:
     from mvmr.config import load_config
-    from mvmr.data import build_dataset
+    from mvmr.data import build_dataset, random_subset
     from mvmr.evaluation import resolve_encoder
     from mvmr.evaluation.extraction import extract_features
     from mvmr.evaluation.extractor import FeatureExtractor
     from mvmr.evaluation.linear import LinearConfig, linear_on_features
-    from mvmr.data import random_subset
     from mvmr.training.export import last_checkpoint
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import write_records  # noqa: E402
 from _targets import paper_items  # noqa: E402
 
 FILES = {
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "tuning.md").write_text(table, encoding="utf-8")
     if args.records:
         records = [json.loads(p.read_text()) for p in sorted(out.glob("*/tuning.json"))]
-        Path(args.records).write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+        write_records(args.records, records)
     print(table, end="")
     return 0
 

@@ -26,7 +26,6 @@ and :func:`teacher_table` the table of (a) from those records alone.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -45,7 +44,7 @@ from mvmr.transforms.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import SHARED_DATA, TEST_DATA, extract_once  # noqa: E402
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGENETTE_TO_IMAGENET = {
@@ -241,10 +240,6 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -290,12 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             image_size=96,
             workdir=Path(tmp),
         )
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **common} for r in records]
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} rows)\n")
+        write_records(args.records, records)
     print(
         f"## (a) EfficientNet-Lite0 teacher on {len(images)} Imagenette val images (96x96 JPEG, resized by the "
         "teacher)\n"

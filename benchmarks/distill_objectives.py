@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _children import Children  # noqa: E402
 from _data import SHARED_DATA, extract_once  # noqa: E402
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import provenance, write_records  # noqa: E402
 
 DEMO_STEPS = 228  #: distill_demo: 2,560 images, 5% held out for the online probe, batch 32, 3 epochs
 
@@ -352,8 +352,7 @@ def collect(args: argparse.Namespace) -> int:
                 "step_s", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "threads", "machine", "commit", "torch",
                 "overrides", "recorded", "note")
         records = [{k: r.get(k) for k in keep} for r in results]
-        Path(args.records).write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} runs)")
+        write_records(args.records, records)
     return 0
 
 

@@ -198,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.collect:
         found = results(args)
         if args.records:  # written before the table is printed, so that a closed pipe cannot lose them
-            from _provenance import repo_relative
+            from _provenance import write_records
 
-            Path(args.records).write_text(json.dumps(repo_relative(found), indent=1) + "\n", encoding="utf-8")
+            write_records(args.records, found)
         print(table(found) + "\n" + chosen_table(found) if found else "no finished run")
         return 0
     while todo := [c for c in commands(args) if not _finished(c)]:  # a grid may grow as its runs finish

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 
 def _label(record: dict[str, Any]) -> str:
@@ -58,10 +57,6 @@ def table(records: list[dict[str, Any]]) -> str:
             lines.append(f"| {_label(r)} | {r['seconds']:.1f} | {r['seconds'] / measured:.2f} |")
     return "\n".join(lines) + "\n"
 
-
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     cached = [r.name for r in plan.representations if r.source == "cache"]
     settings = {"config": a.config, "overrides": list(a.overrides), "images": plan.images, "cached": cached}
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **settings, **common} for r in records]
     if a.records is not None:
-        a.records.parent.mkdir(parents=True, exist_ok=True)
-        a.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {a.records} ({len(records)} rows)")
+        write_records(a.records, records)
     print(f"config {a.config}: {plan.images:,} images in the cache, {', '.join(cached)}")
     print(table(records), end="")
     return 0

@@ -15,7 +15,6 @@ results agree, the command line, threads and provenance); :func:`table` renders 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from mvmr.evaluation.linear import LinearConfig, fit_with_selection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -44,10 +43,6 @@ def table(records: list[dict[str, Any]]) -> str:
         )
     return "\n".join(lines) + "\n"
 
-
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         "same": same,
         "chosen_lr": swept.val_metrics["chosen_lr"],
         "chosen_epoch": swept.chosen_epoch,
-        "command": command(argv),
+        "command": command(argv, __file__),
         "threads": args.threads,
         **provenance(),
     }
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative([record]), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} (1 row)")
+        write_records(args.records, [record])
     print(table([record]), end="")
     return 0 if same else 1
 

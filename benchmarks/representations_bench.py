@@ -16,7 +16,6 @@ the command line, threads and provenance); :func:`table` renders the table from 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _data import SHARED_DATA, extract_once  # noqa: E402
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 from mvmr.representations import build  # noqa: E402
 
@@ -155,10 +154,6 @@ def extra_rows(images: torch.Tensor, args: argparse.Namespace) -> list[Row]:
     return []
 
 
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -193,12 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             for r in rows
         ]
         print(f"size {size}: measured", file=sys.stderr, flush=True)
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **common} for r in records]
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} rows)")
+        write_records(args.records, records)
     print(table(records), end="")
     return 0
 

@@ -24,7 +24,6 @@ threads and provenance), and one per representation's cost, the cache read and t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import SHARED_DATA, extract_once  # noqa: E402
-from _provenance import provenance, repo_relative  # noqa: E402
+from _provenance import command, provenance, write_records  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
@@ -67,10 +66,6 @@ def table(records: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['variant']} | {med:.2f} | {med / base:.2f} |")
     return "\n".join(lines) + "\n"
 
-
-def command(argv: list[str] | None) -> list[str]:
-    """The command line that ran: ``sys.argv``, or this script and ``argv`` when called in-process."""
-    return list(sys.argv) if argv is None else [str(Path(__file__).resolve()), *argv]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,12 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     records += [{"kind": "representation", "name": name, "seconds": ts} for name, ts in rep_seconds.items()]
     records.append({"kind": "cache_read", "representations": sorted(deterministic), "seconds": read_seconds})
     records.append({"kind": "cache_build", "images": len(data), "seconds": [build_s]})
-    common = {"command": command(argv), "threads": torch.get_num_threads(), **provenance()}
+    common = {"command": command(argv, __file__), "threads": torch.get_num_threads(), **provenance()}
     records = [{**r, **settings, **common} for r in records]
     if args.records is not None:
-        args.records.parent.mkdir(parents=True, exist_ok=True)
-        args.records.write_text(json.dumps(repo_relative(records), indent=1) + "\n", encoding="utf-8")
-        print(f"records: {args.records} ({len(records)} rows)")
+        write_records(args.records, records)
 
     base = statistics.median(times[BASELINE])
     print(

@@ -490,3 +490,21 @@ def test_probe_table_renders_the_best_repeat_of_each_side() -> None:
     md = probe_lrs_bench.table([record, {**record, "same": False, "threads": 1}])
     assert md.splitlines()[3] == "| 9000 x 512 | 0.0001, 0.001, 0.01 | 20 | 1 | 3.60 | 2.81 | 1.28x | False |"
     _in_doc(md, *md.splitlines()[:3])  # exactly docs/benchmarks.md's table
+
+
+def test_write_records_makes_the_folder_relativises_paths_and_refuses_nan_when_strict(tmp_path: Path,
+                                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from _provenance import REPO as ROOT
+    from _provenance import command, write_records
+
+    path = write_records(tmp_path / "new" / "r.json", [{"out": f"{ROOT}/runs/x", "label": "MV-MR — ±", "t": 1.5}])
+    assert json.loads(path.read_text(encoding="utf-8")) == [{"out": "runs/x", "label": "MV-MR — ±", "t": 1.5}]
+    assert "MV-MR — ±" in path.read_text(encoding="utf-8")  # labels keep their characters
+    assert capsys.readouterr().out == f"records: {path} (1 row)\n"
+    write_records(path, [{"t": float("nan")}])  # not strict: written as JavaScript's NaN, as json.loads reads it
+    assert np.isnan(json.loads(path.read_text())[0]["t"])
+    with pytest.raises(ValueError):
+        write_records(path, [{"t": float("inf")}], strict=True)
+    assert command(["--steps", "2"], str(REPO / "benchmarks" / "step_bench.py")) == [
+        str(REPO / "benchmarks" / "step_bench.py"), "--steps", "2"]
+    assert command(None, "ignored") == sys.argv
