@@ -382,6 +382,7 @@ def plot(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    import textwrap
 
     dataset = records[0].get("dataset", "cifar10")
     budgets = sorted({r["budget"] for r in records if r.get("budget") not in (None, "—")})
@@ -397,8 +398,9 @@ def plot(records: list[dict], path: Path) -> None:
     ax.set_ylabel(f"{dataset} {split} accuracy (%)")
     tests = sorted({int(r["num_test"]) for r in records if r.get("num_test")})
     scored = f", scored on {tests[0]:,} {split} images" if len(tests) == 1 else ""
-    ax.set_title(f"{dataset}: {seen} x {' / '.join(budgets) or 'no'} pretraining{scored}; one bar per run, "
-                 "no error bars", fontsize=10)
+    title = (f"{dataset}: {seen} x {' / '.join(budgets) or 'no'} pretraining{scored}; one bar per run, "
+             "no error bars")
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)  # wrapped: a long title is never cut off
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import json
 import re
 import sys
@@ -135,6 +136,21 @@ def _budget_plot(record: dict, path: Path) -> None:
     b.plot(series, refs, path, marked)
 
 
+#: docs/benchmarks.md's timing tables: report (and records file) name -> the script whose ``table`` renders it
+TIMINGS = {"bench-dcor": "dcor_bench", "bench-representations": "representations_bench", "bench-step": "step_bench",
+           "bench-distill": "distill_bench", "bench-cache-check": "cache_check_bench",
+           "bench-plan-cache": "plan_cache_estimate", "bench-probe-lrs": "probe_lrs_bench"}
+
+
+def _timing(name: str, script: str) -> Report:
+    """A timing benchmark's table in docs/benchmarks.md, rendered by its own script's ``table(records)``."""
+
+    def render(records: list[dict]) -> str:
+        return importlib.import_module(script).table(records)
+
+    return Report(name, "docs/benchmarks.md", f"{name}.json", render)
+
+
 REPORTS = [
     Report("distill-objectives", "docs/distillation.md", "distill-objectives.json", _distill_tables,
            plot=_distill_plot, image="distill.png"),
@@ -146,7 +162,10 @@ REPORTS = [
            plot=_budget_plot, image="budget_curve.png"),
     Report("accuracy-2ep", "docs/results.md", "accuracy-2ep.json", _accuracy_tables, plot=_accuracy_plot,
            image="accuracy.png"),
+    Report("accuracy-10k", "docs/results.md", "accuracy-10k.json", _accuracy_tables, plot=_accuracy_plot,
+           image="accuracy-10k.png"),
     *(_ablation_table(table) for table in (5, 6, 7, 8)),
+    *(_timing(name, script) for name, script in TIMINGS.items()),
 ]
 
 
