@@ -81,3 +81,15 @@ def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_l
     assert "| byol_tuned | not run | not run | 37.50 | not run | not run |" in text.split("<!-- report:budget-curve")[1]
     assert "| byol_tuned | **1** | 45.00 | 37.50 |" in text
     assert "| byol_tuned | lars | 1 per 256 | 0.25 | 1e-5 | 0.5 | 4096-256 |" in text
+
+
+def test_a_table_typed_into_a_results_doc_outside_every_block_is_caught(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    text = ("# x\n\n<!-- report:a (generated) -->\n| a |\n|---|\n| 1 |\n<!-- /report:a -->\n\n```\n| in |\n|---|\n```\n\n"
+            "| typed | by hand |\n|---|---:|\n| x | 1 |\n")
+    assert report.loose_tables(text) == [14]
+    repo = _copy(tmp_path)
+    doc = repo / "docs" / "results.md"
+    doc.write_text(doc.read_text() + "\n| row | top-1 |\n|---|---:|\n| mine | 99.0 |\n")
+    assert report.run(check=True, repo=repo) == 1
+    assert "docs/results.md:" in capsys.readouterr().out
