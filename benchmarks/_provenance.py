@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,6 @@ def repo_relative(value: Any) -> Any:
 def command(argv: list[str] | None, script: str) -> list[str]:
     """The command line that ran: ``sys.argv``, or ``script`` (a benchmark's ``__file__``) and ``argv`` when its
     ``main`` was called in-process."""
-    import sys
-
     return list(sys.argv) if argv is None else [str(Path(script).resolve()), *argv]
 
 

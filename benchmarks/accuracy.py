@@ -380,9 +380,10 @@ def plot(records: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import textwrap
+
     import matplotlib.pyplot as plt
     import numpy as np
-    import textwrap
 
     dataset = records[0].get("dataset", "cifar10")
     budgets = sorted({r["budget"] for r in records if r.get("budget") not in (None, "—")})

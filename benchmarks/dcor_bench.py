@@ -213,7 +213,6 @@ def table(records: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[64, 256, 1024])

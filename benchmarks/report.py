@@ -136,6 +136,11 @@ def _budget_plot(record: dict, path: Path) -> None:
     b.plot(series, refs, path, marked)
 
 
+def _accuracy_report(name: str, image: str) -> Report:
+    """An accuracy.py table in docs/results.md and its bar chart, both from ``<name>.json``."""
+    return Report(name, "docs/results.md", f"{name}.json", _accuracy_tables, plot=_accuracy_plot, image=image)
+
+
 #: docs/benchmarks.md's timing tables: report (and records file) name -> the script whose ``table`` renders it
 TIMINGS = {"bench-dcor": "dcor_bench", "bench-representations": "representations_bench", "bench-step": "step_bench",
            "bench-distill": "distill_bench", "bench-cache-check": "cache_check_bench",
@@ -160,12 +165,9 @@ REPORTS = [
     Report("peer-sweep", "docs/results.md", "peer-sweep.json", _peer_sweep_tables),
     Report("budget-curve", "docs/results.md", BUDGET_FILES, lambda r: _budget_report(r),
            plot=_budget_plot, image="budget_curve.png"),
-    Report("accuracy-2ep", "docs/results.md", "accuracy-2ep.json", _accuracy_tables, plot=_accuracy_plot,
-           image="accuracy.png"),
-    Report("accuracy-10k", "docs/results.md", "accuracy-10k.json", _accuracy_tables, plot=_accuracy_plot,
-           image="accuracy-10k.png"),
-    Report("imagenette-5ep", "docs/results.md", "imagenette-5ep.json", _accuracy_tables, plot=_accuracy_plot,
-           image="imagenette-5ep.png"),
+    *(_accuracy_report(name, image) for name, image in (("accuracy-2ep", "accuracy.png"),
+                                                         ("accuracy-10k", "accuracy-10k.png"),
+                                                         ("imagenette-5ep", "imagenette-5ep.png"))),
     *(_ablation_table(table) for table in (5, 6, 7, 8)),
     *(_timing(name, script) for name, script in TIMINGS.items()),
 ]

@@ -154,7 +154,6 @@ def extra_rows(images: torch.Tensor, args: argparse.Namespace) -> list[Row]:
     return []
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=256, help="images per batch (default 256)")
