@@ -1,39 +1,22 @@
-"""Where and with what a benchmark record was made: the CPU model, the commit, torch and the date."""
+"""Where and with what a benchmark record was made: the CPU model, the commit, torch and the date
+(``mvmr.utils.provenance`` finds them), and the writer every benchmark's records go through."""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from mvmr.utils.provenance import git_commit, machine
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def machine() -> str:
-    """The CPU model (``/proc/cpuinfo``, else the platform's name) and the core count."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def commit() -> str:
-    """The repository's short commit hash, or ``unknown`` outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
+    return git_commit(REPO)
 
 
 def provenance() -> dict[str, str]:

@@ -346,26 +346,33 @@ def collect(args: argparse.Namespace) -> str:
 
 
 def save_records(args: argparse.Namespace, path: Path) -> None:
-    """The finished rows' results as one JSON list (commit it under docs/results/): every metric, the
+    """The finished rows' results as one JSON list (commit it under docs/results/): see :func:`records`."""
+    from _provenance import write_records
+
+    write_records(path, records(args))
+
+
+def records(args: argparse.Namespace) -> list[dict]:
+    """One record per finished row of ``args`` (rows without a result are left out): every metric, the
     row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
-    from _provenance import provenance, write_records
+    from _provenance import provenance
 
     from mvmr.workflows import ablation
 
     keep = ("key", "linear_top1", "linear_top5", "knn_top1", "val_top1", "feature_dim", "num_train", "num_val",
             "num_test", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "peak_rss_mib", "seed", "epochs",
             "budget", "pretrain_images", "threads", "method")
-    records = []
+    found = []
     for key, method, _ in all_rows(args):
         r = ablation.load_row_result(Path(args.out) / key)
         if r is None:
             continue
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
-        records.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
+        found.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
                         "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
                         "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
                         **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
-    write_records(path, records)
+    return found
 
 
 def _plot(args: argparse.Namespace, rows: list[tuple[str, str, int]], results: dict, path: Path) -> None:

@@ -29,6 +29,7 @@ Output: ``<out>/budget_curve.md`` (one table: mean +- sd over the seeds run, and
 
     python benchmarks/budget_curve.py --out runs/cpu/budget            # everything, resumable
     python benchmarks/budget_curve.py --out runs/cpu/budget --collect  # only the table and the plot
+    python benchmarks/budget_curve.py --out runs/cpu/budget --collect --records docs/results/budget-curve.json
     python benchmarks/budget_curve.py --out runs/cpu/budget --plan     # list the runs, run nothing
     python benchmarks/budget_curve.py --out runs/cpu/budget --parallel 2  # two runs at a time (CPU)
 
@@ -85,6 +86,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chosen", default=None, metavar="FILE",
                    help="peer_sweep.py's records: its methods train with the lr chosen on validation, and the "
                         "chosen runs are points")
+    p.add_argument("--records", default=None, metavar="FILE",
+                   help="also write accuracy.py's record of every finished run in <out> (every budget, seed and "
+                        "reference row: metrics, settings, times, machine) to this JSON list, to commit under "
+                        "docs/results/")
     p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
     return p.parse_args(argv)
 
@@ -191,6 +196,21 @@ def row_command(args: argparse.Namespace, folder: Path, key: str, epochs: int | 
             *(["--set", f"optim.lr={lr:g}"] if lr is not None else [])]
 
 
+def run_records(args: argparse.Namespace) -> list[dict]:
+    """``accuracy.py``'s record of every finished run in ``<out>``: the reference rows, then budget by budget
+    each row's seeds (runs not finished are left out)."""
+    import accuracy
+
+    out, cache = Path(args.out), args.cache or str(Path(args.out) / "rep-cache")
+    calls = [(out / "reference", ref, None) for ref in args.references.split(",") if ref]
+    calls += [(out / f"e{b}", row, b) for b in sorted(int(x) for x in args.budgets.split(","))
+              for row in args.rows.split(",")]
+    found: list[dict] = []
+    for folder, key, epochs in calls:
+        found += accuracy.records(accuracy.parse_args(row_command(args, folder, key, epochs, cache)[2:]))
+    return found
+
+
 def _cache_ready(cache: str) -> bool:
     """Whether ``cache`` holds a finished feature-cache build (its manifest is written last)."""
     from mvmr.cache.manifest import MANIFEST
@@ -256,9 +276,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int], references: list[str],
-           source: str = "") -> tuple[str, dict, dict, set]:
+           source: str = "", partial: frozenset[tuple[str, int]] = frozenset()) -> tuple[str, dict, dict, set]:
     """The budget table and the references' table, from the runs in ``out`` and the ``earlier`` points
-    (marked †); with ``out=None``, from ``earlier`` alone, a committed record, which needs no mark.
+    (marked †); with ``out=None``, from ``earlier`` alone, committed records, which need no mark except
+    the cells in ``partial`` (row, budget): points whose records keep less than a run's full record.
     Also returns what the plot needs: the series, the references and the marked points."""
     mark_earlier = out is not None
     series: dict[str, list[tuple[int, list[float]]]] = {}
@@ -270,7 +291,7 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
         for b in budgets:
             points = [p for s in (0, 1) if (p := point(out, earlier, b, row, s))[0] is not None]
             vals, mark = [v for v, _ in points], ""
-            if mark_earlier and any(was_earlier for _, was_earlier in points):
+            if (mark_earlier and any(was_earlier for _, was_earlier in points)) or (row, b) in partial:
                 mark = " †"
                 marked.add((row, b))
             series.setdefault(row, []).append((b, vals))
@@ -288,8 +309,8 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
     lines += [f"| {k} | {r['linear_top1']:.2f}{' †' if e else ''} | {r['knn_top1']:.2f} |" if r
               else f"| {k} | not run | — |" for k, (r, e) in found.items()]
     if marked or any(e for _, e in found.values()):
-        lines += ["", f"† uses points measured earlier with the same settings, not in {out}: "
-                      f"{earlier.get('source', source)}"]
+        where = f", not in {out}" if out is not None else ""
+        lines += ["", f"† uses points measured earlier with the same settings{where}: {earlier.get('source', source)}"]
     return "\n".join(lines) + "\n", series, refs, marked
 
 
@@ -380,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         run(args)
     md = collect(args)
     (Path(args.out) / "budget_curve.md").write_text(md, encoding="utf-8")
+    if args.records:
+        from _provenance import write_records
+
+        write_records(Path(args.records), run_records(args))
     print(md, end="")
     return 0
 

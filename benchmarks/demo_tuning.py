@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import write_records  # noqa: E402
+from _provenance import provenance, write_records  # noqa: E402
 from _targets import paper_items  # noqa: E402
 
 FILES = {
@@ -137,8 +137,14 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
     pretrain(config, resume="auto")
     seconds = time.perf_counter() - start
     row = probe_row("MV-MR", resolve_encoder(checkpoint=last_checkpoint(run_dir)), config, data, probe_train, probe_test)
+    import torch
+
+    from mvmr.utils.provenance import peak_rss_mib
+
     result = {"name": name, "overrides": overrides, "pretrain_seconds": seconds, "mvmr": row["accuracy"],
-              "baselines": {r["features"]: r["accuracy"] for r in _baselines(config, data, out, probe_train, probe_test)}}
+              "baselines": {r["features"]: r["accuracy"] for r in _baselines(config, data, out, probe_train, probe_test)},
+              "seed": config.trainer.seed, "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib(), 1),
+              **provenance()}  # where and from which code it ran, written when it ran
     done.write_text(json.dumps(result, indent=2))
     return result
 

@@ -108,6 +108,32 @@ def test_record_lists_and_the_chosen_sweep_runs_fill_cells_and_set_the_learning_
     assert "--set" not in bc.row_command(args, out / "e10", "a@0", 10, "cache")  # a was not swept
 
 
+def test_records_hold_every_finished_run_of_every_budget_with_its_settings_and_chosen_lr(tmp_path: Path) -> None:
+    bc = _driver()
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    out = tmp_path / "budget"
+    _finish(out, "e1", "mvmr_paper@0", 40.0)
+    _finish(out, "e1", "mvmr_paper@1", 41.0)
+    _finish(out, "e2", "vicreg@0", 35.0)  # vicreg@1 at 2 epochs and both at 1 never finished: left out
+    _finish(out, "reference", "random", 37.0)
+    sweep = tmp_path / "sweep.json"  # vicreg chose lr 0.3 on validation
+    sweep.write_text(json.dumps([{"method": "vicreg", "lr": lr, "epochs": 5, "seed": 0, "val_top1": v,
+                                  "linear_top1": 40.0, "knn_top1": 38.0} for lr, v in ((0.3, 50.0), (0.6, 49.0))]))
+    args = bc.parse_args(["--out", str(out), "--budgets", "1,2", "--rows", "mvmr_paper,vicreg",
+                          "--references", "random", "--chosen", str(sweep)])
+    records = bc.run_records(args)
+    assert [(r["key"], r["linear_top1"]) for r in records] == [
+        ("random", 37.0), ("mvmr_paper@0", 40.0), ("mvmr_paper@1", 41.0), ("vicreg@0", 35.0)]
+    by_key = {r["key"]: r for r in records}
+    assert by_key["vicreg@0"]["overrides"][-1] == "optim.lr=0.3"  # the chosen lr is part of its settings
+    assert not any("optim.lr" in o for o in by_key["mvmr_paper@0"]["overrides"])  # not swept: its own lr
+    assert all(r["commit"] and r["machine"] for r in records)  # where and from what each ran
+    target = tmp_path / "records.json"
+    assert bc.main(["--out", str(out), "--budgets", "1,2", "--rows", "mvmr_paper,vicreg", "--references", "random",
+                    "--chosen", str(sweep), "--collect", "--records", str(target)]) == 0
+    assert [r["key"] for r in json.loads(target.read_text())] == [r["key"] for r in records]
+
+
 _FAKE_ROW = """
 import json, os, sys, time
 folder, key, log, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])

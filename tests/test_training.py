@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -375,6 +376,13 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
     assert "method: vicreg" in peer and "items: []" in peer and "subset: 48" in peer  # the same budget
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in result["rows"])
     assert all(r["probe_lr"] in PROBE_LRS for r in result["rows"])  # the lr was chosen from the grid for every row
+    # the record says where, with what and from which seed it ran, and the memory of both processes
+    assert {"machine", "commit", "mvmr", "torch", "recorded"} <= result.keys() and result["seed"] == 0
+    assert result["peak_rss_mib"]["mvmr"] > 100
+    if result["threads"] >= 2:  # VICReg pretrained in a process of its own, which was measured
+        assert result["peak_rss_mib"]["peer"] > 100
+    saved = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
+    assert saved["machine"] == result["machine"] and saved["overrides"][0] == "data.subset=48"
     text = "\n".join(lines)
     assert "| features" in text and "VICReg at the same budget" in text
     for name in ("config.yaml", "checkpoints/last.ckpt", "plots/losses.png", "demo_results.md"):

@@ -29,6 +29,7 @@ from mvmr.errors import DataError
 from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, resolve_encoder
 from mvmr.training.export import LAST_CHECKPOINT, last_checkpoint
 from mvmr.training.trainer import pretrain
+from mvmr.utils.provenance import peak_rss_mib, provenance
 
 __all__ = ["run_demo", "probe_row", "baseline_rows", "demo_verdict", "peer_config", "PROBE_LRS", "FASHION_FILES"]
 
@@ -276,6 +277,14 @@ def run_demo(
         "probe_test": probe_test,
         "peer": peer,
         "threads": threads,
+        "seed": config.trainer.seed,
+        "overrides": list(overrides),  # applied to configs/demo.yaml
+        # this process (MV-MR, the probes; the peer too when it ran here) and the peer's own process, if it had one
+        "peak_rss_mib": {
+            "mvmr": round(peak_rss_mib(), 1),
+            "peer": round(peak_rss_mib(children=True), 1) if beside is not None else None,
+        },
+        **provenance(),
     }
     (run_dir / "demo_results.md").write_text(f"# mvmr demo\n\n{table}\n\n{verdict}\n", encoding="utf-8")
     (run_dir / "demo_results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +32,7 @@ from mvmr.methods import available_methods
 from mvmr.training import trainer  # trainer.pretrain looked up at call time (tests replace it)
 from mvmr.training.export import last_checkpoint
 from mvmr.utils.atomic import atomic_write_json
+from mvmr.utils.provenance import peak_rss_mib
 
 __all__ = [
     "ProbeSettings",
@@ -146,11 +146,6 @@ def find_reusable(
             if res.get("probe") == asdict(probe) and _normalised(res, type(config)) == want_cfg:
                 return path.parent, res
     return None
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB; ``ru_maxrss`` is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _timed_pretrain(config: Any, run_dir: Path, trainer_overrides: dict[str, Any]) -> tuple[float, int]:

@@ -1,0 +1,41 @@
+"""``benchmarks/demo_tuning.py``: a candidate runs through the demo's code on the validation copy, and its
+record says where, from which code and from which seed it ran."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _training_support import DETERMINISTIC_REPS  # noqa: E402
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_a_candidate_never_reads_the_test_files_and_records_its_provenance(tmp_path: Path) -> None:
+    import demo_tuning
+
+    data = demo_tuning.validation_copy(FASHION, tmp_path / "val", val_size=500)
+    _, train = demo_tuning.read_idx(data / "train-images-idx3-ubyte.gz")
+    _, val = demo_tuning.read_idx(data / "t10k-images-idx3-ubyte.gz")
+    _, source = demo_tuning.read_idx(FASHION / "train-images-idx3-ubyte.gz")
+    assert len(val) == 500 and len(train) + len(val) == len(source)
+    # the held-out images are training images, and together the two splits are exactly the training set
+    rows = sorted(image.tobytes() for image in np.concatenate([train, val]))
+    assert rows == sorted(image.tobytes() for image in source)
+    overrides = ["data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1",
+                 "optim.warmup_epochs=0", f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64",
+                 "trainer.progress_bar=false"]
+    r = demo_tuning.run_candidate("tiny", overrides, data, tmp_path / "out", probe_train=200, probe_test=100)
+    assert 0.0 <= r["mvmr"] <= 1.0 and len(r["baselines"]) == 2
+    assert r["seed"] == 0 and r["peak_rss_mib"] > 100 and r["pretrain_seconds"] > 0
+    assert {"machine", "commit", "torch", "recorded"} <= r.keys()
+    assert json.loads((tmp_path / "out" / "tiny" / "tuning.json").read_text()) == r  # resumable: a second call reads it
+    assert demo_tuning.run_candidate("tiny", [], data, tmp_path / "out", 200, 100) == r
