@@ -155,13 +155,15 @@ def summarise(out: Path) -> str:
 
 def table(results: list[dict]) -> str:
     """The candidates' table, from their results (run folders, or the committed records)."""
-    lines = ["| candidate | MV-MR | untrained | pixels | gain over the better baseline | pretrain (min, this machine) | overrides |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| candidate | MV-MR | untrained | pixels | gain over the better baseline | pretrain (min) | run on | "
+             "overrides |", "|---|---:|---:|---:|---:|---:|---|---|"]
     for r in results:
         (untrained, pixels) = (100 * v for v in r["baselines"].values())
         mvmr = 100 * r["mvmr"]
+        where = (f"{r['machine']}, {r['threads']} threads, {r['commit']}, {r['recorded']}" if "machine" in r
+                 else "not recorded")  # candidates run before their results named the machine and the commit
         lines.append(f"| {r['name']} | {mvmr:.1f} | {untrained:.1f} | {pixels:.1f} | {mvmr - max(untrained, pixels):+.1f} | "
-                     f"{r['pretrain_seconds'] / 60:.1f} | {' '.join(r['overrides'])} |")
+                     f"{r['pretrain_seconds'] / 60:.1f} | {where} | {' '.join(r['overrides'])} |")
     return "\n".join(lines) + "\n"
 
 

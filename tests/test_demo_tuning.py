@@ -39,3 +39,14 @@ def test_a_candidate_never_reads_the_test_files_and_records_its_provenance(tmp_p
     assert {"machine", "commit", "torch", "recorded"} <= r.keys()
     assert json.loads((tmp_path / "out" / "tiny" / "tuning.json").read_text()) == r  # resumable: a second call reads it
     assert demo_tuning.run_candidate("tiny", [], data, tmp_path / "out", 200, 100) == r
+
+
+def test_the_table_says_where_each_candidate_ran_and_which_did_not_record_it() -> None:
+    import demo_tuning
+
+    base = {"name": "a", "overrides": ["x=1"], "pretrain_seconds": 120.0, "mvmr": 0.83,
+            "baselines": {"random": 0.81, "pixels": 0.84}}
+    new = {**base, "name": "b", "machine": "CPU X, 2 cores", "threads": 2, "commit": "abc1234", "recorded": "2026-12-07"}
+    table = demo_tuning.table([base, new])
+    assert "| a | 83.0 | 81.0 | 84.0 | -1.0 | 2.0 | not recorded | x=1 |" in table
+    assert "| b | 83.0 | 81.0 | 84.0 | -1.0 | 2.0 | CPU X, 2 cores, 2 threads, abc1234, 2026-12-07 | x=1 |" in table

@@ -402,12 +402,22 @@ def test_demo_verdict_states_every_gap_plainly() -> None:
     from mvmr.workflows.demo import demo_verdict
 
     win = demo_verdict(0.87, 0.81, 0.845, vicreg=0.84)
-    assert "beats VICReg at the same budget (+3.0 points) and beats its untrained encoder (+6.0 points)" in win
+    assert "beats VICReg at the same budget (+3.0 points, beyond noise: 1.0)" in win
+    assert "beats its untrained encoder (+6.0 points, beyond noise: 1.0)" in win
     assert "Raw pixels, a reference rather than a target, score 84.5 (below MV-MR by 2.5 points)" in win
     assert "docs/results.md" not in win
-    loss = demo_verdict(0.83, 0.81, 0.845, vicreg=0.835)
-    assert "does NOT beat VICReg at the same budget (-0.5 points)" in loss and "(+2.0 points)" in loss
-    assert "above MV-MR by 1.5 points" in loss and "docs/results.md" in loss
+    loss = demo_verdict(0.83, 0.81, 0.86, vicreg=0.845)
+    assert "does NOT beat VICReg at the same budget (-1.5 points, beyond noise: 1.0)" in loss
+    assert "(+2.0 points, beyond noise: 1.1)" in loss
+    assert "above MV-MR by 3.0 points)" in loss and "docs/results.md" in loss
+    # twice the binomial SE of a difference of two ~82% scores on 10,000 images is 1.1 points: a 0.2-point
+    # lead is a tie, and so is 1.0 point on 10,000 images but not on 100,000
+    tie = demo_verdict(0.818, 0.801, 0.831, vicreg=0.816)
+    assert "is within noise of VICReg at the same budget (+0.2 points; twice the binomial SE of the difference is 1.1)" in tie
+    assert "beats its untrained encoder (+1.7 points, beyond noise: 1.1)" in tie
+    assert "above MV-MR by 1.3 points)" in tie and "docs/results.md" in tie
+    assert "within noise" in demo_verdict(0.82, 0.70, 0.60, vicreg=0.81)
+    assert "beats VICReg" in demo_verdict(0.82, 0.70, 0.60, vicreg=0.81, n_test=100_000)
 
 
 def test_atomic_checkpoint_io_keeps_the_old_file_when_a_write_fails(tmp_path: Path, monkeypatch) -> None:

@@ -9,6 +9,7 @@ one-thread runs finish sooner than the same runs one after the other on two thre
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from mvmr.evaluation import FeatureExtractor, LinearConfig, evaluate_frozen, res
 from mvmr.training.export import LAST_CHECKPOINT, last_checkpoint
 from mvmr.training.trainer import pretrain
 from mvmr.utils.provenance import peak_rss_mib, provenance
+from mvmr.workflows.ablation.report import binomial_se
 
 __all__ = ["run_demo", "probe_row", "baseline_rows", "demo_verdict", "peer_config", "PROBE_LRS", "FASHION_FILES"]
 
@@ -115,24 +117,36 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def demo_verdict(mvmr: float, untrained: float, pixels: float, vicreg: float | None = None) -> str:
+def demo_verdict(
+    mvmr: float, untrained: float, pixels: float, vicreg: float | None = None, *, n_test: int = 10000
+) -> str:
     """Plain sentences: by how many points MV-MR's encoder is above or below VICReg (the peer, same budget)
-    and its untrained encoder (the targets), and where raw pixels (a reference) stand."""
+    and its untrained encoder (the targets), and where raw pixels (a reference) stand. A gap counts only
+    beyond twice the binomial standard error of the difference on the ``n_test`` scored images (one seed
+    each); a smaller one is called within noise."""
+
+    def noise(other: float) -> float:  # twice the binomial SE of the difference, in points
+        return 2 * math.hypot(binomial_se(100 * mvmr, n_test), binomial_se(100 * other, n_test))
 
     def versus(other: float, name: str) -> str:
-        gap = 100 * (mvmr - other)
-        return f"{'beats' if gap > 0 else 'does NOT beat'} {name} ({gap:+.1f} points)"
+        gap, bound = 100 * (mvmr - other), noise(other)
+        if abs(gap) <= bound:
+            within = "twice the binomial SE of the difference is"
+            return f"is within noise of {name} ({gap:+.1f} points; {within} {bound:.1f})"
+        return f"{'beats' if gap > 0 else 'does NOT beat'} {name} ({gap:+.1f} points, beyond noise: {bound:.1f})"
 
     rivals = ([versus(vicreg, "VICReg at the same budget")] if vicreg is not None else []) + [
         versus(untrained, "its untrained encoder")
     ]
     text = f"MV-MR {' and '.join(rivals)}."
     gap = 100 * (mvmr - pixels)
+    within = " (within noise)" if abs(gap) <= noise(pixels) else ""
     text += (
         f" Raw pixels, a reference rather than a target, score {100 * pixels:.1f} "
-        f"({'below' if gap > 0 else 'above'} MV-MR by {abs(gap):.1f} points)."
+        f"({'below' if gap > 0 else 'above'} MV-MR by {abs(gap):.1f} points{within})."
     )
-    if mvmr <= max([untrained] + ([vicreg] if vicreg is not None else [])):
+    best = max([untrained] + ([vicreg] if vicreg is not None else []))
+    if 100 * (mvmr - best) <= noise(best):  # no target beaten beyond noise: point to the evidence
         text += " docs/results.md has the runs behind this demo's settings."
     return text
 
@@ -252,7 +266,9 @@ def run_demo(
 
     accuracy = {r["features"]: r["accuracy"] for r in rows}
     mvmr_acc, random_acc, pixel_acc = rows[0]["accuracy"], rows[-2]["accuracy"], rows[-1]["accuracy"]
-    verdict = demo_verdict(mvmr_acc, random_acc, pixel_acc, rows[1]["accuracy"] if peer_dir is not None else None)
+    verdict = demo_verdict(
+        mvmr_acc, random_acc, pixel_acc, rows[1]["accuracy"] if peer_dir is not None else None, n_test=probe_test
+    )
     table = results_table(rows)
     echo("")
     lrs = ", ".join(f"{lr:g}" for lr in PROBE_LRS)
