@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-test", type=int, default=10000, help="held-out images scored (the demo's)")
     p.add_argument("--records", default=None, metavar="FILE", help="also write every finished candidate's result "
                                                                    "to this JSON (commit it under docs/results/)")
+    p.add_argument("--update", action="store_true",
+                   help="with --records: replace only the candidates finished in --out and keep the file's other "
+                        "records (a partial re-run)")
     p.add_argument("--collect", action="store_true", help="run nothing: write the table (and records) only")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
@@ -194,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "tuning.md").write_text(table, encoding="utf-8")
     if args.records:
         records = [json.loads(p.read_text()) for p in sorted(out.glob("*/tuning.json"))]
+        if args.update and Path(args.records).is_file():
+            kept = [r for r in json.loads(Path(args.records).read_text()) if r["name"] not in {n["name"] for n in records}]
+            records = sorted(kept + records, key=lambda r: r["name"])
         write_records(args.records, records)
     print(table, end="")
     return 0

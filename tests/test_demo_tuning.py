@@ -50,3 +50,25 @@ def test_the_table_says_where_each_candidate_ran_and_which_did_not_record_it() -
     table = demo_tuning.table([base, new])
     assert "| a | 83.0 | 81.0 | 84.0 | -1.0 | 2.0 | not recorded | x=1 |" in table
     assert "| b | 83.0 | 81.0 | 84.0 | -1.0 | 2.0 | CPU X, 2 cores, 2 threads, abc1234, 2026-12-07 | x=1 |" in table
+
+
+def test_update_replaces_only_the_candidates_run_again_and_keeps_the_others(tmp_path: Path) -> None:
+    import demo_tuning
+
+    def result(name: str, mvmr: float) -> dict:
+        return {"name": name, "overrides": [], "pretrain_seconds": 60.0, "mvmr": mvmr,
+                "baselines": {"random": 0.8, "pixels": 0.83}}
+
+    records = tmp_path / "records.json"
+    records.write_text(json.dumps([result("a", 0.81), result("b", 0.82)]))
+    out = tmp_path / "out"
+    (out / "b").mkdir(parents=True)
+    where = {"machine": "CPU X, 2 cores", "threads": 2, "commit": "abc1234", "recorded": "2026-12-07"}
+    (out / "b" / "tuning.json").write_text(json.dumps({**result("b", 0.85), **where}))
+    (out / "fashion-mnist-val").mkdir()
+    (out / "fashion-mnist-val" / ".done").write_text("{}")  # the validation copy exists: nothing to read
+    assert demo_tuning.main(["--out", str(out), "--collect", "--records", str(records), "--update"]) == 0
+    assert [(r["name"], r["mvmr"], r.get("machine")) for r in json.loads(records.read_text())] == [
+        ("a", 0.81, None), ("b", 0.85, "CPU X, 2 cores")]
+    assert demo_tuning.main(["--out", str(out), "--collect", "--records", str(records)]) == 0  # without: only b
+    assert [r["name"] for r in json.loads(records.read_text())] == ["b"]

@@ -83,6 +83,25 @@ def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_l
     assert "| byol_tuned | lars | 1 per 256 | 0.25 | 1e-5 | 0.5 | 4096-256 |" in text
 
 
+def test_a_budget_cell_comes_whole_from_full_records_and_earlier_points_are_marked(tmp_path: Path) -> None:
+    repo = _copy(tmp_path)
+    results = repo / "docs" / "results"
+    (results / "budget-curve-earlier.json").write_text(json.dumps(
+        {"source": "an older session, linear top-1 only", "1": {"mvmr_paper": [40.0, 41.0], "vicreg": [30.0, 31.0]},
+         "20": {"mvmr_paper": [50.0, 51.0]}}))
+    full = {"method": "vicreg", "epochs": 1, "linear_top1": 35.0, "knn_top1": 33.0, "machine": "m", "commit": "c"}
+    (results / "budget-curve.json").write_text(json.dumps([{**full, "key": "vicreg@0", "seed": 0}]))
+    reports = [r for r in report.REPORTS if r.name == "budget-curve"]
+    report.run(check=False, repo=repo, reports=reports)
+    block = (repo / "docs" / "results.md").read_text().split("<!-- report:budget-curve")[1].split("<!-- /report")[0]
+    # VICReg at 1 epoch: its one full record, not a mix with the earlier seeds; the earlier cells are marked
+    assert "| vicreg | 35.00 |" in block
+    assert "| mvmr_paper | 40.50 ± 0.71 (2 seeds) † |" in block and "50.50 ± 0.71 (2 seeds) † |" in block
+    assert "† uses points measured earlier with the same settings: an older session, linear top-1 only" in block
+    # the reference rows are the 10,000-image table's records
+    assert "| rep_scatnet | 62.82 | 42.01 |" in block
+
+
 def test_a_table_typed_into_a_results_doc_outside_every_block_is_caught(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     text = ("# x\n\n<!-- report:a (generated) -->\n| a |\n|---|\n| 1 |\n<!-- /report:a -->\n\n```\n| in |\n|---|\n```\n\n"
