@@ -217,6 +217,7 @@ def run_demo(
     )
     if (run_dir / LAST_CHECKPOINT).is_file():
         echo("  (continuing the earlier run in this folder; --fresh starts over)")
+    made = provenance()  # the code and machine this run starts with (the checkout may move on while it runs)
     start = time.perf_counter()
     beside, threads = None, torch.get_num_threads()
     if peer_dir is not None:
@@ -300,7 +301,7 @@ def run_demo(
             "mvmr": round(peak_rss_mib(), 1),
             "peer": round(peak_rss_mib(children=True), 1) if beside is not None else None,
         },
-        **provenance(),
+        **made,
     }
     (run_dir / "demo_results.md").write_text(f"# mvmr demo\n\n{table}\n\n{verdict}\n", encoding="utf-8")
     (run_dir / "demo_results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
