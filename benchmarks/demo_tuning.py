@@ -121,10 +121,13 @@ def _baselines(config, data: Path, out: Path, probe_train: int, probe_test: int)
 
 def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_train: int, probe_test: int) -> dict:
     """Pretrain one candidate (resumable) and probe it beside the baselines; ``<out>/<name>/tuning.json``."""
+    import torch
+
     from mvmr.config import load_config
     from mvmr.evaluation import resolve_encoder
     from mvmr.training.export import last_checkpoint
     from mvmr.training.trainer import pretrain
+    from mvmr.utils.provenance import peak_rss_mib
     from mvmr.workflows.demo import probe_row
 
     run_dir = out / name
@@ -142,10 +145,6 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
     pretrain(config, resume="auto")
     seconds = time.perf_counter() - start
     row = probe_row("MV-MR", resolve_encoder(checkpoint=last_checkpoint(run_dir)), config, data, probe_train, probe_test)
-    import torch
-
-    from mvmr.utils.provenance import peak_rss_mib
-
     result = {"name": name, "overrides": overrides, "pretrain_seconds": seconds, "mvmr": row["accuracy"],
               "baselines": {r["features"]: r["accuracy"] for r in _baselines(config, data, out, probe_train, probe_test)},
               "seed": config.trainer.seed, "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib(), 1),

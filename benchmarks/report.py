@@ -163,8 +163,8 @@ def _accuracy_report(name: str, image: str) -> Report:
 
 
 def _at_5_epochs(records: dict[str, Any]) -> list[dict]:
-    """The 10,000-image x 5-epoch runs: the table's own, then the budget curve's trained runs at 5 epochs, which
-    ran with the same settings (``budget_curve.TABLE_10K``), MV-MR with the paper's choices among them."""
+    """The 10,000-image x 5-epoch runs: first the budget curve's trained runs at 5 epochs, which ran with the same
+    settings (``budget_curve.TABLE_10K``), MV-MR with the paper's choices among them; then the table's own."""
     own = records["accuracy-10k.json"]
     budget = [r for r in records["budget-curve.json"] if r["epochs"] == 5]
     return [*budget, *own]
