@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from mvmr.utils.provenance import git_commit, machine
+from mvmr.utils.provenance import provenance as _provenance
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def commit() -> str:
-    """The checkout's short commit hash, or ``unknown`` outside a git checkout."""
-    return git_commit(REPO)
-
-
 def provenance() -> dict[str, str]:
-    """The fields every record carries beside its metrics: machine, commit, torch version and date."""
-    import torch
-
-    return {"machine": machine(), "commit": commit(), "torch": torch.__version__, "recorded": time.strftime("%Y-%m-%d")}
+    """The fields every record carries beside its metrics: machine, this checkout's commit, torch version and
+    date (the library's provenance; the commit already names the mvmr version, so records leave that out)."""
+    return {k: v for k, v in _provenance(REPO).items() if k != "mvmr"}
 
 
 def repo_relative(value: Any) -> Any:

@@ -369,9 +369,9 @@ def records(args: argparse.Namespace) -> list[dict]:
             continue
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
         found.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
-                        "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
-                        "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
-                        **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
+                      "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
+                      "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
+                      **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
     return found
 
 

@@ -202,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.records:
         records = [json.loads(p.read_text()) for p in sorted(out.glob("*/tuning.json"))]
         if args.update and Path(args.records).is_file():
-            kept = [r for r in json.loads(Path(args.records).read_text()) if r["name"] not in {n["name"] for n in records}]
+            again = {r["name"] for r in records}
+            kept = [r for r in json.loads(Path(args.records).read_text()) if r["name"] not in again]
             records = sorted(kept + records, key=lambda r: r["name"])
         write_records(args.records, records)
     print(table, end="")

@@ -50,8 +50,9 @@ def peak_rss_mib(children: bool = False) -> float:
     return resource.getrusage(who).ru_maxrss / 1024.0
 
 
-def provenance() -> dict[str, str]:
-    """The fields a quoted result carries: ``machine``, ``commit``, ``mvmr`` and ``torch`` versions, ``recorded``."""
+def provenance(root: str | os.PathLike[str] = PACKAGE_ROOT) -> dict[str, str]:
+    """The fields a quoted result carries: ``machine``, ``commit`` (of the checkout at ``root``), ``mvmr`` and
+    ``torch`` versions, ``recorded``."""
     import torch
 
     try:
@@ -60,7 +61,7 @@ def provenance() -> dict[str, str]:
         version = "unknown"
     return {
         "machine": machine(),
-        "commit": git_commit(),
+        "commit": git_commit(root),
         "mvmr": version,
         "torch": torch.__version__,
         "recorded": time.strftime("%Y-%m-%d"),
