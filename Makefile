@@ -27,9 +27,12 @@ fashion-mnist:
 demo: $(STAMP) fashion-mnist
 	$(VENV)/bin/mvmr demo
 
+# every Python file we ship: the library, the benchmarks and the tests
+LINTED := mvmr benchmarks tests hubconf.py
+
 test: $(STAMP) fashion-mnist
-	$(VENV)/bin/ruff check mvmr
-	$(VENV)/bin/ruff format --check mvmr
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 

@@ -31,8 +31,10 @@ def _encoder(arch: str, weights: str | None, small_images: bool, in_chans: int) 
         model = mvmr.from_pretrained(weights)
     spec = model.spec
     if spec is None or spec.name != arch:
-        raise CheckpointError(f"{weights} holds a {spec.name if spec else 'unknown'} encoder, not {arch}; "
-                              f"load it with mvmr_{spec.name if spec else '<arch>'}")
+        raise CheckpointError(
+            f"{weights} holds a {spec.name if spec else 'unknown'} encoder, not {arch}; "
+            f"load it with mvmr_{spec.name if spec else '<arch>'}"
+        )
     return model.eval()
 
 

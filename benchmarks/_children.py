@@ -49,7 +49,7 @@ class Children:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    def __enter__(self) -> "Children":
+    def __enter__(self) -> Children:
         self._previous = signal.signal(signal.SIGTERM, self._forward)
         return self
 

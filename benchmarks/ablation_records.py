@@ -66,8 +66,9 @@ def collect(out: Path, tables: Sequence[int], dataset: str = DATASET) -> list[di
             body = {k: v for k, v in result.items() if k not in ("key", "table", "row")}
             if "config" not in body:
                 body["overrides"] = list(row.overrides)
-            records.append(_plain({"table": table, "row": row.key, **body, "dataset": dataset,
-                                   "finished": finished, **prov}))
+            records.append(
+                _plain({"table": table, "row": row.key, **body, "dataset": dataset, "finished": finished, **prov})
+            )
     return records
 
 
@@ -125,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     tables = [int(t) for t in args.tables.split(",") if t.strip()]
     records = collect(args.out, tables, args.dataset)
     if not records:
-        print(f"no finished rows of tables {args.tables} under {args.out}; {args.records} left as it was",
-              file=sys.stderr)
+        print(
+            f"no finished rows of tables {args.tables} under {args.out}; {args.records} left as it was", file=sys.stderr
+        )
         return 1
     write_records(args.records, records, strict=True)
     for table in tables:

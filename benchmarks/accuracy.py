@@ -21,7 +21,8 @@ Defaults: 10,000 fixed training images for pretraining, the full training set (5
 the probes, the full test set (10,000) for evaluation. Each row runs in its own subprocess so
 that its peak memory (``ru_maxrss``) is its own; a row whose ``<out>/<row>/result.json`` exists
 is skipped, and an interrupted one resumes from its last checkpoint (written at every epoch's end
-and when SIGTERM stops it), its ``pretrain (s)`` summing its sessions. Output: ``<out>/accuracy.md`` (one Markdown table) and ``accuracy.png``.
+and when SIGTERM stops it), its ``pretrain (s)`` summing its sessions. Output: ``<out>/accuracy.md``
+(one Markdown table) and ``accuracy.png``.
 
 Example (a small CPU run)::
 
@@ -49,8 +50,15 @@ DATASETS: dict[str, tuple[str, str, str, int]] = {
 }
 
 #: solo-learn's optimiser for CIFAR (its lr is given for batch 256; the lr itself is each row's)
-_LARS = ["optim.optimizer=lars", "optim.trust_coefficient=0.02", "optim.lars_clip_lr=true", "optim.momentum=0.9",
-         "optim.lr_scaling=linear", "optim.base_batch_size=256", "optim.warmup_epochs=0.5"]
+_LARS = [
+    "optim.optimizer=lars",
+    "optim.trust_coefficient=0.02",
+    "optim.lars_clip_lr=true",
+    "optim.momentum=0.9",
+    "optim.lr_scaling=linear",
+    "optim.base_batch_size=256",
+    "optim.warmup_epochs=0.5",
+]
 
 #: method -> (label, config overrides: every row is one config of the same run, only the loss differs)
 METHODS: dict[str, tuple[str, list[str]]] = {
@@ -63,30 +71,62 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     # of, dCor; ScatNet's 15,552 values are regressed in the cache's seeded projection to 4,096 (the
     # other representations have at most 3,072 at 32 px and are left as they are)
     "sc_cos": ("MV-MR, ScatNet by cosine", [paper_items(scatnet="cosine"), "representations.project_dim=4096"]),
-    "sc_dcos": ("MV-MR, ScatNet by dCor+cosine", [paper_items(scatnet="dcor+cosine"), "representations.project_dim=4096"]),
-    "sc_hog_dcos": ("MV-MR, ScatNet+HOG by dCor+cosine",
-                    [paper_items(scatnet="dcor+cosine", hog="dcor+cosine"), "representations.project_dim=4096"]),
-    "sc_dcos_aug": ("MV-MR, ScatNet by dCor+cosine, augmented view",
-                    [paper_items(scatnet="dcor+cosine@augmented"), "representations.project_dim=4096"]),
-    "sc_cos_aug": ("MV-MR, ScatNet by cosine, augmented view",
-                   [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096"]),
-    "sc_cos_lin": ("MV-MR, ScatNet by cosine, linear head",
-                   [paper_items(scatnet="cosine"), "representations.project_dim=4096", "regression.depth=1"]),
-    "sc_cos_aug_lin": ("MV-MR, ScatNet by cosine, augmented view, linear head",
-                       [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096", "regression.depth=1"]),
-    "all_aug": ("MV-MR, every deterministic target of the augmented view",
-                [paper_items(pixels="dcor@augmented", scatnet="dcor@augmented", hog="dcor@augmented",
-                             local_std="dcor@augmented")]),
-    "sc_cos_w4": ("MV-MR, ScatNet by cosine, weight 4",
-                  [paper_items(scatnet="cosine"), "representations.project_dim=4096", "regression.weight=4"]),
-    "sc_cos_aug_lin_w4": ("MV-MR, ScatNet by cosine, augmented view, linear head, weight 4",
-                          [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096",
-                           "regression.depth=1", "regression.weight=4"]),
-    "sc_hog_cos": ("MV-MR, ScatNet+HOG by cosine",
-                   [paper_items(scatnet="cosine", hog="cosine"), "representations.project_dim=4096"]),
-    "det_cos": ("MV-MR, pixels+ScatNet+HOG+local std by cosine",
-                [paper_items(pixels="cosine", scatnet="cosine", hog="cosine", local_std="cosine"),
-                 "representations.project_dim=4096"]),
+    "sc_dcos": (
+        "MV-MR, ScatNet by dCor+cosine",
+        [paper_items(scatnet="dcor+cosine"), "representations.project_dim=4096"],
+    ),
+    "sc_hog_dcos": (
+        "MV-MR, ScatNet+HOG by dCor+cosine",
+        [paper_items(scatnet="dcor+cosine", hog="dcor+cosine"), "representations.project_dim=4096"],
+    ),
+    "sc_dcos_aug": (
+        "MV-MR, ScatNet by dCor+cosine, augmented view",
+        [paper_items(scatnet="dcor+cosine@augmented"), "representations.project_dim=4096"],
+    ),
+    "sc_cos_aug": (
+        "MV-MR, ScatNet by cosine, augmented view",
+        [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096"],
+    ),
+    "sc_cos_lin": (
+        "MV-MR, ScatNet by cosine, linear head",
+        [paper_items(scatnet="cosine"), "representations.project_dim=4096", "regression.depth=1"],
+    ),
+    "sc_cos_aug_lin": (
+        "MV-MR, ScatNet by cosine, augmented view, linear head",
+        [paper_items(scatnet="cosine@augmented"), "representations.project_dim=4096", "regression.depth=1"],
+    ),
+    "all_aug": (
+        "MV-MR, every deterministic target of the augmented view",
+        [
+            paper_items(
+                pixels="dcor@augmented", scatnet="dcor@augmented", hog="dcor@augmented", local_std="dcor@augmented"
+            )
+        ],
+    ),
+    "sc_cos_w4": (
+        "MV-MR, ScatNet by cosine, weight 4",
+        [paper_items(scatnet="cosine"), "representations.project_dim=4096", "regression.weight=4"],
+    ),
+    "sc_cos_aug_lin_w4": (
+        "MV-MR, ScatNet by cosine, augmented view, linear head, weight 4",
+        [
+            paper_items(scatnet="cosine@augmented"),
+            "representations.project_dim=4096",
+            "regression.depth=1",
+            "regression.weight=4",
+        ],
+    ),
+    "sc_hog_cos": (
+        "MV-MR, ScatNet+HOG by cosine",
+        [paper_items(scatnet="cosine", hog="cosine"), "representations.project_dim=4096"],
+    ),
+    "det_cos": (
+        "MV-MR, pixels+ScatNet+HOG+local std by cosine",
+        [
+            paper_items(pixels="cosine", scatnet="cosine", hog="cosine", local_std="cosine"),
+            "representations.project_dim=4096",
+        ],
+    ),
     "vicreg": ("VICReg (lightly)", ["method=vicreg"]),
     "barlow_twins": ("Barlow Twins (lightly)", ["method=barlow_twins"]),
     # BYOL's own heads (hidden 4096, output 256; the paper's Table 2 compares BYOL), momentum 0.99 -> 1
@@ -97,15 +137,32 @@ METHODS: dict[str, tuple[str, list[str]]] = {
     # Twins (lambda 0.0051, the loss scaled by 0.1) on 2048-2048-2048; BYOL on 4096-256 heads with a 4096
     # predictor, momentum 0.99 -> 1. What still differs: solo-learn's 1000 epochs, batch 256, its asymmetric
     # augmentations (solarisation) and warm-up of 10 epochs. `peer_sweep.py` sweeps their lr around these values.
-    "vicreg_tuned": ("VICReg (lightly), solo-learn's CIFAR settings",
-                     ["method=vicreg", "model.projector='2048-2048-2048'", *_LARS, "optim.lr=0.3",
-                      "optim.weight_decay=1e-4"]),
-    "barlow_twins_tuned": ("Barlow Twins (lightly), solo-learn's CIFAR settings",
-                           ["method=barlow_twins", "model.projector='2048-2048-2048'", "method_kwargs={lambda_param: 0.0051, loss_scale: 0.1}",
-                            *_LARS, "optim.lr=0.3", "optim.weight_decay=1e-4"]),
-    "byol_tuned": ("BYOL (lightly), solo-learn's CIFAR settings",
-                   ["method=byol", "model.projector='4096-256'", "method_kwargs={predictor_hidden: 4096}", *_LARS,
-                    "optim.lr=1.0", "optim.weight_decay=1e-5"]),
+    "vicreg_tuned": (
+        "VICReg (lightly), solo-learn's CIFAR settings",
+        ["method=vicreg", "model.projector='2048-2048-2048'", *_LARS, "optim.lr=0.3", "optim.weight_decay=1e-4"],
+    ),
+    "barlow_twins_tuned": (
+        "Barlow Twins (lightly), solo-learn's CIFAR settings",
+        [
+            "method=barlow_twins",
+            "model.projector='2048-2048-2048'",
+            "method_kwargs={lambda_param: 0.0051, loss_scale: 0.1}",
+            *_LARS,
+            "optim.lr=0.3",
+            "optim.weight_decay=1e-4",
+        ],
+    ),
+    "byol_tuned": (
+        "BYOL (lightly), solo-learn's CIFAR settings",
+        [
+            "method=byol",
+            "model.projector='4096-256'",
+            "method_kwargs={predictor_hidden: 4096}",
+            *_LARS,
+            "optim.lr=1.0",
+            "optim.weight_decay=1e-5",
+        ],
+    ),
 }
 REFERENCES: dict[str, str] = {
     "random": "random resnet18 (no training)",
@@ -119,37 +176,80 @@ REFERENCES: dict[str, str] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="cifar10",
-                   help="cifar10 (32 px, scored on test/) or imagenette (Imagenette-96 at 64 px, scored on val/)")
-    p.add_argument("--data", default=None,
-                   help="ImageFolder root, or the .tar.gz holding it (default: the dataset's archive in ../shared/data, "
-                        "extracted to .test-data)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--dataset",
+        choices=sorted(DATASETS),
+        default="cifar10",
+        help="cifar10 (32 px, scored on test/) or imagenette (Imagenette-96 at 64 px, scored on val/)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="ImageFolder root, or the .tar.gz holding it (default: the dataset's archive in ../shared/data, "
+        "extracted to .test-data)",
+    )
     p.add_argument("--out", default="runs/bench-accuracy", help="output folder (one sub-folder per row)")
-    p.add_argument("--pretrain-size", type=int, default=10_000,
-                   help="fixed subset (seed 0) of training images for pretraining (0: all of them)")
-    p.add_argument("--probe-train-size", type=int, default=None, help="fixed subset of training images for the probes (default: all)")
+    p.add_argument(
+        "--pretrain-size",
+        type=int,
+        default=10_000,
+        help="fixed subset (seed 0) of training images for pretraining (0: all of them)",
+    )
+    p.add_argument(
+        "--probe-train-size",
+        type=int,
+        default=None,
+        help="fixed subset of training images for the probes (default: all)",
+    )
     p.add_argument("--probe-test-size", type=int, default=None, help="fixed subset of test images (default: all)")
     p.add_argument("--epochs", type=int, default=100, help="pretraining epochs (the budget)")
-    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget per row instead of epochs (Lightning max_time)")
+    p.add_argument(
+        "--minutes", type=float, default=None, help="wall-clock budget per row instead of epochs (Lightning max_time)"
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-4, help="Adam lr (paper: 1e-4), cosine schedule")
     p.add_argument("--projector", default="8192-8192-8192")
     p.add_argument("--probe-epochs", type=int, default=100)
     p.add_argument("--seeds", default="0,1", help="seeds of the MV-MR paper and VICReg rows (the others use the first)")
     p.add_argument("--all-seeds", action="store_true", help="every trained row with every seed")
-    p.add_argument("--rows", nargs="+", default=None, help="only these rows (method or method@seed, e.g. vicreg@1; space- or comma-separated)")
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        help="only these rows (method or method@seed, e.g. vicreg@1; space- or comma-separated)",
+    )
     p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--cache", default=None, metavar="DIR",
-                   help="cache the deterministic representations under DIR (one sub-folder per representation set; per seed too only with a projection)")
+    p.add_argument(
+        "--cache",
+        default=None,
+        metavar="DIR",
+        help="cache the deterministic representations under DIR (one sub-folder per representation set; "
+        "per seed too only with a projection)",
+    )
     p.add_argument("--list", action="store_true", help="list the rows and exit")
-    p.add_argument("--print-overrides", action="store_true",
-                   help="print the config overrides of the MV-MR rows (seed 0) and exit, e.g. to give `mvmr ablate` the same base")
+    p.add_argument(
+        "--print-overrides",
+        action="store_true",
+        help="print the config overrides of the MV-MR rows (seed 0) and exit, e.g. to give `mvmr ablate` the same base",
+    )
     p.add_argument("--collect", action="store_true", help="run nothing; write the table from finished rows")
-    p.add_argument("--records", default=None, metavar="FILE",
-                   help="also write the finished rows' results (metrics, settings, times, machine) to this JSON")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override applied after every row's own (repeatable), e.g. optim.lr=0.1 for a sweep")
+    p.add_argument(
+        "--records",
+        default=None,
+        metavar="FILE",
+        help="also write the finished rows' results (metrics, settings, times, machine) to this JSON",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override applied after every row's own (repeatable), e.g. optim.lr=0.1 for a sweep",
+    )
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # internal: run this one row here
     return p.parse_args(argv)
 
@@ -213,15 +313,32 @@ def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir
 
     gpu = torch.cuda.is_available()
     return [
-        f"name=mvmr-{args.dataset}", "data.kind=imagefolder", f"data.root={data_root}", "data.split=train", "data.subset=null",
+        f"name=mvmr-{args.dataset}",
+        "data.kind=imagefolder",
+        f"data.root={data_root}",
+        "data.split=train",
+        "data.subset=null",
         f"data.image_size={image_size(args)}",
-        f"data.batch_size={args.batch_size}", f"data.num_workers={args.num_workers}", "data.val_fraction=0",
-        "model.encoder=resnet18", "model.small_images=false", f"model.projector='{args.projector}'",
-        "optim.optimizer=adam", f"optim.lr={args.lr}", "optim.scheduler=cosine", "optim.warmup_epochs=0",
-        f"trainer.max_epochs={args.epochs if args.minutes is None else 10_000}", "trainer.max_steps=-1",
-        f"trainer.precision={'16-mixed' if gpu else '32-true'}", "trainer.accumulate_grad_batches=1",
-        "trainer.devices=1", "trainer.checkpoint_every_n_steps=null", "trainer.checkpoint_every_n_epochs=1000",
-        "trainer.progress_bar=false", f"trainer.seed={seed}", "probe.enabled=false",
+        f"data.batch_size={args.batch_size}",
+        f"data.num_workers={args.num_workers}",
+        "data.val_fraction=0",
+        "model.encoder=resnet18",
+        "model.small_images=false",
+        f"model.projector='{args.projector}'",
+        "optim.optimizer=adam",
+        f"optim.lr={args.lr}",
+        "optim.scheduler=cosine",
+        "optim.warmup_epochs=0",
+        f"trainer.max_epochs={args.epochs if args.minutes is None else 10_000}",
+        "trainer.max_steps=-1",
+        f"trainer.precision={'16-mixed' if gpu else '32-true'}",
+        "trainer.accumulate_grad_batches=1",
+        "trainer.devices=1",
+        "trainer.checkpoint_every_n_steps=null",
+        "trainer.checkpoint_every_n_epochs=1000",
+        "trainer.progress_bar=false",
+        f"trainer.seed={seed}",
+        "probe.enabled=false",
         f"representations.cache_dir={args.cache if args.cache else 'null'}",
         *([f"output_dir={run_dir}"] if run_dir is not None else []),
     ]
@@ -238,18 +355,34 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     _, method, seed = rows[key]
     root = data_root(args)
     run_dir = Path(args.out) / key
-    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), test_split=DATASETS[args.dataset][2],
-                                   train_size=args.probe_train_size, test_size=args.probe_test_size,
-                                   image_size=image_size(args), epochs=args.probe_epochs)
+    probe = ablation.ProbeSettings(
+        kind="imagefolder",
+        root=str(root),
+        test_split=DATASETS[args.dataset][2],
+        train_size=args.probe_train_size,
+        test_size=args.probe_test_size,
+        image_size=image_size(args),
+        epochs=args.probe_epochs,
+    )
     budget = f"{args.epochs} ep" if args.minutes is None else f"{args.minutes:g} min"
     from _provenance import provenance
 
-    extra = {"method": method, "budget": budget, "pretrain_images": args.pretrain_size, "threads": torch.get_num_threads(),
-             **provenance()}  # where and with what the row ran
+    extra = {
+        "method": method,
+        "budget": budget,
+        "pretrain_images": args.pretrain_size,
+        "threads": torch.get_num_threads(),
+        **provenance(),
+    }  # where and with what the row ran
     if method in METHODS:
-        config = ablation.with_shared_cache(load_config(
-            "cifar10", base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir) + METHODS[method][1]
-            + args.overrides))
+        config = ablation.with_shared_cache(
+            load_config(
+                "cifar10",
+                base_overrides(args, pretrain_root(root, args.pretrain_size), seed, run_dir)
+                + METHODS[method][1]
+                + args.overrides,
+            )
+        )
         overrides = {"max_time": {"minutes": args.minutes}} if args.minutes is not None else {}
         ablation.run_row(config, probe, key=key, extra=extra, trainer_overrides=overrides)
         return
@@ -262,7 +395,7 @@ def run_one(args: argparse.Namespace, key: str) -> None:
     if method == "random":
         extractor = resolve_encoder(encoder="random:resnet18", small_images=False, seed=seed)
     else:
-        name, _, projected = method[len("rep_"):].partition("_p")
+        name, _, projected = method[len("rep_") :].partition("_p")
         specs = {s.name: s for s in _load("cifar10").representations.items}  # the paper's kwargs
         kwargs = dict(specs[name].kwargs) if name in specs else {}
         rep = build(name, **kwargs)
@@ -273,25 +406,60 @@ def run_one(args: argparse.Namespace, key: str) -> None:
 
             raw = rep.output_dim(3, image_size(args), image_size(args))
             rep = nn.Sequential(rep, nn.Flatten(), RandomProjection(raw, int(projected), seed, key=name))
-        extractor = FeatureExtractor(rep, mean=None, std=None, description=f"representation:{name}"
-                                     + (f" projected to {projected}" if projected else ""), trainable=False)
+        extractor = FeatureExtractor(
+            rep,
+            mean=None,
+            std=None,
+            description=f"representation:{name}" + (f" projected to {projected}" if projected else ""),
+            trainable=False,
+        )
     train_ds, test_ds = ablation.probe_datasets(probe)
-    evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=probe.linear_config(), knn=probe.knn_config(),
-                                 encoder=method, dataset=str(root))
+    evaluation = evaluate_frozen(
+        extractor,
+        train_ds,
+        test_ds,
+        linear=probe.linear_config(),
+        knn=probe.knn_config(),
+        encoder=method,
+        dataset=str(root),
+    )
     for protocol_result in evaluation.results:
         save_result(run_dir, protocol_result)
     metrics = evaluation.summary()
     wall = time.perf_counter() - t0
-    result = {"key": key, **metrics, "pretrain_s": 0.0, "eval_s": round(wall, 1), "wall_s": round(wall, 1),
-              "peak_rss_mib": round(ablation.peak_rss_mib(), 1), "seed": seed, "epochs": 0, **extra, "budget": "—",
-              "pretrain_images": 0}
+    result = {
+        "key": key,
+        **metrics,
+        "pretrain_s": 0.0,
+        "eval_s": round(wall, 1),
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(ablation.peak_rss_mib(), 1),
+        "seed": seed,
+        "epochs": 0,
+        **extra,
+        "budget": "—",
+        "pretrain_images": 0,
+    }
     ablation.save_row_result(run_dir, result)
     print(f"[done] {key}: linear top-1 {metrics['linear_top1']:.2f}, k-NN {metrics['knn_top1']:.2f}, {wall:.0f} s")
 
 
 # ------------------------------------------------------------------------------------------ table
-ROW_HEAD = ["row", "method", "seed", "budget", "pretrain imgs", "linear top-1", "k-NN top-1", "val top-1", "feature dim",
-            "pretrain (s)", "eval (s)", "wall (s)", "peak RSS (MiB)"]
+ROW_HEAD = [
+    "row",
+    "method",
+    "seed",
+    "budget",
+    "pretrain imgs",
+    "linear top-1",
+    "k-NN top-1",
+    "val top-1",
+    "feature dim",
+    "pretrain (s)",
+    "eval (s)",
+    "wall (s)",
+    "peak RSS (MiB)",
+]
 
 
 def row_line(key: str, label: str, seed: int, r: dict | None) -> str:
@@ -303,9 +471,11 @@ def row_line(key: str, label: str, seed: int, r: dict | None) -> str:
     f = ablation.format_value
     sessions = int(r.get("pretrain_sessions") or 1)  # a row interrupted and resumed ran in several
     pretrain = f(r["pretrain_s"], 0) + (f" ({sessions} sessions)" if sessions > 1 else "")
-    return (f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
-            f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {f(r.get('val_top1'))} | {r['feature_dim']} | {pretrain} | "
-            f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |")
+    return (
+        f"| {key} | {label} | {r['seed']} | {r.get('budget', '—')} | {r.get('pretrain_images', '—')} | "
+        f"{f(r['linear_top1'])} | {f(r['knn_top1'])} | {f(r.get('val_top1'))} | {r['feature_dim']} | {pretrain} | "
+        f"{f(r['eval_s'], 0)} | {f(r['wall_s'], 0)} | {f(r['peak_rss_mib'], 0)} |"
+    )
 
 
 def results_tables(lines: list[str], by_method: dict[str, list[dict]]) -> str:
@@ -324,8 +494,10 @@ def results_tables(lines: list[str], by_method: dict[str, list[dict]]) -> str:
             spread.append(f"| {label} | {len(vals)} | " + " | ".join(cells) + " |")
     md = "\n".join(head + lines) + "\n"
     if spread:
-        md += ("\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd | val top-1 mean ± sd |\n"
-               "|---|---:|---:|---:|---:|\n" + "\n".join(spread) + "\n")
+        md += (
+            "\n| method | seeds | linear top-1 mean ± sd | k-NN top-1 mean ± sd | val top-1 mean ± sd |\n"
+            "|---|---:|---:|---:|---:|\n" + "\n".join(spread) + "\n"
+        )
     return md
 
 
@@ -359,19 +531,45 @@ def records(args: argparse.Namespace) -> list[dict]:
 
     from mvmr.workflows import ablation
 
-    keep = ("key", "linear_top1", "linear_top5", "knn_top1", "val_top1", "feature_dim", "num_train", "num_val",
-            "num_test", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "peak_rss_mib", "seed", "epochs",
-            "budget", "pretrain_images", "threads", "method")
+    keep = (
+        "key",
+        "linear_top1",
+        "linear_top5",
+        "knn_top1",
+        "val_top1",
+        "feature_dim",
+        "num_train",
+        "num_val",
+        "num_test",
+        "pretrain_s",
+        "pretrain_sessions",
+        "eval_s",
+        "wall_s",
+        "peak_rss_mib",
+        "seed",
+        "epochs",
+        "budget",
+        "pretrain_images",
+        "threads",
+        "method",
+    )
     found = []
     for key, method, _ in all_rows(args):
         r = ablation.load_row_result(Path(args.out) / key)
         if r is None:
             continue
         label = METHODS[method][0] if method in METHODS else REFERENCES[method]
-        found.append({**{k: r.get(k) for k in keep}, "label": label, "dataset": args.dataset,
-                      "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
-                      "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
-                      **provenance(), **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r}})
+        found.append(
+            {
+                **{k: r.get(k) for k in keep},
+                "label": label,
+                "dataset": args.dataset,
+                "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
+                "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
+                **provenance(),
+                **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r},
+            }
+        )
     return found
 
 
@@ -406,8 +604,7 @@ def plot(records: list[dict], path: Path) -> None:
     ax.set_ylabel(f"{dataset} {split} accuracy (%)")
     tests = sorted({int(r["num_test"]) for r in records if r.get("num_test")})
     scored = f", scored on {tests[0]:,} {split} images" if len(tests) == 1 else ""
-    title = (f"{dataset}: {seen} x {' / '.join(budgets) or 'no'} pretraining{scored}; one bar per run, "
-             "no error bars")
+    title = f"{dataset}: {seen} x {' / '.join(budgets) or 'no'} pretraining{scored}; one bar per run, no error bars"
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10)  # wrapped: a long title is never cut off
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -423,7 +620,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.print_overrides:
         root = data_root(args)
-        print(" ".join(base_overrides(args, pretrain_root(root, args.pretrain_size), int(str(args.seeds).split(",")[0]), None)))
+        print(
+            " ".join(
+                base_overrides(args, pretrain_root(root, args.pretrain_size), int(str(args.seeds).split(",")[0]), None)
+            )
+        )
         return 0
     if args.list:
         for key, method, _ in all_rows(args):

@@ -59,8 +59,20 @@ from _children import Children  # noqa: E402
 from mvmr.workflows.ablation.report import binomial_se  # noqa: E402
 
 #: the settings of the 10k table in docs/results.md (encoder, projector, optimiser, probe)
-TABLE_10K = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--batch-size", "64",
-             "--projector", "1024-1024-1024", "--lr", "1e-3", "--probe-epochs", "100"]
+TABLE_10K = [
+    "--pretrain-size",
+    "10000",
+    "--probe-train-size",
+    "10000",
+    "--batch-size",
+    "64",
+    "--projector",
+    "1024-1024-1024",
+    "--lr",
+    "1e-3",
+    "--probe-epochs",
+    "100",
+]
 TRAINED = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins"]
 REFERENCES = ["random", "rep_pixels", "rep_hog", "rep_scatnet"]
 POLL_S = 0.5  # how often run() looks for finished runs
@@ -76,20 +88,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="feature-cache folder (default: <out>/rep-cache)")
     p.add_argument("--collect", action="store_true", help="run nothing: write the table and the plot")
     p.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
-    p.add_argument("--parallel", type=int, default=1,
-                   help="runs at a time, each with OMP_NUM_THREADS = cores / N and its own log file "
-                        "(<folder>/<key>.log); 1: one at a time, output to this terminal")
-    p.add_argument("--earlier", nargs="+", default=[], metavar="FILE",
-                   help="JSON of points measured earlier with the same settings ({budget: {row: [seed 0, seed 1]}}, "
-                        "'reference' and 'source'; or a list of accuracy.py records; see the module docstring): "
-                        "each fills a seed <out> lacks, marked")
-    p.add_argument("--chosen", default=None, metavar="FILE",
-                   help="peer_sweep.py's records: its methods train with the lr chosen on validation, and the "
-                        "chosen runs are points")
-    p.add_argument("--records", default=None, metavar="FILE",
-                   help="also write accuracy.py's record of every finished run in <out> (every budget, seed and "
-                        "reference row: metrics, settings, times, machine) to this JSON list, to commit under "
-                        "docs/results/")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="runs at a time, each with OMP_NUM_THREADS = cores / N and its own log file "
+        "(<folder>/<key>.log); 1: one at a time, output to this terminal",
+    )
+    p.add_argument(
+        "--earlier",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="JSON of points measured earlier with the same settings ({budget: {row: [seed 0, seed 1]}}, "
+        "'reference' and 'source'; or a list of accuracy.py records; see the module docstring): "
+        "each fills a seed <out> lacks, marked",
+    )
+    p.add_argument(
+        "--chosen",
+        default=None,
+        metavar="FILE",
+        help="peer_sweep.py's records: its methods train with the lr chosen on validation, and the "
+        "chosen runs are points",
+    )
+    p.add_argument(
+        "--records",
+        default=None,
+        metavar="FILE",
+        help="also write accuracy.py's record of every finished run in <out> (every budget, seed and "
+        "reference row: metrics, settings, times, machine) to this JSON list, to commit under "
+        "docs/results/",
+    )
     p.add_argument("extra", nargs="*", help="more benchmarks/accuracy.py options, after --")
     return p.parse_args(argv)
 
@@ -136,8 +165,14 @@ def _earlier(args: argparse.Namespace) -> dict:
 
 def _flatten(points: dict) -> list[dict]:
     """Points back as records (budget, row, seed), for merging them under a file read later."""
-    return [{"epochs": b, "method": row, "seed": s, "linear_top1": v} for b, rows in points.items() if b.isdigit()
-            for row, seeds in rows.items() for s, v in enumerate(seeds) if v is not None]
+    return [
+        {"epochs": b, "method": row, "seed": s, "linear_top1": v}
+        for b, rows in points.items()
+        if b.isdigit()
+        for row, seeds in rows.items()
+        for s, v in enumerate(seeds)
+        if v is not None
+    ]
 
 
 def chosen_lr(args: argparse.Namespace) -> dict[str, float]:
@@ -180,20 +215,43 @@ def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
     """(folder, row key, epochs) still missing, in the order they run; epochs None: a reference row."""
     out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = [int(b) for b in args.budgets.split(",")]
-    todo = [(out / "reference", ref, None) for ref in args.references.split(",")
-            if ref and reference(out, earlier, ref)[0] is None]
+    todo = [
+        (out / "reference", ref, None)
+        for ref in args.references.split(",")
+        if ref and reference(out, earlier, ref)[0] is None
+    ]
     seed1 = {b: second_seed_rows(out, b, rows, args.close, earlier) for b in budgets}
-    todo += [(out / f"e{b}", f"{r}@{s}", b) for s in (0, 1) for b in budgets
-             for r in (rows if s == 0 else seed1[b]) if point(out, earlier, b, r, s)[0] is None]
+    todo += [
+        (out / f"e{b}", f"{r}@{s}", b)
+        for s in (0, 1)
+        for b in budgets
+        for r in (rows if s == 0 else seed1[b])
+        if point(out, earlier, b, r, s)[0] is None
+    ]
     return todo
 
 
 def row_command(args: argparse.Namespace, folder: Path, key: str, epochs: int | None, cache: str) -> list[str]:
     """The ``benchmarks/accuracy.py`` call for one run (reference rows: ``epochs`` None)."""
     lr = chosen_lr(args).get(key.split("@")[0])
-    return [sys.executable, str(HERE / "accuracy.py"), *TABLE_10K, "--seeds", "0,1", "--all-seeds",
-            "--epochs", str(epochs or 1), "--out", str(folder), "--cache", cache, "--rows", key, *args.extra,
-            *(["--set", f"optim.lr={lr:g}"] if lr is not None else [])]
+    return [
+        sys.executable,
+        str(HERE / "accuracy.py"),
+        *TABLE_10K,
+        "--seeds",
+        "0,1",
+        "--all-seeds",
+        "--epochs",
+        str(epochs or 1),
+        "--out",
+        str(folder),
+        "--cache",
+        cache,
+        "--rows",
+        key,
+        *args.extra,
+        *(["--set", f"optim.lr={lr:g}"] if lr is not None else []),
+    ]
 
 
 def run_records(args: argparse.Namespace) -> list[dict]:
@@ -203,8 +261,9 @@ def run_records(args: argparse.Namespace) -> list[dict]:
 
     out, cache = Path(args.out), args.cache or str(Path(args.out) / "rep-cache")
     calls = [(out / "reference", ref, None) for ref in args.references.split(",") if ref]
-    calls += [(out / f"e{b}", row, b) for b in sorted(int(x) for x in args.budgets.split(","))
-              for row in args.rows.split(",")]
+    calls += [
+        (out / f"e{b}", row, b) for b in sorted(int(x) for x in args.budgets.split(",")) for row in args.rows.split(",")
+    ]
     found: list[dict] = []
     for folder, key, epochs in calls:
         found += accuracy.records(accuracy.parse_args(row_command(args, folder, key, epochs, cache)[2:]))
@@ -232,8 +291,11 @@ def run(args: argparse.Namespace) -> None:
     started: set[tuple[Path, str]] = set()
     with Children() as children:  # SIGTERM here stops the running rows (they checkpoint) and the rest
         for phase in (1, 2):  # phase 2 sees the seed-0 results of phase 1 (and does not retry its failures)
-            queue = [job for job in runs_to_do(args)
-                     if (phase == 2 or not job[1].endswith("@1")) and (job[0], job[1]) not in started]
+            queue = [
+                job
+                for job in runs_to_do(args)
+                if (phase == 2 or not job[1].endswith("@1")) and (job[0], job[1]) not in started
+            ]
             started |= {(job[0], job[1]) for job in queue}
             keys: dict[subprocess.Popen, tuple[str, bool]] = {}
             while (queue and not children.stopping) or children.running:
@@ -255,8 +317,9 @@ def run(args: argparse.Namespace) -> None:
                     else:
                         folder.mkdir(parents=True, exist_ok=True)
                         log = folder / f"{key}.log"
-                        print(f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder} (log: {log})",
-                              flush=True)
+                        print(
+                            f"[budget] {key} at {epochs if epochs else '-'} epochs -> {folder} (log: {log})", flush=True
+                        )
                         out = open(log, "a", encoding="utf-8")
                     proc = children.start(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
                     if out is not None:
@@ -270,13 +333,21 @@ def run(args: argparse.Namespace) -> None:
     if failed:
         print(f"[budget] {len(failed)} run(s) failed: {', '.join(failed)}; run again to retry them", flush=True)
     if children.stopping:
-        print("[budget] SIGTERM: the running rows were stopped (they resume from their checkpoints next time)",
-              flush=True)
+        print(
+            "[budget] SIGTERM: the running rows were stopped (they resume from their checkpoints next time)", flush=True
+        )
         raise SystemExit(128 + signal.SIGTERM)
 
 
-def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int], references: list[str],
-           source: str = "", partial: frozenset[tuple[str, int]] = frozenset()) -> tuple[str, dict, dict, set]:
+def tables(
+    out: Path | None,
+    earlier: dict,
+    rows: list[str],
+    budgets: list[int],
+    references: list[str],
+    source: str = "",
+    partial: frozenset[tuple[str, int]] = frozenset(),
+) -> tuple[str, dict, dict, set]:
     """The budget table and the references' table, from the runs in ``out`` and the ``earlier`` points
     (marked †); with ``out=None``, from ``earlier`` alone, committed records, which need no mark except
     the cells in ``partial`` (row, budget): points whose records keep less than a run's full record.
@@ -306,21 +377,26 @@ def tables(out: Path | None, earlier: dict, rows: list[str], budgets: list[int],
     found = {k: (r, e and mark_earlier) for k, (r, e) in found.items()}
     refs = {k + (" †" if e else ""): r for k, (r, e) in found.items()}  # the plot's legend marks them too
     lines += ["", "| reference (no training) | linear top-1 | k-NN top-1 |", "|---|---:|---:|"]
-    lines += [f"| {k} | {r['linear_top1']:.2f}{' †' if e else ''} | {r['knn_top1']:.2f} |" if r
-              else f"| {k} | not run | — |" for k, (r, e) in found.items()]
+    lines += [
+        f"| {k} | {r['linear_top1']:.2f}{' †' if e else ''} | {r['knn_top1']:.2f} |" if r else f"| {k} | not run | — |"
+        for k, (r, e) in found.items()
+    ]
     if marked or any(e for _, e in found.values()):
         where = f", not in {out}" if out is not None else ""
         lines += ["", f"† uses points measured earlier with the same settings{where}: {earlier.get('source', source)}"]
     return "\n".join(lines) + "\n", series, refs, marked
 
 
-def lead_table(series: dict[str, list[tuple[int, list[float]]]], base: str, peers: list[str],
-               n_test: int = 10_000) -> str:
+def lead_table(
+    series: dict[str, list[tuple[int, list[float]]]], base: str, peers: list[str], n_test: int = 10_000
+) -> str:
     """``base``'s lead over each of ``peers`` at every budget both ran, with its noise: the largest seed
     sd of the two cells and the binomial SE of the difference on ``n_test`` images. The reading says
     "within noise" unless the lead exceeds both that sd and twice that SE."""
-    lines = ["| budget | peer | " + base + " | peer's | lead | largest seed sd | SE of the difference | reading |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| budget | peer | " + base + " | peer's | lead | largest seed sd | SE of the difference | reading |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     mine = {b: v for b, v in series.get(base, []) if v}
     for peer in peers:
         for b, vals in series.get(peer, []):
@@ -332,10 +408,12 @@ def lead_table(series: dict[str, list[tuple[int, list[float]]]], base: str, peer
             se = (binomial_se(a, n_test) ** 2 + binomial_se(p, n_test) ** 2) ** 0.5
             lead = a - p
             beyond = abs(lead) > 2 * se and (sd is None or abs(lead) > sd)
-            reading = (f"{base if lead > 0 else peer} ahead" if beyond else "within noise")
+            reading = f"{base if lead > 0 else peer} ahead" if beyond else "within noise"
             seeds = f"{len(mine[b])}/{len(vals)} seeds"
-            lines.append(f"| {b} ep | {peer} | {a:.2f} | {p:.2f} | {lead:+.2f} | "
-                         f"{f'{sd:.2f}' if sd is not None else '—'} ({seeds}) | {se:.2f} | {reading} |")
+            lines.append(
+                f"| {b} ep | {peer} | {a:.2f} | {p:.2f} | {lead:+.2f} | "
+                f"{f'{sd:.2f}' if sd is not None else '—'} ({seeds}) | {se:.2f} | {reading} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -347,8 +425,12 @@ def collect(args: argparse.Namespace) -> str:
     return md
 
 
-def plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict | None], path: Path,
-          marked: set[tuple[str, int]] = frozenset()) -> None:
+def plot(
+    series: dict[str, list[tuple[int, list[float]]]],
+    refs: dict[str, dict | None],
+    path: Path,
+    marked: set[tuple[str, int]] = frozenset(),
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -358,18 +440,23 @@ def plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict 
     for row, points in series.items():
         pts = [(b, statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for b, v in points if v]
         if pts:
-            xs, ys, sds = zip(*pts)
+            xs, ys, sds = zip(*pts, strict=True)
             line = ax.errorbar(xs, ys, yerr=sds, marker="o", capsize=3, label=row)[0]
             hollow = [(x, y) for x, y, _ in pts if (row, x) in marked]  # points from --earlier: hollow
             if hollow:
-                ax.plot(*zip(*hollow), "o", markersize=9, markerfacecolor="white", color=line.get_color())
+                ax.plot(*zip(*hollow, strict=True), "o", markersize=9, markerfacecolor="white", color=line.get_color())
     if marked:
         ax.plot([], [], "o", markersize=9, markerfacecolor="white", color="grey", label="† measured earlier")
     styles = iter(["--", ":", "-.", (0, (5, 1))])
     for name, r in refs.items():
         if r:
-            ax.axhline(r["linear_top1"], color="grey", linestyle=next(styles), linewidth=1.2,
-                       label=f"{name} ({r['linear_top1']:.1f})")
+            ax.axhline(
+                r["linear_top1"],
+                color="grey",
+                linestyle=next(styles),
+                linewidth=1.2,
+                label=f"{name} ({r['linear_top1']:.1f})",
+            )
     ax.set_xscale("log")
     ax.set_xticks(sorted({b for points in series.values() for b, _ in points}))
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -377,8 +464,11 @@ def plot(series: dict[str, list[tuple[int, list[float]]]], refs: dict[str, dict 
     ax.set_ylabel("linear top-1 on the CIFAR-10 test set (%)")
     epochs = sorted({b for points in series.values() for b, _ in points})
     span = f"{epochs[0]}-{epochs[-1]} epochs" if epochs else "no run yet"
-    ax.set_title(f"CIFAR-10, 10,000 images, ResNet-18 at 32 px: linear top-1 against the budget ({span})\n"
-                 "(points: mean over seeds; error bars: sd over 2 seeds where run)", fontsize=9)
+    ax.set_title(
+        f"CIFAR-10, 10,000 images, ResNet-18 at 32 px: linear top-1 against the budget ({span})\n"
+        "(points: mean over seeds; error bars: sd over 2 seeds where run)",
+        fontsize=9,
+    )
     if ax.get_legend_handles_labels()[0]:  # nothing finished yet: an empty plot, without a legend
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: it hides no point
     ax.grid(alpha=0.3)

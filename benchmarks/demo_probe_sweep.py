@@ -45,14 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     big = max(a.train_sizes)
     train_part, test_part = random_subset(train, big, seed + 1), random_subset(test, a.test_size, seed + 2)
     rows: dict[str, nn.Module] = {
-        "untrained": resolve_encoder(encoder=f"random:{config.model.encoder}", small_images=config.model.small_images,
-                                     in_chans=d.channels, seed=seed),
+        "untrained": resolve_encoder(
+            encoder=f"random:{config.model.encoder}",
+            small_images=config.model.small_images,
+            in_chans=d.channels,
+            seed=seed,
+        ),
         "pixels": FeatureExtractor(nn.Flatten(), mean=None, std=None, description="raw pixels", trainable=False),
     }
     for name in a.runs:
         rows[name] = resolve_encoder(checkpoint=last_checkpoint(out / name))
-    feats = {k: (extract_features(m, train_part, progress=False), extract_features(m, test_part, progress=False))
-             for k, m in rows.items()}
+    feats = {
+        k: (extract_features(m, train_part, progress=False), extract_features(m, test_part, progress=False))
+        for k, m in rows.items()
+    }
     results = []
     for n, lr, wd in itertools.product(a.train_sizes, a.lrs, a.wds):
         line = {"train": n, "lr": lr, "wd": wd}
@@ -60,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             xtr, ytr = xtr[:n], ytr[:n]
             hold = max(1, n // 10)  # the demo's 10% hold-out picks the epoch
             cfg = LinearConfig(epochs=a.epochs, lr=lr, weight_decay=wd, seed=seed, device="cpu", progress=False)
-            metrics, _ = linear_on_features((xtr[hold:], ytr[hold:]), (xtr[:hold], ytr[:hold]), test_xy,
-                                            num_classes=10, config=cfg)
+            metrics, _ = linear_on_features(
+                (xtr[hold:], ytr[hold:]), (xtr[:hold], ytr[:hold]), test_xy, num_classes=10, config=cfg
+            )
             line[k] = round(float(metrics["test_top1"]), 2)
         results.append(line)
         print(json.dumps(line), flush=True)

@@ -37,9 +37,10 @@ FILES = {
 }
 
 #: name -> overrides of configs/demo.yaml; each sets every key that varied, so they mean the same against the demo
-#: config they were tuned from (batch 128, 10,000 images, 6 epochs, warm-up 1, the paper's crop) and today's. Round 1 (r1): a fixed budget of about
-#: 20,000 image pairs at batch 64. Round 2 (p*): about 14,000 pairs (5,000 images x 3 epochs), which with the
-#: probes fits the demo's 6 minutes; the crop, the projector and the learning rate varied one at a time.
+#: config they were tuned from (batch 128, 10,000 images, 6 epochs, warm-up 1, the paper's crop) and today's.
+#: Round 1 (r1): a fixed budget of about 20,000 image pairs at batch 64. Round 2 (p*): about 14,000 pairs
+#: (5,000 images x 3 epochs), which with the probes fits the demo's 6 minutes; the crop, the projector and the
+#: learning rate varied one at a time.
 #: ``benchmarks/demo_probe_sweep.py`` then scored them all with the same probes (docs/results.md).
 _R1 = ["data.batch_size=64", "data.subset=10000", "trainer.max_epochs=2", "optim.warmup_epochs=0.2"]
 _R2 = ["data.batch_size=64", "data.subset=5000", "trainer.max_epochs=3", "optim.warmup_epochs=0.2"]
@@ -62,8 +63,13 @@ CANDIDATES: dict[str, list[str]] = {
     "q7-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE],
     "q8-vicreg-x2": [*_R2[:2], "trainer.max_epochs=6", _R2[3], _GENTLE, "method=vicreg", "representations.items=[]"],
     # every deterministic target of the student's own augmented view (dCor, as in the paper)
-    "q9-all-aug": [*_R2, _GENTLE, paper_items(pixels="dcor@augmented", scatnet="dcor@augmented", hog="dcor@augmented",
-                                              local_std="dcor@augmented")],
+    "q9-all-aug": [
+        *_R2,
+        _GENTLE,
+        paper_items(
+            pixels="dcor@augmented", scatnet="dcor@augmented", hog="dcor@augmented", local_std="dcor@augmented"
+        ),
+    ],
     "q5-sc-cos-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine"), "regression.depth=1"],
     "q6-sc-cos-aug-lin": [*_R2, _GENTLE, paper_items(scatnet="cosine@augmented"), "regression.depth=1"],
     # the second seed of the recipe and of the best objective on validation, which one seed each could not
@@ -78,8 +84,8 @@ def read_idx(path: Path) -> tuple[bytes, np.ndarray]:
     raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]
     header = raw[: 4 + 4 * ndim]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return header, np.frombuffer(raw[len(header):], dtype=np.uint8).reshape(shape)
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return header, np.frombuffer(raw[len(header) :], dtype=np.uint8).reshape(shape)
 
 
 def write_idx(path: Path, data: np.ndarray) -> None:
@@ -110,7 +116,10 @@ def _baselines(config, data: Path, out: Path, probe_train: int, probe_test: int)
     from mvmr.workflows.demo import baseline_rows
 
     m, d = config.model, config.data
-    key = f"{m.encoder}-small{int(m.small_images)}-{d.image_size}px-{d.channels}ch-{probe_train}-{probe_test}-seed{config.trainer.seed}"
+    key = (
+        f"{m.encoder}-small{int(m.small_images)}-{d.image_size}px-{d.channels}ch-{probe_train}-{probe_test}"
+        f"-seed{config.trainer.seed}"
+    )
     path = out / "baselines" / f"{key}.json"
     if not path.is_file():
         rows = baseline_rows(config, data, probe_train, probe_test, in_chans=d.channels or 1)
@@ -137,18 +146,30 @@ def run_candidate(name: str, overrides: list[str], data: Path, out: Path, probe_
     config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}", *overrides])
     d = config.data  # candidates with the same images and cached representations share one feature cache
     key = f"{d.image_size}px-{d.channels}ch-subset{d.subset}-seed{config.trainer.seed}-" + "+".join(
-        r.name for r in config.representations.items if r.view == "clean")
-    config = load_config("demo", [f"data.root={data}", f"output_dir={run_dir}",
-                                  f"representations.cache_dir={out / 'caches' / key}", *overrides])
+        r.name for r in config.representations.items if r.view == "clean"
+    )
+    config = load_config(
+        "demo",
+        [f"data.root={data}", f"output_dir={run_dir}", f"representations.cache_dir={out / 'caches' / key}", *overrides],
+    )
     made = provenance()  # the code and machine this run starts with (the checkout may move on while it runs)
     start = time.perf_counter()
     pretrain(config, resume="auto")
     seconds = time.perf_counter() - start
-    row = probe_row("MV-MR", resolve_encoder(checkpoint=last_checkpoint(run_dir)), config, data, probe_train, probe_test)
-    result = {"name": name, "overrides": overrides, "pretrain_seconds": seconds, "mvmr": row["accuracy"],
-              "baselines": {r["features"]: r["accuracy"] for r in _baselines(config, data, out, probe_train, probe_test)},
-              "seed": config.trainer.seed, "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib(), 1),
-              **made}
+    row = probe_row(
+        "MV-MR", resolve_encoder(checkpoint=last_checkpoint(run_dir)), config, data, probe_train, probe_test
+    )
+    result = {
+        "name": name,
+        "overrides": overrides,
+        "pretrain_seconds": seconds,
+        "mvmr": row["accuracy"],
+        "baselines": {r["features"]: r["accuracy"] for r in _baselines(config, data, out, probe_train, probe_test)},
+        "seed": config.trainer.seed,
+        "threads": torch.get_num_threads(),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        **made,
+    }
     done.write_text(json.dumps(result, indent=2))
     return result
 
@@ -159,15 +180,23 @@ def summarise(out: Path) -> str:
 
 def table(results: list[dict]) -> str:
     """The candidates' table, from their results (run folders, or the committed records)."""
-    lines = ["| candidate | MV-MR | untrained | pixels | gain over the better baseline | pretrain (min) | run on | "
-             "overrides |", "|---|---:|---:|---:|---:|---:|---|---|"]
+    lines = [
+        "| candidate | MV-MR | untrained | pixels | gain over the better baseline | pretrain (min) | run on | "
+        "overrides |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in results:
         (untrained, pixels) = (100 * v for v in r["baselines"].values())
         mvmr = 100 * r["mvmr"]
-        where = (f"{r['machine']}, {r['threads']} threads, {r['commit']}, {r['recorded']}" if "machine" in r
-                 else "not recorded")  # candidates run before their results named the machine and the commit
-        lines.append(f"| {r['name']} | {mvmr:.1f} | {untrained:.1f} | {pixels:.1f} | {mvmr - max(untrained, pixels):+.1f} | "
-                     f"{r['pretrain_seconds'] / 60:.1f} | {where} | {' '.join(r['overrides'])} |")
+        where = (
+            f"{r['machine']}, {r['threads']} threads, {r['commit']}, {r['recorded']}"
+            if "machine" in r
+            else "not recorded"
+        )  # candidates run before their results named the machine and the commit
+        lines.append(
+            f"| {r['name']} | {mvmr:.1f} | {untrained:.1f} | {pixels:.1f} | {mvmr - max(untrained, pixels):+.1f} | "
+            f"{r['pretrain_seconds'] / 60:.1f} | {where} | {' '.join(r['overrides'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -179,24 +208,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None, help="run one ad-hoc candidate with the overrides given after the options")
     p.add_argument("--probe-train", type=int, default=10000, help="probe training images (the demo's)")
     p.add_argument("--probe-test", type=int, default=10000, help="held-out images scored (the demo's)")
-    p.add_argument("--records", default=None, metavar="FILE", help="also write every finished candidate's result "
-                                                                   "to this JSON (commit it under docs/results/)")
-    p.add_argument("--update", action="store_true",
-                   help="with --records: replace only the candidates finished in --out and keep the file's other "
-                        "records (a partial re-run)")
+    p.add_argument(
+        "--records",
+        default=None,
+        metavar="FILE",
+        help="also write every finished candidate's result to this JSON (commit it under docs/results/)",
+    )
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="with --records: replace only the candidates finished in --out and keep the file's other "
+        "records (a partial re-run)",
+    )
     p.add_argument("--collect", action="store_true", help="run nothing: write the table (and records) only")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
 
     out = Path(args.out)
     data = validation_copy(Path(args.source), out / "fashion-mnist-val")
-    todo = {} if args.collect else {args.name: list(args.overrides)} if args.name else {
-        k: v for k, v in CANDIDATES.items() if args.only is None or k in args.only}
+    todo = (
+        {}
+        if args.collect
+        else {args.name: list(args.overrides)}
+        if args.name
+        else {k: v for k, v in CANDIDATES.items() if args.only is None or k in args.only}
+    )
     for name, overrides in todo.items():
         print(f"[run] {name}: {' '.join(overrides)}", flush=True)
         r = run_candidate(name, overrides, data, out, args.probe_train, args.probe_test)
-        print(f"[done] {name}: MV-MR {100 * r['mvmr']:.1f}, baselines "
-              f"{', '.join(f'{k} {100 * v:.1f}' for k, v in r['baselines'].items())}", flush=True)
+        print(
+            f"[done] {name}: MV-MR {100 * r['mvmr']:.1f}, baselines "
+            f"{', '.join(f'{k} {100 * v:.1f}' for k, v in r['baselines'].items())}",
+            flush=True,
+        )
     table = summarise(out)
     (out / "tuning.md").write_text(table, encoding="utf-8")
     if args.records:

@@ -61,23 +61,40 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "dcor_aug": ("dCor, augmented view", ["teacher.objective=dcor", "teacher.view=augmented"]),
     "dcos_aug": ("dCor + cosine, augmented view", ["teacher.objective=dcor+cosine", "teacher.view=augmented"]),
 }
-REFERENCES = {"ssl": "MV-MR self-supervised (no teacher)", "untrained": "untrained student",
-              "teacher": "teacher (EfficientNet-Lite0)"}
+REFERENCES = {
+    "ssl": "MV-MR self-supervised (no teacher)",
+    "untrained": "untrained student",
+    "teacher": "teacher (EfficientNet-Lite0)",
+}
 STORED = re.compile(r"stored(\d+)$")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=None, help="Imagenette-96 ImageFolder root (default: ../shared/data's archive, "
-                                                "extracted to .test-data)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="Imagenette-96 ImageFolder root (default: ../shared/data's archive, extracted to .test-data)",
+    )
     p.add_argument("--out", default="runs/cpu/distill", help="output folder")
-    p.add_argument("--rows", default="paper,cos_clean,cos_aug,dcor_aug,dcos_aug,ssl,untrained,teacher",
-                   help="comma-separated rows (stored<K> for K stored views)")
+    p.add_argument(
+        "--rows",
+        default="paper,cos_clean,cos_aug,dcor_aug,dcos_aug,ssl,untrained,teacher",
+        help="comma-separated rows (stored<K> for K stored views)",
+    )
     p.add_argument("--budget", default="1", help="comma-separated multiples of the demo's 228 steps")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--stored-objective", default="dcor+cosine", help="objective of the stored<K> rows")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every trained row (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every trained row (repeatable)",
+    )
     p.add_argument("--tag", default="base", help="folder name of this recipe (use one per --set combination)")
     p.add_argument("--parallel", type=int, default=1, help="rows at once (each on cores/N threads)")
     p.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / --parallel)")
@@ -98,8 +115,11 @@ def row_dir(out: Path, tag: str, budget: int, row: str, seed: int) -> Path:
 def row_overrides(row: str, args: argparse.Namespace) -> list[str]:
     match = STORED.match(row)
     if match:
-        return ["teacher.view=augmented", f"teacher.cached_views={int(match.group(1))}",
-                f"teacher.objective={args.stored_objective}"]
+        return [
+            "teacher.view=augmented",
+            f"teacher.cached_views={int(match.group(1))}",
+            f"teacher.objective={args.stored_objective}",
+        ]
     return list(ROWS[row][1])
 
 
@@ -130,13 +150,37 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
             steps = int(override.split("=", 1)[1])
         if override.startswith("data.image_size="):  # a recipe at another resolution is probed at it
             size = int(override.split("=", 1)[1])
-    probe = ablation.ProbeSettings(kind="imagefolder", root=str(root), train_split="train", test_split="val",
-                                   image_size=size, epochs=100, lr=1e-4, val_fraction=0.1, seed=0)
-    extra = {"row": row, "label": row_label(row, args), "tag": args.tag, "budget": budget, "steps": steps,
-             "image_size": size,
-             "threads": torch.get_num_threads(), "overrides": list(args.overrides), **provenance()}
-    base = [f"data.root={root}", f"output_dir={out}", f"trainer.seed={seed}", f"trainer.max_steps={steps}",
-            "trainer.max_epochs=100000", "trainer.progress_bar=false", *args.overrides]
+    probe = ablation.ProbeSettings(
+        kind="imagefolder",
+        root=str(root),
+        train_split="train",
+        test_split="val",
+        image_size=size,
+        epochs=100,
+        lr=1e-4,
+        val_fraction=0.1,
+        seed=0,
+    )
+    extra = {
+        "row": row,
+        "label": row_label(row, args),
+        "tag": args.tag,
+        "budget": budget,
+        "steps": steps,
+        "image_size": size,
+        "threads": torch.get_num_threads(),
+        "overrides": list(args.overrides),
+        **provenance(),
+    }
+    base = [
+        f"data.root={root}",
+        f"output_dir={out}",
+        f"trainer.seed={seed}",
+        f"trainer.max_steps={steps}",
+        "trainer.max_epochs=100000",
+        "trainer.progress_bar=false",
+        *args.overrides,
+    ]
     if row in ("untrained", "teacher"):
         config = load_config("distill_demo", base)
         t0 = time.perf_counter()
@@ -146,16 +190,40 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
         else:
             t = config.teacher
             teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
-            extractor = FeatureExtractor(teacher, mean=None, std=None, description=f"teacher {t.spec}",
-                                         feature_dim=int(teacher.embed_dim), trainable=False)
+            extractor = FeatureExtractor(
+                teacher,
+                mean=None,
+                std=None,
+                description=f"teacher {t.spec}",
+                feature_dim=int(teacher.embed_dim),
+                trainable=False,
+            )
         train_ds, test_ds = ablation.probe_datasets(probe, config)
-        evaluation = evaluate_frozen(extractor, train_ds, test_ds, linear=probe.linear_config(),
-                                     knn=probe.knn_config(), encoder=row, dataset=str(root))
+        evaluation = evaluate_frozen(
+            extractor,
+            train_ds,
+            test_ds,
+            linear=probe.linear_config(),
+            knn=probe.knn_config(),
+            encoder=row,
+            dataset=str(root),
+        )
         for result in evaluation.results:
             save_result(out, result)
         wall = time.perf_counter() - t0
-        ablation.save_row_result(out, {"key": spec, **evaluation.summary(), "pretrain_s": 0.0, "eval_s": round(wall, 1),
-                                       "wall_s": round(wall, 1), "seed": seed, **extra, "steps": 0})
+        ablation.save_row_result(
+            out,
+            {
+                "key": spec,
+                **evaluation.summary(),
+                "pretrain_s": 0.0,
+                "eval_s": round(wall, 1),
+                "wall_s": round(wall, 1),
+                "seed": seed,
+                **extra,
+                "steps": 0,
+            },
+        )
         print(f"[done] {spec}: linear {evaluation.summary()['linear_top1']:.2f}", flush=True)
         return
     config = load_config("distill_demo", base + (row_overrides(row, args) if row != "ssl" else []))
@@ -203,8 +271,12 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> int:
                 log = Path(args.out) / args.tag / "logs" / f"{spec}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 print(f"[start] {spec} ({threads} thread(s)), log {log}", flush=True)
-                proc = children.start([sys.executable, str(Path(__file__).resolve()), *argv, "--_row", spec],
-                                      env=env, stdout=log.open("a"), stderr=subprocess.STDOUT)
+                proc = children.start(
+                    [sys.executable, str(Path(__file__).resolve()), *argv, "--_row", spec],
+                    env=env,
+                    stdout=log.open("a"),
+                    stderr=subprocess.STDOUT,
+                )
                 proc.spec = spec  # type: ignore[attr-defined]
             time.sleep(2)
             for proc in children.finished():
@@ -257,12 +329,14 @@ def _mean_sd(values: list[float]) -> str:
 def references(results: list[dict], tag: str) -> tuple[float | None, float | None]:
     """(untrained, teacher) linear test top-1 of a recipe: its own reference rows, else the base recipe's
     (a recipe that changes neither the student's architecture nor the images keeps both)."""
+
     def mean(row: str) -> float | None:
         for t in (tag, "base"):
             values = [r["linear_top1"] for r in results if r.get("tag") == t and r["row"] == row]
             if values:
                 return statistics.mean(values)
         return None
+
     return mean("untrained"), mean("teacher")
 
 
@@ -270,25 +344,38 @@ def table(results: list[dict], tag: str) -> str:
     """The Markdown table of one recipe (``tag``): a row per (budget, row), seeds pooled."""
     mine = [r for r in results if r.get("tag") == tag]
     base, top = references(results, tag)
-    lines = ["| budget (steps) | row | linear top-1 (test) | k-NN top-1 | gap closed | val top-1 | s / step | wall (min) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| budget (steps) | row | linear top-1 (test) | k-NN top-1 | gap closed | val top-1 | s / step | wall (min) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     groups: dict[tuple[int, str], list[dict]] = {}
     for r in mine:
         groups.setdefault((r["budget"], r["row"]), []).append(r)
     order = {k: i for i, k in enumerate([*ROWS, "stored", "ssl", "untrained", "teacher"])}
-    for (budget, row), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(STORED.sub("stored", kv[0][1]), 99))):
+    for (budget, row), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], order.get(STORED.sub("stored", kv[0][1]), 99))
+    ):
         lin = [r["linear_top1"] for r in rs]
         gap = "—"
         if base is not None and top is not None and row not in ("untrained", "teacher"):
             closed = [100 * (v - base) / (top - base) for v in lin]
             gap = f"{statistics.mean(closed):.0f}%" + (f" ± {statistics.stdev(closed):.0f}" if len(closed) > 1 else "")
         steps = rs[0].get("steps") or 0
-        per_step = f"{statistics.mean(r['step_s'] for r in rs):.2f}" if steps and all(r.get("step_s") for r in rs) else "—"
+        per_step = (
+            f"{statistics.mean(r['step_s'] for r in rs):.2f}" if steps and all(r.get("step_s") for r in rs) else "—"
+        )
         wall = statistics.mean(r["wall_s"] for r in rs) / 60
-        where = (f"{DEMO_STEPS * budget} ({budget}x)" if steps == DEMO_STEPS * budget
-                 else f"{steps} (the {budget}x budget)" if steps else "—")
-        lines.append(f"| {where} | {rs[0]['label']} | {_mean_sd(lin)} | {_mean_sd([r['knn_top1'] for r in rs])} | "
-                     f"{gap} | {_mean_sd([r['val_top1'] for r in rs])} | {per_step} | {wall:.1f} |")
+        where = (
+            f"{DEMO_STEPS * budget} ({budget}x)"
+            if steps == DEMO_STEPS * budget
+            else f"{steps} (the {budget}x budget)"
+            if steps
+            else "—"
+        )
+        lines.append(
+            f"| {where} | {rs[0]['label']} | {_mean_sd(lin)} | {_mean_sd([r['knn_top1'] for r in rs])} | "
+            f"{gap} | {_mean_sd([r['val_top1'] for r in rs])} | {per_step} | {wall:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -316,20 +403,31 @@ def plot(results: list[dict], path: Path) -> None:
             ys = [statistics.mean(pts[x]) for x in xs]
             es = [statistics.stdev(pts[x]) if len(pts[x]) > 1 else 0.0 for x in xs]
             label = next((r["label"] for r in mine if r["row"] == row and r.get("label")), row_label(row))
-            ax.errorbar([DEMO_STEPS * x for x in xs], ys, yerr=es, marker=markers[series % len(markers)],
-                        color=colours[series % len(colours)], capsize=3,
-                        label=label + (f" [{tag}]" if tag != "base" else ""))
+            ax.errorbar(
+                [DEMO_STEPS * x for x in xs],
+                ys,
+                yerr=es,
+                marker=markers[series % len(markers)],
+                color=colours[series % len(colours)],
+                capsize=3,
+                label=label + (f" [{tag}]" if tag != "base" else ""),
+            )
             series += 1
     ax.axhline(50, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
     budgets = sorted({DEMO_STEPS * r["budget"] for r in results if r["row"] not in ("untrained", "teacher")})
     ax.set_xticks(budgets, [f"{b:,}" for b in budgets])
     ax.minorticks_off()
-    ax.set_xlabel("budget: optimiser steps at batch 32 (a recipe with its own step count, e.g. [b64], sits at its budget)",
-                  fontsize=8)
+    ax.set_xlabel(
+        "budget: optimiser steps at batch 32 (a recipe with its own step count, e.g. [b64], sits at its budget)",
+        fontsize=8,
+    )
     ax.set_ylabel("untrained-to-teacher gap closed (%)")
-    ax.set_title("Distillation on Imagenette-96 at 64 px, EfficientNet-Lite0 -> ResNet-18,\n"
-                 "228 to 3,648 steps (points: mean over seeds; error bars: sd over 2 seeds where run)", fontsize=9)
+    ax.set_title(
+        "Distillation on Imagenette-96 at 64 px, EfficientNet-Lite0 -> ResNet-18,\n"
+        "228 to 3,648 steps (points: mean over seeds; error bars: sd over 2 seeds where run)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -347,10 +445,31 @@ def collect(args: argparse.Namespace) -> int:
     plot(results, out / "distill.png")
     print(md)
     if args.records:
-        keep = ("key", "row", "label", "tag", "budget", "steps", "image_size", "seed", "linear_top1", "knn_top1",
-                "val_top1",
-                "step_s", "pretrain_s", "pretrain_sessions", "eval_s", "wall_s", "threads", "machine", "commit", "torch",
-                "overrides", "recorded", "note")
+        keep = (
+            "key",
+            "row",
+            "label",
+            "tag",
+            "budget",
+            "steps",
+            "image_size",
+            "seed",
+            "linear_top1",
+            "knn_top1",
+            "val_top1",
+            "step_s",
+            "pretrain_s",
+            "pretrain_sessions",
+            "eval_s",
+            "wall_s",
+            "threads",
+            "machine",
+            "commit",
+            "torch",
+            "overrides",
+            "recorded",
+            "note",
+        )
         records = [{k: r.get(k) for k in keep} for r in results]
         write_records(args.records, records)
     return 0

@@ -103,8 +103,12 @@ def synthetic_jpegs(root: Path, n: int, size: int) -> Path:
 
 
 def run_cuda_tests() -> str:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", str(REPO / "tests")],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", str(REPO / "tests")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     last = (proc.stdout.strip().splitlines() or ["no output"])[-1]
     return ("passed: " if proc.returncode == 0 else "FAILED: ") + last
 
@@ -115,12 +119,24 @@ def time_variants(sizes: Sizes, data: Path, out: Path, device: str) -> dict[str,
 
     register_l1_only()
     gpu = device == "cuda"
-    base = ["data.kind=imagefolder", f"data.root={data}", "data.split=train", f"data.image_size={sizes.image_size}",
-            f"data.batch_size={sizes.batch}", f"data.num_workers={sizes.workers}", "data.val_fraction=0",
-            f"model.encoder={sizes.encoder}", f"model.projector='{sizes.projector}'", "probe.enabled=false",
-            f"trainer.accelerator={'gpu' if gpu else 'cpu'}", "trainer.devices=1",
-            f"trainer.precision={'16-mixed' if gpu else '32-true'}", "trainer.accumulate_grad_batches=1",
-            "trainer.log_every_n_steps=1000", f"output_dir={out / 'run'}"]
+    base = [
+        "data.kind=imagefolder",
+        f"data.root={data}",
+        "data.split=train",
+        f"data.image_size={sizes.image_size}",
+        f"data.batch_size={sizes.batch}",
+        f"data.num_workers={sizes.workers}",
+        "data.val_fraction=0",
+        f"model.encoder={sizes.encoder}",
+        f"model.projector='{sizes.projector}'",
+        "probe.enabled=false",
+        f"trainer.accelerator={'gpu' if gpu else 'cpu'}",
+        "trainer.devices=1",
+        f"trainer.precision={'16-mixed' if gpu else '32-true'}",
+        "trainer.accumulate_grad_batches=1",
+        "trainer.log_every_n_steps=1000",
+        f"output_dir={out / 'run'}",
+    ]
     variants = {
         "L1 only": ["method=gpu_check_l1"],
         "MV-MR, live representations": ["method=mvmr", "representations.cache_dir=null"],
@@ -164,32 +180,49 @@ def time_kernels(sizes: Sizes, device: str) -> dict[str, float]:
     for name in ("hog", "scatnet"):
         module = build(name).to(device)
         with torch.no_grad():
-            out[f"{name}_images_per_s"] = sizes.batch / clock(lambda: module(images), repeats=3)
+            out[f"{name}_images_per_s"] = sizes.batch / clock(lambda m=module: m(images), repeats=3)
     return out
 
 
 def report(device_name: str, sizes: Sizes, tests: str, variants: dict[str, dict], kernels: dict[str, float]) -> str:
     base = variants["L1 only"]["seconds"]
-    lines = [f"### GPU check on {device_name}: {sizes.encoder}, {sizes.image_size} px, batch {sizes.batch}, "
-             f"projector {sizes.projector}, {sizes.steps} timed steps", "", f"CUDA tests: {tests}", "",
-             "| variant | images/s (step) | step vs L1 only | images/s (with data loading) | loader kept up | peak GPU memory |",
-             "|---|---:|---:|---:|---|---:|"]
+    lines = [
+        f"### GPU check on {device_name}: {sizes.encoder}, {sizes.image_size} px, batch {sizes.batch}, "
+        f"projector {sizes.projector}, {sizes.steps} timed steps",
+        "",
+        f"CUDA tests: {tests}",
+        "",
+        "| variant | images/s (step) | step vs L1 only | images/s (with data loading) | loader kept up "
+        "| peak GPU memory |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
     for name, t in variants.items():
         busy = t["seconds"] / t["interval"]
         mem = "—" if t["peak_gpu_bytes"] is None else f"{t['peak_gpu_bytes'] / 2**30:.1f} GiB"
-        lines.append(f"| {name} | {t['images_per_s']:.0f} | {t['seconds'] / base:.2f}x | {sizes.batch / t['interval']:.0f} | "
-                     f"{'yes' if busy >= 0.9 else 'NO'} ({100 * busy:.0f}% busy) | {mem} |")
-    lines += ["", "| kernel | value |", "|---|---:|",
-              f"| dCor, B = {sizes.dcor_batch}, D = {sizes.dcor_dim:,} (forward + backward) | {1000 * kernels['dcor_seconds']:.1f} ms |",
-              f"| HOG, {sizes.image_size} px | {kernels['hog_images_per_s']:.0f} images/s |",
-              f"| ScatNet (J=2, L=8), {sizes.image_size} px | {kernels['scatnet_images_per_s']:.0f} images/s |", ""]
+        lines.append(
+            f"| {name} | {t['images_per_s']:.0f} | {t['seconds'] / base:.2f}x | {sizes.batch / t['interval']:.0f} | "
+            f"{'yes' if busy >= 0.9 else 'NO'} ({100 * busy:.0f}% busy) | {mem} |"
+        )
+    lines += [
+        "",
+        "| kernel | value |",
+        "|---|---:|",
+        f"| dCor, B = {sizes.dcor_batch}, D = {sizes.dcor_dim:,} (forward + backward) "
+        f"| {1000 * kernels['dcor_seconds']:.1f} ms |",
+        f"| HOG, {sizes.image_size} px | {kernels['hog_images_per_s']:.0f} images/s |",
+        f"| ScatNet (J=2, L=8), {sizes.image_size} px | {kernels['scatnet_images_per_s']:.0f} images/s |",
+        "",
+    ]
     cache = variants["MV-MR, feature cache"]["seconds"] / base
     live = variants["MV-MR, live representations"]["seconds"] / base
     loader = min(t["seconds"] / t["interval"] for t in variants.values())
-    lines += [f"- MV-MR with the cache: {cache:.2f}x L1 only (target <= 1.15): {'met' if cache <= 1.15 else 'NOT met'}",
-              f"- MV-MR with live representations: {live:.2f}x L1 only (target <= 1.5): {'met' if live <= 1.5 else 'NOT met'}",
-              f"- data loading: the GPU was busy >= {100 * loader:.0f}% of the time: "
-              f"{'not the bottleneck' if loader >= 0.9 else 'THE BOTTLENECK'}"]
+    lines += [
+        f"- MV-MR with the cache: {cache:.2f}x L1 only (target <= 1.15): {'met' if cache <= 1.15 else 'NOT met'}",
+        f"- MV-MR with live representations: {live:.2f}x L1 only (target <= 1.5): "
+        f"{'met' if live <= 1.5 else 'NOT met'}",
+        f"- data loading: the GPU was busy >= {100 * loader:.0f}% of the time: "
+        f"{'not the bottleneck' if loader >= 0.9 else 'THE BOTTLENECK'}",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -211,8 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     kernels = time_kernels(sizes, device)
     text = report(device_name, sizes, tests, variants, kernels)
     (args.out / "gpu_check.md").write_text(text, encoding="utf-8")
-    summary = {"device": device_name, "sizes": sizes.__dict__, "tests": tests, "kernels": kernels,
-               "variants": {k: {kk: vv for kk, vv in v.items() if kk != "all"} for k, v in variants.items()}}
+    summary = {
+        "device": device_name,
+        "sizes": sizes.__dict__,
+        "tests": tests,
+        "kernels": kernels,
+        "variants": {k: {kk: vv for kk, vv in v.items() if kk != "all"} for k, v in variants.items()},
+    }
     (args.out / "gpu_check.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     print(text, end="")
     return 0

@@ -40,8 +40,20 @@ GRIDS: dict[str, list[float]] = {
     "byol_tuned": [0.5, 1.0, 2.0],
 }
 #: the budget curve's setting (docs/results.md), but the epochs
-SETTING = ["--pretrain-size", "10000", "--probe-train-size", "10000", "--probe-test-size", "10000",
-           "--batch-size", "64", "--projector", "1024-1024-1024", "--probe-epochs", "100"]
+SETTING = [
+    "--pretrain-size",
+    "10000",
+    "--probe-train-size",
+    "10000",
+    "--probe-test-size",
+    "10000",
+    "--batch-size",
+    "64",
+    "--projector",
+    "1024-1024-1024",
+    "--probe-epochs",
+    "100",
+]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,10 +121,27 @@ def _candidates(method: str) -> list[float]:
 def commands(args: argparse.Namespace, found: list[dict] | None = None) -> list[list[str]]:
     """One accuracy.py call per (method, learning rate) of its grid, grown by the finished runs."""
     found = results(args) if found is None else found
-    return [[sys.executable, str(ACCURACY), *SETTING, "--epochs", str(args.epochs), "--seeds", str(args.seed),
-             "--cache", args.cache, "--out", str(run_folder(args, method, lr)), "--rows", f"{method}@{args.seed}",
-             "--set", f"optim.lr={lr:g}"]
-            for method in args.methods for lr in grid(method, found)]
+    return [
+        [
+            sys.executable,
+            str(ACCURACY),
+            *SETTING,
+            "--epochs",
+            str(args.epochs),
+            "--seeds",
+            str(args.seed),
+            "--cache",
+            args.cache,
+            "--out",
+            str(run_folder(args, method, lr)),
+            "--rows",
+            f"{method}@{args.seed}",
+            "--set",
+            f"optim.lr={lr:g}",
+        ]
+        for method in args.methods
+        for lr in grid(method, found)
+    ]
 
 
 def results(args: argparse.Namespace) -> list[dict]:
@@ -124,7 +153,9 @@ def results(args: argparse.Namespace) -> list[dict]:
         for lr in _candidates(method):
             path = run_folder(args, method, lr) / f"{method}@{args.seed}" / "result.json"
             if path.is_file():
-                found.append({"method": method, "lr": lr, "epochs": args.epochs, **where, **json.loads(path.read_text())})
+                found.append(
+                    {"method": method, "lr": lr, "epochs": args.epochs, **where, **json.loads(path.read_text())}
+                )
     return found
 
 
@@ -142,12 +173,16 @@ def chosen(found: list[dict]) -> dict[str, dict]:
 def table(found: list[dict]) -> str:
     """A row per (method, lr): val top-1 (what chooses), test top-1 and k-NN; the chosen lr in bold."""
     best = chosen(found)
-    lines = ["| method | lr | val top-1 | linear top-1 (test) | k-NN top-1 | pretrain (s) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| method | lr | val top-1 | linear top-1 (test) | k-NN top-1 | pretrain (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in found:
         mark = "**" if best.get(r["method"]) is r else ""
-        lines.append(f"| {r['method']} | {mark}{r['lr']:g}{mark} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} | "
-                     f"{r['knn_top1']:.2f} | {r['pretrain_s']:.0f} |")
+        lines.append(
+            f"| {r['method']} | {mark}{r['lr']:g}{mark} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} | "
+            f"{r['knn_top1']:.2f} | {r['pretrain_s']:.0f} |"
+        )
     pending = sorted({r["method"] for r in found} - set(best))
     if pending:
         lines += ["", f"Not chosen yet (part of the grid still to run): {', '.join(pending)}."]
@@ -155,9 +190,16 @@ def table(found: list[dict]) -> str:
 
 
 #: what every method of accuracy.py gets before its own overrides (its base_overrides and SETTING)
-BASE = {"method": "mvmr", "optim.optimizer": "adam", "optim.weight_decay": "0", "optim.lr_scaling": "none",
-        "optim.base_batch_size": "256", "optim.warmup_epochs": "0", "model.projector": "1024-1024-1024",
-        "method_kwargs": "{}"}
+BASE = {
+    "method": "mvmr",
+    "optim.optimizer": "adam",
+    "optim.weight_decay": "0",
+    "optim.lr_scaling": "none",
+    "optim.base_batch_size": "256",
+    "optim.warmup_epochs": "0",
+    "model.projector": "1024-1024-1024",
+    "method_kwargs": "{}",
+}
 
 
 def settings(method: str, lr: float, batch_size: int = 64) -> dict[str, str]:
@@ -178,15 +220,20 @@ def chosen_table(found: list[dict]) -> str:
     """The settings each method was chosen with: optimiser, lr (as given and at the batch), projector, loss."""
     if not chosen(found):
         return "No method has run its whole grid yet.\n"
-    lines = ["| method | optimiser | lr chosen | lr at batch 64 | weight decay | warm-up (epochs) | projector | "
-             "loss settings | val top-1 | linear top-1 (test) |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|"]
+    lines = [
+        "| method | optimiser | lr chosen | lr at batch 64 | weight decay | warm-up (epochs) | projector | "
+        "loss settings | val top-1 | linear top-1 (test) |",
+        "|---|---|---:|---:|---:|---:|---|---|---:|---:|",
+    ]
     for method, r in chosen(found).items():
         kv = settings(method, r["lr"])
         per = " per 256" if kv["optim.lr_scaling"] == "linear" else ""
         loss = kv["method_kwargs"] if kv["method_kwargs"] != "{}" else "defaults"
-        lines.append(f"| {method} | {kv['optim.optimizer']} | {kv['optim.lr']}{per} | {kv['lr at batch']} | "
-                     f"{kv['optim.weight_decay']} | {kv['optim.warmup_epochs']} | {kv['model.projector']} | "
-                     f"{kv['method']}, {loss} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} |")
+        lines.append(
+            f"| {method} | {kv['optim.optimizer']} | {kv['optim.lr']}{per} | {kv['lr at batch']} | "
+            f"{kv['optim.weight_decay']} | {kv['optim.warmup_epochs']} | {kv['model.projector']} | "
+            f"{kv['method']}, {loss} | {r['val_top1']:.2f} | {r['linear_top1']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -72,13 +72,15 @@ def _demo_table(record: dict) -> str:
 
     rss = record["peak_rss_mib"]
     beside = f", the {record['peer']} process {rss['peer']:,.0f} MiB" if rss.get("peer") is not None else ""
-    return (results_table(record["rows"]) + "\n\n"
-            f"Run on {record['machine']} ({record['threads']} threads), commit {record['commit']}, torch "
-            f"{record['torch']}, {record['recorded']}; seed {record['seed']}, overrides: "
-            f"{' '.join(record['overrides']) or 'none'}. Pretraining of both methods "
-            f"{record['pretrain_seconds'] / 60:.1f} min, the whole demo {record['total_seconds'] / 60:.1f} min "
-            f"(from the start of pretraining to the table; Python start-up not included); peak RSS: the demo's process "
-            f"{rss['mvmr']:,.0f} MiB{beside}.\n\nThe demo printed: {record['verdict']}")
+    return (
+        results_table(record["rows"]) + "\n\n"
+        f"Run on {record['machine']} ({record['threads']} threads), commit {record['commit']}, torch "
+        f"{record['torch']}, {record['recorded']}; seed {record['seed']}, overrides: "
+        f"{' '.join(record['overrides']) or 'none'}. Pretraining of both methods "
+        f"{record['pretrain_seconds'] / 60:.1f} min, the whole demo {record['total_seconds'] / 60:.1f} min "
+        f"(from the start of pretraining to the table; Python start-up not included); peak RSS: the demo's process "
+        f"{rss['mvmr']:,.0f} MiB{beside}.\n\nThe demo printed: {record['verdict']}"
+    )
 
 
 def _demo_tuning_table(records: list[dict]) -> str:
@@ -92,8 +94,13 @@ BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins", "vicreg_tuned", 
 #: 5-epoch points), the tuned peers' runs at other budgets with their chosen settings (``accuracy.py --records``),
 #: the earlier sessions' points that no full record backs yet (linear top-1 only, marked), and the reference
 #: rows of the 10,000-image table (same images, probe and test set)
-BUDGET_FILES = ("budget-curve.json", "peer-sweep.json", "budget-tuned.json", "budget-curve-earlier.json",
-                "accuracy-10k.json")
+BUDGET_FILES = (
+    "budget-curve.json",
+    "peer-sweep.json",
+    "budget-tuned.json",
+    "budget-curve-earlier.json",
+    "accuracy-10k.json",
+)
 
 
 def _budget_tables(records: dict[str, Any]) -> tuple[str, dict, dict, set]:
@@ -121,8 +128,10 @@ def _budget_report(records: dict[str, Any]) -> str:
 
     md, series, _, _ = _budget_tables(records)
     peers = [r for r in series if r != "mvmr_paper"]
-    return (md + "\nMV-MR's lead over each row (10,000 test images; a lead counts only above the largest seed sd "
-            "of its two cells and twice the binomial SE of the difference):\n\n" + b.lead_table(series, "mvmr_paper", peers))
+    return (
+        md + "\nMV-MR's lead over each row (10,000 test images; a lead counts only above the largest seed sd "
+        "of its two cells and twice the binomial SE of the difference):\n\n" + b.lead_table(series, "mvmr_paper", peers)
+    )
 
 
 def _accuracy_plot(records: list[dict], path: Path) -> None:
@@ -136,12 +145,25 @@ def _ablation_table(table: int) -> Report:
     import ablation_records as a
 
     rows = TABLE6_ROWS if table == 6 else None
-    return Report(f"table{table}", "docs/results.md", "ablation-tables.json", lambda r: a.render(r, table, rows),
-                  plot=lambda r, path: a.plot(r, table, path), image=f"table{table}.png")
+    return Report(
+        f"table{table}",
+        "docs/results.md",
+        "ablation-tables.json",
+        lambda r: a.render(r, table, rows),
+        plot=lambda r, path: a.plot(r, table, path),
+        image=f"table{table}.png",
+    )
 
 
 #: Table 6's rows in docs/results.md: every single representation and all five (the 25 others did not run)
-TABLE6_ROWS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std", "pixels+scatnet+augmented_pixels+hog+local_std"]
+TABLE6_ROWS = [
+    "pixels",
+    "scatnet",
+    "augmented_pixels",
+    "hog",
+    "local_std",
+    "pixels+scatnet+augmented_pixels+hog+local_std",
+]
 
 
 def _peer_sweep_tables(records: list[dict]) -> str:
@@ -171,15 +193,26 @@ def _at_5_epochs(records: dict[str, Any]) -> list[dict]:
 
 
 #: the 10,000-image table: its own rows and the budget curve's 5-epoch runs
-TEN_K = Report("accuracy-10k", "docs/results.md", ("accuracy-10k.json", "budget-curve.json"),
-               lambda r: _accuracy_tables(_at_5_epochs(r)), plot=lambda r, path: _accuracy_plot(_at_5_epochs(r), path),
-               image="accuracy-10k.png")
+TEN_K = Report(
+    "accuracy-10k",
+    "docs/results.md",
+    ("accuracy-10k.json", "budget-curve.json"),
+    lambda r: _accuracy_tables(_at_5_epochs(r)),
+    plot=lambda r, path: _accuracy_plot(_at_5_epochs(r), path),
+    image="accuracy-10k.png",
+)
 
 
 #: docs/benchmarks.md's timing tables: report (and records file) name -> the script whose ``table`` renders it
-TIMINGS = {"bench-dcor": "dcor_bench", "bench-representations": "representations_bench", "bench-step": "step_bench",
-           "bench-distill": "distill_bench", "bench-cache-check": "cache_check_bench",
-           "bench-plan-cache": "plan_cache_estimate", "bench-probe-lrs": "probe_lrs_bench"}
+TIMINGS = {
+    "bench-dcor": "dcor_bench",
+    "bench-representations": "representations_bench",
+    "bench-step": "step_bench",
+    "bench-distill": "distill_bench",
+    "bench-cache-check": "cache_check_bench",
+    "bench-plan-cache": "plan_cache_estimate",
+    "bench-probe-lrs": "probe_lrs_bench",
+}
 
 
 def _timing(name: str, script: str) -> Report:
@@ -192,16 +225,30 @@ def _timing(name: str, script: str) -> Report:
 
 
 REPORTS = [
-    Report("distill-objectives", "docs/distillation.md", "distill-objectives.json", _distill_tables,
-           plot=_distill_plot, image="distill.png"),
+    Report(
+        "distill-objectives",
+        "docs/distillation.md",
+        "distill-objectives.json",
+        _distill_tables,
+        plot=_distill_plot,
+        image="distill.png",
+    ),
     Report("ssl-objectives", "docs/results.md", "ssl-objectives.json", _accuracy_tables),
     Report("demo", "docs/results.md", "demo.json", _demo_table),
     Report("demo-tuning", "docs/results.md", "demo-tuning.json", _demo_tuning_table),
     Report("peer-sweep", "docs/results.md", "peer-sweep.json", _peer_sweep_tables),
-    Report("budget-curve", "docs/results.md", BUDGET_FILES, lambda r: _budget_report(r),
-           plot=_budget_plot, image="budget_curve.png"),
-    *(_accuracy_report(name, image) for name, image in (("accuracy-2ep", "accuracy.png"),
-                                                         ("imagenette-5ep", "imagenette-5ep.png"))),
+    Report(
+        "budget-curve",
+        "docs/results.md",
+        BUDGET_FILES,
+        lambda r: _budget_report(r),
+        plot=_budget_plot,
+        image="budget_curve.png",
+    ),
+    *(
+        _accuracy_report(name, image)
+        for name, image in (("accuracy-2ep", "accuracy.png"), ("imagenette-5ep", "imagenette-5ep.png"))
+    ),
     TEN_K,
     *(_ablation_table(table) for table in (5, 6, 7, 8)),
     *(_timing(name, script) for name, script in TIMINGS.items()),
@@ -217,7 +264,7 @@ def regenerate(text: str, report: Report, records: list[dict]) -> str:
     """``text`` with the block of ``report`` replaced by what ``records`` give; an error if it has no block."""
     start, end = _markers(report.name)
     m = start.search(text)
-    if m is None or end not in text[m.end():]:
+    if m is None or end not in text[m.end() :]:
         raise SystemExit(f"{report.doc}: no block '<!-- report:{report.name} ... -->' ... '{end}'")
     stop = text.index(end, m.end())
     body = report.render(records).strip("\n")
@@ -276,8 +323,9 @@ def run(check: bool, repo: Path = REPO, reports: list[Report] = REPORTS) -> int:
             continue
         differing += 1
         if check:
-            diff = difflib.unified_diff(old.splitlines(), new.splitlines(), f"{doc} (committed)",
-                                        f"{doc} (from its records)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                old.splitlines(), new.splitlines(), f"{doc} (committed)", f"{doc} (from its records)", lineterm="", n=1
+            )
             print("\n".join(diff))
         else:
             (repo / doc).write_text(new, encoding="utf-8")
@@ -287,8 +335,9 @@ def run(check: bool, repo: Path = REPO, reports: list[Report] = REPORTS) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--check", action="store_true",
-                   help="rewrite nothing; exit 1 with a diff where a doc differs from its records")
+    p.add_argument(
+        "--check", action="store_true", help="rewrite nothing; exit 1 with a diff where a doc differs from its records"
+    )
     args = p.parse_args(argv)
     differing = run(args.check)
     if args.check:

@@ -31,8 +31,15 @@ class FullDisk:
         report_free: also make ``shutil.disk_usage`` report ``free`` bytes free.
     """
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, root: Path, *, free: int | None = 0, fallocate: bool = True,
-                 report_free: bool = False) -> None:
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        root: Path,
+        *,
+        free: int | None = 0,
+        fallocate: bool = True,
+        report_free: bool = False,
+    ) -> None:
         self.root = str(Path(root).resolve())
         self.free = free
         self.failures = 0
@@ -102,8 +109,11 @@ class FullDisk:
 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files or folders of an atomic write or a cache build below ``folder``."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.name.endswith(".tmp") or ".tmp-" in p.name or ".old-" in p.name)
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.name.endswith(".tmp") or ".tmp-" in p.name or ".old-" in p.name
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,5 +155,9 @@ if __name__ == "__main__":  # python tests/_faults.py DATA_ROOT RUN_DIR READY_FI
     from mvmr.training.trainer import pretrain
 
     data_root, run_dir, ready_file, step, *overrides = sys.argv[1:]
-    pretrain(tiny_config(Path(data_root), Path(run_dir), overrides), model=tiny_model(), feature_dim=FEATURE_DIM,
-             callbacks=[wait_for_signal_callback(int(step), Path(ready_file))])
+    pretrain(
+        tiny_config(Path(data_root), Path(run_dir), overrides),
+        model=tiny_model(),
+        feature_dim=FEATURE_DIM,
+        callbacks=[wait_for_signal_callback(int(step), Path(ready_file))],
+    )

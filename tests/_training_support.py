@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import lightning as L
 import torch
@@ -33,8 +33,9 @@ class CrashAt(L.Callback):
     def __init__(self, at: int) -> None:
         self.at = at
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: object, batch_idx: int
+    ) -> None:
         if trainer.global_step == self.at:
             raise RuntimeError("simulated crash")
 
@@ -51,9 +52,14 @@ def tiny_model(seed: int = 0, *, projector_bn: bool = True) -> nn.Module:
 
     torch.manual_seed(seed)
     encoder = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.GroupNorm(4, 8), nn.ReLU(),
-        nn.Conv2d(8, FEATURE_DIM, 3, stride=2, padding=1), nn.GroupNorm(4, FEATURE_DIM), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.GroupNorm(4, 8),
+        nn.ReLU(),
+        nn.Conv2d(8, FEATURE_DIM, 3, stride=2, padding=1),
+        nn.GroupNorm(4, FEATURE_DIM),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     )
     if projector_bn:
         projector: nn.Module = Projector("32-32", FEATURE_DIM)
@@ -65,11 +71,24 @@ def tiny_model(seed: int = 0, *, projector_bn: bool = True) -> nn.Module:
 def tiny_config(root: Path, out: Path, overrides: Sequence[str] = ()) -> Config:
     """CIFAR-10 JPEGs at 16 px, 40 images, batch 8, two epochs on the CPU."""
     base = [
-        "data.kind=imagefolder", f"data.root={root}", "data.split=test", "data.image_size=16",
-        "data.subset=40", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0.2",
-        f"representations.items={CHEAP_REPS}", "model.encoder=resnet18", "model.projector=32-32",
-        "trainer.accelerator=cpu", "trainer.devices=1", "trainer.max_epochs=2", "trainer.log_every_n_steps=1",
-        "trainer.progress_bar=false", "optim.lr=1e-3", f"output_dir={out}",
+        "data.kind=imagefolder",
+        f"data.root={root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=40",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "data.val_fraction=0.2",
+        f"representations.items={CHEAP_REPS}",
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "trainer.progress_bar=false",
+        "optim.lr=1e-3",
+        f"output_dir={out}",
     ]
     return load_config(None, [*base, *overrides])
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mvmr.workflows import ablation
 from mvmr.cli import main
 from mvmr.config import load_config
+from mvmr.workflows import ablation
 
 
 def _configs(table: int, tmp_path: Path, rows=None) -> dict:
@@ -23,10 +23,10 @@ def test_table5_loss_combinations(tmp_path: Path) -> None:
     assert list(cfgs) == ["L1", "L2", "L3", "L1+L2", "L1+L3", "L2+L3", "L1+L2+L3"]
     for key, c in cfgs.items():
         on = set(key.split("+"))
-        l = c.loss
-        assert (l.lambda_ > 0, l.mu > 0) == (("L1" in on),) * 2  # both parts of L1 together
-        assert (l.alpha > 0) == ("L2" in on)
-        assert (l.beta > 0) == ("L3" in on)
+        loss = c.loss
+        assert (loss.lambda_ > 0, loss.mu > 0) == (("L1" in on),) * 2  # both parts of L1 together
+        assert (loss.alpha > 0) == ("L2" in on)
+        assert (loss.beta > 0) == ("L3" in on)
         names = [s.name for s in c.representations.items]
         assert names == ([] if "L3" not in on else ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"])
         assert c.output_dir == str(tmp_path / key)
@@ -51,8 +51,13 @@ def test_table7_augmentations(tmp_path: Path) -> None:
     cfgs = _configs(7, tmp_path)
     switches = ("crop", "flip", "color", "grayscale", "blur")
     got = [tuple(getattr(c.data.augmentation, s) for s in switches) for c in cfgs.values()]
-    assert got == [(True, False, False, False, False), (True, True, False, False, False),
-                   (True, True, True, False, False), (True, True, True, True, False), (True,) * 5]
+    assert got == [
+        (True, False, False, False, False),
+        (True, True, False, False, False),
+        (True, True, True, False, False),
+        (True, True, True, True, False),
+        (True,) * 5,
+    ]
 
 
 def test_table8_projectors(tmp_path: Path) -> None:
@@ -65,8 +70,9 @@ def test_table8_projectors(tmp_path: Path) -> None:
 
 def _fake_result(path: Path, top1: float) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    (path / "result.json").write_text(json.dumps({"linear_top1": top1, "linear_top5": 90.0, "knn_top1": top1 - 1,
-                                                  "wall_s": 12.0}))
+    (path / "result.json").write_text(
+        json.dumps({"linear_top1": top1, "linear_top5": 90.0, "knn_top1": top1 - 1, "wall_s": 12.0})
+    )
 
 
 def test_resume_skips_finished_rows_and_collects(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -77,14 +83,31 @@ def test_resume_skips_finished_rows_and_collects(tmp_path: Path, monkeypatch, ca
     out = tmp_path / "abl"
     _fake_result(out / "table5" / "L1", 41.5)
     _fake_result(out / "table5" / "L1+L2+L3", 55.25)
-    assert main(["ablate", "--table", "5", "--config", "cifar10", "--out", str(out), "--rows", "L1", "L1+L2+L3",
-                 "trainer.max_epochs=3"]) == 0  # overrides right after --rows are overrides, not rows
+    assert (
+        main(
+            [
+                "ablate",
+                "--table",
+                "5",
+                "--config",
+                "cifar10",
+                "--out",
+                str(out),
+                "--rows",
+                "L1",
+                "L1+L2+L3",
+                "trainer.max_epochs=3",
+            ]
+        )
+        == 0
+    )  # overrides right after --rows are overrides, not rows
     text = capsys.readouterr().out
     assert "[skip] L1" in text and "[skip] L1+L2+L3" in text
     md = (out / "table5" / "table5.md").read_text()
     lines = md.splitlines()
-    assert lines[0] == ("| L1 | L2 | L3 | ours top-1 | ours top-5 | ours k-NN top-1 | wall (s) | "
-                        "paper top-1 | paper top-5 | note |")
+    assert lines[0] == (
+        "| L1 | L2 | L3 | ours top-1 | ours top-5 | ours k-NN top-1 | wall (s) | paper top-1 | paper top-5 | note |"
+    )
     assert "| **1 loss** |" in md and "| **3 losses** |" in md
     assert "| ✓ |  |  | 41.50 | 90.00 | 40.50 | 12 | 50.86 | 93.95 |  |" in lines
     assert "| ✓ | ✓ | ✓ | 55.25 | 90.00 | 54.25 | 12 | 69.38 | 98.85 |  |" in lines
@@ -101,13 +124,15 @@ def test_reuse_needs_an_identical_config(tmp_path: Path) -> None:
 
     done = tmp_path / "other" / "l1@0"
     done.mkdir(parents=True)
-    (done / "result.json").write_text(json.dumps({"linear_top1": 1.0, "config": {**to_dict(cfg), "output_dir": "x"},
-                                                  "probe": asdict(probe)}))
+    (done / "result.json").write_text(
+        json.dumps({"linear_top1": 1.0, "config": {**to_dict(cfg), "output_dir": "x"}, "probe": asdict(probe)})
+    )
     assert ablation.find_reusable(cfg, probe, [tmp_path / "other"])[0] == done
     peer = tmp_path / "peer" / "vicreg@0"  # same config, another loss: never reused for MV-MR
     peer.mkdir(parents=True)
-    (peer / "result.json").write_text(json.dumps({"linear_top1": 1.0, "config": to_dict(cfg), "probe": asdict(probe),
-                                                  "method": "vicreg"}))
+    (peer / "result.json").write_text(
+        json.dumps({"linear_top1": 1.0, "config": to_dict(cfg), "probe": asdict(probe), "method": "vicreg"})
+    )
     assert ablation.find_reusable(cfg, probe, [tmp_path / "peer"]) is None
     assert ablation.find_reusable(cfg, ablation.ProbeSettings(train_size=200), [tmp_path / "other"]) is None
     other = ablation.row_config("cifar10", row, ["trainer.seed=1"], tmp_path / "a")
@@ -137,17 +162,40 @@ def test_launcher_print(tmp_path: Path, capsys, monkeypatch) -> None:
     """--launcher print runs nothing and prints one SLURM array job: a task per row, each running
     the row's own resumable command, with a preemption warning and requeue."""
     monkeypatch.setattr("mvmr.training.trainer.pretrain", lambda *a, **k: pytest.fail("--launcher print ran a row"))
-    assert main(["ablate", "--table", "8", "--config", "cifar10", "--launcher", "print", "--out", str(tmp_path),
-                 "--probe-train-size", "500", "trainer.max_epochs=3"]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                "--table",
+                "8",
+                "--config",
+                "cifar10",
+                "--launcher",
+                "print",
+                "--out",
+                str(tmp_path),
+                "--probe-train-size",
+                "500",
+                "trainer.max_epochs=3",
+            ]
+        )
+        == 0
+    )
     script = capsys.readouterr().out
     assert script.startswith("#!/bin/bash\n") and "#SBATCH --array=0-18\n" in script
-    assert "#SBATCH --signal=USR1@90\n" in script and "#SBATCH --requeue\n" in script and "#SBATCH --gres=gpu:1\n" in script
+    assert (
+        "#SBATCH --signal=USR1@90\n" in script
+        and "#SBATCH --requeue\n" in script
+        and "#SBATCH --gres=gpu:1\n" in script
+    )
     rows = next(line for line in script.splitlines() if line.startswith("ROWS=("))
-    assert len(rows[len("ROWS=("):-1].split()) == 19 and rows.startswith("ROWS=(8192-8192-8192 ")
+    assert len(rows[len("ROWS=(") : -1].split()) == 19 and rows.startswith("ROWS=(8192-8192-8192 ")
     srun = [line for line in script.splitlines() if line.startswith("srun ")]
-    assert srun == [f'srun mvmr ablate --table 8 --config cifar10 --rows "${{ROWS[$SLURM_ARRAY_TASK_ID]}}" --out {tmp_path} '
-                    "--probe-train-size 500 trainer.max_epochs=3 trainer.num_nodes=1 trainer.devices=1 "
-                    "trainer.accelerator=gpu trainer.strategy=ddp"]
+    assert srun == [
+        f'srun mvmr ablate --table 8 --config cifar10 --rows "${{ROWS[$SLURM_ARRAY_TASK_ID]}}" --out {tmp_path} '
+        "--probe-train-size 500 trainer.max_epochs=3 trainer.num_nodes=1 trainer.devices=1 "
+        "trainer.accelerator=gpu trainer.strategy=ddp"
+    ]
     assert not any(tmp_path.iterdir())
 
 
@@ -158,22 +206,65 @@ def test_the_printed_sbatch_script_runs_its_row(tmp_path: Path, cifar10_root: Pa
     import subprocess
     import sys
 
-    tiny = ["data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test", "data.image_size=16",
-            "data.subset=32", "data.batch_size=8", "data.num_workers=0", "model.encoder=resnet18",
-            "model.projector=32-32", "trainer.max_epochs=1", "trainer.precision=32-true", "trainer.progress_bar=false",
-            "representations.items=[{name: pixels}, {name: local_std}]", "probe.enabled=false"]
+    tiny = [
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=32",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "trainer.max_epochs=1",
+        "trainer.precision=32-true",
+        "trainer.progress_bar=false",
+        "representations.items=[{name: pixels}, {name: local_std}]",
+        "probe.enabled=false",
+    ]
     out = tmp_path / "out"
-    assert main(["ablate", "--table", "5", "--config", "cifar10", "--launcher", "print", "--out", str(out),
-                 "--slurm-gpus-per-node", "0", "--probe-kind", "imagefolder", "--probe-root", str(cifar10_root),
-                 "--probe-train-size", "40", "--probe-test-size", "20", "--probe-epochs", "2", *tiny]) == 0
+    assert (
+        main(
+            [
+                "ablate",
+                "--table",
+                "5",
+                "--config",
+                "cifar10",
+                "--launcher",
+                "print",
+                "--out",
+                str(out),
+                "--slurm-gpus-per-node",
+                "0",
+                "--probe-kind",
+                "imagefolder",
+                "--probe-root",
+                str(cifar10_root),
+                "--probe-train-size",
+                "40",
+                "--probe-test-size",
+                "20",
+                "--probe-epochs",
+                "2",
+                *tiny,
+            ]
+        )
+        == 0
+    )
     script = tmp_path / "table5.sbatch"
     script.write_text(capsys.readouterr().out)
     stub = tmp_path / "bin"
     stub.mkdir()
     (stub / "srun").write_text('#!/bin/sh\nexec "$@"\n')
     (stub / "srun").chmod(0o755)
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
-           "PATH": os.pathsep.join([str(stub), str(Path(sys.executable).parent), os.environ["PATH"]])}
+    env = {
+        **os.environ,
+        "SLURM_ARRAY_TASK_ID": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).parents[1]),
+        "PATH": os.pathsep.join([str(stub), str(Path(sys.executable).parent), os.environ["PATH"]]),
+    }
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     second = ablation.table_rows(5)[1].key
@@ -183,8 +274,10 @@ def test_the_printed_sbatch_script_runs_its_row(tmp_path: Path, cifar10_root: Pa
 
 def test_shared_cache_dir_by_representation_set(tmp_path: Path) -> None:
     rows = ablation.select_rows(ablation.table_rows(6, load_config("cifar10")), ["pixels", "hog"])
-    dirs = [ablation.row_config("cifar10", r, [f"representations.cache_dir={tmp_path}"], tmp_path).representations.cache_dir
-            for r in rows]
+    dirs = [
+        ablation.row_config("cifar10", r, [f"representations.cache_dir={tmp_path}"], tmp_path).representations.cache_dir
+        for r in rows
+    ]
     assert all(Path(d).parent == tmp_path for d in dirs) and dirs[0] != dirs[1]
 
 
@@ -242,8 +335,9 @@ def test_a_resumed_row_reports_the_pretraining_time_of_every_session(tmp_path: P
     assert ablation.load_row_result(run_dir)["pretrain_s"] == 150.0
 
 
-def test_a_running_row_keeps_writing_its_pretraining_time_so_a_hard_kill_loses_little(tmp_path: Path,
-                                                                                      monkeypatch) -> None:
+def test_a_running_row_keeps_writing_its_pretraining_time_so_a_hard_kill_loses_little(
+    tmp_path: Path, monkeypatch
+) -> None:
     """A SIGKILL runs no ``finally``: the time so far must already be on disk while pretraining runs."""
     import json
     import threading

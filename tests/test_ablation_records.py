@@ -49,13 +49,34 @@ def _finish(out: Path, table: int, key: str, top1: float, top5: float, knn: floa
     """A finished row, written as :func:`mvmr.workflows.ablation.run_row` writes it."""
     row = ablation.select_rows(ablation.table_rows(table), [key])[0]
     config = ablation.row_config("cifar10", row, ["trainer.max_epochs=2"], out / f"table{table}")
-    metrics = {"linear_top1": top1, "linear_top5": top5, "val_top1": float("nan"), "knn_top1": knn,
-               "chosen_epoch": 7, "num_train": 4500, "num_val": 500, "num_test": 2000, "feature_dim": 512}
-    ablation.save_row_result(config.output_dir, {
-        "key": key, **metrics, "pretrain_s": wall - 5, "pretrain_sessions": 1, "eval_s": 5.0, "wall_s": wall,
-        "peak_rss_mib": 900.0, "seed": 0, "epochs": 2, "pretrain_method": "mvmr", "probe": asdict(PROBE),
-        "config": to_dict(config),
-    })
+    metrics = {
+        "linear_top1": top1,
+        "linear_top5": top5,
+        "val_top1": float("nan"),
+        "knn_top1": knn,
+        "chosen_epoch": 7,
+        "num_train": 4500,
+        "num_val": 500,
+        "num_test": 2000,
+        "feature_dim": 512,
+    }
+    ablation.save_row_result(
+        config.output_dir,
+        {
+            "key": key,
+            **metrics,
+            "pretrain_s": wall - 5,
+            "pretrain_sessions": 1,
+            "eval_s": 5.0,
+            "wall_s": wall,
+            "peak_rss_mib": 900.0,
+            "seed": 0,
+            "epochs": 2,
+            "pretrain_method": "mvmr",
+            "probe": asdict(PROBE),
+            "config": to_dict(config),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +112,13 @@ def test_a_result_without_its_config_carries_the_rows_overrides(tmp_path: Path) 
     ablation.save_row_result(tmp_path / "table7" / "crop", {"key": "crop", "linear_top1": 40.0, "wall_s": 9.0})
     (record,) = ar.collect(tmp_path, [7])
     assert record["row"] == "crop" and "config" not in record
-    assert record["overrides"] == ["data.augmentation.crop=true", "data.augmentation.flip=false",
-                                   "data.augmentation.color=false", "data.augmentation.grayscale=false",
-                                   "data.augmentation.blur=false"]
+    assert record["overrides"] == [
+        "data.augmentation.crop=true",
+        "data.augmentation.flip=false",
+        "data.augmentation.color=false",
+        "data.augmentation.grayscale=false",
+        "data.augmentation.blur=false",
+    ]
 
 
 def test_render_gives_the_collect_commands_table(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,8 +129,10 @@ def test_render_gives_the_collect_commands_table(out: Path, capsys: pytest.Captu
         assert ar.render(records, table) == (out / f"table{table}" / f"table{table}.md").read_text(encoding="utf-8")
     t8 = ar.render(records, 8).splitlines()
     assert t8[0] == "| Projector size | ours top-1 | ours k-NN top-1 | wall (s) | paper top-1 | note |"
-    assert t8[2:] == ["| 1024-1024-1024 | 36.65 | 35.10 | 242 | 51.86 | printed as 1024-1024-1021 |",
-                      "| without projector | 36.20 | 35.65 | 33 | 16.70 |  |"]
+    assert t8[2:] == [
+        "| 1024-1024-1024 | 36.65 | 35.10 | 242 | 51.86 | printed as 1024-1024-1021 |",
+        "| without projector | 36.20 | 35.65 | 33 | 16.70 |  |",
+    ]
 
 
 def test_missing_rows_are_marked_as_the_collect_command_marks_them(out: Path) -> None:
@@ -113,9 +140,11 @@ def test_missing_rows_are_marked_as_the_collect_command_marks_them(out: Path) ->
     t7 = ar.render(records, 7).splitlines()  # no row ran: every row, "not run"
     assert len(t7) == 2 + 5 and t7[2] == "| ✓ |  |  |  |  | — | — | — | — | 43.02 | 90.31 | not run |"
     t8 = ar.render(records, 8, rows=["1024-1024-1024", "256", "none"]).splitlines()
-    assert t8[2:] == ["| 1024-1024-1024 | 36.65 | 35.10 | 242 | 51.86 | printed as 1024-1024-1021 |",
-                      "| 256 | — | — | — | 47.17 | not run |",
-                      "| without projector | 36.20 | 35.65 | 33 | 16.70 |  |"]
+    assert t8[2:] == [
+        "| 1024-1024-1024 | 36.65 | 35.10 | 242 | 51.86 | printed as 1024-1024-1021 |",
+        "| 256 | — | — | — | 47.17 | not run |",
+        "| without projector | 36.20 | 35.65 | 33 | 16.70 |  |",
+    ]
     without_l2 = [r for r in records if r["row"] != "L2"]
     t5 = ar.render(without_l2, 5)  # a row without a record is not shown, as by `mvmr ablate --collect`...
     assert "| 34.75 |" not in t5 and "46.71" not in t5 and "| **1 loss** |" in t5
@@ -144,22 +173,32 @@ def test_a_changed_metric_changes_the_table(out: Path) -> None:
     assert after != before
     assert "| ✓ |  | ✓ | 12.34 | 85.30 | 36.25 | 33 | 47.39 | 92.54 |  |" in after.splitlines()
     assert [a for a, b in zip(after.splitlines(), before.splitlines(), strict=True) if a != b] == [
-        "| ✓ |  | ✓ | 12.34 | 85.30 | 36.25 | 33 | 47.39 | 92.54 |  |"]
+        "| ✓ |  | ✓ | 12.34 | 85.30 | 36.25 | 33 | 47.39 | 92.54 |  |"
+    ]
 
 
 def test_report_regenerates_a_docs_block_from_the_records(out: Path, tmp_path: Path) -> None:
     records = ar.collect(out, [5])
-    entry = report.Report("table5", "docs/results.md", "ablation-tables.json", lambda r: ar.render(r, 5),
-                          plot=lambda r, path: ar.plot(r, 5, path), image="table5.png")
-    doc = ("## Table 5: loss terms\n\n<!-- report:table5 (generated; do not edit) -->\n| stale |\n"
-           "<!-- /report:table5 -->\n\n![table 5](results/table5.png)\n")
+    entry = report.Report(
+        "table5",
+        "docs/results.md",
+        "ablation-tables.json",
+        lambda r: ar.render(r, 5),
+        plot=lambda r, path: ar.plot(r, 5, path),
+        image="table5.png",
+    )
+    doc = (
+        "## Table 5: loss terms\n\n<!-- report:table5 (generated; do not edit) -->\n| stale |\n"
+        "<!-- /report:table5 -->\n\n![table 5](results/table5.png)\n"
+    )
     new = report.regenerate(doc, entry, records)
     assert T5_MD.strip("\n") in new and "| stale |" not in new
     assert report.regenerate(new, entry, records) == new
 
 
-def test_plot_draws_the_collect_commands_chart_titled_with_the_setting(out: Path, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_draws_the_collect_commands_chart_titled_with_the_setting(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     records = ar.collect(out, [5, 8])
     assert ar.setting(records, 5) == "CIFAR-10, 2,048 images, 2 epochs"
     import matplotlib.figure

@@ -29,8 +29,9 @@ def _driver():
 def test_rows_are_named_after_their_dataset_and_train_at_its_size(tmp_path: Path, dataset: str, size: int) -> None:
     acc = _driver()
     args = acc.parse_args(["--dataset", dataset, "--epochs", "3", "--out", str(tmp_path)])
-    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 1, tmp_path / "run")
-                         + acc.METHODS["vicreg"][1])
+    config = load_config(
+        "cifar10", acc.base_overrides(args, tmp_path / "data", 1, tmp_path / "run") + acc.METHODS["vicreg"][1]
+    )
     assert config.name == f"mvmr-{dataset}"  # the loggers' run name: an Imagenette run is not "mvmr-cifar10"
     assert config.data.image_size == size and config.trainer.max_epochs == 3 and config.trainer.seed == 1
     assert config.method == "vicreg" and config.output_dir == str(tmp_path / "run")
@@ -42,7 +43,9 @@ def test_the_byol_row_trains_byol_with_its_own_heads(tmp_path: Path) -> None:
 
     acc = _driver()
     args = acc.parse_args(["--projector", "1024-1024-1024", "--out", str(tmp_path)])
-    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run") + acc.METHODS["byol"][1])
+    config = load_config(
+        "cifar10", acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run") + acc.METHODS["byol"][1]
+    )
     model = get_method(config.method).build_model(config, 3)  # the benchmark's 3-layer projector would be refused
     assert config.method == "byol" and type(model.projector).__name__ == "BYOLProjectionHead"
     assert [m.out_features for m in model.projector.modules() if isinstance(m, torch.nn.Linear)] == [4096, 256]
@@ -58,15 +61,19 @@ def test_rows_are_chosen_by_method_or_key_and_an_unknown_row_is_an_error() -> No
 
 
 @pytest.mark.parametrize("row", ["vicreg_tuned", "barlow_twins_tuned", "byol_tuned"])
-def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the_lr_last(tmp_path: Path, row: str) -> None:
+def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the_lr_last(
+    tmp_path: Path, row: str
+) -> None:
     pytest.importorskip("lightly")
     from mvmr.methods import get_method
     from mvmr.training.optim import build_optimizer, effective_lr, split_decay_params
 
     acc = _driver()
     args = acc.parse_args(["--batch-size", "64", "--set", "optim.lr=0.15", "--out", str(tmp_path)])
-    config = load_config("cifar10", acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run")
-                         + acc.METHODS[row][1] + args.overrides)
+    config = load_config(
+        "cifar10",
+        acc.base_overrides(args, tmp_path / "data", 0, tmp_path / "run") + acc.METHODS[row][1] + args.overrides,
+    )
     method = get_method(config.method)
     model = method.build_model(config, 3)
     assert config.optim.optimizer == "lars" and config.optim.trust_coefficient == 0.02 and config.optim.lars_clip_lr
@@ -83,23 +90,59 @@ def test_the_tuned_peers_train_with_their_own_settings_and_a_sweep_overrides_the
 
 
 def test_collect_writes_one_record_per_finished_row_with_the_lr_it_ran_and_its_provenance(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import json
 
     acc = _driver()
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))  # as when run as a script: _provenance is its sibling
     out = tmp_path / "runs"
-    row = {"linear_top1": 41.0, "linear_top5": 88.0, "knn_top1": 37.0, "val_top1": 43.0, "feature_dim": 512,
-           "num_train": 9001, "num_val": 999, "num_test": 10000, "pretrain_s": 700.0, "eval_s": 30.0, "wall_s": 730.0,
-           "peak_rss_mib": 1800.0, "seed": 0, "epochs": 10, "budget": "10 ep", "pretrain_images": 10000, "threads": 1,
-           "method": "vicreg_tuned", "machine": "a CPU, 2 cores", "commit": "abc1234", "recorded": "2026-12-07",
-           "config": {"optim": {"optimizer": "lars", "lr": 0.0375}, "data": {"root": f"{REPO}/.test-data/x"}}}
+    row = {
+        "linear_top1": 41.0,
+        "linear_top5": 88.0,
+        "knn_top1": 37.0,
+        "val_top1": 43.0,
+        "feature_dim": 512,
+        "num_train": 9001,
+        "num_val": 999,
+        "num_test": 10000,
+        "pretrain_s": 700.0,
+        "eval_s": 30.0,
+        "wall_s": 730.0,
+        "peak_rss_mib": 1800.0,
+        "seed": 0,
+        "epochs": 10,
+        "budget": "10 ep",
+        "pretrain_images": 10000,
+        "threads": 1,
+        "method": "vicreg_tuned",
+        "machine": "a CPU, 2 cores",
+        "commit": "abc1234",
+        "recorded": "2026-12-07",
+        "config": {"optim": {"optimizer": "lars", "lr": 0.0375}, "data": {"root": f"{REPO}/.test-data/x"}},
+    }
     for key, extra in (("vicreg_tuned@0", {}), ("random", {"method": "random", "epochs": 0, "config": None})):
         (out / key).mkdir(parents=True)
         (out / key / "result.json").write_text(json.dumps({**row, "key": key, **extra}))
     records = tmp_path / "records.json"
-    assert acc.main(["--out", str(out), "--epochs", "10", "--rows", "vicreg_tuned@0", "random", "byol_tuned@0",
-                     "--collect", "--records", str(records)]) == 0
+    assert (
+        acc.main(
+            [
+                "--out",
+                str(out),
+                "--epochs",
+                "10",
+                "--rows",
+                "vicreg_tuned@0",
+                "random",
+                "byol_tuned@0",
+                "--collect",
+                "--records",
+                str(records),
+            ]
+        )
+        == 0
+    )
     got = json.loads(records.read_text())
     assert [r["key"] for r in got] == ["vicreg_tuned@0", "random"]  # byol_tuned@0 did not run: no record
     tuned = got[0]

@@ -174,11 +174,14 @@ def test_bad_inputs_and_settings() -> None:
 # --------------------------------------------------------------------------------------------
 def _per_image_row(aug: PaperAugmentation, draws: dict, i: int) -> dict:
     """Row ``i`` of batched draws in the per-image format of PaperAugmentation.draw."""
-    return {"crop": tuple(int(v) for v in draws["crop"][i].tolist()) if aug.crop else None,
-            "flip": bool(draws["flip"][i]),
-            "jitter": tuple(draws["factors"][i].tolist()) if bool(draws["jitter"][i]) else None,
-            "order": draws["order"][i].tolist(), "gray": bool(draws["gray"][i]),
-            "sigma": float(draws["sigma"][i]) if bool(draws["blur"][i]) else None}
+    return {
+        "crop": tuple(int(v) for v in draws["crop"][i].tolist()) if aug.crop else None,
+        "flip": bool(draws["flip"][i]),
+        "jitter": tuple(draws["factors"][i].tolist()) if bool(draws["jitter"][i]) else None,
+        "order": draws["order"][i].tolist(),
+        "gray": bool(draws["gray"][i]),
+        "sigma": float(draws["sigma"][i]) if bool(draws["blur"][i]) else None,
+    }
 
 
 @pytest.mark.parametrize("shape", [(96, 96), (24, 100)], ids=["square", "elongated"])
@@ -204,8 +207,10 @@ def test_batched_draws_follow_the_per_image_distributions(shape: tuple[int, int]
         "crop aspect": lambda d: d["crop"][3] / d["crop"][2],
         "crop top": lambda d: (d["crop"][0] + 0.5) / (height - d["crop"][2] + 1),
         "crop left": lambda d: (d["crop"][1] + 0.5) / (width - d["crop"][3] + 1),
-        **{f"jitter {k}": (lambda d, i=i: d["jitter"][i] if d["jitter"] else None)
-           for i, k in enumerate(("brightness", "contrast", "saturation", "hue"))},
+        **{
+            f"jitter {k}": (lambda d, i=i: d["jitter"][i] if d["jitter"] else None)
+            for i, k in enumerate(("brightness", "contrast", "saturation", "hue"))
+        },
         "blur sigma": lambda d: d["sigma"],
     }
     for name, fn in continuous.items():
@@ -217,8 +222,10 @@ def test_batched_draws_follow_the_per_image_distributions(shape: tuple[int, int]
         pooled = (p1 + p2) / 2
         assert abs(p1 - p2) < 4 * (2 * pooled * (1 - pooled) / n) ** 0.5, (name, p1, p2)
     assert sum(d["sigma"] is not None for d in rows) == n  # blur on every image (blur_p = 1)
-    fallback = [sum(d["crop"][2] == height and d["crop"][3] == min(width, round(height * 4 / 3)) for d in draws)
-                for draws in (single, rows)]
+    fallback = [
+        sum(d["crop"][2] == height and d["crop"][3] == min(width, round(height * 4 / 3)) for d in draws)
+        for draws in (single, rows)
+    ]
     assert abs(fallback[0] - fallback[1]) < 4 * max(1.0, fallback[0]) ** 0.5 + 5
     orders = [[tuple(d["order"]) for d in draws if d["jitter"]] for draws in (single, rows)]
     perms = sorted(set(orders[0]) | set(orders[1]))
@@ -228,7 +235,9 @@ def test_batched_draws_follow_the_per_image_distributions(shape: tuple[int, int]
 
 
 @pytest.mark.parametrize("channels", [3, 1])
-def test_batched_apply_equals_per_image_apply_for_the_same_draws(imagenette_images: torch.Tensor, channels: int) -> None:
+def test_batched_apply_equals_per_image_apply_for_the_same_draws(
+    imagenette_images: torch.Tensor, channels: int
+) -> None:
     from mvmr.transforms import BatchAugmentation
 
     images = imagenette_images[:24, :channels] if channels == 3 else imagenette_images[:24].mean(1, keepdim=True)
@@ -249,8 +258,12 @@ def test_batched_crop_resamples_like_the_per_image_crop(imagenette_images: torch
     batched = BatchAugmentation(aug)
     draws = batched.draw(32, 96, 96, generator=seeded(4))
     out = batched(imagenette_images[:32], generator=seeded(4))
-    expected = torch.stack([aug.apply(img, _per_image_row(aug, draws, i)) for i, img in enumerate(imagenette_images[:32])])
+    expected = torch.stack(
+        [aug.apply(img, _per_image_row(aug, draws, i)) for i, img in enumerate(imagenette_images[:32])]
+    )
     diff = (out - expected).abs()
     assert out.shape == (32, 3, 48, 48) and float(diff.mean()) < 0.01 and float(diff.max()) < 0.25
-    other = torch.stack([aug.apply(img, _per_image_row(aug, draws, (i + 1) % 32)) for i, img in enumerate(imagenette_images[:32])])
+    other = torch.stack(
+        [aug.apply(img, _per_image_row(aug, draws, (i + 1) % 32)) for i, img in enumerate(imagenette_images[:32])]
+    )
     assert float((out - other).abs().mean()) > 10 * float(diff.mean())  # the crops themselves matter

@@ -491,8 +491,9 @@ def test_probe_table_renders_the_best_repeat_of_each_side() -> None:
     _in_doc(md)  # its headers, as docs/benchmarks.md shows them
 
 
-def test_write_records_makes_the_folder_relativises_paths_and_refuses_nan_when_strict(tmp_path: Path,
-                                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_write_records_makes_the_folder_relativises_paths_and_refuses_nan_when_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from _provenance import REPO as ROOT
     from _provenance import command, write_records
 
@@ -505,5 +506,8 @@ def test_write_records_makes_the_folder_relativises_paths_and_refuses_nan_when_s
     with pytest.raises(ValueError):
         write_records(path, [{"t": float("inf")}], strict=True)
     assert command(["--steps", "2"], str(REPO / "benchmarks" / "step_bench.py")) == [
-        str(REPO / "benchmarks" / "step_bench.py"), "--steps", "2"]
+        str(REPO / "benchmarks" / "step_bench.py"),
+        "--steps",
+        "2",
+    ]
     assert command(None, "ignored") == sys.argv

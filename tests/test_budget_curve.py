@@ -30,8 +30,15 @@ def test_second_seeds_only_for_rows_closer_than_the_threshold_and_finished_runs_
     out = tmp_path / "budget"
     args = bc.parse_args(["--out", str(out), "--budgets", "1,2", "--rows", "a,b,c", "--references", "ref"])
     todo = [(p.name, k, e) for p, k, e in bc.runs_to_do(args)]
-    assert todo == [("reference", "ref", None), ("e1", "a@0", 1), ("e1", "b@0", 1), ("e1", "c@0", 1),
-                    ("e2", "a@0", 2), ("e2", "b@0", 2), ("e2", "c@0", 2)]  # shortest budgets first
+    assert todo == [
+        ("reference", "ref", None),
+        ("e1", "a@0", 1),
+        ("e1", "b@0", 1),
+        ("e1", "c@0", 1),
+        ("e2", "a@0", 2),
+        ("e2", "b@0", 2),
+        ("e2", "c@0", 2),
+    ]  # shortest budgets first
     _finish(out, "reference", "ref", 30.0)
     for key, top1 in (("a@0", 40.0), ("b@0", 38.5), ("c@0", 30.0)):  # a-b closer than 3 points, c far
         _finish(out, "e1", key, top1)
@@ -50,8 +57,9 @@ def test_collect_averages_seeds_marks_earlier_points_and_draws_the_plot(tmp_path
     _finish(out, "reference", "ref", 35.0)
     earlier = tmp_path / "earlier.json"
     earlier.write_text(json.dumps({"source": "an older table", "5": {"a": [45.0, 46.0], "b": [39.0]}}))
-    args = bc.parse_args(["--out", str(out), "--budgets", "1,2", "--rows", "a,b", "--references", "ref",
-                          "--earlier", str(earlier)])
+    args = bc.parse_args(
+        ["--out", str(out), "--budgets", "1,2", "--rows", "a,b", "--references", "ref", "--earlier", str(earlier)]
+    )
     md = bc.collect(args)
     assert "| row | 1 ep | 2 ep | 5 ep |" in md  # the earlier budget joins the columns, in order
     assert "| a | 41.00 ± 1.41 (2 seeds) | not run | 45.50 ± 0.71 (2 seeds) † |" in md
@@ -65,10 +73,18 @@ def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path:
     out = tmp_path / "budget"
     _finish(out, "e10", "a@1", 48.0)  # seed 1 ran here; seed 0 of both rows ran in a folder that is gone
     earlier = tmp_path / "earlier.json"
-    earlier.write_text(json.dumps({"source": "a lost folder", "10": {"a": [47.0, 99.0], "b": [46.0, None]},
-                                   "reference": {"ref": {"linear_top1": 35.0, "knn_top1": 30.0}}}))
-    args = bc.parse_args(["--out", str(out), "--budgets", "10", "--rows", "a,b", "--references", "ref,other",
-                          "--earlier", str(earlier)])
+    earlier.write_text(
+        json.dumps(
+            {
+                "source": "a lost folder",
+                "10": {"a": [47.0, 99.0], "b": [46.0, None]},
+                "reference": {"ref": {"linear_top1": 35.0, "knn_top1": 30.0}},
+            }
+        )
+    )
+    args = bc.parse_args(
+        ["--out", str(out), "--budgets", "10", "--rows", "a,b", "--references", "ref,other", "--earlier", str(earlier)]
+    )
     # a@0, b@0 and ref are earlier points; a and b are 1 point apart, so b@1 is the only run left
     assert [(p.name, k) for p, k, _ in bc.runs_to_do(args)] == [("reference", "other"), ("e10", "b@1")]
     md = bc.collect(args)
@@ -77,7 +93,19 @@ def test_earlier_points_fill_missing_seeds_and_are_not_scheduled_again(tmp_path:
     assert "| ref | 35.00 † | 30.00 |" in md and "| other | not run | — |" in md and "a lost folder" in md
     _finish(out, "e10", "b@1", 45.0)
     assert "| b | 45.50 ± 0.71 (2 seeds) † |" in bc.collect(args)
-    plan = ["--out", str(out), "--budgets", "10", "--rows", "a,b", "--references", "ref,other", "--earlier", str(earlier), "--plan"]
+    plan = [
+        "--out",
+        str(out),
+        "--budgets",
+        "10",
+        "--rows",
+        "a,b",
+        "--references",
+        "ref,other",
+        "--earlier",
+        str(earlier),
+        "--plan",
+    ]
     assert bc.main(plan) == 0 and "other" in capsys.readouterr().out  # one reference row still to run
     _finish(out, "reference", "other", 20.0)
     assert bc.main(plan) == 0 and capsys.readouterr().out.startswith("nothing left to run")
@@ -88,17 +116,62 @@ def test_record_lists_and_the_chosen_sweep_runs_fill_cells_and_set_the_learning_
     sys.path.insert(0, str(REPO / "benchmarks"))
     out = tmp_path / "budget"
     old = tmp_path / "old.json"  # the dict of points: it comes first, so it wins over the records after it
-    old.write_text(json.dumps({"source": "old", "5": {"a": [45.0, None]}, "reference": {"ref": {"linear_top1": 35.0,
-                                                                                         "knn_top1": 30.0}}}))
+    old.write_text(
+        json.dumps(
+            {"source": "old", "5": {"a": [45.0, None]}, "reference": {"ref": {"linear_top1": 35.0, "knn_top1": 30.0}}}
+        )
+    )
     later = tmp_path / "later.json"  # accuracy.py records
-    later.write_text(json.dumps([{"method": "a", "epochs": 5, "seed": 0, "linear_top1": 99.0},
-                                 {"method": "a", "epochs": 5, "seed": 1, "linear_top1": 44.0}]))
+    later.write_text(
+        json.dumps(
+            [
+                {"method": "a", "epochs": 5, "seed": 0, "linear_top1": 99.0},
+                {"method": "a", "epochs": 5, "seed": 1, "linear_top1": 44.0},
+            ]
+        )
+    )
     sweep = tmp_path / "sweep.json"  # peer_sweep.py records: b chose lr 0.3 on validation, not 0.6 (best on test)
-    sweep.write_text(json.dumps([
-        {"method": "b", "lr": 0.3, "epochs": 5, "seed": 0, "val_top1": 50.0, "linear_top1": 40.0, "knn_top1": 38.0},
-        {"method": "b", "lr": 0.6, "epochs": 5, "seed": 0, "val_top1": 49.0, "linear_top1": 43.0, "knn_top1": 41.0}]))
-    args = bc.parse_args(["--out", str(out), "--budgets", "5,10", "--rows", "a,b", "--references", "ref",
-                          "--earlier", str(old), str(later), "--chosen", str(sweep)])
+    sweep.write_text(
+        json.dumps(
+            [
+                {
+                    "method": "b",
+                    "lr": 0.3,
+                    "epochs": 5,
+                    "seed": 0,
+                    "val_top1": 50.0,
+                    "linear_top1": 40.0,
+                    "knn_top1": 38.0,
+                },
+                {
+                    "method": "b",
+                    "lr": 0.6,
+                    "epochs": 5,
+                    "seed": 0,
+                    "val_top1": 49.0,
+                    "linear_top1": 43.0,
+                    "knn_top1": 41.0,
+                },
+            ]
+        )
+    )
+    args = bc.parse_args(
+        [
+            "--out",
+            str(out),
+            "--budgets",
+            "5,10",
+            "--rows",
+            "a,b",
+            "--references",
+            "ref",
+            "--earlier",
+            str(old),
+            str(later),
+            "--chosen",
+            str(sweep),
+        ]
+    )
     md = bc.collect(args)
     assert "| a | 44.50 ± 0.71 (2 seeds) † | not run |" in md  # 45.0 from the dict, 44.0 from the records
     assert "| b | 40.00 † | not run |" in md  # the chosen run is b's point at 5 epochs; 43.0 is not
@@ -117,20 +190,68 @@ def test_records_hold_every_finished_run_of_every_budget_with_its_settings_and_c
     _finish(out, "e2", "vicreg@0", 35.0)  # vicreg@1 at 2 epochs and both at 1 never finished: left out
     _finish(out, "reference", "random", 37.0)
     sweep = tmp_path / "sweep.json"  # vicreg chose lr 0.3 on validation
-    sweep.write_text(json.dumps([{"method": "vicreg", "lr": lr, "epochs": 5, "seed": 0, "val_top1": v,
-                                  "linear_top1": 40.0, "knn_top1": 38.0} for lr, v in ((0.3, 50.0), (0.6, 49.0))]))
-    args = bc.parse_args(["--out", str(out), "--budgets", "1,2", "--rows", "mvmr_paper,vicreg",
-                          "--references", "random", "--chosen", str(sweep)])
+    sweep.write_text(
+        json.dumps(
+            [
+                {
+                    "method": "vicreg",
+                    "lr": lr,
+                    "epochs": 5,
+                    "seed": 0,
+                    "val_top1": v,
+                    "linear_top1": 40.0,
+                    "knn_top1": 38.0,
+                }
+                for lr, v in ((0.3, 50.0), (0.6, 49.0))
+            ]
+        )
+    )
+    args = bc.parse_args(
+        [
+            "--out",
+            str(out),
+            "--budgets",
+            "1,2",
+            "--rows",
+            "mvmr_paper,vicreg",
+            "--references",
+            "random",
+            "--chosen",
+            str(sweep),
+        ]
+    )
     records = bc.run_records(args)
     assert [(r["key"], r["linear_top1"]) for r in records] == [
-        ("random", 37.0), ("mvmr_paper@0", 40.0), ("mvmr_paper@1", 41.0), ("vicreg@0", 35.0)]
+        ("random", 37.0),
+        ("mvmr_paper@0", 40.0),
+        ("mvmr_paper@1", 41.0),
+        ("vicreg@0", 35.0),
+    ]
     by_key = {r["key"]: r for r in records}
     assert by_key["vicreg@0"]["overrides"][-1] == "optim.lr=0.3"  # the chosen lr is part of its settings
     assert not any("optim.lr" in o for o in by_key["mvmr_paper@0"]["overrides"])  # not swept: its own lr
     assert all(r["commit"] and r["machine"] for r in records)  # where and from what each ran
     target = tmp_path / "records.json"
-    assert bc.main(["--out", str(out), "--budgets", "1,2", "--rows", "mvmr_paper,vicreg", "--references", "random",
-                    "--chosen", str(sweep), "--collect", "--records", str(target)]) == 0
+    assert (
+        bc.main(
+            [
+                "--out",
+                str(out),
+                "--budgets",
+                "1,2",
+                "--rows",
+                "mvmr_paper,vicreg",
+                "--references",
+                "random",
+                "--chosen",
+                str(sweep),
+                "--collect",
+                "--records",
+                str(target),
+            ]
+        )
+        == 0
+    )
     assert [r["key"] for r in json.loads(target.read_text())] == [r["key"] for r in records]
 
 
@@ -157,14 +278,31 @@ def _run_fake(bc, tmp_path: Path, parallel: int, cache_ready: bool, monkeypatch,
     if cache_ready:
         (cache / "reps-x").mkdir(parents=True)
         (cache / "reps-x" / "manifest.json").write_text("{}")
-    monkeypatch.setattr(bc, "row_command", lambda args, folder, key, epochs, c: [
-        sys.executable, str(script), str(folder), key, str(log), str(pause)])
+    monkeypatch.setattr(
+        bc,
+        "row_command",
+        lambda args, folder, key, epochs, c: [sys.executable, str(script), str(folder), key, str(log), str(pause)],
+    )
     monkeypatch.setattr(bc, "POLL_S", 0.02)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     monkeypatch.setattr(bc.os, "cpu_count", lambda: 4)
-    bc.main(["--out", str(out), "--budgets", "1", "--rows", "a,b,c", "--references", "ref",
-             "--cache", str(cache), "--parallel", str(parallel)])
+    bc.main(
+        [
+            "--out",
+            str(out),
+            "--budgets",
+            "1",
+            "--rows",
+            "a,b,c",
+            "--references",
+            "ref",
+            "--cache",
+            str(cache),
+            "--parallel",
+            str(parallel),
+        ]
+    )
     return [json.loads(line) for line in log.read_text().splitlines()]
 
 
@@ -193,14 +331,14 @@ def test_parallel_trained_runs_wait_for_the_first_to_fill_the_feature_cache(tmp_
     assert _most_at_once(runs) == 2  # the reference row (no cache) ran beside the first trained one
 
 
-def test_one_at_a_time_inherits_the_environment_and_a_failed_run_is_reported(tmp_path: Path, monkeypatch,
-                                                                             capsys) -> None:
+def test_one_at_a_time_inherits_the_environment_and_a_failed_run_is_reported(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     bc = _driver()
     runs = _run_fake(bc, tmp_path, parallel=1, cache_ready=False, monkeypatch=monkeypatch, pause=0.05)
     assert _most_at_once(runs) == 1 and {omp for *_, omp in runs} == {None}
     monkeypatch.setattr(bc, "row_command", lambda *a: [sys.executable, "-c", "raise SystemExit(3)"])
-    bc.main(["--out", str(tmp_path / "other"), "--budgets", "1", "--rows", "a", "--references", "",
-             "--parallel", "2"])
+    bc.main(["--out", str(tmp_path / "other"), "--budgets", "1", "--rows", "a", "--references", "", "--parallel", "2"])
     assert "a@0 failed (exit 3)" in capsys.readouterr().out
 
 
@@ -227,8 +365,11 @@ def test_sigterm_stops_the_running_rows_and_starts_no_more(tmp_path: Path, monke
 def test_the_lead_table_calls_a_lead_real_only_beyond_the_seed_sd_and_twice_the_binomial_se() -> None:
     bc = _driver()
     assert abs(bc.binomial_se(50.0, 10_000) - 0.5) < 1e-12  # sqrt(0.5 * 0.5 / 10,000) = 0.5 points
-    series = {"m": [(5, [45.0, 45.2]), (10, [48.0, 48.0]), (20, [50.0, 52.0])],
-              "p": [(5, [39.0]), (10, [47.5]), (20, [49.0])], "q": [(5, [])]}
+    series = {
+        "m": [(5, [45.0, 45.2]), (10, [48.0, 48.0]), (20, [50.0, 52.0])],
+        "p": [(5, [39.0]), (10, [47.5]), (20, [49.0])],
+        "q": [(5, [])],
+    }
     md = bc.lead_table(series, "m", ["p", "q"])
     rows = {line.split(" | ")[0].lstrip("| "): line for line in md.splitlines()[2:]}
     assert "| +6.10 | 0.14 (2/1 seeds) |" in rows["5 ep"] and rows["5 ep"].endswith("| m ahead |")

@@ -162,7 +162,10 @@ def test_projection_reproducible_and_keyed():
 
 
 def test_projection_same_matrix_in_another_process():
-    code = "from mvmr.representations.projection import RandomProjection as P; print(float(P(3000, 32, 7, key='scatnet').matrix().double().sum()))"
+    code = (
+        "from mvmr.representations.projection import RandomProjection as P; "
+        "print(float(P(3000, 32, 7, key='scatnet').matrix().double().sum()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     here = float(RandomProjection(3000, 32, 7, key="scatnet").matrix().double().sum())
     assert float(out.stdout.strip()) == here
@@ -295,8 +298,16 @@ def test_an_unprojected_cache_opens_for_any_seed(tmp_path, small_images):
     cache rather than refusing or rebuilding it."""
     root = tmp_path / "c"
     built = build(root, small_images, seed=0).manifest["build_id"]
-    opened = open_or_build(root, dataset=tensor_dataset(small_images), representations=[FlatPixels(), AvgPool(2)],
-                           image_size=8, batch_size=4, progress=False, fingerprint="fp-a", seed=7)
+    opened = open_or_build(
+        root,
+        dataset=tensor_dataset(small_images),
+        representations=[FlatPixels(), AvgPool(2)],
+        image_size=8,
+        batch_size=4,
+        progress=False,
+        fingerprint="fp-a",
+        seed=7,
+    )
     assert opened.manifest["build_id"] == built
 
 
@@ -354,8 +365,8 @@ def test_hard_crash_mid_build_then_rebuild(tmp_path, small_images):
                     os._exit(3)
                 return x.flatten(1)
 
-        images = torch.load({str(tmp_path / 'images.pt')!r})
-        build_cache({str(tmp_path / 'c')!r}, dataset=TensorDataset(images), representations=[Dies()],
+        images = torch.load({str(tmp_path / "images.pt")!r})
+        build_cache({str(tmp_path / "c")!r}, dataset=TensorDataset(images), representations=[Dies()],
                            image_size=8, batch_size=4, progress=False, fingerprint="fp-a")
         """
     )
@@ -511,11 +522,25 @@ def _build_worker(rank: int, world: int, port: int, root: str, images_file: str,
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         images = torch.load(images_file)
-        cache = open_or_build(root, dataset=FingerprintedImages(images), representations=[CountingPixels(), LocalStd()],
-                              image_size=32, batch_size=8, progress=False, group=current_group())
+        open_or_build(
+            root,
+            dataset=FingerprintedImages(images),
+            representations=[CountingPixels(), LocalStd()],
+            image_size=32,
+            batch_size=8,
+            progress=False,
+            group=current_group(),
+        )
         queue.put((rank, CountingPixels.seen, FingerprintedImages.calls))
-        open_or_build(root + "-views", dataset=_view_bank(images), representations=[LocalStd()], image_size=32,
-                      batch_size=8, progress=False, group=current_group())  # stored views: the same sharded build
+        open_or_build(
+            root + "-views",
+            dataset=_view_bank(images),
+            representations=[LocalStd()],
+            image_size=32,
+            batch_size=8,
+            progress=False,
+            group=current_group(),
+        )  # stored views: the same sharded build
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -535,8 +560,10 @@ def test_two_ranks_share_the_build_and_equal_one_process(tmp_path, cifar_images)
     with __import__("socket").socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    procs = [ctx.Process(target=_build_worker, args=(r, 2, port, str(tmp_path / "ddp"), str(tmp_path / "images.pt"), queue))
-             for r in range(2)]
+    procs = [
+        ctx.Process(target=_build_worker, args=(r, 2, port, str(tmp_path / "ddp"), str(tmp_path / "images.pt"), queue))
+        for r in range(2)
+    ]
     for p in procs:
         p.start()
     results = sorted(queue.get(timeout=180) for _ in procs)
@@ -547,15 +574,27 @@ def test_two_ranks_share_the_build_and_equal_one_process(tmp_path, cifar_images)
     assert [calls for _, _, calls in results] == [1, 0]  # the dataset is checked once, on rank 0
     shared = FeatureCache.open(tmp_path / "ddp")
     assert shared.manifest["shards"] == [{"rank": 0, "rows": [0, 25]}, {"rank": 1, "rows": [25, 50]}]
-    single = build_cache(tmp_path / "one", dataset=FingerprintedImages(images), representations=[CountingPixels(), LocalStd()],
-                         image_size=32, batch_size=8, progress=False)
+    single = build_cache(
+        tmp_path / "one",
+        dataset=FingerprintedImages(images),
+        representations=[CountingPixels(), LocalStd()],
+        image_size=32,
+        batch_size=8,
+        progress=False,
+    )
     for name in single.names:
         np.testing.assert_array_equal(shared.array(name), single.array(name), err_msg=name)
     assert shared.fingerprint == single.fingerprint
     views = FeatureCache.open(tmp_path / "ddp-views")  # 100 stored views: 50 made and embedded by each rank
     assert views.manifest["shards"] == [{"rank": 0, "rows": [0, 50]}, {"rank": 1, "rows": [50, 100]}]
-    one = build_cache(tmp_path / "one-views", dataset=_view_bank(images), representations=[LocalStd()], image_size=32,
-                      batch_size=8, progress=False)
+    one = build_cache(
+        tmp_path / "one-views",
+        dataset=_view_bank(images),
+        representations=[LocalStd()],
+        image_size=32,
+        batch_size=8,
+        progress=False,
+    )
     np.testing.assert_array_equal(views.view_parameters(np.arange(100)), one.view_parameters(np.arange(100)))
     np.testing.assert_array_equal(views.array("local_std"), one.array("local_std"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "ddp-views", "images.pt", "one", "one-views"]
@@ -567,18 +606,36 @@ def test_cache_command_builds_what_pretrain_reads(tmp_path, cifar10_root, capsys
     from mvmr.cli import main
 
     cache_dir = tmp_path / "feature-cache"
-    common = ["data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test", "data.image_size=32",
-              "data.subset=24", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0",
-              "representations.items=[{name: pixels}, {name: local_std}, {name: augmented_pixels}]",
-              f"representations.cache_dir={cache_dir}", "representations.project_dim=1024", "trainer.progress_bar=false"]
+    common = [
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=32",
+        "data.subset=24",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "data.val_fraction=0",
+        "representations.items=[{name: pixels}, {name: local_std}, {name: augmented_pixels}]",
+        f"representations.cache_dir={cache_dir}",
+        "representations.project_dim=1024",
+        "trainer.progress_bar=false",
+    ]
     assert main(["cache", "--config", "stl10", "--out", str(tmp_path / "run"), *common]) == 0
     out = capsys.readouterr().out
     assert "(built): 24 images, pixels=3072->1024, local_std=3072->1024" in out
     built = FeatureCache.open(cache_dir).manifest["build_id"]
     assert main(["cache", "--config", "stl10", "--out", str(tmp_path / "run"), *common]) == 0
     assert "(reused)" in capsys.readouterr().out
-    train = ["model.encoder=resnet18", "model.projector=64-64", "trainer.max_steps=2", "trainer.accelerator=cpu",
-             "trainer.devices=1", "trainer.precision=32-true", "trainer.accumulate_grad_batches=1", "probe.enabled=false"]
+    train = [
+        "model.encoder=resnet18",
+        "model.projector=64-64",
+        "trainer.max_steps=2",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.precision=32-true",
+        "trainer.accumulate_grad_batches=1",
+        "probe.enabled=false",
+    ]
     assert main(["pretrain", "--config", "stl10", "--out", str(tmp_path / "run"), *common, *train]) == 0
     assert FeatureCache.open(cache_dir).manifest["build_id"] == built  # reused, not rebuilt
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -40,7 +40,12 @@ def test_stl10_config_is_the_papers_setup() -> None:
     c = load_config(REPO / "configs" / "stl10.yaml")
     assert (c.model.encoder, c.model.projector, c.model.small_images) == ("resnet50", "8192-8192-8192", False)
     assert (c.trainer.max_epochs, c.data.batch_size, c.trainer.accumulate_grad_batches) == (1000, 256, 4)
-    assert (c.optim.optimizer, c.optim.lr, c.optim.scheduler, c.trainer.precision) == ("adam", 1e-4, "cosine", "16-mixed")
+    assert (c.optim.optimizer, c.optim.lr, c.optim.scheduler, c.trainer.precision) == (
+        "adam",
+        1e-4,
+        "cosine",
+        "16-mixed",
+    )
     assert (c.loss.lambda_, c.loss.mu, c.loss.alpha, c.loss.beta, c.loss.gamma, c.loss.eps) == (1, 1, 1, 1, 1, 1e-4)
     assert (c.loss.l3, c.loss.squared) == ("maximize", True)
     assert [r.name for r in c.representations.items] == ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
@@ -60,11 +65,20 @@ def test_reference_code_config_differs_only_in_the_loss() -> None:
 
 
 def test_overrides_are_yaml_scalars_and_reach_nested_keys() -> None:
-    c = load_config("stl10", [
-        "trainer.max_epochs=10", "loss.l3=minimize", "optim.lr=3e-4", "data.subset=null",
-        "representations.items.3.kwargs.orientations=9", "loss.beta={pixels: 1, scatnet: 2, augmented_pixels: 1, hog: 1, local_std: 0}",
-        "trainer.devices=2", "model.mean=[0.5, 0.5, 0.5]", "model.std=[0.5, 0.5, 0.5]",
-    ])
+    c = load_config(
+        "stl10",
+        [
+            "trainer.max_epochs=10",
+            "loss.l3=minimize",
+            "optim.lr=3e-4",
+            "data.subset=null",
+            "representations.items.3.kwargs.orientations=9",
+            "loss.beta={pixels: 1, scatnet: 2, augmented_pixels: 1, hog: 1, local_std: 0}",
+            "trainer.devices=2",
+            "model.mean=[0.5, 0.5, 0.5]",
+            "model.std=[0.5, 0.5, 0.5]",
+        ],
+    )
     assert c.trainer.max_epochs == 10 and c.loss.l3 == "minimize" and c.optim.lr == 3e-4
     assert c.representations.items[3].kwargs["orientations"] == 9
     assert c.loss.beta["scatnet"] == 2.0 and c.trainer.devices == 2
@@ -163,14 +177,23 @@ def test_every_option_is_documented_where_it_is_declared() -> None:
 def test_method_fields_and_override_forms() -> None:
     c = Config()
     assert (c.method, c.method_kwargs, c.plugins) == ("mvmr", {}, [])
-    c = load_config("stl10", ["method=vicreg", "method_kwargs={sim_coeff: 25, std_coeff: 25.0}",
-                              "representations.items[3].kwargs.cell=16", "output_dir=runs/${name}"])
+    c = load_config(
+        "stl10",
+        [
+            "method=vicreg",
+            "method_kwargs={sim_coeff: 25, std_coeff: 25.0}",
+            "representations.items[3].kwargs.cell=16",
+            "output_dir=runs/${name}",
+        ],
+    )
     assert (c.method, c.method_kwargs) == ("vicreg", {"sim_coeff": 25, "std_coeff": 25.0})
     assert c.representations.items[3].kwargs == {"orientations": 24, "cell": 16}
     assert c.output_dir == "runs/mvmr-stl10"
-    for override, message in [("method=''", r"^method: must not be empty"),
-                              ("optim.lr=true", r"^optim\.lr: expected float, got bool True"),
-                              ("plugins=oops", r"^plugins: expected a list of str")]:
+    for override, message in [
+        ("method=''", r"^method: must not be empty"),
+        ("optim.lr=true", r"^optim\.lr: expected float, got bool True"),
+        ("plugins=oops", r"^plugins: expected a list of str"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             load_config("stl10", [override])
 

@@ -44,7 +44,7 @@ def test_distance_correlation_and_its_gradient_on_the_gpu() -> None:
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 512, generator=g, dtype=torch.float64, requires_grad=True)
-    y = (x.detach()[:, :64] ** 2 + 0.1 * torch.randn(256, 64, generator=g, dtype=torch.float64))
+    y = x.detach()[:, :64] ** 2 + 0.1 * torch.randn(256, 64, generator=g, dtype=torch.float64)
     ref = distance_correlation(x, y)
     (grad_ref,) = torch.autograd.grad(ref, x)
     xc = x.detach().float().cuda().requires_grad_(True)
@@ -63,8 +63,12 @@ def test_live_projection_on_the_gpu_equals_the_cpu() -> None:
     cpu = LiveSource({"pixels": build("pixels")}, project_dim=256, seed=3)
     gpu = LiveSource({"pixels": build("pixels")}, project_dim=256, seed=3)
     gpu.prepare("cuda")
-    torch.testing.assert_close(gpu(images.cuda(), torch.arange(8))["pixels"].cpu(), cpu(images, torch.arange(8))["pixels"],
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        gpu(images.cuda(), torch.arange(8))["pixels"].cpu(),
+        cpu(images, torch.arange(8))["pixels"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_feature_cache_built_on_the_gpu_equals_the_cpu_build(tmp_path: Path, cifar_images: torch.Tensor) -> None:
@@ -72,10 +76,24 @@ def test_feature_cache_built_on_the_gpu_equals_the_cpu_build(tmp_path: Path, cif
     from mvmr.representations import build
 
     reps = {"hog": build("hog", cell=4), "local_std": build("local_std")}
-    a = build_cache(tmp_path / "gpu", dataset=TensorDataset(cifar_images), representations=reps, image_size=32,
-                    device="cuda", progress=False, project_dim=500)
-    b = build_cache(tmp_path / "cpu", dataset=TensorDataset(cifar_images), representations=reps, image_size=32,
-                    device="cpu", progress=False, project_dim=500)
+    a = build_cache(
+        tmp_path / "gpu",
+        dataset=TensorDataset(cifar_images),
+        representations=reps,
+        image_size=32,
+        device="cuda",
+        progress=False,
+        project_dim=500,
+    )
+    b = build_cache(
+        tmp_path / "cpu",
+        dataset=TensorDataset(cifar_images),
+        representations=reps,
+        image_size=32,
+        device="cpu",
+        progress=False,
+        project_dim=500,
+    )
     for name in a.names:
         torch.testing.assert_close(a.get(range(len(a)))[name], b.get(range(len(b)))[name], rtol=2e-3, atol=2e-3)
 
@@ -83,9 +101,17 @@ def test_feature_cache_built_on_the_gpu_equals_the_cpu_build(tmp_path: Path, cif
 def test_sixteen_mixed_training_steps_on_the_gpu(cifar10_root: Path, tmp_path: Path) -> None:
     from mvmr.training.trainer import pretrain
 
-    config = tiny_config(cifar10_root, tmp_path / "run", [
-        f"representations.items={DETERMINISTIC_REPS}", "trainer.accelerator=gpu", "trainer.precision=16-mixed",
-        "trainer.max_steps=4", f"representations.cache_dir={tmp_path / 'cache'}"])
+    config = tiny_config(
+        cifar10_root,
+        tmp_path / "run",
+        [
+            f"representations.items={DETERMINISTIC_REPS}",
+            "trainer.accelerator=gpu",
+            "trainer.precision=16-mixed",
+            "trainer.max_steps=4",
+            f"representations.cache_dir={tmp_path / 'cache'}",
+        ],
+    )
     run = pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 4

@@ -23,7 +23,6 @@ from mvmr.data import (
 from mvmr.data.fashion_mnist import FASHION_MNIST_ROOT
 from mvmr.errors import ConfigError, DataError
 
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -399,7 +398,7 @@ def test_make_loader_errors() -> None:
         make_loader(_RandomItems(), 64, shuffle=True, drop_last=True)
 
 
-# --------------------------------------------------------------------------- views from the full image; flat val folders; fingerprints
+# ----------------------------------------------------------- views from the full image; flat val folders; fingerprints
 def _striped_folder(root: Path, n: int = 3) -> Path:
     """ImageFolder of 240x80 images: red left (x < 60), green middle, blue right (x >= 180)."""
     folder = root / "train" / "a"
@@ -428,9 +427,19 @@ def test_views_crop_the_full_image_decoded_once(tmp_path: Path, monkeypatch: pyt
     decodes: list[Path] = []
     real_decode = folders.decode_image
     monkeypatch.setattr(folders, "decode_image", lambda path, **kw: decodes.append(path) or real_decode(path, **kw))
-    config = tiny_config(root, tmp_path / "run", ["data.split=train", "data.image_size=32", "data.subset=null",
-                                                  "data.batch_size=2", "data.val_fraction=0", "probe.enabled=false",
-                                                  "data.augmentation={crop: true, flip: false, color: false, grayscale: false, blur: false}"])
+    config = tiny_config(
+        root,
+        tmp_path / "run",
+        [
+            "data.split=train",
+            "data.image_size=32",
+            "data.subset=null",
+            "data.batch_size=2",
+            "data.val_fraction=0",
+            "probe.enabled=false",
+            "data.augmentation={crop: true, flip: false, color: false, grayscale: false, blur: false}",
+        ],
+    )
     data = build_data(config)
     edges = 0
     for epoch in range(20):
@@ -454,7 +463,9 @@ def _flat_imagenet(root: Path) -> list[str]:
     (root / "val").mkdir()
     truth = ["n02102040", "n01440764", "n03000684", "n02102040", "n02102040", "n01440764"]
     for i in range(6):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "val" / f"ILSVRC2012_val_{i + 1:08d}.JPEG")
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+            root / "val" / f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+        )
     return truth
 
 

@@ -11,7 +11,17 @@ from mvmr.losses import distance_correlation, distance_covariance
 
 # (B, Dx, Dy): B from 2 to 512, D from 1 to 50,000. dcor's reference implementation builds a
 # (B, B, D) array, so the largest cells keep B*B*D moderate.
-GRID = [(2, 1, 1), (2, 50_000, 3), (3, 1, 7), (16, 50_000, 10), (64, 1, 1), (64, 300, 2000), (128, 1000, 1), (256, 64, 8), (512, 16, 1)]
+GRID = [
+    (2, 1, 1),
+    (2, 50_000, 3),
+    (3, 1, 7),
+    (16, 50_000, 10),
+    (64, 1, 1),
+    (64, 300, 2000),
+    (128, 1000, 1),
+    (256, 64, 8),
+    (512, 16, 1),
+]
 
 
 def _structured(rng: np.random.Generator, b: int, dx: int, dy: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +112,8 @@ def test_gradcheck_shared_precomputed_dvar():
         a_var = (a * a).mean()
         b = double_centered_distances(q)
         return distance_correlation_from_centered(a, b, a_var=a_var) + 2 * distance_correlation_from_centered(
-            a, double_centered_distances(q**2), a_var=a_var, squared=False)
+            a, double_centered_distances(q**2), a_var=a_var, squared=False
+        )
 
     assert torch.autograd.gradcheck(shared, (x, y))
     assert torch.autograd.gradcheck(lambda p: pairwise_distances(p) @ torch.arange(7.0, dtype=p.dtype), (x,))

@@ -42,10 +42,21 @@ def one_thread():
 
 def _distill_config(root: Path, out: Path, overrides: list[str] = ()) -> object:
     """Imagenette train images at 32 px, teacher only, 256 images, batch 32 (8 steps an epoch)."""
-    return tiny_config(root, out, [
-        "data.split=train", "data.image_size=32", "data.subset=256", "data.batch_size=32", "data.val_fraction=0.0",
-        "representations.items=[]", "probe.enabled=false", *LITE0, *overrides,
-    ])
+    return tiny_config(
+        root,
+        out,
+        [
+            "data.split=train",
+            "data.image_size=32",
+            "data.subset=256",
+            "data.batch_size=32",
+            "data.val_fraction=0.0",
+            "representations.items=[]",
+            "probe.enabled=false",
+            *LITE0,
+            *overrides,
+        ],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,20 +68,39 @@ def _distill_config(root: Path, out: Path, overrides: list[str] = ()) -> object:
         (["teacher.spec=clip:ViT-B-16"], r"^teacher\.spec: unknown teacher kind 'clip'"),
         (["teacher.spec=open_clip"], r"^teacher\.spec: teacher spec 'open_clip' needs an argument"),
         (["teacher.weights=w.pt"], r"^teacher\.weights: given without teacher\.spec"),
-        (["teacher.spec=efficientnet-lite0", "teacher.name=hog"], r"^teacher\.name: 'hog' is also representations\.items\[3\]"),
+        (
+            ["teacher.spec=efficientnet-lite0", "teacher.name=hog"],
+            r"^teacher\.name: 'hog' is also representations\.items\[3\]",
+        ),
         (["teacher.spec=efficientnet-lite0", "teacher.name=a b"], r"^teacher\.name: expected letters"),
         (["teacher.spec=efficientnet-lite0", "teacher.beta=-1"], r"^teacher\.beta: must be >= 0\.0"),
         (["teacher.spec=efficientnet-lite0", "teacher.cache=maybe"], r"^teacher\.cache: expected bool"),
-        (["teacher.spec=efficientnet-lite0", "teacher.options={name: t}"], r"^teacher\.options\.name: .*set teacher\.name"),
-        (["teacher.spec=efficientnet-lite0", "teacher.options={input_size: 4}"], r"^teacher\.options\.input_size: expected an int >= 8"),
+        (
+            ["teacher.spec=efficientnet-lite0", "teacher.options={name: t}"],
+            r"^teacher\.options\.name: .*set teacher\.name",
+        ),
+        (
+            ["teacher.spec=efficientnet-lite0", "teacher.options={input_size: 4}"],
+            r"^teacher\.options\.input_size: expected an int >= 8",
+        ),
         (["teacher.spec=embeddings:t.npy", "teacher.cache=false"], r"^teacher\.cache: .*precomputed embeddings"),
         (["teacher.spec=embeddings:t.npy", "teacher.weights=w.pt"], r"^teacher\.weights: .*has no weights"),
-        (["teacher.spec=embeddings:t.npy", "teacher.options={input_size: 64}"], r"^teacher\.options\.input_size: embeddings"),
+        (
+            ["teacher.spec=embeddings:t.npy", "teacher.options={input_size: 64}"],
+            r"^teacher\.options\.input_size: embeddings",
+        ),
         (["teacher.spec=efficientnet-lite0", "loss.l3=minimize"], r"^loss\.l3: 'minimize' would push the student AWAY"),
-        (["teacher.spec=efficientnet-lite0",
-          "loss.beta={pixels: 1, scatnet: 1, augmented_pixels: 1, hog: 1, local_std: 1, teacher: 2}"],
-         r"^loss\.beta\.teacher: the teacher's weight is teacher\.beta"),
-        (["evaluation.ssl_representations=[{name: sift}]"], r"^evaluation\.ssl_representations\[0\]\.name: unknown representation"),
+        (
+            [
+                "teacher.spec=efficientnet-lite0",
+                "loss.beta={pixels: 1, scatnet: 1, augmented_pixels: 1, hog: 1, local_std: 1, teacher: 2}",
+            ],
+            r"^loss\.beta\.teacher: the teacher's weight is teacher\.beta",
+        ),
+        (
+            ["evaluation.ssl_representations=[{name: sift}]"],
+            r"^evaluation\.ssl_representations\[0\]\.name: unknown representation",
+        ),
         (["evaluation.epochs=0"], r"^evaluation\.epochs: must be >= 1"),
     ],
 )
@@ -82,14 +112,20 @@ def test_teacher_config_errors_name_the_key(overrides: list[str], message: str) 
 def test_teacher_beta_joins_the_representation_weights() -> None:
     base = load_config("stl10", ["teacher.spec=efficientnet-lite0"])
     assert effective_betas(base) == 1.0  # every weight 1: the plain float
-    c = load_config("stl10", ["teacher.spec=efficientnet-lite0", "teacher.beta=3", "representations.items=[{name: hog}]"])
+    c = load_config(
+        "stl10", ["teacher.spec=efficientnet-lite0", "teacher.beta=3", "representations.items=[{name: hog}]"]
+    )
     assert effective_betas(c) == {"hog": 1.0, "teacher": 3.0}
     assert effective_betas(load_config("stl10", ["teacher.beta=3"])) == 1.0  # no teacher spec: no teacher term
 
 
 def test_shipped_distill_configs() -> None:
     clip = load_config("distill_clip_imagenet")
-    assert (clip.teacher.spec, clip.teacher.options.get("tag"), clip.teacher.cache) == ("open_clip:ViT-B-16", "laion400m_e32", True)
+    assert (clip.teacher.spec, clip.teacher.options.get("tag"), clip.teacher.cache) == (
+        "open_clip:ViT-B-16",
+        "laion400m_e32",
+        True,
+    )
     assert (clip.model.encoder, clip.model.projector, clip.data.batch_size) == ("resnet50", "8192-8192-8192", 512)
     assert (clip.optim.optimizer, clip.optim.lr, clip.optim.scheduler) == ("adam", 1e-4, "cosine")
     assert (clip.trainer.max_epochs, clip.trainer.precision, clip.representations.items) == (200, "16-mixed", [])
@@ -178,8 +214,15 @@ def distilled(imagenette_root: Path, tmp_path_factory: pytest.TempPathFactory) -
     before = _held_dcor(model, teacher, held)
     watch = TeacherWatch()
     pretrain(config, model=model, feature_dim=FEATURE_DIM, callbacks=[watch])
-    return {"config": config, "out": out, "watch": watch, "model": model, "before": before,
-            "after": _held_dcor(model, teacher, held), "teacher": teacher}
+    return {
+        "config": config,
+        "out": out,
+        "watch": watch,
+        "model": model,
+        "before": before,
+        "after": _held_dcor(model, teacher, held),
+        "teacher": teacher,
+    }
 
 
 def test_distillation_raises_dcor_to_the_teacher_on_held_images(distilled: dict) -> None:
@@ -225,8 +268,9 @@ def test_cached_teacher_features_equal_the_live_teacher(distilled: dict) -> None
 
 
 def test_live_teacher_runs_every_step(imagenette_root: Path, tmp_path: Path) -> None:
-    config = _distill_config(imagenette_root, tmp_path / "run", ["teacher.cache=false", "trainer.max_steps=3",
-                                                                  "data.subset=96"])
+    config = _distill_config(
+        imagenette_root, tmp_path / "run", ["teacher.cache=false", "trainer.max_steps=3", "data.subset=96"]
+    )
     watch = TeacherWatch()
     pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[watch])
     assert watch.calls_at_train_start == 0 and watch.calls_in_training == watch.steps == 3
@@ -240,8 +284,11 @@ def test_precomputed_embeddings_are_read_by_dataset_index(imagenette_root: Path,
     full = 9469  # Imagenette train images: row i of the file = dataset[i]
     table = np.random.default_rng(0).standard_normal((full, 7)).astype(np.float32)
     np.save(tmp_path / "emb.npy", table)
-    config = _distill_config(imagenette_root, tmp_path / "run", [f"teacher.spec=embeddings:{tmp_path / 'emb.npy'}",
-                                                                  "teacher.options={}", "data.subset=64"])
+    config = _distill_config(
+        imagenette_root,
+        tmp_path / "run",
+        [f"teacher.spec=embeddings:{tmp_path / 'emb.npy'}", "teacher.options={}", "data.subset=64"],
+    )
     data = build_data(config)
     assert isinstance(data.base, DatasetSubset)
     source = teacher_source(config, data.base)
@@ -250,8 +297,9 @@ def test_precomputed_embeddings_are_read_by_dataset_index(imagenette_root: Path,
     got = source(torch.zeros(3, 3, 32, 32), idx)["teacher"]
     np.testing.assert_array_equal(got.numpy(), table[data.base.indices[idx.numpy()]])
     np.save(tmp_path / "short.npy", table[:10])
-    bad = _distill_config(imagenette_root, tmp_path / "run", [f"teacher.spec=embeddings:{tmp_path / 'short.npy'}",
-                                                               "teacher.options={}"])
+    bad = _distill_config(
+        imagenette_root, tmp_path / "run", [f"teacher.spec=embeddings:{tmp_path / 'short.npy'}", "teacher.options={}"]
+    )
     with pytest.raises(DataError, match="have 10 rows but the dataset has 9469 items"):
         teacher_source(bad, build_data(bad).base)
 
@@ -275,19 +323,36 @@ pretrain(config, model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, 
 def test_ddp_distillation_matches_one_process(imagenette_root: Path, tmp_path: Path) -> None:
     # as tests/test_training.py's DDP test: the same global batch (2 x 8 vs 1 x 16), statistics over
     # the gathered batch, no BatchNorm, LARS; here both ranks fill the teacher's cache, each its half
-    common = ["data.subset=48", "loss.gather_distributed=true", "trainer.max_epochs=1", "optim.optimizer=lars",
-              "optim.lr=0.5", "optim.trust_coefficient=0.02", "data.augmentation.blur=false"]
+    common = [
+        "data.subset=48",
+        "loss.gather_distributed=true",
+        "trainer.max_epochs=1",
+        "optim.optimizer=lars",
+        "optim.lr=0.5",
+        "optim.trust_coefficient=0.02",
+        "data.augmentation.blur=false",
+    ]
     script = tmp_path / "ddp_fit.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(imagenette_root),
-                                        out=str(tmp_path / "ddp"),
-                                        overrides=[*common, "data.batch_size=8", "trainer.devices=2", "trainer.strategy=ddp"]))
+    script.write_text(
+        DDP_SCRIPT.format(
+            tests=str(Path(__file__).parent),
+            root=str(imagenette_root),
+            out=str(tmp_path / "ddp"),
+            overrides=[*common, "data.batch_size=8", "trainer.devices=2", "trainer.strategy=ddp"],
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_"))}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    single = pretrain(_distill_config(imagenette_root, tmp_path / "single", [*common, "data.batch_size=16"]),
-                      model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
+    single = pretrain(
+        _distill_config(imagenette_root, tmp_path / "single", [*common, "data.batch_size=16"]),
+        model=tiny_model(projector_bn=False),
+        feature_dim=FEATURE_DIM,
+        resume=None,
+    )
     a = torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)
     b = torch.load(single / "checkpoints/last.ckpt", weights_only=True)
     assert a["global_step"] == b["global_step"] == 3
@@ -303,9 +368,18 @@ def test_ddp_distillation_matches_one_process(imagenette_root: Path, tmp_path: P
 def test_report_compares_student_teacher_ssl_and_random(imagenette_root: Path, tmp_path: Path) -> None:
     from mvmr.workflows.distill_report import distill_report, ssl_baseline_config
 
-    over = ["model.encoder=resnet18", "model.projector=32-32", "data.subset=64", "trainer.max_epochs=1",
-            "evaluation.test_split=val", "evaluation.train_subset=40", "evaluation.test_subset=20",
-            "evaluation.epochs=3", "evaluation.timing_steps=1", "evaluation.ssl_representations=[{name: local_std}]"]
+    over = [
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "data.subset=64",
+        "trainer.max_epochs=1",
+        "evaluation.test_split=val",
+        "evaluation.train_subset=40",
+        "evaluation.test_subset=20",
+        "evaluation.epochs=3",
+        "evaluation.timing_steps=1",
+        "evaluation.ssl_representations=[{name: local_std}]",
+    ]
     config = _distill_config(imagenette_root, tmp_path / "run", over)
     run = pretrain(config)
     ssl_config = ssl_baseline_config(config, run / "ssl-baseline")

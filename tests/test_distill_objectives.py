@@ -21,32 +21,76 @@ def _driver():  # noqa: ANN202
     return module
 
 
-def _finish(d, out: Path, tag: str, row: str, seed: int, budget: int, top1: float, step_s: float = 1.0,  # noqa: ANN001
-            steps: int | None = None) -> None:
+def _finish(
+    d,
+    out: Path,
+    tag: str,
+    row: str,
+    seed: int,
+    budget: int,
+    top1: float,
+    step_s: float = 1.0,  # noqa: ANN001
+    steps: int | None = None,
+) -> None:
     path = d.row_dir(out, tag, budget, row, seed) / "result.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     steps = steps if steps is not None else 0 if row in ("untrained", "teacher") else d.DEMO_STEPS * budget
-    path.write_text(json.dumps({"key": f"{row}@{seed}@{budget}", "row": row, "label": d.row_label(row), "tag": tag,
-                                "budget": budget, "steps": steps, "seed": seed, "linear_top1": top1,
-                                "knn_top1": top1 - 2, "val_top1": top1 + 1, "pretrain_s": 60.0 * budget,
-                                "wall_s": 90.0 * budget, "step_s": step_s if steps else None}))
+    path.write_text(
+        json.dumps(
+            {
+                "key": f"{row}@{seed}@{budget}",
+                "row": row,
+                "label": d.row_label(row),
+                "tag": tag,
+                "budget": budget,
+                "steps": steps,
+                "seed": seed,
+                "linear_top1": top1,
+                "knn_top1": top1 - 2,
+                "val_top1": top1 + 1,
+                "pretrain_s": 60.0 * budget,
+                "wall_s": 90.0 * budget,
+                "step_s": step_s if steps else None,
+            }
+        )
+    )
 
 
 def test_plans_every_row_once_and_the_teacher_once(tmp_path: Path) -> None:
     d = _driver()
-    args = d.parse_args(["--out", str(tmp_path), "--rows", "paper,stored4,teacher", "--budget", "1,4", "--seeds", "0,1"])
-    assert d.planned(args) == ["paper@0@1", "stored4@0@1", "teacher@0@1", "paper@1@1", "stored4@1@1",
-                               "paper@0@4", "stored4@0@4", "paper@1@4", "stored4@1@4"]
-    assert d.row_overrides("stored4", args) == ["teacher.view=augmented", "teacher.cached_views=4",
-                                                "teacher.objective=dcor+cosine"]
+    args = d.parse_args(
+        ["--out", str(tmp_path), "--rows", "paper,stored4,teacher", "--budget", "1,4", "--seeds", "0,1"]
+    )
+    assert d.planned(args) == [
+        "paper@0@1",
+        "stored4@0@1",
+        "teacher@0@1",
+        "paper@1@1",
+        "stored4@1@1",
+        "paper@0@4",
+        "stored4@0@4",
+        "paper@1@4",
+        "stored4@1@4",
+    ]
+    assert d.row_overrides("stored4", args) == [
+        "teacher.view=augmented",
+        "teacher.cached_views=4",
+        "teacher.objective=dcor+cosine",
+    ]
     with pytest.raises(SystemExit, match="unknown row 'best'"):
         d.planned(d.parse_args(["--rows", "best"]))
 
 
 def test_table_pools_seeds_and_measures_the_gap_against_the_base_references(tmp_path: Path) -> None:
     d = _driver()
-    for row, seed, top1 in (("untrained", 0, 40.0), ("untrained", 1, 42.0), ("teacher", 0, 91.0),
-                            ("paper", 0, 46.0), ("paper", 1, 48.0), ("dcos_aug", 0, 66.0)):
+    for row, seed, top1 in (
+        ("untrained", 0, 40.0),
+        ("untrained", 1, 42.0),
+        ("teacher", 0, 91.0),
+        ("paper", 0, 46.0),
+        ("paper", 1, 48.0),
+        ("dcos_aug", 0, 66.0),
+    ):
         _finish(d, tmp_path, "base", row, seed, 1, top1, step_s=1.25)
     _finish(d, tmp_path, "allimg", "dcos_aug", 0, 4, 71.0)  # a recipe without its own reference rows
     _finish(d, tmp_path, "b64", "dcos_aug", 0, 1, 60.0, steps=114)  # batch 64: half the steps of the 1x budget

@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mvmr.errors import CheckpointError, ConfigError, DataError
 from mvmr.data import DatasetSubset
+from mvmr.errors import CheckpointError, ConfigError, DataError
 from mvmr.evaluation import dataset_info, encoders, frozen, knn, linear, metrics, subsets
 from mvmr.evaluation.embed import EmbedConfig, embed_on_features, plot_embedding
 from mvmr.evaluation.finetune import FinetuneConfig, choose_labelled_subset, run_finetune
@@ -142,8 +142,9 @@ def test_fit_with_selection_has_no_test_argument():
     params = inspect.signature(linear.fit_with_selection).parameters
     assert not any("test" in name for name in params)
     with pytest.raises(TypeError):
-        linear.fit_with_selection(_toy(5, 2, 4, sep=1, seed=0), None, test=None, num_classes=2,
-                                  config=linear.LinearConfig(epochs=1))
+        linear.fit_with_selection(
+            _toy(5, 2, 4, sep=1, seed=0), None, test=None, num_classes=2, config=linear.LinearConfig(epochs=1)
+        )
 
 
 def test_selection_picks_best_validation_epoch():
@@ -160,8 +161,10 @@ def test_learning_rate_is_chosen_on_the_hold_out_and_matches_the_single_lr_fit()
     train, val = _toy(40, 4, 8, sep=0.4, seed=3), _toy(10, 4, 8, sep=0.4, seed=3, noise_seed=1)
     base = dict(epochs=6, batch_size=32, device="cpu", progress=False)
     lrs = (1e-5, 3e-3, 3e-1)
-    single = {lr: linear.fit_with_selection(train, val, num_classes=4, config=linear.LinearConfig(lr=lr, **base))
-              for lr in lrs}
+    single = {
+        lr: linear.fit_with_selection(train, val, num_classes=4, config=linear.LinearConfig(lr=lr, **base))
+        for lr in lrs
+    }
     swept = linear.fit_with_selection(train, val, num_classes=4, config=linear.LinearConfig(lrs=lrs, **base))
     best = max(lrs, key=lambda lr: (single[lr].val_metrics["val_top1"], -lrs.index(lr)))
     assert swept.val_metrics["chosen_lr"] == best
@@ -194,8 +197,9 @@ def test_knn_equals_brute_force():
     train_x, train_y = torch.randn(57, 6, generator=g), torch.randint(0, 4, (57,), generator=g)
     query_x = torch.randn(23, 6, generator=g)
     for k, t in ((5, 0.1), (20, 0.07), (100, 0.5)):  # k > N is capped at N
-        got = knn.knn_scores(train_x, train_y, query_x, num_classes=4, k=k, temperature=t,
-                             max_similarity_elements=100)  # forces chunks of one query row
+        got = knn.knn_scores(
+            train_x, train_y, query_x, num_classes=4, k=k, temperature=t, max_similarity_elements=100
+        )  # forces chunks of one query row
         want = _brute_force_knn(train_x, train_y, query_x, 4, min(k, 57), t)
         assert torch.allclose(got.double(), want, rtol=1e-4)
         assert torch.equal(got.argmax(1), want.argmax(1))
@@ -241,8 +245,12 @@ def test_subset_file_parsing_and_matching(tmp_path):
     f.write_text("n01440764_10026.JPEG\n\n# comment\nn01443537/n01443537_2.JPEG 1\n  n01484850_17.JPEG  \n")
     names = subsets.read_subset_file(f)
     assert names == ["n01440764_10026.JPEG", "n01443537/n01443537_2.JPEG", "n01484850_17.JPEG"]
-    paths = ["/d/train/n01484850/n01484850_17.JPEG", "/d/train/n01440764/n01440764_10026.JPEG",
-             "/d/train/n01440764/n01440764_3.JPEG", "/d/train/n01443537/n01443537_2.JPEG"]
+    paths = [
+        "/d/train/n01484850/n01484850_17.JPEG",
+        "/d/train/n01440764/n01440764_10026.JPEG",
+        "/d/train/n01440764/n01440764_3.JPEG",
+        "/d/train/n01443537/n01443537_2.JPEG",
+    ]
     assert subsets.match_subset(names, paths).tolist() == [0, 1, 3]
     with pytest.raises(DataError, match="n09999999_1.JPEG"):
         subsets.match_subset(names + ["n09999999_1.JPEG"], paths)
@@ -277,7 +285,9 @@ def test_finetune_subset_saved_and_reusable(cifar10_root, tmp_path):
     saved = Path(result.artifacts["subset"])
     assert saved.is_file() and len(subsets.read_subset_file(saved)) == 20
     # the saved file reproduces the subset; the hold-out is a part of it, never more labels
-    again, val = choose_labelled_subset(train, FinetuneConfig(fraction=None, subset_file=str(saved), val_fraction=0.5, seed=3))
+    again, val = choose_labelled_subset(
+        train, FinetuneConfig(fraction=None, subset_file=str(saved), val_fraction=0.5, seed=3)
+    )
     assert np.array_equal(np.sort(np.concatenate([again, val])), labelled)
     assert not set(val.tolist()) & set(again.tolist())
     # same seed, same draw
@@ -542,8 +552,19 @@ def test_class_mismatch_is_a_clear_error(tmp_path, cifar10_root, capsys):
     te = build_dataset("imagefolder", root, split="test")
     with pytest.raises(DataError, match=r"only in train: frog; only in test: ship"):
         dataset_info.check_same_classes(tr, te)
-    rc = main(["evaluate", "knn", "--encoder", "random:resnet18", "--data", str(root), "--out", str(tmp_path / "r"),
-               "--no-progress"])
+    rc = main(
+        [
+            "evaluate",
+            "knn",
+            "--encoder",
+            "random:resnet18",
+            "--data",
+            str(root),
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert "only in train: frog" in capsys.readouterr().err
 
@@ -555,10 +576,23 @@ def test_results_md_aggregation_and_report(tmp_path):
     a, b = tmp_path / "runA", tmp_path / "runB"
     (a / "plots").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(a / "plots" / "embed-tsne.png")
-    save_result(a, ProtocolResult("linear", {"test_top1": 71.234, "test_top5": 90.0, "chosen_epoch": 12}, encoder="random:resnet18"))
+    save_result(
+        a,
+        ProtocolResult(
+            "linear", {"test_top1": 71.234, "test_top5": 90.0, "chosen_epoch": 12}, encoder="random:resnet18"
+        ),
+    )
     save_result(a, ProtocolResult("knn", {"test_top1": 60.5}, encoder="random:resnet18"))
-    save_result(a, ProtocolResult("embed", {"num_test": 10}, variant="tsne", encoder="random:resnet18",
-                                  artifacts={"map": str(a / "plots" / "embed-tsne.png")}))
+    save_result(
+        a,
+        ProtocolResult(
+            "embed",
+            {"num_test": 10},
+            variant="tsne",
+            encoder="random:resnet18",
+            artifacts={"map": str(a / "plots" / "embed-tsne.png")},
+        ),
+    )
     save_result(b, ProtocolResult("linear", {"test_top1": 80.0, "test_top5": 95.5}, encoder="checkpoint:x"))
     save_result(b, ProtocolResult("linear", {"test_top1": 81.0, "test_top5": 96.0}, encoder="checkpoint:x"))
     md = (a / "results.md").read_text()
@@ -582,8 +616,21 @@ def test_results_md_aggregation_and_report(tmp_path):
 def test_cli_evaluate_all_and_report(tmp_path, cifar10_root, capsys):
     from mvmr.cli import main
 
-    common = ["--data", str(cifar10_root), "--limit-train", "200", "--limit-test", "60", "--epochs", "3",
-              "--small-images", "no", "--no-progress", "--max-points", "60"]
+    common = [
+        "--data",
+        str(cifar10_root),
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "60",
+        "--epochs",
+        "3",
+        "--small-images",
+        "no",
+        "--no-progress",
+        "--max-points",
+        "60",
+    ]
     rc = main(["evaluate", "all", "--encoder", "random:resnet18", "--out", str(tmp_path / "rand"), *common])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -594,7 +641,9 @@ def test_cli_evaluate_all_and_report(tmp_path, cifar10_root, capsys):
         assert img.size[0] > 100
     lin = json.loads((run / "results" / "linear.json").read_text())
     assert lin["metrics"]["num_train"] + lin["metrics"]["num_val"] == 200 and lin["metrics"]["num_test"] == 60
-    rc = main(["evaluate", "linear", "--encoder", "random:resnet18", "--seed", "1", "--out", str(tmp_path / "rand2"), *common])
+    rc = main(
+        ["evaluate", "linear", "--encoder", "random:resnet18", "--seed", "1", "--out", str(tmp_path / "rand2"), *common]
+    )
     assert rc == 0
     capsys.readouterr()
     rc = main(["report", str(run), str(tmp_path / "rand2"), "--out", str(tmp_path / "report.md")])

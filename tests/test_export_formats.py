@@ -48,11 +48,25 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ckpt = run / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
     progress = {"total": {"processed": 2}, "current": {"processed": 2}}
-    torch.save({"epoch": 1, "global_step": 8, "loops": {"fit_loop": {"epoch_progress": progress}},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-                "hyper_parameters": to_dict(config)}, ckpt)
-    save_result(run, ProtocolResult(protocol="linear", metrics={"test_top1": 42.5, "num_test": 100},
-                                    encoder="checkpoint:last.ckpt", dataset="imagefolder cifar10 test"))
+    torch.save(
+        {
+            "epoch": 1,
+            "global_step": 8,
+            "loops": {"fit_loop": {"epoch_progress": progress}},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+            "hyper_parameters": to_dict(config),
+        },
+        ckpt,
+    )
+    save_result(
+        run,
+        ProtocolResult(
+            protocol="linear",
+            metrics={"test_top1": 42.5, "num_test": 100},
+            encoder="checkpoint:last.ckpt",
+            dataset="imagefolder cifar10 test",
+        ),
+    )
     return ckpt
 
 
@@ -85,8 +99,9 @@ def test_safetensors_export_loads_with_the_safetensors_library(checkpoint: Path,
         assert '"encoder": "resnet18"' in f.metadata()["mvmr"]  # how mvmr rebuilds it
 
 
-def test_timm_export_loads_with_create_model_and_gives_mvmrs_features(checkpoint: Path, reference, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_timm_export_loads_with_create_model_and_gives_mvmrs_features(
+    checkpoint: Path, reference, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import timm
     from safetensors.torch import load_file
 
@@ -95,8 +110,9 @@ def test_timm_export_loads_with_create_model_and_gives_mvmrs_features(checkpoint
     assert "timm.create_model" in capsys.readouterr().out  # the command says how to load it
     weights = tmp_path / "model.safetensors"
     # the line: the weight file, strict keys against timm's own model
-    loaded = timm.create_model("resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)),
-                               num_classes=0).eval()
+    loaded = timm.create_model(
+        "resnet18", pretrained=True, pretrained_cfg_overlay=dict(file=str(weights)), num_classes=0
+    ).eval()
     assert set(load_file(weights)) == set(loaded.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(loaded(model.normalize(x)), features)
@@ -147,11 +163,15 @@ def test_hf_export_is_an_uploadable_folder_with_a_model_card(checkpoint: Path, r
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     card = ModelCard.load(tmp_path / "README.md")  # the Hub's own parser of the metadata
     assert card.data.library_name == "mvmr" and "self-supervised-learning" in card.data.tags
-    for expected in ("MV-MR: clean + augmented view",  # the method
-                     "imagefolder `/data/cifar10`, split `test`",  # the data
-                     "2 epochs of 2, 8 optimiser steps",  # how far it trained
-                     "### linear", "| test top-1 (%) | 42.50 |",  # every result of the run folder
-                     "lambda_: 1.0", "image_size: 16"):  # the resolved config
+    for expected in (
+        "MV-MR: clean + augmented view",  # the method
+        "imagefolder `/data/cifar10`, split `test`",  # the data
+        "2 epochs of 2, 8 optimiser steps",  # how far it trained
+        "### linear",
+        "| test top-1 (%) | 42.50 |",  # every result of the run folder
+        "lambda_: 1.0",
+        "image_size: 16",
+    ):  # the resolved config
         assert expected in card.text, expected
     for loaded in (mvmr.from_pretrained(tmp_path), PretrainedEncoder.from_pretrained(tmp_path)):
         with torch.no_grad():
@@ -174,8 +194,9 @@ def test_from_pretrained_failures_are_clear(tmp_path: Path) -> None:
         mvmr.from_pretrained(tmp_path / "missing")
 
 
-def test_encoders_without_an_equivalent_are_refused_with_the_reason(checkpoint: Path, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_encoders_without_an_equivalent_are_refused_with_the_reason(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cifar_stem = EncoderSpec("resnet18", small_images=True, in_chans=3, feature_dim=512)
     for fmt in ("timm", "torchvision"):
         with pytest.raises(CheckpointError, match=f"small_images=True to {fmt}: its CIFAR-style stem"):
@@ -183,7 +204,8 @@ def test_encoders_without_an_equivalent_are_refused_with_the_reason(checkpoint: 
     with pytest.raises(CheckpointError, match="1-channel resnet18 to torchvision: torchvision's ResNets have a 3-chan"):
         check_exportable(EncoderSpec("resnet18", small_images=False, in_chans=1, feature_dim=512), "torchvision")
     assert timm_arch(EncoderSpec("timm:resnet18.a1_in1k", small_images=False, in_chans=3, feature_dim=512)) == (
-        "resnet18.a1_in1k")  # a timm: encoder exports to timm under its own name
+        "resnet18.a1_in1k"
+    )  # a timm: encoder exports to timm under its own name
     with pytest.raises(CheckpointError, match="only resnet18, resnet34, resnet50 are torchvision models"):
         check_exportable(EncoderSpec("timm:resnet18", small_images=False, in_chans=3, feature_dim=512), "torchvision")
     # through the command: one line on stderr, nothing written

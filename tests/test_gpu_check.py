@@ -17,8 +17,16 @@ def test_gpu_check_smoke_runs_every_variant_and_writes_its_table(tmp_path: Path)
     spec.loader.exec_module(gpu_check)
     assert gpu_check.main(["--smoke", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "gpu_check.md").read_text()
-    for row in ("L1 only", "MV-MR, live representations", "MV-MR, feature cache", "VICReg (lightly)",
-                "dCor, B = 16, D = 2,000", "HOG, 32 px", "ScatNet (J=2, L=8), 32 px", "MV-MR with the cache:"):
+    for row in (
+        "L1 only",
+        "MV-MR, live representations",
+        "MV-MR, feature cache",
+        "VICReg (lightly)",
+        "dCor, B = 16, D = 2,000",
+        "HOG, 32 px",
+        "ScatNet (J=2, L=8), 32 px",
+        "MV-MR with the cache:",
+    ):
         assert row in text, row
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     for name, t in summary["variants"].items():

@@ -25,8 +25,9 @@ def hf_folder(cifar10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def _hf(folder: Path, **kwargs: object):
-    return build_dataset("hf", None, name=str(folder), split="train", image_column="picture", label_column="category",
-                         **kwargs)
+    return build_dataset(
+        "hf", None, name=str(folder), split="train", image_column="picture", label_column="category", **kwargs
+    )
 
 
 def test_items_are_the_decoded_images_and_their_labels(hf_folder: Path, cifar10_root: Path) -> None:
@@ -52,8 +53,9 @@ def test_unlabelled_and_string_labels(hf_folder: Path, tmp_path: Path) -> None:
     table = load_from_disk(str(hf_folder))["train"]
     names = table.features["category"].names
     table.map(lambda row: {"kind": names[row["category"]]}).save_to_disk(str(tmp_path / "strings"))
-    ds = build_dataset("hf", None, name=str(tmp_path / "strings"), split="", image_column="picture",
-                       label_column="kind")
+    ds = build_dataset(
+        "hf", None, name=str(tmp_path / "strings"), split="", image_column="picture", label_column="kind"
+    )
     assert ds.classes == sorted(names) and [ds.classes[i] for i in ds.labels[:4]] == [names[0]] * 2 + [names[1]] * 2
 
 
@@ -72,5 +74,7 @@ def test_mistakes_are_errors_that_say_what_to_change(hf_folder: Path) -> None:
         load_config(None, ["data.kind=hf"])
     with pytest.raises(ConfigError, match=r"^data.name: only read with data.kind=hf"):
         load_config(None, ["data.name=user/images"])
-    config = load_config(None, ["data.kind=hf", "data.name=user/images", "data.image_column=img", "data.label_column=null"])
+    config = load_config(
+        None, ["data.kind=hf", "data.name=user/images", "data.image_column=img", "data.label_column=null"]
+    )
     assert (config.data.name, config.data.image_column, config.data.label_column) == ("user/images", "img", None)

@@ -15,8 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _lint(config: Path, cwd: Path = REPO) -> subprocess.CompletedProcess:
     exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
-    return subprocess.run([exe, "--no-cache", str(config)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([exe, "--no-cache", str(config)], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_imports_point_down_the_layers() -> None:
@@ -44,7 +43,9 @@ def test_the_acyclic_contract_catches_a_cycle_inside_a_package(tmp_path: Path) -
     function-level import, the cycle this contract was added for) breaks it, naming both modules."""
     shutil.copytree(REPO / "mvmr", tmp_path / "mvmr", ignore=shutil.ignore_patterns("__pycache__"))
     reader = tmp_path / "mvmr" / "models" / "weight_files.py"
-    reader.write_text(reader.read_text() + "\n\ndef _cycle():\n    from mvmr.models.mvmr_model import MVMRModel  # noqa\n")
+    reader.write_text(
+        reader.read_text() + "\n\ndef _cycle():\n    from mvmr.models.mvmr_model import MVMRModel  # noqa\n"
+    )
     proc = _lint(REPO / ".importlinter", cwd=tmp_path)
     assert proc.returncode != 0, proc.stdout[-2000:]
     assert "no import cycle between sibling modules or packages, at any depth BROKEN" in proc.stdout

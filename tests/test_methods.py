@@ -14,7 +14,6 @@ from torch import nn
 
 from mvmr.cli import main
 from mvmr.config import load_config
-
 from mvmr.data import MultiViews, resize_center_crop
 from mvmr.errors import ConfigError
 from mvmr.methods import Method, StepOutput, available_methods, get_method, mvmr_loss, register_method
@@ -38,6 +37,7 @@ def test_peer_losses_are_lightlys_with_method_kwargs() -> None:
 
     g = torch.Generator().manual_seed(0)
     z1, z2 = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+
     def loss_of(name: str, overrides: list[str]) -> nn.Module:
         config = load_config("cifar10", [f"method={name}", *overrides])
         return get_method(name).from_config(config, model=nn.Identity(), data=None, feature_dim=8).loss_fn
@@ -105,14 +105,26 @@ class ThreeViews(Method):
         prediction = F.mse_loss(self.head(h_small), z_a.detach())
         loss = invariance + prediction
         sizes = torch.tensor([float(batch[i].shape[-1]) for i in range(3)])
-        return StepOutput(loss, {"loss": loss.detach(), "prediction": prediction.detach(), "small_side": sizes[2],
-                                 "views": torch.tensor(float(len(batch) - 2))}, h_a, z_a)
+        return StepOutput(
+            loss,
+            {
+                "loss": loss.detach(),
+                "prediction": prediction.detach(),
+                "small_side": sizes[2],
+                "views": torch.tensor(float(len(batch) - 2)),
+            },
+            h_a,
+            z_a,
+        )
 
 
 def test_a_three_view_method_in_one_class_is_trained_by_name(cifar10_root: Path, tmp_path: Path) -> None:
     register_method(ThreeViews)
-    config = tiny_config(cifar10_root, tmp_path / "run", ["method=test_three_views", "trainer.max_steps=3",
-                                                          "trainer.skip_nonfinite_batches=1"])
+    config = tiny_config(
+        cifar10_root,
+        tmp_path / "run",
+        ["method=test_three_views", "trainer.max_steps=3", "trainer.skip_nonfinite_batches=1"],
+    )
     data = build_data(config)
     index = int(data.train_indices[0])
     big, other, small, i, _ = data.views[index]
@@ -125,8 +137,14 @@ def test_a_three_view_method_in_one_class_is_trained_by_name(cifar10_root: Path,
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["method"] == "test_three_views" and ckpt["global_step"] == 3
     assert {"method.head.weight", "method.head.bias"} <= set(ckpt["state_dict"])  # the method's part is saved ...
-    trained = sum(1 for k, v in ckpt["state_dict"].items() if k.startswith(("model.", "method.", "classifier."))
-                  and v.is_floating_point() and "running_" not in k and not k.endswith(("model.mean", "model.std")))
+    trained = sum(
+        1
+        for k, v in ckpt["state_dict"].items()
+        if k.startswith(("model.", "method.", "classifier."))
+        and v.is_floating_point()
+        and "running_" not in k
+        and not k.endswith(("model.mean", "model.std"))
+    )
     assert len(ckpt["optimizer_states"][0]["state"]) == trained  # ... and optimised with the model and the probe
     assert not any(k.startswith("method.") for k in _exported(run, tmp_path))  # ... and never exported
 
@@ -138,14 +156,29 @@ def _exported(run: Path, tmp_path: Path) -> dict[str, torch.Tensor]:
     return load_file(tmp_path / "exported" / "backbone.safetensors")
 
 
-def test_vicreg_trains_resumes_exports_and_evaluates_like_mvmr(cifar10_root: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_vicreg_trains_resumes_exports_and_evaluates_like_mvmr(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("lightly")
     run = tmp_path / "run"
-    over = ["method=vicreg", "data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test",
-            "data.image_size=16", "data.subset=48", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0.2",
-            "model.encoder=resnet18", "model.projector=32-32", "trainer.accelerator=cpu", "trainer.devices=1",
-            "trainer.progress_bar=false", "trainer.max_epochs=1", "trainer.log_every_n_steps=1"]
+    over = [
+        "method=vicreg",
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=48",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "data.val_fraction=0.2",
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.progress_bar=false",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1",
+    ]
     assert main(["pretrain", "--config", "cifar10", "--out", str(run), *over]) == 0
     first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert first["hyper_parameters"]["method"] == "vicreg" and first["global_step"] > 0
@@ -160,22 +193,63 @@ def test_vicreg_trains_resumes_exports_and_evaluates_like_mvmr(cifar10_root: Pat
     backbone = tmp_path / "exported" / "backbone.safetensors"
     assert backbone.is_file()
     capsys.readouterr()
-    assert main(["evaluate", "linear", "--checkpoint", str(backbone), "--data", str(cifar10_root), "--train-split", "train",
-                 "--test-split", "test", "--image-size", "16", "--limit-train", "60", "--limit-test", "30", "--epochs", "2",
-                 "--no-progress", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "linear",
+                "--checkpoint",
+                str(backbone),
+                "--data",
+                str(cifar10_root),
+                "--train-split",
+                "train",
+                "--test-split",
+                "test",
+                "--image-size",
+                "16",
+                "--limit-train",
+                "60",
+                "--limit-test",
+                "30",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     assert "test top-1 (%)" in capsys.readouterr().out and (run / "results.md").is_file()
 
 
 def test_byol_trains_resumes_its_momentum_network_exactly_exports_the_online_backbone_and_evaluates(
-        cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("lightly")
     from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 
-    over = ["method=byol", "data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test", "data.image_size=16",
-            "data.subset=40", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0.2", "model.encoder=resnet18",
-            "model.projector=32-16", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.progress_bar=false",
-            "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "trainer.checkpoint_every_n_steps=1",
-            "trainer.precision=32-true"]
+    over = [
+        "method=byol",
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=40",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "data.val_fraction=0.2",
+        "model.encoder=resnet18",
+        "model.projector=32-16",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.progress_bar=false",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "trainer.checkpoint_every_n_steps=1",
+        "trainer.precision=32-true",
+    ]
     full = pretrain(load_config("cifar10", [*over, f"output_dir={tmp_path / 'full'}"]))
     cut = tmp_path / "cut"
     with pytest.raises(RuntimeError, match="simulated crash"):
@@ -196,13 +270,42 @@ def test_byol_trains_resumes_its_momentum_network_exactly_exports_the_online_bac
 
     trained = get_method("byol").build_model(load_config("cifar10", over), 3)
     assert isinstance(trained.projector, BYOLProjectionHead)
-    assert isinstance(get_method("byol").from_config(load_config("cifar10", over), model=trained, data=None,
-                                                     feature_dim=512).predictor, BYOLPredictionHead)
+    assert isinstance(
+        get_method("byol")
+        .from_config(load_config("cifar10", over), model=trained, data=None, feature_dim=512)
+        .predictor,
+        BYOLPredictionHead,
+    )
     exported = _exported(cut, tmp_path)  # the online backbone, not the momentum copy
     torch.testing.assert_close(exported["conv1.weight"], b["model.encoder.conv1.weight"])
     capsys.readouterr()
     backbone = tmp_path / "exported" / "backbone.safetensors"
-    assert main(["evaluate", "linear", "--checkpoint", str(backbone), "--data", str(cifar10_root), "--train-split",
-                 "train", "--test-split", "test", "--image-size", "16", "--limit-train", "60", "--limit-test", "30",
-                 "--epochs", "2", "--no-progress", "--out", str(cut)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "linear",
+                "--checkpoint",
+                str(backbone),
+                "--data",
+                str(cifar10_root),
+                "--train-split",
+                "train",
+                "--test-split",
+                "test",
+                "--image-size",
+                "16",
+                "--limit-train",
+                "60",
+                "--limit-test",
+                "30",
+                "--epochs",
+                "2",
+                "--no-progress",
+                "--out",
+                str(cut),
+            ]
+        )
+        == 0
+    )
     assert "test top-1 (%)" in capsys.readouterr().out

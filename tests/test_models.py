@@ -104,7 +104,10 @@ def test_projector_structure() -> None:
     kinds = [type(m) for m in proj.layers]
     assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear]
     assert [(m.in_features, m.out_features) for m in proj.layers if isinstance(m, nn.Linear)] == [
-        (64, 32), (32, 16), (16, 8)]
+        (64, 32),
+        (32, 16),
+        (16, 8),
+    ]
     assert proj.layers[-1].bias is not None and proj.layers[0].bias is None
     assert proj.out_dim == 8 and proj(torch.randn(4, 64)).shape == (4, 8)
     single = Projector("10", 64)
@@ -133,8 +136,10 @@ def test_model_forward_and_features(small_model: MVMRModel, cifar_images: torch.
         z = small_model(x)
         h = small_model.features(x)
         h2, z2 = small_model.forward_with_features(x)
-        manual = small_model.encoder((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-                                     / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        manual = small_model.encoder(
+            (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        )
     assert z.shape == (4, 32) and h.shape == (4, 512)
     torch.testing.assert_close(h, manual)
     torch.testing.assert_close(h2, h)
@@ -193,8 +198,9 @@ def test_strict_mismatch_names_keys(small_model: MVMRModel, tmp_path: Path) -> N
     extra = atomic_torch_save({"state_dict": state}, tmp_path / "extra.pt")
     with pytest.raises(CheckpointError, match="unexpected keys \\(1\\): head.weight"):
         load_backbone(extra, encoder=build_encoder("resnet18", small_images=True)[0])
-    prefixed = atomic_torch_save({f"encoder.{k}": v for k, v in small_model.backbone_state_dict().items()},
-                                 tmp_path / "prefixed.pt")
+    prefixed = atomic_torch_save(
+        {f"encoder.{k}": v for k, v in small_model.backbone_state_dict().items()}, tmp_path / "prefixed.pt"
+    )
     with pytest.raises(CheckpointError, match="prefix 'encoder.'"):
         build_encoder("resnet18", small_images=True, weights=prefixed)
     with pytest.raises(CheckpointError, match="pass encoder="):
@@ -224,8 +230,9 @@ def test_bare_encoder_export_needs_normalisation(tmp_path: Path) -> None:
         save_backbone(encoder, tmp_path / "x.onnx", format="onnx", metadata={"mean": (0.5,) * 3, "std": (0.5,) * 3})
 
 
-def test_atomic_write_leaves_no_partial_file(small_model: MVMRModel, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_leaves_no_partial_file(
+    small_model: MVMRModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "backbone.pt"
 
     def failing_save(obj: object, f: object, *args: object, **kwargs: object) -> None:

@@ -20,7 +20,10 @@ def _tiny(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(6, 4, dtype=torch.float64, generator=g)
     z_aug = z + 0.5 * torch.randn(6, 4, dtype=torch.float64, generator=g)
-    reps = {"pixels": torch.rand(6, 3, 2, 2, dtype=torch.float64, generator=g), "hog": torch.rand(6, 5, dtype=torch.float64, generator=g)}
+    reps = {
+        "pixels": torch.rand(6, 3, 2, 2, dtype=torch.float64, generator=g),
+        "hog": torch.rand(6, 5, dtype=torch.float64, generator=g),
+    }
     return z, z_aug, reps
 
 
@@ -83,7 +86,9 @@ def test_options_change_what_they_say():
 def test_zaug_distance_matrix_is_computed_once(monkeypatch):
     calls = []
     real = loss_module.double_centered_distances
-    monkeypatch.setattr(loss_module, "double_centered_distances", lambda x, name="x": calls.append(name) or real(x, name=name))
+    monkeypatch.setattr(
+        loss_module, "double_centered_distances", lambda x, name="x": calls.append(name) or real(x, name=name)
+    )
     z, z_aug, reps = _tiny()
     MVMRLoss()(z, z_aug, reps)
     assert calls.count("z_aug") == 1
@@ -159,6 +164,7 @@ def test_bad_input(kwargs, call, match):
 
 # ---------------------------------------------------------------- distributed (real gloo group)
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -185,7 +191,9 @@ def _worker(rank: int, world: int, port: int, sizes, queue):
         model, x, x_aug, reps = _global_problem(sizes)
         lo, hi = sum(sizes[:rank]), sum(sizes[: rank + 1])
         ddp = torch.nn.parallel.DistributedDataParallel(model)
-        loss, terms = MVMRLoss(gather_distributed=True)(ddp(x[lo:hi]), ddp(x_aug[lo:hi]), {k: v[lo:hi] for k, v in reps.items()})
+        loss, terms = MVMRLoss(gather_distributed=True)(
+            ddp(x[lo:hi]), ddp(x_aug[lo:hi]), {k: v[lo:hi] for k, v in reps.items()}
+        )
         loss.backward()
         # numpy arrays travel by value; shared-memory tensors would die with this process
         queue.put((rank, loss.item(), [p.grad.numpy().copy() for p in model.parameters()]))
@@ -219,7 +227,7 @@ def test_two_process_gather_equals_single_process(sizes):
 
     for _, rank_loss, grads in _two_ranks(_worker, sizes):
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
-        for got, want in zip(grads, expected):
+        for got, want in zip(grads, expected, strict=True):
             torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-6)
 
 
@@ -234,14 +242,17 @@ def test_without_gather_the_per_rank_loss_differs():
 
 # ------------------------------------------- the peers' losses under DDP (real gloo group, global batch)
 
+
 def _peer_loss(method: str, gather: bool):
     """``loss(z_a, z_b) -> (scalar, terms)`` of a peer method; BYOL's predictions are z_a and z_b, its
     momentum targets their detached copies."""
     from mvmr.config import load_config
     from mvmr.methods import get_method
 
-    config = load_config(None, [f"method={method}", "representations.items=[]", f"loss.gather_distributed={gather}",
-                                "model.projector=8-8"])
+    config = load_config(
+        None,
+        [f"method={method}", "representations.items=[]", f"loss.gather_distributed={gather}", "model.projector=8-8"],
+    )
     loss = get_method(method).from_config(config, model=torch.nn.Linear(2, 2), data=None, feature_dim=2).loss_fn
     if method == "byol":
         return lambda z_a, z_b: loss(z_a, z_b, z_a.detach(), z_b.detach())
@@ -278,7 +289,7 @@ def test_peer_methods_see_the_global_batch_under_ddp(method: str) -> None:
 
     for _, rank_loss, grads in _two_ranks(_peer_worker, sizes, method):
         assert rank_loss == pytest.approx(loss.item(), rel=1e-5)
-        for got, want in zip(grads, expected):
+        for got, want in zip(grads, expected, strict=True):
             torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
 
 
@@ -287,6 +298,8 @@ def test_a_peer_loss_refuses_its_own_gather_flag() -> None:
     from mvmr.errors import ConfigError
     from mvmr.methods.lightly_methods import lightly_loss
 
-    config = load_config(None, ["method=vicreg", "representations.items=[]", "method_kwargs={gather_distributed: true}"])
+    config = load_config(
+        None, ["method=vicreg", "representations.items=[]", "method_kwargs={gather_distributed: true}"]
+    )
     with pytest.raises(ConfigError, match="method_kwargs.gather_distributed: set loss.gather_distributed instead"):
         lightly_loss("VICRegLoss", config)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _training_support import FEATURE_DIM, CrashAt, tiny_config, tiny_model
 
-from _training_support import CrashAt, FEATURE_DIM, tiny_config, tiny_model
 from mvmr.cache import CacheMismatchError, CorruptCacheError, FeatureCache, StoredViewParameters, open_or_build
 from mvmr.data import AugmentedViewBank, DatasetSubset, StoredViews, build_dataset
 from mvmr.errors import ConfigError
@@ -29,7 +29,10 @@ LITE0 = ["teacher.spec=efficientnet-lite0", "teacher.options={input_size: 32}"]
 def test_cosine_regression_equals_its_definition_and_ignores_scale() -> None:
     g = torch.Generator().manual_seed(0)
     p, t = torch.randn(16, 7, generator=g, dtype=torch.float64), torch.randn(16, 7, generator=g, dtype=torch.float64)
-    pn, tn = p.numpy() / np.linalg.norm(p.numpy(), axis=1, keepdims=True), t.numpy() / np.linalg.norm(t.numpy(), axis=1, keepdims=True)
+    pn, tn = (
+        p.numpy() / np.linalg.norm(p.numpy(), axis=1, keepdims=True),
+        t.numpy() / np.linalg.norm(t.numpy(), axis=1, keepdims=True),
+    )
     expected = np.mean(np.sum((pn - tn) ** 2, axis=1))  # ||p/|p| - t/|t|||^2 = 2 - 2 cos
     loss, cos = cosine_regression_loss(p, t)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
@@ -62,8 +65,9 @@ def test_cosine_regression_refuses_nonfinite_and_mismatched_input(bad: float) ->
 
 def test_target_regression_heads_terms_and_weights() -> None:
     torch.manual_seed(0)
-    reg = TargetRegression(8, {"teacher.v2": 5, "hog": 3}, weights={"teacher.v2": 2.0, "hog": 0.5}, depth=2, width=16,
-                           target_norm="none")
+    reg = TargetRegression(
+        8, {"teacher.v2": 5, "hog": 3}, weights={"teacher.v2": 2.0, "hog": 0.5}, depth=2, width=16, target_norm="none"
+    )
     assert isinstance(reg.head("teacher.v2"), RegressionHead) and reg.head("hog").out_dim == 3
     h = torch.randn(10, 8)
     targets = {"teacher.v2": torch.randn(10, 5), "hog": torch.randn(10, 3)}
@@ -101,8 +105,10 @@ def test_centred_targets_leave_nothing_to_the_mean_direction(imagenette_images: 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["representations.items=[{name: hog, objective: l2}]"],
-         r"^representations\.items\[0\]\.objective: expected one of 'dcor', 'cosine', 'dcor\+cosine', got 'l2'"),
+        (
+            ["representations.items=[{name: hog, objective: l2}]"],
+            r"^representations\.items\[0\]\.objective: expected one of 'dcor', 'cosine', 'dcor\+cosine', got 'l2'",
+        ),
         (["representations.items=[{name: hog, view: noisy}]"], r"^representations\.items\[0\]\.view: expected one of"),
         ([*LITE0, "teacher.objective=mse"], r"^teacher\.objective: expected one of 'dcor', 'cosine', 'dcor\+cosine'"),
         ([*LITE0, "teacher.view=both"], r"^teacher\.view: expected one of 'clean', 'augmented'"),
@@ -114,8 +120,9 @@ def test_centred_targets_leave_nothing_to_the_mean_direction(imagenette_images: 
         (["regression.depth=0"], r"^regression\.depth: must be >= 1"),
     ],
 )
-def test_bad_objective_view_or_cached_views_names_the_key(cifar10_root: Path, tmp_path: Path, overrides: list[str],
-                                                           message: str) -> None:
+def test_bad_objective_view_or_cached_views_names_the_key(
+    cifar10_root: Path, tmp_path: Path, overrides: list[str], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         tiny_config(cifar10_root, tmp_path, overrides)
 
@@ -123,15 +130,20 @@ def test_bad_objective_view_or_cached_views_names_the_key(cifar10_root: Path, tm
 def test_precomputed_embeddings_cannot_describe_the_augmented_view(cifar10_root: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "emb.npy", np.zeros((40, 4), dtype=np.float32))
     with pytest.raises(ConfigError, match=r"^teacher\.view: .* precomputed embeddings of the clean images"):
-        tiny_config(cifar10_root, tmp_path, [f"teacher.spec=embeddings:{tmp_path / 'emb.npy'}", "teacher.view=augmented"])
+        tiny_config(
+            cifar10_root, tmp_path, [f"teacher.spec=embeddings:{tmp_path / 'emb.npy'}", "teacher.view=augmented"]
+        )
 
 
 def test_a_wide_cosine_target_needs_the_projection(cifar10_root: Path, tmp_path: Path) -> None:
     items = "representations.items=[{name: pixels, objective: cosine}]"
     config = tiny_config(cifar10_root, tmp_path, [items, "data.image_size=64", "regression.max_target_dim=4096"])
     data = build_data(config)
-    with pytest.raises(ConfigError, match=r"^representations\.items\[0\]\.objective: a cosine head to 'pixels' would "
-                                          r"predict 12,288 values .* representations\.project_dim"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^representations\.items\[0\]\.objective: a cosine head to 'pixels' would "
+        r"predict 12,288 values .* representations\.project_dim",
+    ):
         build_module(config, data, tiny_model(), FEATURE_DIM)
     projected = tiny_config(cifar10_root, tmp_path, [items, "data.image_size=64", "representations.project_dim=256"])
     module = build_module(projected, build_data(projected), tiny_model(), FEATURE_DIM)
@@ -157,11 +169,14 @@ def _batch(data, n: int = 8):  # noqa: ANN001, ANN202
 
 def test_each_objective_reaches_the_loss_it_names(cifar10_root: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    items = ("[{name: pixels}, {name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine}]")
+    items = "[{name: pixels}, {name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine}]"
     module, data = _module(cifar10_root, tmp_path, items)
     assert module.method.objectives == {"pixels": "dcor", "hog": "cosine", "local_std": "dcor+cosine"}
     assert module.method.regression is not None and module.method.regression.names == ["hog", "local_std"]
-    assert set(module.method.loss_fn.beta if isinstance(module.method.loss_fn.beta, dict) else {}) <= {"pixels", "local_std"}
+    assert set(module.method.loss_fn.beta if isinstance(module.method.loss_fn.beta, dict) else {}) <= {
+        "pixels",
+        "local_std",
+    }
     batch = _batch(data)
     out = module.ssl_step(batch)
     t = out.terms
@@ -186,9 +201,18 @@ def test_the_augmented_view_targets_describe_the_students_augmented_images(cifar
 
 
 def test_a_cosine_only_teacher_is_monitored_by_dcor(imagenette_root: Path, tmp_path: Path) -> None:
-    config = tiny_config(imagenette_root, tmp_path, ["data.split=val", "representations.items=[]", *LITE0,
-                                                      "teacher.objective=cosine", "teacher.view=augmented",
-                                                      "regression.width=16"])
+    config = tiny_config(
+        imagenette_root,
+        tmp_path,
+        [
+            "data.split=val",
+            "representations.items=[]",
+            *LITE0,
+            "teacher.objective=cosine",
+            "teacher.view=augmented",
+            "regression.width=16",
+        ],
+    )
     data = build_data(config)
     module = build_module(config, data, tiny_model(), FEATURE_DIM)
     for source in module.method.augmented_sources:
@@ -244,12 +268,14 @@ def test_stored_views_give_the_student_the_teachers_pixels(imagenette_root: Path
     aug = PaperAugmentation(48)
     bank = AugmentedViewBank(full, size=48, augmentation=aug, count=3, seed=7)
     teacher = RecordingTeacher()
-    cache = open_or_build(tmp_path / "views", dataset=bank, representations={"t": teacher}, image_size=48,
-                          batch_size=5, progress=False)
+    cache = open_or_build(
+        tmp_path / "views", dataset=bank, representations={"t": teacher}, image_size=48, batch_size=5, progress=False
+    )
     assert len(cache) == 36 and cache.view_columns == list(PARAMETER_COLUMNS)
     assert len(teacher.seen) == 36  # each stored view embedded once
-    views = StoredViews(full, size=48, augmentation=aug, count=3, seed=7,
-                        parameters=StoredViewParameters(tmp_path / "views"))
+    views = StoredViews(
+        full, size=48, augmentation=aug, count=3, seed=7, parameters=StoredViewParameters(tmp_path / "views")
+    )
     picked = set()
     for epoch in range(3):
         views.set_epoch(epoch)
@@ -269,12 +295,21 @@ def test_stored_views_refuse_a_stale_cache_and_detect_damage(imagenette_root: Pa
     full = DatasetSubset(build_dataset("imagefolder", imagenette_root, split="val", size=None), np.arange(6))
     aug = PaperAugmentation(32)
     reps = {"t": RecordingTeacher()}
-    open_or_build(tmp_path / "v", dataset=AugmentedViewBank(full, size=32, augmentation=aug, count=2, seed=0),
-                  representations=reps, image_size=32, progress=False)
-    for bank, field in ((AugmentedViewBank(full, size=32, augmentation=aug, count=3, seed=0), "views.count"),
-                        (AugmentedViewBank(full, size=32, augmentation=aug, count=2, seed=1), "views.seed"),
-                        (AugmentedViewBank(full, size=32, augmentation=PaperAugmentation(32, blur=False), count=2,
-                                           seed=0), "views.augmentation")):
+    open_or_build(
+        tmp_path / "v",
+        dataset=AugmentedViewBank(full, size=32, augmentation=aug, count=2, seed=0),
+        representations=reps,
+        image_size=32,
+        progress=False,
+    )
+    for bank, field in (
+        (AugmentedViewBank(full, size=32, augmentation=aug, count=3, seed=0), "views.count"),
+        (AugmentedViewBank(full, size=32, augmentation=aug, count=2, seed=1), "views.seed"),
+        (
+            AugmentedViewBank(full, size=32, augmentation=PaperAugmentation(32, blur=False), count=2, seed=0),
+            "views.augmentation",
+        ),
+    ):
         with pytest.raises(CacheMismatchError, match=re.escape(f"field '{field}' differs")):
             open_or_build(tmp_path / "v", dataset=bank, representations=reps, image_size=32, progress=False)
     views_file = tmp_path / "v" / "views.npy"
@@ -289,10 +324,25 @@ def test_stored_views_refuse_a_stale_cache_and_detect_damage(imagenette_root: Pa
 def test_stored_views_train_through_the_real_trainer(imagenette_root: Path, tmp_path: Path) -> None:
     from mvmr.training.trainer import pretrain
 
-    config = tiny_config(imagenette_root, tmp_path / "run", [
-        "data.split=val", "data.image_size=32", "data.subset=48", "data.batch_size=8", "data.val_fraction=0.0",
-        "representations.items=[]", "probe.enabled=false", "trainer.max_epochs=1", *LITE0,
-        "teacher.view=augmented", "teacher.cached_views=2", "teacher.objective=dcor+cosine", "regression.width=16"])
+    config = tiny_config(
+        imagenette_root,
+        tmp_path / "run",
+        [
+            "data.split=val",
+            "data.image_size=32",
+            "data.subset=48",
+            "data.batch_size=8",
+            "data.val_fraction=0.0",
+            "representations.items=[]",
+            "probe.enabled=false",
+            "trainer.max_epochs=1",
+            *LITE0,
+            "teacher.view=augmented",
+            "teacher.cached_views=2",
+            "teacher.objective=dcor+cosine",
+            "regression.width=16",
+        ],
+    )
     pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM)
     cache = FeatureCache.open(tmp_path / "run" / "teacher-views-2")
     assert len(cache) == 96 and cache.view_columns is not None
@@ -303,8 +353,11 @@ def test_stored_views_train_through_the_real_trainer(imagenette_root: Path, tmp_
 # --------------------------------------------------------------------------------------------
 # the heads: trained, checkpointed, resumed exactly, never exported
 # --------------------------------------------------------------------------------------------
-HEADED = ["representations.items=[{name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine, "
-          "view: augmented}]", "regression.width=16"]
+HEADED = [
+    "representations.items=[{name: hog, objective: cosine}, {name: local_std, objective: dcor+cosine, "
+    "view: augmented}]",
+    "regression.width=16",
+]
 
 
 def test_heads_resume_exactly_after_a_crash(cifar10_root: Path, tmp_path: Path) -> None:
@@ -349,14 +402,24 @@ def test_heads_stay_out_of_exports(cifar10_root: Path, tmp_path: Path) -> None:
 def test_plan_costs_stored_views_and_live_augmented_targets(imagenette_root: Path, tmp_path: Path) -> None:
     from mvmr.workflows.plan import make_plan
 
-    common = ["data.split=val", "data.image_size=32", "data.subset=40", "representations.items=[{name: hog, view: "
-              "augmented}, {name: local_std}]", f"representations.cache_dir={tmp_path / 'reps'}", *LITE0]
+    common = [
+        "data.split=val",
+        "data.image_size=32",
+        "data.subset=40",
+        "representations.items=[{name: hog, view: augmented}, {name: local_std}]",
+        f"representations.cache_dir={tmp_path / 'reps'}",
+        *LITE0,
+    ]
     clean = make_plan(tiny_config(imagenette_root, tmp_path, common), timing_images=0)
-    stored = make_plan(tiny_config(imagenette_root, tmp_path, [*common, "teacher.view=augmented",
-                                                                "teacher.cached_views=4"]), timing_images=0)
+    stored = make_plan(
+        tiny_config(imagenette_root, tmp_path, [*common, "teacher.view=augmented", "teacher.cached_views=4"]),
+        timing_images=0,
+    )
     live = make_plan(tiny_config(imagenette_root, tmp_path, [*common, "teacher.view=augmented"]), timing_images=0)
-    sources = {p: {r.name: r.source for r in plan.representations} for p, plan in
-               (("clean", clean), ("stored", stored), ("live", live))}
+    sources = {
+        p: {r.name: r.source for r in plan.representations}
+        for p, plan in (("clean", clean), ("stored", stored), ("live", live))
+    }
     assert sources["clean"] == {"hog": "live", "local_std": "cache", "teacher": "cache"}  # hog: of the augmented view
     assert sources["stored"]["teacher"] == "cache (4 stored views)" and sources["live"]["teacher"] == "live"
     teacher_bytes = 1280 * 2 * 40  # float16 rows of the 40 clean images
@@ -364,14 +427,38 @@ def test_plan_costs_stored_views_and_live_augmented_targets(imagenette_root: Pat
     assert live.cache_bytes == clean.cache_bytes - teacher_bytes
 
 
-def test_cache_command_builds_stored_views_that_the_run_reads(imagenette_root: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cache_command_builds_stored_views_that_the_run_reads(
+    imagenette_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mvmr.cli import main
 
-    common = ["--config", str(_saved(tiny_config(imagenette_root, tmp_path / "run", [
-        "data.split=val", "data.image_size=32", "data.subset=24", "data.batch_size=8", "data.val_fraction=0.0",
-        "representations.items=[]", "probe.enabled=false", "trainer.max_steps=2", *LITE0, "teacher.view=augmented",
-        "teacher.cached_views=3", "teacher.objective=dcor+cosine", "regression.width=16"]), tmp_path))]
+    common = [
+        "--config",
+        str(
+            _saved(
+                tiny_config(
+                    imagenette_root,
+                    tmp_path / "run",
+                    [
+                        "data.split=val",
+                        "data.image_size=32",
+                        "data.subset=24",
+                        "data.batch_size=8",
+                        "data.val_fraction=0.0",
+                        "representations.items=[]",
+                        "probe.enabled=false",
+                        "trainer.max_steps=2",
+                        *LITE0,
+                        "teacher.view=augmented",
+                        "teacher.cached_views=3",
+                        "teacher.objective=dcor+cosine",
+                        "regression.width=16",
+                    ],
+                ),
+                tmp_path,
+            )
+        ),
+    ]
     assert main(["cache", *common]) == 0
     assert "(built): 72 stored augmented views, teacher=1280" in capsys.readouterr().out
     built = FeatureCache.open(tmp_path / "run" / "teacher-views-3").manifest["build_id"]

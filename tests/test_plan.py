@@ -27,12 +27,16 @@ def _plan_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
-def test_plan_gives_the_dims_and_sources_of_the_real_run(cifar10_root: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_gives_the_dims_and_sources_of_the_real_run(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mvmr.training.build import build_data, build_module
 
-    over = [f"representations.items={REPS}", "representations.project_dim=500",
-            f"representations.cache_dir={tmp_path / 'cache'}"]
+    over = [
+        f"representations.items={REPS}",
+        "representations.project_dim=500",
+        f"representations.cache_dir={tmp_path / 'cache'}",
+    ]
     config = tiny_config(cifar10_root, tmp_path / "run", over)
     plan = make_plan(config, timing_images=2)
     # the real targets of the same config: built, prepared, computed on a batch
@@ -54,8 +58,9 @@ def test_plan_gives_the_dims_and_sources_of_the_real_run(cifar10_root: Path, tmp
     assert plan.total_batches == plan.batches_per_epoch * config.trainer.max_epochs
     # the same as JSON from the command line, which says where each representation comes from
     out = _plan_json(capsys, ["--config", str(_save(config, tmp_path)), "--timing-images", "0"])
-    assert [(r["name"], r["dim"], r["source"]) for r in out["representations"]] == \
-        [(r.name, r.dim, r.source) for r in plan.representations]
+    assert [(r["name"], r["dim"], r["source"]) for r in out["representations"]] == [
+        (r.name, r.dim, r.source) for r in plan.representations
+    ]
 
 
 def _save(config, tmp_path: Path) -> Path:
@@ -67,8 +72,17 @@ def _save(config, tmp_path: Path) -> Path:
 def test_encoder_flops_are_resnet18s_published_count() -> None:
     """torchvision's ResNet-18 does 1.814 GMACs = 3.63 GFLOP forward at 224 px; forward + backward
     is three times that (the backward of a conv or a linear layer costs two forwards)."""
-    config = load_config("cifar10", ["model.encoder=resnet18", "model.small_images=false", "model.projector=''", "data.image_size=224",
-                                     "representations.items=[]", "trainer.precision=32-true"])
+    config = load_config(
+        "cifar10",
+        [
+            "model.encoder=resnet18",
+            "model.small_images=false",
+            "model.projector=''",
+            "data.image_size=224",
+            "representations.items=[]",
+            "trainer.precision=32-true",
+        ],
+    )
     plan = make_plan(config, images=1000, timing_images=0, device="cuda")
     assert plan.encoder_gflop_per_image == pytest.approx(3 * 3.63, rel=0.03)
     assert plan.encoder_tflop_per_step == pytest.approx(plan.encoder_gflop_per_image * config.data.batch_size * 2 / 1e3)
@@ -82,12 +96,16 @@ def test_every_shipped_config_is_sensible_at_its_scale(name: str) -> None:
     config = load_config(name, ["trainer.devices=8", "data.root=unused"])
     plan = make_plan(config, images=100_000, timing_images=0, device="cuda")
     for r in plan.representations:
-        assert r.source != "live" or r.dim <= 200_000, f"{name}: {r.name} computes {r.dim:,} values per image every step"
+        assert r.source != "live" or r.dim <= 200_000, (
+            f"{name}: {r.name} computes {r.dim:,} values per image every step"
+        )
     assert sum(r.batch_bytes for r in plan.representations) <= 2 * 2**30, name
     assert plan.peak_memory_bytes <= 80 * 2**30, (name, plan.memory_bytes)
 
 
-def test_measured_plan_projects_the_wall_time(cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_measured_plan_projects_the_wall_time(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tiny_config(cifar10_root, tmp_path / "run", [f"representations.items={DETERMINISTIC_REPS}"])
     path = _save(config, tmp_path)
     assert main(["plan", "--config", str(path), "--measure", "2", "--timing-images", "0"]) == 0
@@ -124,14 +142,18 @@ def test_representation_timing_leaves_out_the_first_call_at_a_batch_size(monkeyp
     assert plan_module._time_per_image(OneOffCostPerShape(), torch.zeros(8, 1, 4, 4)) == 0.5
 
 
-@pytest.mark.parametrize(("name", "overrides", "images", "known"), [
-    ("stl10", [], 105_000, "stl10 split train+unlabeled"),
-    ("imagenet", [], 1_281_167, "imagenet split train"),
-    ("cifar10", [], 50_000, "cifar10 split train"),
-    ("demo", ["data.subset=null"], 60_000, "fashion_mnist split train"),
-])
-def test_a_shipped_dataset_is_planned_without_its_data(tmp_path: Path, name: str, overrides: list[str], images: int,
-                                                       known: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "overrides", "images", "known"),
+    [
+        ("stl10", [], 105_000, "stl10 split train+unlabeled"),
+        ("imagenet", [], 1_281_167, "imagenet split train"),
+        ("cifar10", [], 50_000, "cifar10 split train"),
+        ("demo", ["data.subset=null"], 60_000, "fashion_mnist split train"),
+    ],
+)
+def test_a_shipped_dataset_is_planned_without_its_data(
+    tmp_path: Path, name: str, overrides: list[str], images: int, known: str
+) -> None:
     config = load_config(name, [f"data.root={tmp_path / 'absent'}", *overrides])
     plan = make_plan(config, timing_images=0, device="cuda", name=name)
     assert plan.images == images

@@ -114,8 +114,23 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     (package / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
     (package / "mvmr_test_plugin" / "__init__.py").write_text(PLUGIN_CODE)
     site = root / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--target", str(site), str(package)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(package),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(site.glob("mvmr_test_plugin-0.1.0.dist-info/entry_points.txt"))
     modules = root / "modules"
@@ -126,28 +141,47 @@ def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def _mvmr(args: list[str], pythonpath: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "mvmr", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "mvmr", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def _tiny(cifar10_root: Path, out: Path) -> list[str]:
-    return ["--out", str(out), "data.kind=imagefolder", f"data.root={cifar10_root}", "data.split=test",
-            "data.image_size=16", "data.subset=32", "data.batch_size=8", "data.num_workers=0", "data.val_fraction=0",
-            "model.encoder=resnet18", "model.projector=32-32", "trainer.accelerator=cpu", "trainer.devices=1",
-            "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.progress_bar=false", "probe.enabled=false"]
+    return [
+        "--out",
+        str(out),
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=32",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "data.val_fraction=0",
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "trainer.max_steps=2",
+        "trainer.log_every_n_steps=1",
+        "trainer.progress_bar=false",
+        "probe.enabled=false",
+    ]
 
 
 def test_entry_point_plugins_from_the_command_line(plugin_path: str, cifar10_root: Path, tmp_path: Path) -> None:
     # the plugin's representation and teacher in an MV-MR run, named in a YAML file and on the command line
     config = tmp_path / "mine.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         base: cifar10.yaml
         representations:
           items: [{name: edges}, {name: local_std}]
         teacher:
           spec: meanpool:2
           cache: false
-    """))
+    """)
+    )
     proc = _mvmr(["pretrain", "--config", str(config), *_tiny(cifar10_root, tmp_path / "a")], plugin_path, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(next((tmp_path / "a").glob("csv/version_*/metrics.csv")).open()))
@@ -155,8 +189,11 @@ def test_entry_point_plugins_from_the_command_line(plugin_path: str, cifar10_roo
     assert {"train/dcor/edges", "train/dcor/local_std", "train/dcor/teacher"} <= logged
 
     # the plugin's method
-    proc = _mvmr(["pretrain", "--config", "cifar10", *_tiny(cifar10_root, tmp_path / "b"), "method=invariance"],
-                 plugin_path, tmp_path)
+    proc = _mvmr(
+        ["pretrain", "--config", "cifar10", *_tiny(cifar10_root, tmp_path / "b"), "method=invariance"],
+        plugin_path,
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["method"] == "invariance" and ckpt["global_step"] == 2
@@ -194,7 +231,9 @@ def test_one_registry_kind_holds_representations_teachers_built_ins_included_and
     from mvmr.representations.teachers.factory import TEACHER_KINDS, TEACHERS
 
     assert all(isinstance(r, Registry) for r in (REPRESENTATIONS, TEACHERS, METHODS))
-    assert {"open_clip", "hf-clip", "torchvision", "timm", "efficientnet-lite0", "embeddings"} <= set(TEACHERS.registered())
+    assert {"open_clip", "hf-clip", "torchvision", "timm", "efficientnet-lite0", "embeddings"} <= set(
+        TEACHERS.registered()
+    )
     assert list(TEACHER_KINDS) == list(TEACHERS.registered()) and "hog" in REPRESENTATIONS and "vicreg" in METHODS
     things: Registry[object] = Registry("thing", "mvmr.methods")
     item = object()

@@ -25,8 +25,9 @@ def test_machine_names_the_cpu_model_and_the_core_count() -> None:
 
 def test_the_commit_is_the_checkouts_head_and_unknown_outside_git(tmp_path: Path) -> None:
     if (PACKAGE_ROOT / ".git").exists():
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PACKAGE_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=PACKAGE_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
         assert git_commit() == head
     assert git_commit(tmp_path) == "unknown"  # no checkout there
 
@@ -35,8 +36,9 @@ def test_peak_rss_counts_this_process_and_the_children_it_waited_for() -> None:
     mine = peak_rss_mib()
     assert mine > 10  # a Python process with torch imported
     # a child that holds 300 MiB: the children's peak is at least that once it has been waited for
-    subprocess.run([sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", "b = bytearray(300 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"], check=True
+    )
     assert peak_rss_mib(children=True) >= 300
 
 

@@ -31,7 +31,13 @@ from mvmr.training.trainer import pretrain
 sys.path.insert(0, str(Path(__file__).parent))
 from _faults import FullDisk, leftovers  # noqa: E402
 from _training_support import (  # noqa: E402
-    DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
+    DETERMINISTIC_REPS,
+    FEATURE_DIM,
+    tiny_config,
+    tiny_model,
+)
+from _training_support import (
+    run_metrics as _metrics,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,15 +65,28 @@ def reference(cifar10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 # --------------------------------------------------------------------------------------------
 # preemption: SIGTERM, SLURM's SIGUSR1 (requeue), and kill -9, on a real subprocess run
 # --------------------------------------------------------------------------------------------
-def _run_until_signal(cifar10_root: Path, run_dir: Path, sig: int, *, at: int, overrides: list[str],
-                      env: dict[str, str] | None = None, whole_group: bool = False) -> subprocess.CompletedProcess:
+def _run_until_signal(
+    cifar10_root: Path,
+    run_dir: Path,
+    sig: int,
+    *,
+    at: int,
+    overrides: list[str],
+    env: dict[str, str] | None = None,
+    whole_group: bool = False,
+) -> subprocess.CompletedProcess:
     """Start a run in a subprocess, send ``sig`` when optimiser step ``at`` is about to start."""
     ready = run_dir.parent / f"{run_dir.name}.ready"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
     full_env.update(PYTHONPATH=str(REPO), **(env or {}))  # same threads as this process: same float noise
-    proc = subprocess.Popen([sys.executable, str(FAULTS_SCRIPT), str(cifar10_root), str(run_dir), str(ready), str(at),
-                             *overrides], env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(FAULTS_SCRIPT), str(cifar10_root), str(run_dir), str(ready), str(at), *overrides],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not ready.exists():
@@ -87,13 +106,15 @@ def _run_until_signal(cifar10_root: Path, run_dir: Path, sig: int, *, at: int, o
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def test_sigterm_mid_epoch_checkpoints_exits_and_resumes_to_the_same_weights(cifar10_root: Path, tmp_path: Path,
-                                                                             reference: Path) -> None:
+def test_sigterm_mid_epoch_checkpoints_exits_and_resumes_to_the_same_weights(
+    cifar10_root: Path, tmp_path: Path, reference: Path
+) -> None:
     # no periodic mid-epoch checkpoint: the one at step 6 can only come from the SIGTERM handling;
     # a DataLoader worker receives the signal too (sent to the process group, as SLURM does)
     run = tmp_path / "run"
-    proc = _run_until_signal(cifar10_root, run, signal.SIGTERM, at=5, overrides=["data.num_workers=1"],
-                             whole_group=True)
+    proc = _run_until_signal(
+        cifar10_root, run, signal.SIGTERM, at=5, overrides=["data.num_workers=1"], whole_group=True
+    )
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "received SIGTERM: stopped at optimiser step 6" in proc.stderr and "last.ckpt" in proc.stderr
@@ -131,19 +152,28 @@ class _SendSignal(L.Callback):
             os.kill(os.getpid(), self.sig)
 
 
-SLURM_VARS = dict(SLURM_NTASKS="1", SLURM_NTASKS_PER_NODE="1", SLURM_JOB_ID="4242", SLURM_JOB_NAME="mvmr-pretrain",
-                  SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_NODELIST="localhost")
+SLURM_VARS = dict(
+    SLURM_NTASKS="1",
+    SLURM_NTASKS_PER_NODE="1",
+    SLURM_JOB_ID="4242",
+    SLURM_JOB_NAME="mvmr-pretrain",
+    SLURM_PROCID="0",
+    SLURM_LOCALID="0",
+    SLURM_NODEID="0",
+    SLURM_NODELIST="localhost",
+)
 
 
-def test_sigusr1_under_slurm_checkpoints_and_requeues_through_lightning(cifar10_root: Path, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sigusr1_under_slurm_checkpoints_and_requeues_through_lightning(
+    cifar10_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SLURM's warning signal: last.ckpt, then Lightning's SLURM environment requeues the job
     (``scontrol requeue <job id>``, here a stand-in on PATH that records its arguments), then a
     clean exit (Preempted: SystemExit(128 + SIGUSR1))."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "scontrol.calls"
-    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     (bin_dir / "scontrol").chmod(0o755)
     for key, value in SLURM_VARS.items():
         monkeypatch.setenv(key, value)
@@ -162,8 +192,9 @@ def test_sigusr1_under_slurm_checkpoints_and_requeues_through_lightning(cifar10_
     assert leftovers(tmp_path) == []
 
 
-def test_slurm_environment_is_configured_to_requeue_on_sigusr1(cifar10_root: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slurm_environment_is_configured_to_requeue_on_sigusr1(
+    cifar10_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
     from mvmr.training.trainer import build_trainer
@@ -171,8 +202,14 @@ def test_slurm_environment_is_configured_to_requeue_on_sigusr1(cifar10_root: Pat
     config = tiny_config(cifar10_root, tmp_path / "run")
     env = build_trainer(config, tmp_path / "run")._accelerator_connector.cluster_environment
     assert not isinstance(env, SLURMEnvironment)
-    for key, value in dict(SLURM_NTASKS="1", SLURM_JOB_ID="7", SLURM_JOB_NAME="train", SLURM_PROCID="0",
-                           SLURM_LOCALID="0", SLURM_NODEID="0").items():
+    for key, value in dict(
+        SLURM_NTASKS="1",
+        SLURM_JOB_ID="7",
+        SLURM_JOB_NAME="train",
+        SLURM_PROCID="0",
+        SLURM_LOCALID="0",
+        SLURM_NODEID="0",
+    ).items():
         monkeypatch.setenv(key, value)
     env = build_trainer(config, tmp_path / "run")._accelerator_connector.cluster_environment
     assert isinstance(env, SLURMEnvironment) and env.auto_requeue and env.requeue_signal == signal.SIGUSR1
@@ -181,8 +218,9 @@ def test_slurm_environment_is_configured_to_requeue_on_sigusr1(cifar10_root: Pat
 # --------------------------------------------------------------------------------------------
 # a torn or corrupt checkpoint
 # --------------------------------------------------------------------------------------------
-def test_torn_last_checkpoint_falls_back_to_the_newest_readable_one(cifar10_root: Path, tmp_path: Path,
-                                                                   reference: Path) -> None:
+def test_torn_last_checkpoint_falls_back_to_the_newest_readable_one(
+    cifar10_root: Path, tmp_path: Path, reference: Path
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     ckpts = run / "checkpoints"
@@ -190,8 +228,11 @@ def test_torn_last_checkpoint_falls_back_to_the_newest_readable_one(cifar10_root
     data = (ckpts / "last.ckpt").read_bytes()
     (ckpts / "last.ckpt").write_bytes(data[: len(data) // 2])  # cut off half-written
     (ckpts / "epoch0001.ckpt").write_text("not a checkpoint at all\n")
-    with pytest.warns(UserWarning, match=r"resuming from .*epoch0000.ckpt \(epoch 0, step 4\).*last.ckpt skipped: "
-                                         r".*epoch0001.ckpt skipped: "):
+    with pytest.warns(
+        UserWarning,
+        match=r"resuming from .*epoch0000.ckpt \(epoch 0, step 4\).*last.ckpt skipped: "
+        r".*epoch0001.ckpt skipped: ",
+    ):
         assert find_resume_checkpoint(run, "auto") == str(ckpts / "epoch0000.ckpt")
     with pytest.warns(UserWarning, match="epoch0000.ckpt"):
         pretrain(tiny_config(cifar10_root, run), model=tiny_model(seed=123), feature_dim=FEATURE_DIM)
@@ -199,8 +240,9 @@ def test_torn_last_checkpoint_falls_back_to_the_newest_readable_one(cifar10_root
     assert leftovers(tmp_path) == []
 
 
-def test_no_readable_checkpoint_stops_naming_every_file(cifar10_root: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_readable_checkpoint_stops_naming_every_file(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ckpts = tmp_path / "run" / "checkpoints"
     ckpts.mkdir(parents=True)
     (ckpts / "last.ckpt").write_bytes(b"PK\x03\x04 torn")
@@ -232,8 +274,16 @@ def _cache(root: Path, images: torch.Tensor, *, opener=build_cache, **kwargs):
 
     from mvmr.representations import build as build_representation
 
-    return opener(root, dataset=TensorDataset(images), representations=[build_representation("pixels")], image_size=8,
-                  batch_size=4, progress=False, fingerprint="fp-reliability", **kwargs)
+    return opener(
+        root,
+        dataset=TensorDataset(images),
+        representations=[build_representation("pixels")],
+        image_size=8,
+        batch_size=4,
+        progress=False,
+        fingerprint="fp-reliability",
+        **kwargs,
+    )
 
 
 def test_cache_file_cut_short_or_extended_is_found_when_opened_and_rebuilt(tmp_path: Path) -> None:
@@ -252,8 +302,9 @@ def test_cache_file_cut_short_or_extended_is_found_when_opened_and_rebuilt(tmp_p
     assert leftovers(tmp_path) == []
 
 
-def test_flipped_bytes_are_found_when_their_chunk_is_read_naming_file_and_chunk(tmp_path: Path,
-                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flipped_bytes_are_found_when_their_chunk_is_read_naming_file_and_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mvmr.cache import integrity
 
     monkeypatch.setattr(integrity, "CHUNK_BYTES", 1024)  # 2 rows of 192 float16 values a chunk: 10 chunks
@@ -280,26 +331,35 @@ def test_flipped_bytes_are_found_when_their_chunk_is_read_naming_file_and_chunk(
         FeatureCache.open(root)
 
 
-def test_corrupt_cache_stops_training_with_a_message_to_rebuild(cifar10_root: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_cache_stops_training_with_a_message_to_rebuild(
+    cifar10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from mvmr.cli import main
     from mvmr.config import save_config
 
     cache_dir = tmp_path / "cache"
-    config = tiny_config(cifar10_root, tmp_path / "run", [f"representations.items={DETERMINISTIC_REPS}",
-                                                          f"representations.cache_dir={cache_dir}"])
+    config = tiny_config(
+        cifar10_root,
+        tmp_path / "run",
+        [f"representations.items={DETERMINISTIC_REPS}", f"representations.cache_dir={cache_dir}"],
+    )
     assert main(["cache", "--config", str(save_config(config, tmp_path / "config.yaml"))]) == 0
     manifest = json.loads((cache_dir / "manifest.json").read_text())
     name, entry = next(iter(manifest["integrity"].items()))
     data = bytearray((cache_dir / name).read_bytes())
     data[entry["header_bytes"] + 1000] ^= 0x04  # one bit, in the rows
     (cache_dir / name).write_bytes(bytes(data))
-    with pytest.raises(CorruptCacheError, match=rf"{cache_dir / name}: chunk 0 .* fails its crc32 checksum.*no row of "
-                                                r"it is used. Rebuild the cache: `mvmr cache` with the run's config"):
+    with pytest.raises(
+        CorruptCacheError,
+        match=rf"{cache_dir / name}: chunk 0 .* fails its crc32 checksum.*no row of "
+        r"it is used. Rebuild the cache: `mvmr cache` with the run's config",
+    ):
         pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM)
     assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists()  # no step trained on damaged rows
     capsys.readouterr()
-    with pytest.warns(UserWarning, match=f"rebuilding the damaged feature cache at {cache_dir}: .*chunk 0"):  # the fix the message names
+    with pytest.warns(
+        UserWarning, match=f"rebuilding the damaged feature cache at {cache_dir}: .*chunk 0"
+    ):  # the fix the message names
         assert main(["cache", "--config", str(tmp_path / "config.yaml")]) == 0
     assert "(built)" in capsys.readouterr().out
     pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, trainer_overrides={"max_steps": 1})
@@ -312,8 +372,11 @@ def test_old_format_cache_is_refused_with_a_clear_message(tmp_path: Path) -> Non
     manifest["version"] = 1
     del manifest["integrity"]
     (root / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CacheMismatchError, match=r"'version' differs: cached=1, current=2 \(an older mvmr wrote it, "
-                                                 r"without the per-chunk checksums.*rebuild it \(`mvmr cache --rebuild`"):
+    with pytest.raises(
+        CacheMismatchError,
+        match=r"'version' differs: cached=1, current=2 \(an older mvmr wrote it, "
+        r"without the per-chunk checksums.*rebuild it \(`mvmr cache --rebuild`",
+    ):
         FeatureCache.open(root)
     with pytest.raises(CacheMismatchError, match="version"):
         _cache(root, images, opener=open_or_build)
@@ -323,7 +386,9 @@ def test_old_format_cache_is_refused_with_a_clear_message(tmp_path: Path) -> Non
 # --------------------------------------------------------------------------------------------
 # a full disk (ENOSPC from the low-level writes)
 # --------------------------------------------------------------------------------------------
-def test_full_disk_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_checkpoint_write_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     io_ = AtomicCheckpointIO()
     path = tmp_path / "ckpts" / "last.ckpt"
     io_.save_checkpoint({"w": torch.zeros(10)}, path)
@@ -338,9 +403,9 @@ def test_full_disk_checkpoint_write_keeps_the_previous_checkpoint(tmp_path: Path
     assert path.read_bytes() == before and leftovers(tmp_path) == []
 
 
-def test_full_disk_during_training_stops_naming_the_checkpoint_then_resumes(cifar10_root: Path, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch,
-                                                                          reference: Path) -> None:
+def test_full_disk_during_training_stops_naming_the_checkpoint_then_resumes(
+    cifar10_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: Path
+) -> None:
     run = tmp_path / "run"
     disk = FullDisk(monkeypatch, run, free=None)
 
@@ -349,8 +414,11 @@ def test_full_disk_during_training_stops_naming_the_checkpoint_then_resumes(cifa
             if trainer.current_epoch == 1:
                 disk.free = 0
 
-    with pytest.raises(DiskFullError, match=rf"cannot write checkpoint {run}/checkpoints/\S+\.ckpt: No space left on "
-                                            rf"device; it needs .* bytes\)"):
+    with pytest.raises(
+        DiskFullError,
+        match=rf"cannot write checkpoint {run}/checkpoints/\S+\.ckpt: No space left on "
+        rf"device; it needs .* bytes\)",
+    ):
         pretrain(tiny_config(cifar10_root, run), model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[FillTheDisk()])
     ckpts = run / "checkpoints"
     assert sorted(p.name for p in ckpts.iterdir()) == ["epoch0000.ckpt", "last.ckpt"] and leftovers(run) == []
@@ -361,15 +429,20 @@ def test_full_disk_during_training_stops_naming_the_checkpoint_then_resumes(cifa
 
 
 @pytest.mark.parametrize("where", ["free-space check", "posix_fallocate", "row writes"])
-def test_full_disk_cache_build_keeps_the_previous_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         where: str) -> None:
+def test_full_disk_cache_build_keeps_the_previous_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
     root = tmp_path / "c"
     old = _cache(root, _images(seed=0))
     before = {p.name: p.read_bytes() for p in root.iterdir()}
-    disk = FullDisk(monkeypatch, tmp_path, free=2000, fallocate=where != "row writes",
-                    report_free=where == "free-space check")
-    with pytest.raises(DiskFullError, match=rf"cannot write feature cache (file )?{root}(/\S+)?: No space left on "
-                                            rf"device; it needs .* bytes\)"):
+    disk = FullDisk(
+        monkeypatch, tmp_path, free=2000, fallocate=where != "row writes", report_free=where == "free-space check"
+    )
+    with pytest.raises(
+        DiskFullError,
+        match=rf"cannot write feature cache (file )?{root}(/\S+)?: No space left on "
+        rf"device; it needs .* bytes\)",
+    ):
         _cache(root, _images(seed=1), overwrite=True)  # a rebuild over the old cache
     assert disk.failures == (0 if where == "free-space check" else 1)
     assert {p.name: p.read_bytes() for p in root.iterdir()} == before  # the old cache, untouched
@@ -389,8 +462,11 @@ def test_full_disk_export_keeps_the_previous_export(tmp_path: Path, monkeypatch:
         next(model.parameters()).add_(1.0)  # a newer model to export over the old files
     FullDisk(monkeypatch, out, free=1000)
     for fmt in ("safetensors", "pt"):
-        with pytest.raises(DiskFullError, match=rf"cannot write file {out}/backbone.{fmt}: No space left on device; "
-                                                rf"it needs .* bytes\), .* free there"):
+        with pytest.raises(
+            DiskFullError,
+            match=rf"cannot write file {out}/backbone.{fmt}: No space left on device; "
+            rf"it needs .* bytes\), .* free there",
+        ):
             save_backbone(model, out / f"backbone.{fmt}", format=fmt, metadata=meta)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and leftovers(out) == []
 
@@ -413,7 +489,7 @@ class _OneNanImage:
             item = (torch.full_like(item[0], float("nan")), *item[1:])
         return item
 
-    def with_size(self, size: int) -> "_OneNanImage":
+    def with_size(self, size: int) -> _OneNanImage:
         return _OneNanImage(self.dataset.with_size(size), self.bad)
 
     def __getattr__(self, name: str):
@@ -436,24 +512,33 @@ class _Unchanged(L.Callback):
             self.checked += 1
 
 
-def test_nan_image_is_skipped_up_to_the_limit_then_stops(cifar10_root: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_image_is_skipped_up_to_the_limit_then_stops(
+    cifar10_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mvmr.training.build as build_module
 
     data = build_module.build_data(tiny_config(cifar10_root, tmp_path / "probe"))
     position = int(data.train_indices[5])  # a training image: in one batch of each epoch
     real = build_module.build_dataset
-    monkeypatch.setattr(build_module, "build_dataset",
-                        lambda *a, **k: _OneNanImage(real(*a, **k), int(data.base.indices[position])))
+    monkeypatch.setattr(
+        build_module, "build_dataset", lambda *a, **k: _OneNanImage(real(*a, **k), int(data.base.indices[position]))
+    )
 
     # limit 2: the NaN batch of each epoch is skipped, counted and logged; the run completes
     unchanged = _Unchanged(position)
     run = tmp_path / "skip"
-    with pytest.warns(UserWarning, match=rf"skipped a non-finite batch at optimiser step \d \(epoch 0, batch \d\); "
-                                         rf"dataset indices with NaN/inf in their images: \[{position}\] \(1 of at most "
-                                         rf"2, trainer.skip_nonfinite_batches\)") as record:
-        pretrain(tiny_config(cifar10_root, run, ["trainer.skip_nonfinite_batches=2"]), model=tiny_model(),
-                 feature_dim=FEATURE_DIM, callbacks=[unchanged])
+    with pytest.warns(
+        UserWarning,
+        match=rf"skipped a non-finite batch at optimiser step \d \(epoch 0, batch \d\); "
+        rf"dataset indices with NaN/inf in their images: \[{position}\] \(1 of at most "
+        rf"2, trainer.skip_nonfinite_batches\)",
+    ) as record:
+        pretrain(
+            tiny_config(cifar10_root, run, ["trainer.skip_nonfinite_batches=2"]),
+            model=tiny_model(),
+            feature_dim=FEATURE_DIM,
+            callbacks=[unchanged],
+        )
     assert sum("skipped a non-finite batch" in str(w.message) for w in record) == 2 and unchanged.checked == 2
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == 8 and last["mvmr_skipped_nonfinite_batches"] == 2
@@ -462,12 +547,18 @@ def test_nan_image_is_skipped_up_to_the_limit_then_stops(cifar10_root: Path, tmp
     assert counts and max(counts) == 2 and counts == sorted(counts)
 
     # limit 1: the second NaN batch stops the run as a limit of 0 stops the first
-    with pytest.raises(NonFiniteLossError, match=rf"epoch 1.*\[{position}\]; 1 bad batch\(es\) were skipped already, "
-                                                 rf"the limit trainer.skip_nonfinite_batches=1"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=rf"epoch 1.*\[{position}\]; 1 bad batch\(es\) were skipped already, "
+        rf"the limit trainer.skip_nonfinite_batches=1",
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            pretrain(tiny_config(cifar10_root, tmp_path / "one", ["trainer.skip_nonfinite_batches=1"]),
-                     model=tiny_model(), feature_dim=FEATURE_DIM)
+            pretrain(
+                tiny_config(cifar10_root, tmp_path / "one", ["trainer.skip_nonfinite_batches=1"]),
+                model=tiny_model(),
+                feature_dim=FEATURE_DIM,
+            )
     assert all(torch.isfinite(v).all() for v in _state(tmp_path / "one").values())
 
     # limit 0 (the default): stops at the first, with the step, as before this option existed

@@ -50,7 +50,10 @@ def test_a_changed_record_changes_the_table_and_a_rewrite_restores_agreement(tmp
     reports = [r for r in report.REPORTS if r.name == "ssl-objectives"]
     assert report.run(check=True, repo=repo, reports=reports) == 1
     assert report.run(check=False, repo=repo, reports=reports) == 1
-    assert "| sc_cos@0 | MV-MR, ScatNet by cosine | 0 | 5 ep | 10000 | 12.34 |" in (repo / "docs" / "results.md").read_text()
+    assert (
+        "| sc_cos@0 | MV-MR, ScatNet by cosine | 0 | 5 ep | 10000 | 12.34 |"
+        in (repo / "docs" / "results.md").read_text()
+    )
     assert report.run(check=True, repo=repo, reports=reports) == 0
 
 
@@ -65,8 +68,19 @@ def test_a_doc_without_its_markers_is_an_error(tmp_path: Path) -> None:
 def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_lr(tmp_path: Path) -> None:
     repo = _copy(tmp_path)
     grid = {0.5: (40.0, 38.0), 1.0: (45.0, 37.5), 2.0: (41.0, 44.0)}  # lr -> (val, test): 1.0 wins on validation
-    runs = [{"method": "byol_tuned", "lr": lr, "epochs": 5, "seed": 0, "val_top1": val, "linear_top1": test,
-             "knn_top1": test - 1, "pretrain_s": 900.0} for lr, (val, test) in grid.items()]
+    runs = [
+        {
+            "method": "byol_tuned",
+            "lr": lr,
+            "epochs": 5,
+            "seed": 0,
+            "val_top1": val,
+            "linear_top1": test,
+            "knn_top1": test - 1,
+            "pretrain_s": 900.0,
+        }
+        for lr, (val, test) in grid.items()
+    ]
     sweep = [r for r in json.loads((repo / "docs/results/peer-sweep.json").read_text()) if r["method"] != "byol_tuned"]
     (repo / "docs/results/peer-sweep.json").write_text(json.dumps(sweep + runs[:2]))
     tuned = repo / "docs/results/budget-tuned.json"  # and no BYOL run at another budget either
@@ -86,9 +100,15 @@ def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_l
 def test_a_budget_cell_comes_whole_from_full_records_and_earlier_points_are_marked(tmp_path: Path) -> None:
     repo = _copy(tmp_path)
     results = repo / "docs" / "results"
-    (results / "budget-curve-earlier.json").write_text(json.dumps(
-        {"source": "an older session, linear top-1 only", "1": {"mvmr_paper": [40.0, 41.0], "vicreg": [30.0, 31.0]},
-         "20": {"mvmr_paper": [50.0, 51.0]}}))
+    (results / "budget-curve-earlier.json").write_text(
+        json.dumps(
+            {
+                "source": "an older session, linear top-1 only",
+                "1": {"mvmr_paper": [40.0, 41.0], "vicreg": [30.0, 31.0]},
+                "20": {"mvmr_paper": [50.0, 51.0]},
+            }
+        )
+    )
     full = {"method": "vicreg", "epochs": 1, "linear_top1": 35.0, "knn_top1": 33.0, "machine": "m", "commit": "c"}
     (results / "budget-curve.json").write_text(json.dumps([{**full, "key": "vicreg@0", "seed": 0}]))
     reports = [r for r in report.REPORTS if r.name == "budget-curve"]
@@ -102,10 +122,13 @@ def test_a_budget_cell_comes_whole_from_full_records_and_earlier_points_are_mark
     assert "| rep_scatnet | 62.82 | 42.01 |" in block
 
 
-def test_a_table_typed_into_a_results_doc_outside_every_block_is_caught(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    text = ("# x\n\n<!-- report:a (generated) -->\n| a |\n|---|\n| 1 |\n<!-- /report:a -->\n\n```\n| in |\n|---|\n```\n\n"
-            "| typed | by hand |\n|---|---:|\n| x | 1 |\n")
+def test_a_table_typed_into_a_results_doc_outside_every_block_is_caught(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        "# x\n\n<!-- report:a (generated) -->\n| a |\n|---|\n| 1 |\n<!-- /report:a -->\n\n```\n| in |\n|---|\n```\n\n"
+        "| typed | by hand |\n|---|---:|\n| x | 1 |\n"
+    )
     assert report.loose_tables(text) == [14]
     repo = _copy(tmp_path)
     doc = repo / "docs" / "results.md"

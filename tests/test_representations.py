@@ -195,12 +195,10 @@ def test_hog_without_block_norm_gives_skimages_cell_histograms(
 
     images = gray(imagenette_images[:3])
     raw = HOG(block_norm=False)(images).numpy().reshape(3, 12, 12, 24)
-    for image, ours in zip(images, raw):
+    for image, ours in zip(images, raw, strict=True):
         g_row, g_col = _hog_channel_gradient(image[0].numpy())
         hist = np.zeros((12, 12, 24))
-        _hoghistogram.hog_histograms(
-            g_col.astype(float), g_row.astype(float), 8, 8, 96, 96, 12, 12, 24, hist
-        )
+        _hoghistogram.hog_histograms(g_col.astype(float), g_row.astype(float), 8, 8, 96, 96, 12, 12, 24, hist)
         np.testing.assert_allclose(ours, hist, rtol=1e-5, atol=1e-7)
     # RGB: normalising the raw histograms per cell gives skimage's (dominant-channel) HOG.
     images = cifar_images[:8]

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_images
 from torch import nn
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as tvF
 
-from conftest import load_images
-from mvmr.errors import CheckpointError, DataError
 from mvmr.cache import CachedDataset, build_cache
+from mvmr.errors import CheckpointError, DataError
 from mvmr.representations import build
 from mvmr.representations.teachers import ImagePreprocess, PrecomputedEmbeddings, Teacher, build_teacher
 from mvmr.representations.teachers.clip import CLIP_MEAN, CLIP_STD
@@ -83,14 +83,18 @@ def test_efficientnet_lite0_embeds_with_its_own_preprocessing(lite0: Teacher, im
     assert lite0.embed_dim == 1280 and lite0.input_size == 224
     assert lite0.mean == HALF_MEAN and lite0.std == (0.5, 0.5, 0.5)
     head = sum(p.numel() for p in lite0.head.parameters())
-    assert 3.3e6 < lite0.num_parameters < 3.4e6 and 4.6e6 < lite0.num_parameters + head < 4.7e6  # 4.65M with the classifier
+    assert (
+        3.3e6 < lite0.num_parameters < 3.4e6 and 4.6e6 < lite0.num_parameters + head < 4.7e6
+    )  # 4.65M with the classifier
     seen, handle = capture_input(lite0.net.model._conv_stem)
     try:
         out = lite0(images)
     finally:
         handle.remove()
     assert out.shape == (2, 1280) and out.dtype == torch.float32 and torch.isfinite(out).all()
-    expected = manual_preprocess(images, resize=256, crop=224, mode=InterpolationMode.BICUBIC, mean=HALF_MEAN, std=(0.5,) * 3)
+    expected = manual_preprocess(
+        images, resize=256, crop=224, mode=InterpolationMode.BICUBIC, mean=HALF_MEAN, std=(0.5,) * 3
+    )
     assert seen[0].shape == (2, 3, 224, 224)
     torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=0)
 
@@ -140,7 +144,9 @@ def test_torchvision_resnet18_penultimate_features_and_preprocessing(
     finally:
         handle.remove()
     assert out.shape == (2, 512)
-    expected = manual_preprocess(images, resize=256, crop=224, mode=InterpolationMode.BILINEAR, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    expected = manual_preprocess(
+        images, resize=256, crop=224, mode=InterpolationMode.BILINEAR, mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
     torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=0)
     # the embedding is exactly the pooled input of the original classifier
     reference = torchvision.models.resnet18()
@@ -170,8 +176,12 @@ def test_timm_tiny_model_uses_its_pretrained_cfg(tmp_path: Path, imagenette_imag
         handle.remove()
     assert out.shape == (2, teacher.embed_dim)
     expected = manual_preprocess(
-        images, resize=teacher.preprocess.resize_size, crop=160, mode=InterpolationMode.BICUBIC,
-        mean=cfg["mean"], std=cfg["std"],
+        images,
+        resize=teacher.preprocess.resize_size,
+        crop=160,
+        mode=InterpolationMode.BICUBIC,
+        mean=cfg["mean"],
+        std=cfg["std"],
     )
     torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=0)
 
@@ -207,7 +217,9 @@ def test_open_clip_vit_b16_random_weights_give_512d(imagenette_images: torch.Ten
     finally:
         handle.remove()
     assert out.shape == (2, 512) and torch.isfinite(out).all()
-    expected = manual_preprocess(images, resize=224, crop=224, mode=InterpolationMode.BICUBIC, mean=CLIP_MEAN, std=CLIP_STD)
+    expected = manual_preprocess(
+        images, resize=224, crop=224, mode=InterpolationMode.BICUBIC, mean=CLIP_MEAN, std=CLIP_STD
+    )
     torch.testing.assert_close(seen[0], expected, atol=1e-5, rtol=0)
 
 
@@ -216,8 +228,13 @@ def _tiny_hf_clip(folder: Path) -> nn.Module:
 
     torch.manual_seed(0)
     config = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        image_size=32, patch_size=8, projection_dim=24,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=24,
     )
     model = CLIPVisionModelWithProjection(config).eval()
     model.save_pretrained(folder)
@@ -227,10 +244,19 @@ def _tiny_hf_clip(folder: Path) -> nn.Module:
 def test_hf_clip_tiny_config_from_local_dir(tmp_path: Path, imagenette_images: torch.Tensor) -> None:
     model = _tiny_hf_clip(tmp_path / "clip")
     mean, std = (0.4, 0.45, 0.5), (0.2, 0.25, 0.3)
-    (tmp_path / "clip" / "preprocessor_config.json").write_text(json.dumps({
-        "crop_size": {"height": 32, "width": 32}, "size": {"shortest_edge": 36}, "resample": 3,
-        "image_mean": list(mean), "image_std": list(std), "do_resize": True, "do_center_crop": True,
-    }))
+    (tmp_path / "clip" / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "crop_size": {"height": 32, "width": 32},
+                "size": {"shortest_edge": 36},
+                "resample": 3,
+                "image_mean": list(mean),
+                "image_std": list(std),
+                "do_resize": True,
+                "do_center_crop": True,
+            }
+        )
+    )
     teacher = build_teacher(f"hf-clip:{tmp_path / 'clip'}")
     assert teacher.embed_dim == 24 and teacher.input_size == 32 and teacher.preprocess.resize_size == 36
     assert teacher.mean == mean and teacher.std == std
@@ -283,7 +309,9 @@ def test_cached_teacher_features_equal_fresh_ones(tmp_path: Path, imagenette_ima
     teacher = build_teacher("efficientnet-lite0", input_size=96)
     images = imagenette_images[:6]
     dataset = [(img, -1) for img in images]
-    cache = build_cache(tmp_path / "cache", dataset=dataset, representations=[teacher], image_size=96, batch_size=4, progress=False)
+    cache = build_cache(
+        tmp_path / "cache", dataset=dataset, representations=[teacher], image_size=96, batch_size=4, progress=False
+    )
     cached = cache.get(torch.tensor([5, 0, 3]))["teacher"]
     fresh = teacher(images[[5, 0, 3]])
     torch.testing.assert_close(cached, fresh, atol=2e-3 * float(fresh.abs().max()), rtol=1e-3)

@@ -22,7 +22,14 @@ from mvmr.training.trainer import pretrain
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _training_support import (  # noqa: E402
-    CrashAt, DETERMINISTIC_REPS, FEATURE_DIM, run_metrics as _metrics, tiny_config, tiny_model,
+    DETERMINISTIC_REPS,
+    FEATURE_DIM,
+    CrashAt,
+    tiny_config,
+    tiny_model,
+)
+from _training_support import (
+    run_metrics as _metrics,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,19 +47,42 @@ def _state(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def resnet_run(cifar10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fit") / "run"
-    reps = "[{name: pixels}, {name: scatnet, kwargs: {J: 2, L: 8}}, {name: augmented_pixels}, {name: hog}, {name: local_std}]"
-    config = tiny_config(cifar10_root, out, [
-        "data.image_size=32", "data.subset=24", "data.val_fraction=0.34", f"representations.items={reps}",
-        "model.projector=64-64", "trainer.max_epochs=1",
-    ])
+    reps = (
+        "[{name: pixels}, {name: scatnet, kwargs: {J: 2, L: 8}}, {name: augmented_pixels}, {name: hog}, "
+        "{name: local_std}]"
+    )
+    config = tiny_config(
+        cifar10_root,
+        out,
+        [
+            "data.image_size=32",
+            "data.subset=24",
+            "data.val_fraction=0.34",
+            f"representations.items={reps}",
+            "model.projector=64-64",
+            "trainer.max_epochs=1",
+        ],
+    )
     return pretrain(config)
 
 
 def test_fit_logs_every_term_and_writes_the_run_folder(resnet_run: Path) -> None:
     rows = _metrics(resnet_run)
     keys = set().union(*rows)
-    for key in ["loss", "l1", "l2", "l3", "mse", "var_z", "var_z_aug", "dcor_views", "lr", "z_std", "images_per_s",
-                *(f"dcor/{r}" for r in ALL_REPS)]:
+    for key in [
+        "loss",
+        "l1",
+        "l2",
+        "l3",
+        "mse",
+        "var_z",
+        "var_z_aug",
+        "dcor_views",
+        "lr",
+        "z_std",
+        "images_per_s",
+        *(f"dcor/{r}" for r in ALL_REPS),
+    ]:
         assert f"train/{key}" in keys, key
     assert "val/probe_acc" in keys
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
@@ -142,26 +172,43 @@ def test_ddp_two_processes_match_one_process(cifar10_root: Path, tmp_path: Path)
     # not Adam: the last projector bias has an exactly-zero gradient (every loss term is shift
     # invariant), and Adam turns its float noise into +-lr steps, which differ between runs.
     reps = DETERMINISTIC_REPS.replace("{cell: 4}}", "{cell: 4}, objective: dcor+cosine}")
-    common = [f"representations.items={reps}", "regression.depth=1", "loss.gather_distributed=true",
-              "trainer.max_epochs=1", "optim.optimizer=lars", "optim.lr=0.5", "optim.trust_coefficient=0.02"]
+    common = [
+        f"representations.items={reps}",
+        "regression.depth=1",
+        "loss.gather_distributed=true",
+        "trainer.max_epochs=1",
+        "optim.optimizer=lars",
+        "optim.lr=0.5",
+        "optim.trust_coefficient=0.02",
+    ]
     ddp_over = [*common, "data.batch_size=4", "trainer.devices=2", "trainer.strategy=ddp"]
     script = tmp_path / "ddp_fit.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(cifar10_root),
-                                        out=str(tmp_path / "ddp"), overrides=ddp_over))
+    script.write_text(
+        DDP_SCRIPT.format(
+            tests=str(Path(__file__).parent), root=str(cifar10_root), out=str(tmp_path / "ddp"), overrides=ddp_over
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_"))}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    single = pretrain(tiny_config(cifar10_root, tmp_path / "single", [*common, "data.batch_size=8"]),
-                      model=tiny_model(projector_bn=False), feature_dim=FEATURE_DIM, resume=None)
+    single = pretrain(
+        tiny_config(cifar10_root, tmp_path / "single", [*common, "data.batch_size=8"]),
+        model=tiny_model(projector_bn=False),
+        feature_dim=FEATURE_DIM,
+        resume=None,
+    )
     a, b = _state(tmp_path / "ddp"), _state(single)
     assert torch.load(tmp_path / "ddp/checkpoints/last.ckpt", weights_only=True)["global_step"] == 4
     assert any(k.startswith("method.regression.") for k in a) and a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=lambda m, key=key: f"{key}: {m}")
-    losses = [[float(r["train/loss"]) for r in _metrics(run) if r.get("train/loss")] for run in (tmp_path / "ddp", single)]
+    losses = [
+        [float(r["train/loss"]) for r in _metrics(run) if r.get("train/loss")] for run in (tmp_path / "ddp", single)
+    ]
     assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], rel=1e-4)
 
 
@@ -182,10 +229,18 @@ def test_schedule_counts_optimizer_steps_under_accumulation(cifar10_root: Path, 
     # 44 images, 9 held out -> 35 train -> 4 batches of 8 an epoch; accumulate 3 -> ceil(4/3) = 2
     # optimiser steps an epoch (Lightning steps on the last, partial window), x 3 epochs = 6
     rec = _LrRecorder()
-    config = tiny_config(cifar10_root, tmp_path / "run", [
-        "data.subset=44", "trainer.accumulate_grad_batches=3", "trainer.max_epochs=3", "optim.warmup_epochs=1",
-        "optim.min_lr=1e-4", f"representations.items={DETERMINISTIC_REPS}",
-    ])
+    config = tiny_config(
+        cifar10_root,
+        tmp_path / "run",
+        [
+            "data.subset=44",
+            "trainer.accumulate_grad_batches=3",
+            "trainer.max_epochs=3",
+            "optim.warmup_epochs=1",
+            "optim.min_lr=1e-4",
+            f"representations.items={DETERMINISTIC_REPS}",
+        ],
+    )
     pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[rec], resume=None)
     assert rec.total == 6 and len(rec.lrs) == 6
     expected = [1e-3 * warmup_cosine(6, 2, 0.1)(s) for s in range(6)]
@@ -221,8 +276,14 @@ def test_lars_clip_caps_the_adaptive_rate_at_lr_as_solo_learn_does() -> None:
     torch.manual_seed(0)
     big, small = torch.nn.Parameter(torch.randn(5, 4) * 10), torch.nn.Parameter(torch.randn(5, 4) * 0.01)
     lr, eta, wd = 0.1, 0.02, 1e-4
-    opt = LARS([{"params": [big, small], "lars_exclude": False}], lr=lr, momentum=0.9, weight_decay=wd,
-               trust_coefficient=eta, clip_lr=True)
+    opt = LARS(
+        [{"params": [big, small], "lars_exclude": False}],
+        lr=lr,
+        momentum=0.9,
+        weight_decay=wd,
+        trust_coefficient=eta,
+        clip_lr=True,
+    )
     (big.pow(2).sum() * 1e-3 + small.pow(3).sum() * 1e3).backward()
     before = {"big": big.detach().clone(), "small": small.detach().clone()}
     grads = {"big": big.grad.clone(), "small": small.grad.clone()}
@@ -256,8 +317,9 @@ def test_batch_of_one_is_a_config_error(cifar10_root: Path, tmp_path: Path) -> N
 
 def test_batch_larger_than_data_is_a_clear_error(cifar10_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.batch_size=64"):
-        pretrain(tiny_config(cifar10_root, tmp_path, ["data.batch_size=64"]), model=tiny_model(),
-                 feature_dim=FEATURE_DIM)
+        pretrain(
+            tiny_config(cifar10_root, tmp_path, ["data.batch_size=64"]), model=tiny_model(), feature_dim=FEATURE_DIM
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,8 +345,11 @@ class _PoisonLoss(L.Callback):
 
 
 def test_non_finite_loss_stops_with_step_and_terms(cifar10_root: Path, tmp_path: Path) -> None:
-    config = tiny_config(cifar10_root, tmp_path / "run", [f"representations.items={DETERMINISTIC_REPS}",
-                                                          "trainer.checkpoint_every_n_steps=1"])
+    config = tiny_config(
+        cifar10_root,
+        tmp_path / "run",
+        [f"representations.items={DETERMINISTIC_REPS}", "trainer.checkpoint_every_n_steps=1"],
+    )
     with pytest.raises(NonFiniteLossError, match=r"optimiser step 2 .*non-finite terms: l3.*dcor/hog="):
         pretrain(config, model=tiny_model(), feature_dim=FEATURE_DIM, callbacks=[_PoisonLoss()])
     last = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
@@ -310,8 +375,11 @@ def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: P
     from mvmr.training.build import build_data, build_module
 
     fresh_cfg = tiny_config(cifar10_root, tmp_path / "a", [f"representations.items={DETERMINISTIC_REPS}"])
-    cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [f"representations.items={DETERMINISTIC_REPS}",
-                                                            f"representations.cache_dir={tmp_path / 'cache'}"])
+    cached_cfg = tiny_config(
+        cifar10_root,
+        tmp_path / "b",
+        [f"representations.items={DETERMINISTIC_REPS}", f"representations.cache_dir={tmp_path / 'cache'}"],
+    )
     data = build_data(fresh_cfg)
     fresh = build_module(fresh_cfg, data, tiny_model(), FEATURE_DIM)
     cached = build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
@@ -329,7 +397,9 @@ def test_cached_representations_match_fresh_ones(cifar10_root: Path, tmp_path: P
         torch.testing.assert_close(b[name], a[name], rtol=2e-3, atol=2e-3, msg=name)  # float16 storage
 
 
-def test_project_dim_applies_without_a_cache_and_equals_the_cached_projection(cifar10_root: Path, tmp_path: Path) -> None:
+def test_project_dim_applies_without_a_cache_and_equals_the_cached_projection(
+    cifar10_root: Path, tmp_path: Path
+) -> None:
     """representations.project_dim is not ignored when nothing is cached: the live features get the
     same seeded projection the cache stores (so a run may switch between the two)."""
     from mvmr.training.build import build_data, build_module
@@ -338,14 +408,21 @@ def test_project_dim_applies_without_a_cache_and_equals_the_cached_projection(ci
     live_cfg = tiny_config(cifar10_root, tmp_path / "a", over)
     cached_cfg = tiny_config(cifar10_root, tmp_path / "b", [*over, f"representations.cache_dir={tmp_path / 'cache'}"])
     data = build_data(live_cfg)
-    live, cached = build_module(live_cfg, data, tiny_model(), FEATURE_DIM), build_module(cached_cfg, data, tiny_model(), FEATURE_DIM)
+    live, cached = (
+        build_module(live_cfg, data, tiny_model(), FEATURE_DIM),
+        build_module(cached_cfg, data, tiny_model(), FEATURE_DIM),
+    )
     for source in (*live.method.sources, *cached.method.sources):
         source.prepare("cpu")
     idx = torch.as_tensor(data.train_indices[:8])
     x = torch.stack([data.views[int(i)][0] for i in idx])
     a, b = live.method.targets(x, idx), cached.method.targets(x, idx)
     # every one is wider than 100 at 16 px (pixels and local std 768, HOG 864): all projected to 100
-    assert {k: v.shape[1] for k, v in a.items()} == {k: v.shape[1] for k, v in b.items()} == {"pixels": 100, "hog": 100, "local_std": 100}
+    assert (
+        {k: v.shape[1] for k, v in a.items()}
+        == {k: v.shape[1] for k, v in b.items()}
+        == {"pixels": 100, "hog": 100, "local_std": 100}
+    )
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=5e-3, atol=5e-3, msg=name)  # float16 storage
 
@@ -361,15 +438,29 @@ def test_demo_without_fashion_mnist_says_how_to_get_it(tmp_path: Path, capsys: p
     assert "apt-get install dataset-fashion-mnist" in err and "--data" in err
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset-fashion-mnist not installed"
+)
 def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
     from mvmr.workflows.demo import PROBE_LRS, run_demo
 
     lines: list[str] = []
-    result = run_demo(out=tmp_path / "demo", probe_train=200, probe_test=100, echo=lines.append, overrides=[
-        "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
-        f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
-    ])
+    result = run_demo(
+        out=tmp_path / "demo",
+        probe_train=200,
+        probe_test=100,
+        echo=lines.append,
+        overrides=[
+            "data.subset=48",
+            "data.batch_size=16",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "optim.warmup_epochs=0",
+            f"representations.items={DETERMINISTIC_REPS}",
+            "model.projector=64-64",
+            "trainer.progress_bar=false",
+        ],
+    )
     assert [r["features"].split()[0] for r in result["rows"]] == ["MV-MR", "VICReg", "random", "raw"]
     assert result["peer"] == "vicreg" and (tmp_path / "demo" / "vicreg" / "checkpoints" / "last.ckpt").is_file()
     peer = (tmp_path / "demo" / "vicreg" / "config.yaml").read_text()
@@ -389,11 +480,25 @@ def test_demo_runs_end_to_end_when_shrunk(tmp_path: Path) -> None:
         assert (tmp_path / "demo" / name).is_file(), name
     # the deterministic representations were cached in the run folder, and --fresh removes them
     assert any((tmp_path / "demo" / "reps-cache").iterdir())
-    run_demo(out=tmp_path / "demo", fresh=True, probe_train=200, probe_test=100, echo=lines.append, peer=None, overrides=[
-        "data.subset=48", "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "optim.warmup_epochs=0",
-        f"representations.items={DETERMINISTIC_REPS}", "model.projector=64-64", "trainer.progress_bar=false",
-        "representations.cache_dir=null",
-    ])
+    run_demo(
+        out=tmp_path / "demo",
+        fresh=True,
+        probe_train=200,
+        probe_test=100,
+        echo=lines.append,
+        peer=None,
+        overrides=[
+            "data.subset=48",
+            "data.batch_size=16",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "optim.warmup_epochs=0",
+            f"representations.items={DETERMINISTIC_REPS}",
+            "model.projector=64-64",
+            "trainer.progress_bar=false",
+            "representations.cache_dir=null",
+        ],
+    )
     assert not (tmp_path / "demo" / "reps-cache").exists()
     assert (tmp_path / "demo" / "vicreg").exists()  # --fresh removes only what this run trains: peer=None kept it
 
@@ -413,7 +518,10 @@ def test_demo_verdict_states_every_gap_plainly() -> None:
     # twice the binomial SE of a difference of two ~82% scores on 10,000 images is 1.1 points: a 0.2-point
     # lead is a tie, and so is 1.0 point on 10,000 images but not on 100,000
     tie = demo_verdict(0.818, 0.801, 0.831, vicreg=0.816)
-    assert "is within noise of VICReg at the same budget (+0.2 points; twice the binomial SE of the difference is 1.1)" in tie
+    assert (
+        "is within noise of VICReg at the same budget (+0.2 points; twice the binomial SE of the difference is 1.1)"
+        in tie
+    )
     assert "beats its untrained encoder (+1.7 points, beyond noise: 1.1)" in tie
     assert "above MV-MR by 1.3 points)" in tie and "docs/results.md" in tie
     assert "within noise" in demo_verdict(0.82, 0.70, 0.60, vicreg=0.81)
@@ -447,8 +555,11 @@ def test_resume_keeps_one_last_checkpoint_and_the_numbered_ones(cifar10_root: Pa
     numbered checkpoints the config asks for."""
     over = ["trainer.checkpoint_every_n_epochs=1", "trainer.checkpoint_every_n_steps=2", "probe.enabled=false"]
     for epochs in (1, 2, 3):
-        pretrain(tiny_config(cifar10_root, tmp_path / "run", [*over, f"trainer.max_epochs={epochs}"]),
-                 model=tiny_model(), feature_dim=FEATURE_DIM)
+        pretrain(
+            tiny_config(cifar10_root, tmp_path / "run", [*over, f"trainer.max_epochs={epochs}"]),
+            model=tiny_model(),
+            feature_dim=FEATURE_DIM,
+        )
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
     assert names == ["epoch0000.ckpt", "epoch0001.ckpt", "epoch0002.ckpt", "last.ckpt"], names
     last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -462,12 +573,32 @@ def test_two_process_ddp_run_through_the_real_command_line(cifar10_root: Path, t
     import json
 
     out, cache = tmp_path / "run", tmp_path / "cache"
-    args = ["pretrain", "--config", "cifar10", "--out", str(out), "data.kind=imagefolder", f"data.root={cifar10_root}",
-            "data.split=test", "data.image_size=16", "data.subset=48", "data.batch_size=4", "data.num_workers=0",
-            "data.val_fraction=0", "model.encoder=resnet18", "model.projector=32-32", "trainer.max_epochs=1",
-            "trainer.precision=32-true", "trainer.progress_bar=false", "probe.enabled=false",
-            f"representations.items={DETERMINISTIC_REPS}", f"representations.cache_dir={cache}",
-            "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    args = [
+        "pretrain",
+        "--config",
+        "cifar10",
+        "--out",
+        str(out),
+        "data.kind=imagefolder",
+        f"data.root={cifar10_root}",
+        "data.split=test",
+        "data.image_size=16",
+        "data.subset=48",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "data.val_fraction=0",
+        "model.encoder=resnet18",
+        "model.projector=32-32",
+        "trainer.max_epochs=1",
+        "trainer.precision=32-true",
+        "trainer.progress_bar=false",
+        "probe.enabled=false",
+        f"representations.items={DETERMINISTIC_REPS}",
+        f"representations.cache_dir={cache}",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=cpu",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCAL_RANK", "RANK", "WORLD_SIZE", "MASTER_"))}
     env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mvmr"]
@@ -491,13 +622,29 @@ def test_slurm_variables_select_lightnings_slurm_environment(tmp_path: Path, mon
     # building the trainer sets Lightning's process-wide rank_zero_only.rank to SLURM's rank 3: put it back
     # afterwards, or every later run in this process logs nothing (no CSV rows, no rank-zero output)
     monkeypatch.setattr(rank_zero_only, "rank", getattr(rank_zero_only, "rank", 0))
-    slurm = {"SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2", "SLURM_NODEID": "1",
-             "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "1234", "SLURM_JOB_NAME": "mvmr-stl10",
-             "SLURM_NODELIST": "gpu[01-02]"}
+    slurm = {
+        "SLURM_NTASKS": "4",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NNODES": "2",
+        "SLURM_NODEID": "1",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_JOB_ID": "1234",
+        "SLURM_JOB_NAME": "mvmr-stl10",
+        "SLURM_NODELIST": "gpu[01-02]",
+    }
     for key, value in slurm.items():
         monkeypatch.setenv(key, value)
-    config = load_config("stl10", ["trainer.accelerator=cpu", "trainer.devices=2", "trainer.num_nodes=2",
-                                   "trainer.strategy=ddp", f"output_dir={tmp_path}"])
+    config = load_config(
+        "stl10",
+        [
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.num_nodes=2",
+            "trainer.strategy=ddp",
+            f"output_dir={tmp_path}",
+        ],
+    )
     env = build_trainer(config, tmp_path).strategy.cluster_environment
     assert isinstance(env, SLURMEnvironment)
     assert (env.world_size(), env.global_rank(), env.local_rank(), env.node_rank()) == (4, 3, 1, 1)
