@@ -346,11 +346,9 @@ def tables(
     budgets: list[int],
     references: list[str],
     source: str = "",
-    partial: frozenset[tuple[str, int]] = frozenset(),
 ) -> tuple[str, dict, dict, set]:
     """The budget table and the references' table, from the runs in ``out`` and the ``earlier`` points
-    (marked †); with ``out=None``, from ``earlier`` alone, committed records, which need no mark except
-    the cells in ``partial`` (row, budget): points whose records keep less than a run's full record.
+    (marked †); with ``out=None``, from ``earlier`` alone: committed records, which need no mark.
     Also returns what the plot needs: the series, the references and the marked points."""
     mark_earlier = out is not None
     series: dict[str, list[tuple[int, list[float]]]] = {}
@@ -362,7 +360,7 @@ def tables(
         for b in budgets:
             points = [p for s in (0, 1) if (p := point(out, earlier, b, row, s))[0] is not None]
             vals, mark = [v for v, _ in points], ""
-            if (mark_earlier and any(was_earlier for _, was_earlier in points)) or (row, b) in partial:
+            if mark_earlier and any(was_earlier for _, was_earlier in points):
                 mark = " †"
                 marked.add((row, b))
             series.setdefault(row, []).append((b, vals))

@@ -92,15 +92,8 @@ def _demo_tuning_table(records: list[dict]) -> str:
 BUDGET_ROWS = ["mvmr_paper", "l1_l3", "vicreg", "barlow_twins", "vicreg_tuned", "barlow_twins_tuned", "byol_tuned"]
 #: the budget curve's points: its runs (``budget_curve.py --records``), the peer sweep's chosen runs (their
 #: 5-epoch points), the tuned peers' runs at other budgets with their chosen settings (``accuracy.py --records``),
-#: the earlier sessions' points that no full record backs yet (linear top-1 only, marked), and the reference
-#: rows of the 10,000-image table (same images, probe and test set)
-BUDGET_FILES = (
-    "budget-curve.json",
-    "peer-sweep.json",
-    "budget-tuned.json",
-    "budget-curve-earlier.json",
-    "accuracy-10k.json",
-)
+#: and the reference rows of the 10,000-image table (same images, probe and test set); every cell is full records
+BUDGET_FILES = ("budget-curve.json", "peer-sweep.json", "budget-tuned.json", "accuracy-10k.json")
 
 
 def _budget_tables(records: dict[str, Any]) -> tuple[str, dict, dict, set]:
@@ -109,17 +102,10 @@ def _budget_tables(records: dict[str, Any]) -> tuple[str, dict, dict, set]:
 
     runs = [r for r in records["budget-curve.json"] if r["method"] in BUDGET_ROWS]
     points = b.merge_points({}, [*runs, *b.chosen_runs(records["peer-sweep.json"]), *records["budget-tuned.json"]])
-    earlier, partial = records["budget-curve-earlier.json"], set()
-    for budget, cells in earlier.items():  # a cell comes whole from full records, or else from the earlier points
-        for row, seeds in cells.items() if budget.isdigit() else ():
-            if not points.get(budget, {}).get(row):
-                points.setdefault(budget, {})[row] = seeds
-                partial.add((row, int(budget)))
-    points["source"] = earlier["source"]
     points["reference"] = {r["method"]: r for r in records["accuracy-10k.json"] if r["method"] in accuracy.REFERENCES}
     budgets = sorted(int(k) for k in points if k.isdigit())
     rows = [r for r in BUDGET_ROWS if any(r in points[str(b)] for b in budgets)]
-    return b.tables(None, points, rows, budgets, list(points["reference"]), partial=frozenset(partial))
+    return b.tables(None, points, rows, budgets, list(points["reference"]))
 
 
 def _budget_report(records: dict[str, Any]) -> str:

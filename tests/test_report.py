@@ -97,27 +97,32 @@ def test_a_method_whose_sweep_is_complete_joins_the_budget_table_at_its_chosen_l
     assert "| byol_tuned | lars | 1 per 256 | 0.25 | 1e-5 | 0.5 | 4096-256 |" in text
 
 
-def test_a_budget_cell_comes_whole_from_full_records_and_earlier_points_are_marked(tmp_path: Path) -> None:
+def test_every_budget_cell_comes_from_full_records_with_its_seeds_and_no_mark(tmp_path: Path) -> None:
     repo = _copy(tmp_path)
     results = repo / "docs" / "results"
-    (results / "budget-curve-earlier.json").write_text(
-        json.dumps(
-            {
-                "source": "an older session, linear top-1 only",
-                "1": {"mvmr_paper": [40.0, 41.0], "vicreg": [30.0, 31.0]},
-                "20": {"mvmr_paper": [50.0, 51.0]},
-            }
-        )
-    )
-    full = {"method": "vicreg", "epochs": 1, "linear_top1": 35.0, "knn_top1": 33.0, "machine": "m", "commit": "c"}
-    (results / "budget-curve.json").write_text(json.dumps([{**full, "key": "vicreg@0", "seed": 0}]))
+    full = {"knn_top1": 33.0, "machine": "m", "commit": "c", "config": {}, "pretrain_s": 1.0}
+    runs = [
+        {
+            **full,
+            "method": "mvmr_paper",
+            "key": f"mvmr_paper@{seed}",
+            "seed": seed,
+            "epochs": epochs,
+            "linear_top1": top1,
+        }
+        for seed, epochs, top1 in [(0, 1, 40.0), (1, 1, 41.0), (0, 20, 50.0), (1, 20, 51.0)]
+    ] + [{**full, "method": "vicreg", "key": "vicreg@0", "seed": 0, "epochs": 1, "linear_top1": 35.0}]
+    (results / "budget-curve.json").write_text(json.dumps(runs))
     reports = [r for r in report.REPORTS if r.name == "budget-curve"]
     report.run(check=False, repo=repo, reports=reports)
     block = (repo / "docs" / "results.md").read_text().split("<!-- report:budget-curve")[1].split("<!-- /report")[0]
-    # VICReg at 1 epoch: its one full record, not a mix with the earlier seeds; the earlier cells are marked
-    assert "| vicreg | 35.00 |" in block
-    assert "| mvmr_paper | 40.50 ± 0.71 (2 seeds) † |" in block and "50.50 ± 0.71 (2 seeds) † |" in block
-    assert "† uses points measured earlier with the same settings: an older session, linear top-1 only" in block
+    # one column per budget any record has, each cell the mean ± sd of its own seeds, and no cell marked
+    assert "| row | 1 ep | 5 ep | 10 ep | 20 ep |" in block
+    row = next(line for line in block.splitlines() if line.startswith("| mvmr_paper |"))
+    assert row.startswith("| mvmr_paper | 40.50 ± 0.71 (2 seeds) |") and row.endswith("| 50.50 ± 0.71 (2 seeds) |")
+    assert "| vicreg | 35.00 | not run | not run | not run |" in block
+    assert "†" not in block
+    assert "| 1 ep | vicreg | 40.50 | 35.00 | +5.50 |" in block and "| 20 ep | vicreg |" not in block
     # the reference rows are the 10,000-image table's records
     assert "| rep_scatnet | 62.82 | 42.01 |" in block
 
