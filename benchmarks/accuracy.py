@@ -37,6 +37,10 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 from _children import Children  # noqa: E402
@@ -308,7 +312,7 @@ def all_rows(args: argparse.Namespace) -> list[tuple[str, str, int]]:
     return rows
 
 
-def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir: Path) -> list[str]:
+def base_overrides(args: argparse.Namespace, data_root: Path, seed: int, run_dir: Path | None) -> list[str]:
     import torch
 
     gpu = torch.cuda.is_available()
@@ -399,15 +403,16 @@ def run_one(args: argparse.Namespace, key: str) -> None:
         specs = {s.name: s for s in _load("cifar10").representations.items}  # the paper's kwargs
         kwargs = dict(specs[name].kwargs) if name in specs else {}
         rep = build(name, **kwargs)
+        features: nn.Module = rep
         if projected:  # the cache's seeded Gaussian projection, as a regressed target or at the encoder's width
             from torch import nn
 
             from mvmr.representations.projection import RandomProjection
 
             raw = rep.output_dim(3, image_size(args), image_size(args))
-            rep = nn.Sequential(rep, nn.Flatten(), RandomProjection(raw, int(projected), seed, key=name))
+            features = nn.Sequential(rep, nn.Flatten(), RandomProjection(raw, int(projected), seed, key=name))
         extractor = FeatureExtractor(
-            rep,
+            features,
             mean=None,
             std=None,
             description=f"representation:{name}" + (f" projected to {projected}" if projected else ""),
@@ -505,7 +510,9 @@ def collect(args: argparse.Namespace) -> str:
     from mvmr.workflows import ablation
 
     rows = all_rows(args)
-    lines, results, by_method = [], {}, {}
+    lines: list[str] = []
+    results: dict[str, dict[str, Any] | None] = {}
+    by_method: dict[str, list[dict[str, Any]]] = {}
     for key, method, seed in rows:
         r = ablation.load_row_result(Path(args.out) / key)
         results[key] = r
@@ -553,7 +560,7 @@ def records(args: argparse.Namespace) -> list[dict]:
         "threads",
         "method",
     )
-    found = []
+    found: list[dict[str, Any]] = []
     for key, method, _ in all_rows(args):
         r = ablation.load_row_result(Path(args.out) / key)
         if r is None:

@@ -49,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Set as AbstractSet
 from itertools import combinations
 from pathlib import Path
 
@@ -206,7 +207,8 @@ def second_seed_rows(out: Path, budget: int, rows: list[str], close: float, earl
     first = {r: point(out, earlier or {}, budget, r, 0)[0] for r in rows}
     need: set[str] = set()
     for a, b in combinations(rows, 2):
-        if first[a] is not None and first[b] is not None and abs(first[a] - first[b]) < close:
+        fa, fb = first[a], first[b]
+        if fa is not None and fb is not None and abs(fa - fb) < close:
             need |= {a, b}
     return [r for r in rows if r in need]
 
@@ -215,7 +217,7 @@ def runs_to_do(args: argparse.Namespace) -> list[tuple[Path, str, int | None]]:
     """(folder, row key, epochs) still missing, in the order they run; epochs None: a reference row."""
     out, rows, earlier = Path(args.out), args.rows.split(","), _earlier(args)
     budgets = [int(b) for b in args.budgets.split(",")]
-    todo = [
+    todo: list[tuple[Path, str, int | None]] = [
         (out / "reference", ref, None)
         for ref in args.references.split(",")
         if ref and reference(out, earlier, ref)[0] is None
@@ -260,7 +262,9 @@ def run_records(args: argparse.Namespace) -> list[dict]:
     import accuracy
 
     out, cache = Path(args.out), args.cache or str(Path(args.out) / "rep-cache")
-    calls = [(out / "reference", ref, None) for ref in args.references.split(",") if ref]
+    calls: list[tuple[Path, str, int | None]] = [
+        (out / "reference", ref, None) for ref in args.references.split(",") if ref
+    ]
     calls += [
         (out / f"e{b}", row, b) for b in sorted(int(x) for x in args.budgets.split(",")) for row in args.rows.split(",")
     ]
@@ -359,7 +363,7 @@ def tables(
         cells = []
         for b in budgets:
             points = [p for s in (0, 1) if (p := point(out, earlier, b, row, s))[0] is not None]
-            vals, mark = [v for v, _ in points], ""
+            vals, mark = [v for v, _ in points if v is not None], ""  # every one: points keeps only values
             if mark_earlier and any(was_earlier for _, was_earlier in points):
                 mark = " †"
                 marked.add((row, b))
@@ -427,7 +431,7 @@ def plot(
     series: dict[str, list[tuple[int, list[float]]]],
     refs: dict[str, dict | None],
     path: Path,
-    marked: set[tuple[str, int]] = frozenset(),
+    marked: AbstractSet[tuple[str, int]] = frozenset(),
 ) -> None:
     import matplotlib
 

@@ -37,11 +37,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
+
+if TYPE_CHECKING:
+    from mvmr.representations.base import Representation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import SHARED_DATA, extract_once  # noqa: E402
@@ -51,12 +54,13 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCH_LABELS = {1: "epoch 1 (every chunk checked once)", 2: "epoch 2 (steady state)"}
 
 
-def _synthetic_representations(dims: list[int]):
+def _synthetic_representations(dims: list[int]) -> dict[str, Representation]:
     """Deterministic representations of ``dims`` output values: fixed random maps of the image."""
     from mvmr.representations.base import Representation
 
     class Synthetic(Representation):
         deterministic = True
+        w: torch.Tensor  # the buffer registered below
 
         def __init__(self, name: str, dim: int) -> None:
             super().__init__()
@@ -75,7 +79,7 @@ def _synthetic_representations(dims: list[int]):
     return {f"rep{k}": Synthetic(f"rep{k}", d) for k, d in enumerate(dims)}
 
 
-def _real_batch(size: int, batch: int):
+def _real_batch(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One fixed two-view batch of real Imagenette images (as benchmarks/step_bench.py)."""
     from mvmr.data import DatasetSubset, TwoViews, build_dataset
     from mvmr.transforms.augmentation import PaperAugmentation
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             source.cache = cache  # opened above (already verified by part 1: the steady state)
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=True)
+            assert model.spec is not None  # build_model's encoders always carry their spec
             module = PretrainingModule(
                 model,
                 MVMR(MVMRLoss(), [source]),

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     data = out / "fashion-mnist-val"
     config = load_config("demo", [f"data.root={data}"])
     d, seed = config.data, config.trainer.seed
+    assert d.channels is not None  # the demo config fixes it (1: grayscale)
     train = build_dataset("fashion_mnist", data, split="train", size=d.image_size, channels=d.channels)
     test = build_dataset("fashion_mnist", data, split="test", size=d.image_size, channels=d.channels)
     big = max(a.train_sizes)

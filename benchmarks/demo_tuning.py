@@ -24,8 +24,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mvmr.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_records  # noqa: E402
@@ -111,7 +115,7 @@ def validation_copy(source: Path, out: Path, *, val_size: int = 10_000, seed: in
     return out
 
 
-def _baselines(config, data: Path, out: Path, probe_train: int, probe_test: int) -> list[dict]:  # noqa: ANN001
+def _baselines(config: Config, data: Path, out: Path, probe_train: int, probe_test: int) -> list[dict[str, Any]]:
     """The untrained encoder and the raw pixels for this encoder and image size, probed once."""
     from mvmr.workflows.demo import baseline_rows
 

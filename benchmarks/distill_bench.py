@@ -81,9 +81,13 @@ def teacher_rows(images: torch.Tensor, labels: torch.Tensor, batch: int, repeats
     top-1 (%) of the teacher's classifier with both normalisations."""
     rows = []
     x = images[:batch]
+    norms: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("half", {}),
+        ("imagenet", {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}),
+    )
     for size in (96, 224):
         row: dict[str, Any] = {"kind": "teacher", "input_size": size, "batch": len(x), "images": len(images)}
-        for norm, kw in (("half", {}), ("imagenet", {"mean": IMAGENET_MEAN, "std": IMAGENET_STD})):
+        for norm, kw in norms:
             teacher = build_teacher("efficientnet-lite0", input_size=size, **kw)
             assert isinstance(teacher, Teacher)
             if not kw:

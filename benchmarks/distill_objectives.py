@@ -44,6 +44,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from matplotlib.colors import ListedColormap
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,7 +141,7 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
 
     from mvmr.config import load_config
     from mvmr.evaluation import FeatureExtractor, evaluate_frozen, resolve_encoder, save_result
-    from mvmr.representations.teachers import build_teacher
+    from mvmr.representations.teachers import Teacher, build_teacher
     from mvmr.workflows import ablation
     from mvmr.workflows.distill_report import ssl_baseline_config
 
@@ -189,7 +193,9 @@ def run_one(args: argparse.Namespace, spec: str) -> None:
             extractor = resolve_encoder(encoder=f"random:{m.encoder}", small_images=m.small_images, seed=seed)
         else:
             t = config.teacher
+            assert t.spec is not None  # distill_demo names its teacher
             teacher = build_teacher(t.spec, weights=t.weights, name=t.name, **t.options)
+            assert isinstance(teacher, Teacher)  # a model, not precomputed embeddings (no embed_dim, no forward)
             extractor = FeatureExtractor(
                 teacher,
                 mean=None,
@@ -387,7 +393,9 @@ def plot(results: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 4.6))
-    colours, markers = plt.get_cmap("tab20").colors, "os^vDPX*<>hp"
+    tab20 = cast("ListedColormap", plt.get_cmap("tab20"))  # get_cmap is typed as returning any Colormap
+    colours = cast("tuple[tuple[float, float, float], ...]", tab20.colors)  # typed as any ArrayLike or colour
+    markers = "os^vDPX*<>hp"
     series = 0  # every series gets its own colour and marker: no two lines look alike
     for tag in sorted({r["tag"] for r in results}):
         mine = [r for r in results if r["tag"] == tag]
@@ -395,7 +403,7 @@ def plot(results: list[dict], path: Path) -> None:
         if base is None or top is None:
             continue
         for row in sorted({r["row"] for r in mine} - {"untrained", "teacher"}):
-            pts = {}
+            pts: dict[int, list[float]] = {}
             for r in mine:
                 if r["row"] == row:
                     pts.setdefault(r["budget"], []).append(100 * (r["linear_top1"] - base) / (top - base))

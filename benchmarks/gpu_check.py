@@ -33,12 +33,18 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from mvmr.models import MVMRModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +78,7 @@ def register_l1_only() -> None:
         description = "L1 only (gpu_check baseline)"
         views = MVMR.views  # the clean view and an augmented one
 
-        def step(self, model, batch):
+        def step(self, model: MVMRModel, batch: Any) -> StepOutput:
             h, z_a = model.forward_with_features(batch[0])
             z_b = model(batch[1])
             loss = F.mse_loss(z_a, z_b) + variance_hinge(z_a) + variance_hinge(z_b)
@@ -160,7 +166,7 @@ def time_kernels(sizes: Sizes, device: str) -> dict[str, float]:
     from mvmr.losses import distance_correlation
     from mvmr.representations import build
 
-    def clock(fn, repeats: int = 5) -> float:  # noqa: ANN001
+    def clock(fn: Callable[[], object], repeats: int = 5) -> float:
         fn()
         times = []
         for _ in range(repeats):
@@ -180,7 +186,7 @@ def time_kernels(sizes: Sizes, device: str) -> dict[str, float]:
     for name in ("hog", "scatnet"):
         module = build(name).to(device)
         with torch.no_grad():
-            out[f"{name}_images_per_s"] = sizes.batch / clock(lambda m=module: m(images), repeats=3)
+            out[f"{name}_images_per_s"] = sizes.batch / clock(partial(module, images), repeats=3)
     return out
 
 

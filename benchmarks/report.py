@@ -38,7 +38,7 @@ class Report:
     doc: str  #: relative to the repository
     records: str | tuple[str, ...]  #: a JSON file under docs/results/, or several (then a dict by file name)
     render: Callable[[Any], str]
-    plot: Callable[[Any, Path], None] | None = None
+    plot: Callable[[Any, Path], object] | None = None  #: what it returns is not used
     image: str | None = None  #: the plot's file under docs/results/
 
 
@@ -58,7 +58,8 @@ def _accuracy_tables(records: list[dict]) -> str:
     """The table of ``benchmarks/accuracy.py --collect`` from its records: every row, then the seed spread."""
     import accuracy as a
 
-    lines, by_method = [], {}
+    lines: list[str] = []
+    by_method: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         lines.append(a.row_line(r["key"], r["label"], r["seed"], r))
         if r.get("method") in a.METHODS:

@@ -59,7 +59,7 @@ def load_images(folder: Path, n: int, size: int) -> torch.Tensor:
     for p in paths:
         img = Image.open(p).convert("RGB")
         if img.size != (size, size):
-            img = img.resize((size, size), Image.BICUBIC)
+            img = img.resize((size, size), Image.Resampling.BICUBIC)
         out.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
     return torch.stack(out)
 

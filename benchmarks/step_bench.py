@@ -29,9 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from mvmr.data import DatasetSubset
+    from mvmr.methods import Method
+    from mvmr.models import MVMRModel
+    from mvmr.sources import FeatureSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import SHARED_DATA, extract_once  # noqa: E402
@@ -42,7 +48,7 @@ REPS = ["pixels", "scatnet", "augmented_pixels", "hog", "local_std"]
 BASELINE = "L1 only"
 
 
-def _images(root: Path | None, size: int, n: int):
+def _images(root: Path | None, size: int, n: int) -> DatasetSubset:
     """``(dataset, first n items)`` of Imagenette val (real 96 px images), extracted if needed."""
     from mvmr.data import DatasetSubset, build_dataset
 
@@ -123,17 +129,18 @@ def main(argv: list[str] | None = None) -> int:
             source.prepare(device)
 
         class L1Only(Method):
-            def step(self, model, b):
+            def step(self, model: MVMRModel, b: Any) -> StepOutput:
                 x_clean, x_aug, _, _ = b
                 h, z = model.forward_with_features(x_clean)
                 z_aug = model(x_aug)
                 loss = torch.nn.functional.mse_loss(z, z_aug) + variance_hinge(z) + variance_hinge(z_aug)
                 return StepOutput(loss=loss, terms={"loss": loss.detach()}, features=h, embeddings=z)
 
-        def module(method, sources):
+        def module(method: Method | None, sources: list[FeatureSource]) -> tuple[PretrainingModule, torch.optim.Adam]:
             torch.manual_seed(0)
             model = build_model(args.encoder, args.projector, small_images=args.small_images).to(device)
             method = method or MVMR(MVMRLoss(), sources, order=REPS)
+            assert model.spec is not None  # build_model's encoders always carry their spec
             m = PretrainingModule(
                 model,
                 method,
