@@ -247,6 +247,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also write the finished rows' results (metrics, settings, times, machine) to this JSON",
     )
     p.add_argument(
+        "--update",
+        action="store_true",
+        help="with --records: replace only the records of the rows finished in --out (by key) and keep the "
+        "file's other records (a partial re-run, e.g. the reference rows alone)",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -525,10 +531,12 @@ def collect(args: argparse.Namespace) -> str:
 
 
 def save_records(args: argparse.Namespace, path: Path) -> None:
-    """The finished rows' results as one JSON list (commit it under docs/results/): see :func:`records`."""
-    from _provenance import write_records
+    """The finished rows' results as one JSON list (commit it under docs/results/): see :func:`records`;
+    with ``--update``, they replace only their own rows' records in ``path``."""
+    from _provenance import updated_records, write_records
 
-    write_records(path, records(args))
+    found = records(args)
+    write_records(path, updated_records(path, found, "key") if args.update else found)
 
 
 def records(args: argparse.Namespace) -> list[dict]:

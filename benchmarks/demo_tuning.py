@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mvmr.config import Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, write_records  # noqa: E402
+from _provenance import provenance, updated_records, write_records  # noqa: E402
 from _targets import paper_items  # noqa: E402
 
 FILES = {
@@ -249,10 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "tuning.md").write_text(table, encoding="utf-8")
     if args.records:
         records = [json.loads(p.read_text()) for p in sorted(out.glob("*/tuning.json"))]
-        if args.update and Path(args.records).is_file():
-            again = {r["name"] for r in records}
-            kept = [r for r in json.loads(Path(args.records).read_text()) if r["name"] not in again]
-            records = sorted(kept + records, key=lambda r: r["name"])
+        if args.update:
+            records = sorted(updated_records(args.records, records, "name"), key=lambda r: r["name"])
         write_records(args.records, records)
     print(table, end="")
     return 0

@@ -152,3 +152,46 @@ def test_collect_writes_one_record_per_finished_row_with_the_lr_it_ran_and_its_p
     assert got[1]["optim"] is None and got[1]["overrides"] == []
     assert str(REPO) not in records.read_text()
     assert (out / "accuracy.png").is_file()
+
+
+def test_update_replaces_only_the_records_of_the_rows_collected_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partial re-run (here the reference rows alone, in a fresh folder) replaces its rows' records in the
+    committed file in place, keeps the trained rows' records as they were, and appends a row new to it."""
+    import json
+
+    acc = _driver()
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    records = tmp_path / "records.json"
+    committed = [
+        {"key": "sc_cos@0", "method": "sc_cos", "linear_top1": 46.95, "machine": "x86_64, 2 cores"},
+        {"key": "rep_scatnet", "method": "rep_scatnet", "linear_top1": 62.82, "machine": "x86_64, 2 cores"},
+        {"key": "sc_cos@1", "method": "sc_cos", "linear_top1": 45.81, "machine": "x86_64, 2 cores"},
+    ]
+    records.write_text(json.dumps(committed))
+    out = tmp_path / "refs"
+    for key, top1 in (("rep_scatnet", 62.82), ("rep_hog", 42.76)):
+        (out / key).mkdir(parents=True)
+        result = {
+            "key": key,
+            "method": key,
+            "linear_top1": top1,
+            "knn_top1": 40.0,
+            "seed": 0,
+            "epochs": 0,
+            "pretrain_s": 0.0,
+            "eval_s": 90.0,
+            "wall_s": 90.0,
+            "feature_dim": 15552,
+            "peak_rss_mib": 3788.0,
+        }
+        (out / key / "result.json").write_text(json.dumps({**result, "machine": "AMD EPYC, 2 cores", "commit": "c"}))
+    argv = ["--out", str(out), "--rows", "rep_scatnet", "rep_hog", "--collect", "--records", str(records)]
+    assert acc.main([*argv, "--update"]) == 0
+    got = json.loads(records.read_text())
+    assert [r["key"] for r in got] == ["sc_cos@0", "rep_scatnet", "sc_cos@1", "rep_hog"]
+    assert got[0] == committed[0] and got[2] == committed[2]  # the trained rows' records, untouched
+    assert got[1]["machine"] == "AMD EPYC, 2 cores" and got[1]["commit"] == "c" and got[3]["linear_top1"] == 42.76
+    assert acc.main(argv) == 0  # without --update, the file holds exactly the rows collected
+    assert [r["key"] for r in json.loads(records.read_text())] == ["rep_hog", "rep_scatnet"]
