@@ -261,7 +261,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="config override applied after every row's own (repeatable), e.g. optim.lr=0.1 for a sweep",
     )
     p.add_argument("--_row", default=None, help=argparse.SUPPRESS)  # internal: run this one row here
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.update and not args.records:
+        p.error("--update replaces records in the file --records names: give --records FILE")
+    return args
 
 
 # ------------------------------------------------------------------------------------------ data

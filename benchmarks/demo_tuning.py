@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collect", action="store_true", help="run nothing: write the table (and records) only")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
+    if args.update and not args.records:
+        p.error("--update replaces records in the file --records names: give --records FILE")
 
     out = Path(args.out)
     data = validation_copy(Path(args.source), out / "fashion-mnist-val")

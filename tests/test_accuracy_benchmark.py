@@ -195,3 +195,5 @@ def test_update_replaces_only_the_records_of_the_rows_collected_and_keeps_the_ot
     assert got[1]["machine"] == "AMD EPYC, 2 cores" and got[1]["commit"] == "c" and got[3]["linear_top1"] == 42.76
     assert acc.main(argv) == 0  # without --update, the file holds exactly the rows collected
     assert [r["key"] for r in json.loads(records.read_text())] == ["rep_hog", "rep_scatnet"]
+    with pytest.raises(SystemExit):  # --update without a file to update is refused, not ignored
+        acc.parse_args(["--out", str(out), "--collect", "--update"])

@@ -98,3 +98,5 @@ def test_update_replaces_only_the_candidates_run_again_and_keeps_the_others(tmp_
     ]
     assert demo_tuning.main(["--out", str(out), "--collect", "--records", str(records)]) == 0  # without: only b
     assert [r["name"] for r in json.loads(records.read_text())] == ["b"]
+    with pytest.raises(SystemExit):  # --update without a file to update is refused, not ignored
+        demo_tuning.main(["--out", str(out), "--collect", "--update"])
