@@ -52,14 +52,20 @@ def write_records(path: str | Path, records: list[dict[str, Any]], *, strict: bo
     return path
 
 
-def updated_records(path: str | Path, new: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def updated_records(path: str | Path, new: list[dict[str, Any]], key: str | tuple[str, ...]) -> list[dict[str, Any]]:
     """The records of the JSON file ``path`` with those of ``new`` in place of the ones sharing their ``key``
-    field (a partial re-run): the file's other records are kept in their order, and ``new``'s records that
-    replace none follow them. Without the file, ``new`` itself."""
+    (a field, or a tuple of fields that together name a record, such as ``("table", "row")``; a partial
+    re-run): the file's other records are kept in their order, and ``new``'s records that replace none follow
+    them. Without the file, ``new`` itself."""
     path = Path(path)
     if not path.is_file():
         return list(new)
-    fresh = {r[key]: r for r in new}
+    fields = (key,) if isinstance(key, str) else key
+
+    def name(record: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(record.get(f) for f in fields)
+
+    fresh = {name(r): r for r in new}
     old = json.loads(path.read_text(encoding="utf-8"))
-    kept = [fresh.pop(r[key], r) for r in old]
-    return kept + [r for r in new if r[key] in fresh]
+    kept = [fresh.pop(name(r), r) for r in old]
+    return kept + [r for r in new if name(r) in fresh]

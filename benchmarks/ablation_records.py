@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, write_records  # noqa: E402
+from _provenance import provenance, updated_records, write_records  # noqa: E402
 
 #: what the docs' ablation rows pretrained on (the config's data.root is a local folder, not a name)
 DATASET = "CIFAR-10, 2,048 images"
@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tables", default="5,6,7,8", help="comma list of tables (default: 5,6,7,8)")
     p.add_argument("--records", required=True, type=Path, help="the JSON records file to write")
     p.add_argument("--dataset", default=DATASET, help=f"what the rows pretrained on, for titles (default: {DATASET})")
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the records file's other rows: replace only the records of the rows found under --out "
+        "(same table and row), and add the new ones (a partial run, e.g. a table's missing rows)",
+    )
     args = p.parse_args(argv)
     tables = [int(t) for t in args.tables.split(",") if t.strip()]
     records = collect(args.out, tables, args.dataset)
@@ -130,11 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             f"no finished rows of tables {args.tables} under {args.out}; {args.records} left as it was", file=sys.stderr
         )
         return 1
+    found = len(records)
+    if args.update:
+        records = updated_records(args.records, records, ("table", "row"))
     write_records(args.records, records, strict=True)
     for table in tables:
         print(f"\n## Table {table}\n\n" + render(records, table), end="")
     counts = ", ".join(f"Table {t}: {sum(r['table'] == t for r in records)}" for t in tables)
-    print(f"\nwritten: {args.records} ({len(records)} records; {counts})")
+    print(f"\nwritten: {args.records} ({len(records)} records, {found} from {args.out}; {counts})")
     return 0
 
 

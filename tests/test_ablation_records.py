@@ -165,6 +165,29 @@ def test_records_round_trip_through_json(out: Path, tmp_path: Path) -> None:
     assert ar.main(["--out", str(tmp_path / "nothing"), "--records", str(empty)]) == 1 and not empty.exists()
 
 
+def test_update_keeps_the_files_other_rows_and_replaces_only_the_rows_found(out: Path, tmp_path: Path) -> None:
+    path = tmp_path / "ablation-tables.json"
+    assert ar.main(["--out", str(out), "--tables", "5,8", "--records", str(path)]) == 0
+    before = json.loads(path.read_text(encoding="utf-8"))
+    # a later, partial run: one row of Table 5 again (another score) and a row of Table 6 not run before;
+    # the same row key in another table ("1024-1024-1024" of Table 8) must not be taken for it
+    later = tmp_path / "later"
+    _finish(later, 5, "L1+L3", 40.0, 86.0, 37.0, 50.0)
+    _finish(later, 6, "pixels+hog", 38.0, 85.0, 36.0, 60.0)
+    assert ar.main(["--out", str(later), "--tables", "5,6", "--records", str(path), "--update"]) == 0
+    after = json.loads(path.read_text(encoding="utf-8"))
+    keys = [(r["table"], r["row"]) for r in after]
+    assert keys == [(r["table"], r["row"]) for r in before] + [(6, "pixels+hog")]
+    by_key = {(r["table"], r["row"]): r for r in after}
+    assert by_key[(5, "L1+L3")]["linear_top1"] == 40.0 and by_key[(6, "pixels+hog")]["linear_top1"] == 38.0
+    kept = [r for r in after if (r["table"], r["row"]) not in {(5, "L1+L3"), (6, "pixels+hog")}]
+    assert kept == [r for r in before if (r["table"], r["row"]) != (5, "L1+L3")]
+    assert "| ✓ |  | ✓ | 40.00 | 86.00 | 37.00 | 50 |" in ar.render(after, 5)
+    # without --update the file holds only what the partial run found
+    assert ar.main(["--out", str(later), "--tables", "5,6", "--records", str(path)]) == 0
+    assert len(json.loads(path.read_text(encoding="utf-8"))) == 2
+
+
 def test_a_changed_metric_changes_the_table(out: Path) -> None:
     records = ar.collect(out, [5])
     before = ar.render(records, 5)
