@@ -3,9 +3,11 @@
 ``mvmr ablate --table N`` leaves one ``<out>/table<N>/<row>/result.json`` per finished row (written by
 :func:`mvmr.workflows.ablation.save_row_result`). :func:`collect` turns them into one JSON record per
 row: ``{"table": N, "row": <row key>, <the result: linear_top1, linear_top5, knn_top1, wall_s, ...>,
-"config": <the row's resolved config>, "dataset": ..., "finished": ..., <provenance>}``; the result's
-``key`` becomes ``row``, NaN becomes null, and a result without a config carries the row's
-``overrides`` instead. :func:`render` gives the Markdown table of ``mvmr ablate --table N --collect``
+"config": <the row's resolved config>, "dataset": ..., "finished": ..., <provenance>}``, the provenance
+(machine, commit, torch, recorded) being the row's own where its result names it (``run_row`` records
+it when the row starts) and this collect's otherwise; the result's ``key`` becomes ``row``, NaN becomes
+null, and a result without a config carries the row's ``overrides`` instead. :func:`render` gives the
+Markdown table of ``mvmr ablate --table N --collect``
 for those records (the same code: :func:`mvmr.workflows.ablation.collect_markdown`, with the rows
 that :func:`mvmr.workflows.ablation.shown_rows` picks), and :func:`plot` its bar chart
 (:func:`mvmr.workflows.ablation.plot_table`). ``benchmarks/report.py`` regenerates the docs from them.
@@ -28,6 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, updated_records, write_records  # noqa: E402
+
+#: the fields that say where and with what code a row ran (the commit names the mvmr version)
+PROVENANCE = ("machine", "commit", "torch", "recorded")
 
 #: what the docs' ablation rows pretrained on (the config's data.root is a local folder, not a name)
 DATASET = "CIFAR-10, 2,048 images"
@@ -63,11 +68,13 @@ def collect(out: Path, tables: Sequence[int], dataset: str = DATASET) -> list[di
             if result is None:
                 continue
             finished = time.strftime("%Y-%m-%d", time.localtime((folder / row.key / RESULT_FILE).stat().st_mtime))
-            body = {k: v for k, v in result.items() if k not in ("key", "table", "row")}
+            body = {k: v for k, v in result.items() if k not in ("key", "table", "row", "mvmr", *PROVENANCE)}
             if "config" not in body:
                 body["overrides"] = list(row.overrides)
+            # where the row ran, as its result says (rows run before results said so: this collect's)
+            ran_on = {**prov, **{k: result[k] for k in PROVENANCE if k in result}}
             records.append(
-                _plain({"table": table, "row": row.key, **body, "dataset": dataset, "finished": finished, **prov})
+                _plain({"table": table, "row": row.key, **body, "dataset": dataset, "finished": finished, **ran_on})
             )
     return records
 

@@ -332,7 +332,13 @@ def test_a_resumed_row_reports_the_pretraining_time_of_every_session(tmp_path: P
     assert ablation.load_row_result(run_dir) is None  # not finished: the next call resumes it
     res = ablation.run_row(cfg, ablation.ProbeSettings(), key="L1", log=lambda line: None)
     assert (res["pretrain_s"], res["pretrain_sessions"], res["eval_s"], res["wall_s"]) == (150.0, 2, 7.0, 157.0)
-    assert ablation.load_row_result(run_dir)["pretrain_s"] == 150.0
+    saved = ablation.load_row_result(run_dir)
+    assert saved["pretrain_s"] == 150.0
+    # where and with what code it ran: this machine and this checkout, as the library's provenance finds them
+    from mvmr.utils.provenance import git_commit, machine
+
+    assert (saved["machine"], saved["commit"]) == (machine(), git_commit())
+    assert saved["commit"] != "unknown" and {"torch", "recorded", "mvmr"} <= set(saved)
 
 
 def test_a_running_row_keeps_writing_its_pretraining_time_so_a_hard_kill_loses_little(

@@ -108,6 +108,15 @@ def test_collect_finds_every_finished_row_in_table_order(out: Path, capsys: pyte
     assert first["dataset"] == "CIFAR-10, 2,048 images"
 
 
+def test_a_record_names_where_its_row_ran_and_falls_back_to_the_collects_provenance(tmp_path: Path) -> None:
+    ran = {"machine": "Some CPU, 64 cores", "commit": "abc1234", "torch": "2.0", "recorded": "2026-01-01"}
+    ablation.save_row_result(tmp_path / "table7" / "crop", {"key": "crop", "linear_top1": 40.0, "mvmr": "0.1", **ran})
+    ablation.save_row_result(tmp_path / "table7" / "crop+flip", {"key": "crop+flip", "linear_top1": 41.0})
+    own, older = ar.collect(tmp_path, [7])
+    assert {k: own[k] for k in ran} == ran and "mvmr" not in own  # the commit names the version
+    assert {k: older[k] for k in ran} == {k: v for k, v in ar.provenance().items() if k in ran}
+
+
 def test_a_result_without_its_config_carries_the_rows_overrides(tmp_path: Path) -> None:
     ablation.save_row_result(tmp_path / "table7" / "crop", {"key": "crop", "linear_top1": 40.0, "wall_s": 9.0})
     (record,) = ar.collect(tmp_path, [7])

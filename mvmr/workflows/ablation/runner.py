@@ -32,7 +32,7 @@ from mvmr.methods import available_methods
 from mvmr.training import trainer  # trainer.pretrain looked up at call time (tests replace it)
 from mvmr.training.export import last_checkpoint
 from mvmr.utils.atomic import atomic_write_json
-from mvmr.utils.provenance import peak_rss_mib
+from mvmr.utils.provenance import peak_rss_mib, provenance
 
 __all__ = [
     "ProbeSettings",
@@ -199,7 +199,9 @@ def run_row(
     The config's ``method`` says what trains (MV-MR or a peer method from the registry).
     ``reuse``: folders of other ablations/benchmarks; a finished row there with the identical
     config (run folder aside) and probe settings is copied instead of run again.
-    The result (metrics, wall times, peak memory of this process) goes to ``<run>/result.json``.
+    The result (metrics, wall times, peak memory of this process, and where and with what code the row ran:
+    ``machine``, ``commit``, ``mvmr``, ``torch``, ``recorded``, taken when this session starts, before ``extra``)
+    goes to ``<run>/result.json``.
     """
     run_dir = Path(config.output_dir)
     done = load_row_result(run_dir)
@@ -214,6 +216,7 @@ def run_row(
         log(f"[reuse] {key or run_dir}: identical config and probe in {src}")
         return res
     log(f"[run] {key or run_dir} -> {run_dir}")
+    ran_on = provenance()  # the code that trains this row, before any of it runs
     pretrain_s, sessions = _timed_pretrain(config, run_dir, dict(trainer_overrides or {}))
     t1 = time.perf_counter()
     train_ds, test_ds = probe_datasets(probe, config)
@@ -244,6 +247,7 @@ def run_row(
         "pretrain_method": config.method,
         "probe": asdict(probe),
         "config": to_dict(config),
+        **ran_on,
         **dict(extra or {}),
     }
     save_row_result(run_dir, result)
