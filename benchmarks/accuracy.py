@@ -663,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"[row] {key}", flush=True)
                 rc = children.start([sys.executable, str(Path(__file__).resolve()), *forwarded, "--_row", key]).wait()
-                if rc != 0:
+                if rc != 0 and not children.stopping:  # a row stopped by SIGTERM checkpointed: no failure
                     print(f"[fail] {key}: exit status {rc}", flush=True)
         if children.stopping:
             print("[stop] SIGTERM: the running row was stopped (it resumes from its checkpoint next time)", flush=True)
