@@ -633,8 +633,11 @@ def plot(records: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args._row:
-        run_one(args, args._row)
+    if args._row:  # one row, in a child of the driver: its log gets the CLI's clean output (no library tips)
+        from mvmr.training.quiet import clean_output
+
+        with clean_output():
+            run_one(args, args._row)
         return 0
     if args.print_overrides:
         root = data_root(args)

@@ -486,8 +486,11 @@ def collect(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args._row:
-        run_one(args, args._row)
+    if args._row:  # one row, in a child of the driver: its log gets the CLI's clean output (no library tips)
+        from mvmr.training.quiet import clean_output
+
+        with clean_output():
+            run_one(args, args._row)
         return 0
     if args.collect:
         return collect(args)

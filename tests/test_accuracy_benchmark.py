@@ -197,3 +197,26 @@ def test_update_replaces_only_the_records_of_the_rows_collected_and_keeps_the_ot
     assert [r["key"] for r in json.loads(records.read_text())] == ["rep_hog", "rep_scatnet"]
     with pytest.raises(SystemExit):  # --update without a file to update is refused, not ignored
         acc.parse_args(["--out", str(out), "--collect", "--update"])
+
+
+@pytest.mark.parametrize("script", ["accuracy", "distill_objectives"])
+def test_a_row_child_runs_with_the_clis_clean_output(script: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log of a row (the driver's child, ``--_row``) shows no library tips or notices: the row runs
+    inside :func:`mvmr.training.quiet.clean_output`, as every ``mvmr`` command does."""
+    import logging
+
+    from mvmr.training.quiet import notices_hidden
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{script}_benchmark", REPO / "benchmarks" / f"{script}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    seen = []
+    monkeypatch.setattr(module, "run_one", lambda args, key: seen.append((key, notices_hidden())))
+    assert not notices_hidden()
+    assert module.main(["--out", "unused", "--_row", "some_row@0"]) == 0
+    assert seen == [("some_row@0", True)]
+    assert not notices_hidden() and logging.root.manager.disable < logging.INFO  # restored after the row
