@@ -19,6 +19,16 @@ def provenance() -> dict[str, str]:
     return {k: v for k, v in _provenance(REPO).items() if k != "mvmr"}
 
 
+#: the fields of :func:`provenance`, which a record carries beside its metrics
+FIELDS = ("machine", "commit", "torch", "recorded")
+
+
+def ran_on(result: dict[str, Any], fallback: dict[str, str]) -> dict[str, Any]:
+    """Where and with what code ``result`` ran: its own :data:`FIELDS` (a row records them when it starts),
+    and ``fallback`` (the collecting process's :func:`provenance`) for those it lacks (rows run before)."""
+    return {**fallback, **{k: result[k] for k in FIELDS if k in result}}
+
+
 def repo_relative(value: Any) -> Any:
     """``value`` with every string path inside this checkout written relative to it (records name no machine's
     absolute paths); dicts and lists are walked, everything else is returned as it is."""

@@ -29,10 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, updated_records, write_records  # noqa: E402
-
-#: the fields that say where and with what code a row ran (the commit names the mvmr version)
-PROVENANCE = ("machine", "commit", "torch", "recorded")
+from _provenance import FIELDS, provenance, ran_on, updated_records, write_records  # noqa: E402
 
 #: what the docs' ablation rows pretrained on (the config's data.root is a local folder, not a name)
 DATASET = "CIFAR-10, 2,048 images"
@@ -68,13 +65,21 @@ def collect(out: Path, tables: Sequence[int], dataset: str = DATASET) -> list[di
             if result is None:
                 continue
             finished = time.strftime("%Y-%m-%d", time.localtime((folder / row.key / RESULT_FILE).stat().st_mtime))
-            body = {k: v for k, v in result.items() if k not in ("key", "table", "row", "mvmr", *PROVENANCE)}
+            # the commit names the mvmr version
+            body = {k: v for k, v in result.items() if k not in ("key", "table", "row", "mvmr", *FIELDS)}
             if "config" not in body:
                 body["overrides"] = list(row.overrides)
-            # where the row ran, as its result says (rows run before results said so: this collect's)
-            ran_on = {**prov, **{k: result[k] for k in PROVENANCE if k in result}}
             records.append(
-                _plain({"table": table, "row": row.key, **body, "dataset": dataset, "finished": finished, **ran_on})
+                _plain(
+                    {
+                        "table": table,
+                        "row": row.key,
+                        **body,
+                        "dataset": dataset,
+                        "finished": finished,
+                        **ran_on(result, prov),
+                    }
+                )
             )
     return records
 

@@ -545,10 +545,11 @@ def save_records(args: argparse.Namespace, path: Path) -> None:
 def records(args: argparse.Namespace) -> list[dict]:
     """One record per finished row of ``args`` (rows without a result are left out): every metric, the
     row's overrides, the probe, the times and the machine; not the full config (its run folder has it)."""
-    from _provenance import provenance
+    from _provenance import provenance, ran_on
 
     from mvmr.workflows import ablation
 
+    here = provenance()
     keep = (
         "key",
         "linear_top1",
@@ -584,8 +585,7 @@ def records(args: argparse.Namespace) -> list[dict]:
                 "dataset": args.dataset,
                 "optim": (r.get("config") or {}).get("optim"),  # the lr it ran with, --set included
                 "overrides": [*METHODS[method][1], *args.overrides] if method in METHODS else [],
-                **provenance(),
-                **{k: r[k] for k in ("machine", "commit", "torch", "recorded") if k in r},
+                **ran_on(r, here),
             }
         )
     return found

@@ -14,10 +14,10 @@ from mvmr.config import load_config
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _driver():
+def _driver(script: str = "accuracy"):
     sys.path.insert(0, str(REPO / "benchmarks"))  # accuracy.py imports its sibling _data.py
     try:
-        spec = importlib.util.spec_from_file_location("accuracy_benchmark", REPO / "benchmarks" / "accuracy.py")
+        spec = importlib.util.spec_from_file_location(f"{script}_benchmark", REPO / "benchmarks" / f"{script}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
@@ -207,13 +207,7 @@ def test_a_row_child_runs_with_the_clis_clean_output(script: str, monkeypatch: p
 
     from mvmr.training.quiet import notices_hidden
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(f"{script}_benchmark", REPO / "benchmarks" / f"{script}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
+    module = _driver(script)
     seen = []
     monkeypatch.setattr(module, "run_one", lambda args, key: seen.append((key, notices_hidden())))
     assert not notices_hidden()
